@@ -1,0 +1,1 @@
+//! Stevedore test beds.
