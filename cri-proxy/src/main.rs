@@ -1,1 +1,140 @@
-fn main() {}
+//! `stevedore-cri-proxy`: parses flags, starts logging, runs the proxy.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::Parser;
+use stevedore_cri_proxy::{Config, config::parse_endpoint};
+use stevedore_proto::telemetry::{self, LogFormat};
+
+/// CRI v1 proxy between kubelet and the container runtime. It forwards every CRI call
+/// to the runtime unchanged (unknown methods too, as raw bytes) and exposes
+/// Prometheus metrics. Point kubelet's --container-runtime-endpoint and
+/// --image-service-endpoint at --listen.
+#[derive(Debug, Parser)]
+#[command(name = "stevedore-cri-proxy", version)]
+struct Args {
+    /// Unix socket to serve CRI on (created with mode 0660; a stale one is replaced).
+    #[arg(long, env = "STEVEDORE_CRI_PROXY_LISTEN", default_value = "/run/stevedore/cri.sock")]
+    listen: PathBuf,
+    /// The runtime's CRI endpoint (unix:///path or /path).
+    #[arg(
+        long,
+        env = "STEVEDORE_CRI_PROXY_RUNTIME_ENDPOINT",
+        default_value = "unix:///run/containerd/containerd.sock"
+    )]
+    runtime_endpoint: String,
+    /// Address for /metrics and /healthz; "none" turns them off.
+    #[arg(long, env = "STEVEDORE_CRI_PROXY_METRICS_ADDR", default_value = "127.0.0.1:9731")]
+    metrics_addr: String,
+    /// Seconds that in-flight calls may take to finish after SIGTERM.
+    #[arg(long, env = "STEVEDORE_CRI_PROXY_SHUTDOWN_GRACE", default_value_t = 10.0)]
+    shutdown_grace: f64,
+    /// Seconds allowed for connecting to the runtime when a call has no deadline.
+    #[arg(long, env = "STEVEDORE_CRI_PROXY_CONNECT_TIMEOUT", default_value_t = 5.0)]
+    connect_timeout: f64,
+    /// Log format: plain or json. The level comes from RUST_LOG (default info).
+    #[arg(long, env = "STEVEDORE_CRI_PROXY_LOG_FORMAT", default_value = "plain")]
+    log_format: LogFormat,
+    /// Worker threads of the async runtime.
+    #[arg(long, env = "STEVEDORE_CRI_PROXY_WORKER_THREADS", default_value_t = 2)]
+    worker_threads: usize,
+}
+
+impl Args {
+    fn config(&self) -> Result<Config, String> {
+        let runtime_socket =
+            parse_endpoint(&self.runtime_endpoint).map_err(|e| format!("--runtime-endpoint: {e}"))?;
+        let metrics_addr = match self.metrics_addr.as_str() {
+            "none" | "" => None,
+            a => Some(a.parse::<SocketAddr>().map_err(|e| format!("--metrics-addr {a:?}: {e}"))?),
+        };
+        if !self.listen.is_absolute() {
+            return Err(format!("--listen {:?}: must be an absolute path", self.listen));
+        }
+        if self.listen == runtime_socket {
+            return Err("--listen and --runtime-endpoint name the same socket".into());
+        }
+        if self.worker_threads == 0 {
+            return Err("--worker-threads: must be at least 1".into());
+        }
+        Ok(Config {
+            listen: self.listen.clone(),
+            runtime_socket,
+            metrics_addr,
+            shutdown_grace: seconds("--shutdown-grace", self.shutdown_grace)?,
+            connect_timeout: seconds("--connect-timeout", self.connect_timeout)?,
+        })
+    }
+}
+
+fn seconds(flag: &str, v: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(v)
+        .map_err(|_| format!("{flag} {v}: must be a non-negative number of seconds"))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match args.config() {
+        Ok(c) => c,
+        Err(msg) => {
+            eprintln!("stevedore-cri-proxy: {msg}");
+            return ExitCode::from(64);
+        }
+    };
+    let rust_log = std::env::var("RUST_LOG").ok();
+    if let Err(e) = telemetry::init(args.log_format, rust_log.as_deref()) {
+        eprintln!("stevedore-cri-proxy: {e}");
+        return ExitCode::from(64);
+    }
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(args.worker_threads).enable_all().build();
+    let result = runtime.map_err(anyhow::Error::from).and_then(|rt| {
+        rt.block_on(async {
+            let shutdown = stevedore_proto::shutdown::on_signal()?;
+            stevedore_cri_proxy::run(config, shutdown).await?;
+            anyhow::Ok(())
+        })
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "exiting");
+            eprintln!("stevedore-cri-proxy: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let mut argv = vec!["stevedore-cri-proxy"];
+        argv.extend_from_slice(args);
+        Args::try_parse_from(argv).map_err(|e| e.to_string())?.config()
+    }
+
+    #[test]
+    fn defaults_are_a_node_install() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.listen, PathBuf::from("/run/stevedore/cri.sock"));
+        assert_eq!(c.runtime_socket, PathBuf::from("/run/containerd/containerd.sock"));
+        assert_eq!(c.metrics_addr, Some("127.0.0.1:9731".parse().unwrap()));
+        assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn bad_flags_name_the_flag_and_the_reason() {
+        let e = parse(&["--runtime-endpoint", "tcp://1.2.3.4:5"]).unwrap_err();
+        assert!(e.starts_with("--runtime-endpoint:"), "{e}");
+        let e = parse(&["--metrics-addr", "nowhere"]).unwrap_err();
+        assert!(e.starts_with("--metrics-addr"), "{e}");
+        let e = parse(&["--listen", "/a.sock", "--runtime-endpoint", "unix:///a.sock"]).unwrap_err();
+        assert!(e.contains("same socket"), "{e}");
+        let e = parse(&["--shutdown-grace=-1"]).unwrap_err();
+        assert!(e.starts_with("--shutdown-grace"), "{e}");
+        assert!(parse(&["--log-format", "xml"]).is_err());
+        assert_eq!(parse(&["--metrics-addr", "none"]).unwrap().metrics_addr, None);
+    }
+}

@@ -68,10 +68,7 @@ impl LogFilterHandle {
 }
 
 fn parse_filter(directive: &str) -> Result<EnvFilter, Error> {
-    EnvFilter::try_new(directive).map_err(|source| Error::Filter {
-        directive: directive.to_owned(),
-        source,
-    })
+    EnvFilter::try_new(directive).map_err(|source| Error::Filter { directive: directive.to_owned(), source })
 }
 
 /// Installs the global subscriber. `filter` is the `RUST_LOG` value, if any (read by
@@ -84,9 +81,9 @@ pub fn init(format: LogFormat, filter: Option<&str>) -> Result<LogFilterHandle, 
     let (filter, handle) = reload::Layer::new(filter);
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
-        LogFormat::Plain => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-            .try_init(),
+        LogFormat::Plain => {
+            registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).try_init()
+        }
         LogFormat::Json => registry
             .with(
                 tracing_subscriber::fmt::layer()
@@ -104,10 +101,8 @@ pub fn init(format: LogFormat, filter: Option<&str>) -> Result<LogFilterHandle, 
 /// For tests: a subscriber for the current thread that prints through the test
 /// harness's capture, dropped with the returned guard.
 pub fn trace_init() -> tracing::subscriber::DefaultGuard {
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::new("debug"))
-        .with_test_writer()
-        .finish();
+    let subscriber =
+        tracing_subscriber::fmt().with_env_filter(EnvFilter::new("debug")).with_test_writer().finish();
     tracing::subscriber::set_default(subscriber)
 }
 

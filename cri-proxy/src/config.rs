@@ -1,0 +1,76 @@
+//! The proxy's validated configuration.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+/// Everything `run` needs; built by `main` from flags and validated there.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The unix socket kubelet connects to.
+    pub listen: PathBuf,
+    /// The runtime's unix socket (containerd's CRI).
+    pub runtime_socket: PathBuf,
+    /// Where `/metrics` and `/healthz` are served; `None` turns the endpoint off.
+    pub metrics_addr: Option<SocketAddr>,
+    /// How long in-flight calls may take to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// Bound on connecting to the runtime when the caller set no deadline.
+    pub connect_timeout: Duration,
+}
+
+impl Config {
+    /// The defaults of a node install: kubelet talks to `/run/stevedore/cri.sock`, the
+    /// proxy to containerd's default socket.
+    pub fn node_defaults() -> Self {
+        Self {
+            listen: PathBuf::from("/run/stevedore/cri.sock"),
+            runtime_socket: PathBuf::from("/run/containerd/containerd.sock"),
+            metrics_addr: None,
+            shutdown_grace: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Turns a CRI endpoint as kubelet writes it (`unix:///path` or a plain absolute path)
+/// into the socket path.
+///
+/// # Errors
+/// Anything but a unix socket path (kubelet on Linux speaks CRI only over unix sockets).
+pub fn parse_endpoint(endpoint: &str) -> Result<PathBuf, EndpointError> {
+    let path = match endpoint.split_once("://") {
+        Some(("unix", rest)) => rest,
+        Some((scheme, _)) => return Err(EndpointError::Scheme(scheme.to_owned())),
+        None => endpoint,
+    };
+    if !path.starts_with('/') {
+        return Err(EndpointError::NotAbsolute(endpoint.to_owned()));
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// Why an endpoint was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EndpointError {
+    /// Only `unix://` is supported.
+    #[error("endpoint scheme {0:?} is not supported: use unix:///path/to/socket")]
+    Scheme(String),
+    /// A relative path would depend on the working directory.
+    #[error("endpoint {0:?} is not an absolute socket path: use unix:///path/to/socket")]
+    NotAbsolute(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_parse_like_kubelet_writes_them() {
+        assert_eq!(
+            parse_endpoint("unix:///run/containerd/containerd.sock").unwrap(),
+            PathBuf::from("/run/containerd/containerd.sock")
+        );
+        assert_eq!(parse_endpoint("/tmp/x.sock").unwrap(), PathBuf::from("/tmp/x.sock"));
+        assert_eq!(parse_endpoint("tcp://127.0.0.1:1").unwrap_err(), EndpointError::Scheme("tcp".into()));
+        assert!(matches!(parse_endpoint("unix://relative.sock"), Err(EndpointError::NotAbsolute(_))));
+    }
+}

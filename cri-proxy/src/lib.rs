@@ -1,0 +1,109 @@
+//! `stevedore-cri-proxy`: a CRI v1 proxy between kubelet and the container runtime.
+//!
+//! It serves CRI on a unix socket and forwards every call to the runtime's socket.
+//! Calls are routed on their full HTTP/2 `:path`: the few methods a feature reads go
+//! to typed [`proxy::Handler`]s, every other path (any service, any version, RPCs
+//! newer than our proto) is forwarded as bytes without being decoded. The proxy fails
+//! open: the caller only ever sees the runtime's answers, or `UNAVAILABLE` /
+//! `DEADLINE_EXCEEDED` while the runtime cannot answer at all.
+
+pub mod admin;
+pub mod body;
+pub mod config;
+pub mod error;
+#[cfg(any(test, feature = "test-util"))]
+pub mod fake;
+pub mod grpc;
+pub mod metrics;
+pub mod proxy;
+pub mod server;
+pub mod typed;
+pub mod upstream;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use tokio::net::{TcpListener, UnixListener};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span};
+
+pub use config::Config;
+pub use error::{Error, Result};
+
+use crate::{
+    metrics::Metrics,
+    proxy::{Handlers, Proxy},
+    upstream::Upstream,
+};
+
+/// A proxy whose sockets are bound, ready to serve.
+#[derive(Debug)]
+pub struct Bound {
+    config: Config,
+    listener: UnixListener,
+    metrics_listener: Option<TcpListener>,
+    handlers: Handlers,
+}
+
+/// Binds the CRI socket and the metrics address.
+///
+/// # Errors
+/// Either cannot be bound (see [`server::bind`]).
+pub async fn bind(config: Config) -> Result<Bound> {
+    let listener = server::bind(&config.listen).await?;
+    let metrics_listener = match config.metrics_addr {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| Error::Metrics { addr, source })?),
+        None => None,
+    };
+    Ok(Bound { config, listener, metrics_listener, handlers: Handlers::default() })
+}
+
+impl Bound {
+    /// The bound metrics address (useful when port 0 was asked for).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Adds typed handlers; every other path stays a byte-level forward.
+    pub fn with_handlers(mut self, handlers: Handlers) -> Self {
+        self.handlers.extend(handlers);
+        self
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains and removes the socket.
+    ///
+    /// # Errors
+    /// None today once bound; the signature leaves room for failing duties.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        let Bound { config, listener, metrics_listener, handlers } = self;
+        let metrics = Arc::new(Metrics::default());
+        let upstream = Upstream::new(config.runtime_socket.clone(), config.connect_timeout, metrics.clone());
+        let proxy = Arc::new(Proxy::new(upstream, metrics.clone(), handlers));
+        let admin = metrics_listener.map(|l| {
+            tokio::spawn(admin::serve(l, metrics, shutdown.clone()).instrument(info_span!("metrics_server")))
+        });
+        info!(
+            listen = %config.listen.display(),
+            runtime.socket = %config.runtime_socket.display(),
+            metrics.addr = ?config.metrics_addr,
+            "serving CRI"
+        );
+        server::serve(proxy, listener, config.listen, shutdown, config.shutdown_grace)
+            .instrument(info_span!("cri_server"))
+            .await;
+        if let Some(admin) = admin {
+            // the admin server ends on the same token; a panic there is a bug worth seeing
+            if let Err(error) = admin.await {
+                tracing::error!(%error, "metrics server task failed");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Binds and serves until `shutdown`.
+///
+/// # Errors
+/// See [`bind`].
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
+    bind(config).await?.run(shutdown).await
+}
