@@ -11,6 +11,11 @@ use tonic::transport::{Channel, Endpoint};
 /// The message size limit (both directions) of the clients made here, as kubelet's.
 pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
 
+/// The CRI runtime service client type returned by [`runtime_client`].
+pub type RuntimeClient = RuntimeServiceClient<Channel>;
+/// The CRI image service client type returned by [`image_client`].
+pub type ImageClient = ImageServiceClient<Channel>;
+
 /// A tonic [`Channel`] to a CRI unix socket (a path, not a URI).
 ///
 /// The channel connects at once, so a missing socket fails here.

@@ -69,18 +69,29 @@ impl TestBed {
         }
         let yml = dir.join("registry.yml");
         let addr = format!("127.0.0.1:{}", procs::free_port()?);
-        fs::write(&yml, config::registry_yml(&cache.registry_root(), &addr, true))?;
+        fs::write(
+            &yml,
+            config::registry_yml(&cache.registry_root(), &addr, true),
+        )?;
         let mut cmd = Command::new("docker-registry");
         cmd.arg("serve").arg(&yml);
         let log = dir.join("registry.log");
-        let reg = bed.registry.insert(Daemon::spawn("docker-registry", cmd, &log, &dir.join("registry.pid"))?);
+        let reg = bed.registry.insert(Daemon::spawn(
+            "docker-registry",
+            cmd,
+            &log,
+            &dir.join("registry.pid"),
+        )?);
         images::wait_registry(reg, &addr, &log)?;
         bed.registry_addr = addr;
 
         // containerd's config and the files it reads.
         let hosts = dir.join("certs.d").join(config::IMAGE_DOMAIN);
         fs::create_dir_all(&hosts)?;
-        fs::write(hosts.join("hosts.toml"), config::hosts_toml(&bed.registry_addr))?;
+        fs::write(
+            hosts.join("hosts.toml"),
+            config::hosts_toml(&bed.registry_addr),
+        )?;
         let subnet = format!("10.234.{}.0/24", bed.slot);
         fs::write(
             dir.join("cni/net.d/10-stevedore.conflist"),
@@ -100,7 +111,14 @@ impl TestBed {
         import
             .arg("-a")
             .arg(&bed.socket)
-            .args(["-n", "k8s.io", "images", "import", "--snapshotter", snapshotter])
+            .args([
+                "-n",
+                "k8s.io",
+                "images",
+                "import",
+                "--snapshotter",
+                snapshotter,
+            ])
             .arg(cache.pause_tar());
         tokio::task::spawn_blocking(move || procs::run(&mut import))
             .await?
@@ -149,7 +167,11 @@ impl TestBed {
     }
 
     fn names(&self) -> BedNames<'_> {
-        BedNames { dir: &self.dir, bridge: &self.bridge, network: &self.network }
+        BedNames {
+            dir: &self.dir,
+            bridge: &self.bridge,
+            network: &self.network,
+        }
     }
 
     /// containerd's CRI (and containerd API) socket.
@@ -213,7 +235,11 @@ impl TestBed {
             if let Some(d) = self.containerd.as_mut()
                 && d.exited()
             {
-                bail!("{} exited at start: {}", d.name(), self.containerd_log_tail(20));
+                bail!(
+                    "{} exited at start: {}",
+                    d.name(),
+                    self.containerd_log_tail(20)
+                );
             }
             match cri_ready(&self.socket).await {
                 Ok(()) => return Ok(()),
@@ -239,7 +265,10 @@ async fn cri_ready(socket: &Path) -> anyhow::Result<()> {
         bail!("no socket yet");
     }
     let mut rt = crate::cri::runtime_client(crate::cri::connect(socket).await?);
-    let status = rt.status(StatusRequest { verbose: false }).await?.into_inner();
+    let status = rt
+        .status(StatusRequest { verbose: false })
+        .await?
+        .into_inner();
     let conditions = status.status.map(|s| s.conditions).unwrap_or_default();
     for want in ["RuntimeReady", "NetworkReady"] {
         match conditions.iter().find(|c| c.r#type == want) {
@@ -260,7 +289,11 @@ impl Drop for TestBed {
                 self.containerd_log_tail(40)
             ));
         }
-        let names = BedNames { dir: &self.dir, bridge: &self.bridge, network: &self.network };
+        let names = BedNames {
+            dir: &self.dir,
+            bridge: &self.bridge,
+            network: &self.network,
+        };
         cleanup::teardown(&names, self.containerd.as_mut(), self.registry.as_mut());
     }
 }

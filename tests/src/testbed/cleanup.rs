@@ -38,7 +38,11 @@ pub(crate) fn teardown(
     // Pods and containers (sandboxes included) that are still running.
     let runc_root = dir.join("runc/k8s.io");
     if runc_root.is_dir() {
-        let list = Command::new("runc").arg("--root").arg(&runc_root).args(["list", "-q"]).output();
+        let list = Command::new("runc")
+            .arg("--root")
+            .arg(&runc_root)
+            .args(["list", "-q"])
+            .output();
         if let Ok(list) = list {
             for id in String::from_utf8_lossy(&list.stdout).split_whitespace() {
                 let deleted = Command::new("runc")
@@ -61,8 +65,11 @@ pub(crate) fn teardown(
         .into_iter()
         .filter(|pid| {
             let args = procs::cmdline(*pid);
-            args.first().is_some_and(|a| a.ends_with("containerd-shim-runc-v2"))
-                && args.windows(2).any(|w| w[0] == "-address" && w[1] == address)
+            args.first()
+                .is_some_and(|a| a.ends_with("containerd-shim-runc-v2"))
+                && args
+                    .windows(2)
+                    .any(|w| w[0] == "-address" && w[1] == address)
         })
         .collect();
     procs::stop_pids_blocking(&shims, Duration::from_secs(3));
@@ -71,7 +78,11 @@ pub(crate) fn teardown(
     let mut mounts = mounts_under(dir);
     mounts.sort();
     for m in mounts.iter().rev() {
-        let ok = Command::new("umount").arg("-l").arg(m).stderr(Stdio::null()).status();
+        let ok = Command::new("umount")
+            .arg("-l")
+            .arg(m)
+            .stderr(Stdio::null())
+            .status();
         if !ok.is_ok_and(|s| s.success()) {
             warn(format_args!("umount -l {m} failed"));
         }
@@ -83,7 +94,10 @@ pub(crate) fn teardown(
     stop_recorded(dir, "registry", Duration::from_secs(10));
 
     if Path::new("/sys/class/net").join(bed.bridge).exists() {
-        let ok = Command::new("ip").args(["link", "del", bed.bridge]).stderr(Stdio::null()).status();
+        let ok = Command::new("ip")
+            .args(["link", "del", bed.bridge])
+            .stderr(Stdio::null())
+            .status();
         if !ok.is_ok_and(|s| s.success()) {
             warn(format_args!("ip link del {} failed", bed.bridge));
         }
@@ -140,10 +154,15 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let oct = b.get(i + 1..i + 4).filter(|o| o.iter().all(|c| (b'0'..=b'7').contains(c)));
+        let oct = b
+            .get(i + 1..i + 4)
+            .filter(|o| o.iter().all(|c| (b'0'..=b'7').contains(c)));
         match (b[i], oct) {
             (b'\\', Some(o)) => {
-                out.push(o.iter().fold(0u8, |acc, c| acc.wrapping_mul(8).wrapping_add(c - b'0')));
+                out.push(
+                    o.iter()
+                        .fold(0u8, |acc, c| acc.wrapping_mul(8).wrapping_add(c - b'0')),
+                );
                 i += 4;
             }
             (c, _) => {

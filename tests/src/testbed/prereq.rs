@@ -34,7 +34,9 @@ const FILES: &[(&str, &str)] = &[
 /// Fails naming the first missing prerequisite and the package to install.
 pub(crate) fn check() -> anyhow::Result<()> {
     if effective_uid() != Some(0) {
-        bail!("the containerd test bed must run as root (it runs containerd, mounts, and creates bridges)");
+        bail!(
+            "the containerd test bed must run as root (it runs containerd, mounts, and creates bridges)"
+        );
     }
     let mut missing = Vec::new();
     for (cmd, pkg) in COMMANDS {
