@@ -283,10 +283,16 @@ async fn cri_ready(socket: &Path) -> anyhow::Result<()> {
 impl Drop for TestBed {
     fn drop(&mut self) {
         if std::thread::panicking() {
+            let tail = self.containerd_log_tail(40);
+            let tail = if tail.is_empty() {
+                "(empty)".to_owned()
+            } else {
+                tail
+            };
             cleanup::warn(format_args!(
-                "bed {} torn down during a panic; last lines of containerd.log:\n{}",
+                "bed {} torn down during a panic; last 40 lines of {}:\n{tail}",
                 self.slot,
-                self.containerd_log_tail(40)
+                self.dir.join("containerd.log").display(),
             ));
         }
         let names = BedNames {

@@ -179,3 +179,24 @@ async fn bed_runs_a_pod_survives_a_restart_and_cleans_up() -> anyhow::Result<()>
     assert!(!pid_alive(pid), "containerd {pid} still running");
     Ok(())
 }
+
+/// A test that panics still tears its bed down (and shows containerd's log tail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_test_still_tears_its_bed_down() -> anyhow::Result<()> {
+    let dir = std::sync::Arc::new(std::sync::Mutex::new(None::<PathBuf>));
+    let seen = dir.clone();
+    let task = tokio::spawn(async move {
+        let bed = TestBed::start().await.expect("bed starts");
+        *seen.lock().expect("not poisoned") = Some(bed.dir().to_path_buf());
+        panic!("deliberate panic with a running bed");
+    });
+    let err = task.await.expect_err("the task panics");
+    assert!(err.is_panic());
+    let dir = dir
+        .lock()
+        .expect("not poisoned")
+        .clone()
+        .expect("the bed started");
+    assert!(!dir.exists(), "{} left behind", dir.display());
+    Ok(())
+}

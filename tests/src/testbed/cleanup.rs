@@ -103,19 +103,36 @@ pub(crate) fn teardown(
         }
     }
 
-    if let Ok(entries) = fs::read_dir(CNI_RESULTS) {
-        let prefix = format!("{}-", bed.network);
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
-                let _ = fs::remove_file(e.path());
-            }
-        }
-    }
+    remove_cni_results(bed.network);
 
     if dir.exists()
         && let Err(e) = fs::remove_dir_all(dir)
     {
         warn(format_args!("removing {}: {e}", dir.display()));
+    }
+}
+
+/// Removes the CNI plugins' cached results of the bed's network, and of the loopback
+/// network (`cni-loopback`) that containerd adds for the same sandboxes.
+fn remove_cni_results(network: &str) {
+    let Ok(entries) = fs::read_dir(CNI_RESULTS) else {
+        return;
+    };
+    let prefix = format!("{network}-");
+    let names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    for name in names.iter().filter(|n| n.starts_with(&prefix)) {
+        // <network>-<sandbox id>-<ifname>; the id has no dashes.
+        let id = name[prefix.len()..].split('-').next().unwrap_or_default();
+        let loopback = format!("cni-loopback-{id}-");
+        for n in names
+            .iter()
+            .filter(|n| *n == name || (!id.is_empty() && n.starts_with(&loopback)))
+        {
+            let _ = fs::remove_file(Path::new(CNI_RESULTS).join(n));
+        }
     }
 }
 
