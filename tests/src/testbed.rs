@@ -67,23 +67,7 @@ impl TestBed {
         for sub in ["logs", "cni/net.d", "certs.d", "containerd"] {
             fs::create_dir_all(dir.join(sub))?;
         }
-        let yml = dir.join("registry.yml");
-        let addr = format!("127.0.0.1:{}", procs::free_port()?);
-        fs::write(
-            &yml,
-            config::registry_yml(&cache.registry_root(), &addr, true),
-        )?;
-        let mut cmd = Command::new("docker-registry");
-        cmd.arg("serve").arg(&yml);
-        let log = dir.join("registry.log");
-        let reg = bed.registry.insert(Daemon::spawn(
-            "docker-registry",
-            cmd,
-            &log,
-            &dir.join("registry.pid"),
-        )?);
-        images::wait_registry(reg, &addr, &log)?;
-        bed.registry_addr = addr;
+        bed.registry_addr = bed.start_registry(&cache)?;
 
         // containerd's config and the files it reads.
         let hosts = dir.join("certs.d").join(config::IMAGE_DOMAIN);
@@ -156,7 +140,7 @@ impl TestBed {
                 registry: None,
                 _slot_lock: lock,
             };
-            if bed.dir.exists() {
+            if bed.dir.exists() || Path::new("/sys/class/net").join(&bed.bridge).exists() {
                 cleanup::warn(format_args!("slot {slot}: cleaning up after a killed run"));
                 cleanup::teardown(&bed.names(), None, None);
             }
@@ -164,6 +148,36 @@ impl TestBed {
             return Ok(bed);
         }
         bail!("all {SLOTS} test bed slots in {RUN_BASE} are taken")
+    }
+
+    /// Starts the bed's registry on a free port; returns its address. The port is free
+    /// when picked but may be taken before the registry binds it: then it exits at once,
+    /// and we try another.
+    fn start_registry(&mut self, cache: &images::ImageCache) -> anyhow::Result<String> {
+        let yml = self.dir.join("registry.yml");
+        let log = self.dir.join("registry.log");
+        let pid_file = self.dir.join("registry.pid");
+        for _attempt in 0..3 {
+            let addr = format!("127.0.0.1:{}", procs::free_port()?);
+            fs::write(
+                &yml,
+                config::registry_yml(&cache.registry_root(), &addr, true),
+            )?;
+            let mut cmd = Command::new("docker-registry");
+            cmd.arg("serve").arg(&yml);
+            let reg = self
+                .registry
+                .insert(Daemon::spawn("docker-registry", cmd, &log, &pid_file)?);
+            let answered = images::wait_registry(reg, &addr, &log);
+            // Answering is not enough: it could be another bed's registry on that port.
+            if !reg.exited() {
+                return answered.map(|()| addr);
+            }
+        }
+        bail!(
+            "docker-registry keeps exiting at start: {}",
+            procs::tail(&log, 20)
+        )
     }
 
     fn names(&self) -> BedNames<'_> {

@@ -138,7 +138,7 @@ fn remove_cni_results(network: &str) {
 
 /// Stops the process recorded in `<dir>/<name>.pid` if it is still alive and really is
 /// ours (its command line mentions the dir: pids get reused).
-fn stop_recorded(dir: &Path, name: &str, grace: Duration) {
+pub(crate) fn stop_recorded(dir: &Path, name: &str, grace: Duration) {
     let pid_file = dir.join(format!("{name}.pid"));
     let Some(pid) = procs::read_pid_file(&pid_file) else {
         return;

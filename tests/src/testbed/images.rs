@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use super::{config, procs};
+use super::{cleanup, config, procs};
 
 /// Bump when the images or the layout of the cache change.
 const CACHE_VERSION: u32 = 1;
@@ -69,6 +69,8 @@ pub(crate) fn ensure() -> anyhow::Result<ImageCache> {
     let t0 = Instant::now();
     eprintln!("testbed: building the image cache in {}", dir.display());
     if dir.exists() {
+        // A killed build may have left its push registry running.
+        cleanup::stop_recorded(&dir, "push-registry", Duration::from_secs(5));
         fs::remove_dir_all(&dir)
             .with_context(|| format!("removing half-built {}", dir.display()))?;
     }
