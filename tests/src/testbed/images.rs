@@ -16,7 +16,8 @@ use super::{cleanup, config, procs};
 /// Bump when the images or the layout of the cache change.
 const CACHE_VERSION: u32 = 1;
 const CACHE_BASE: &str = "/var/tmp/stevedore-testbed";
-/// Written last: a cache without it is half-built (killed run) and is rebuilt.
+/// Written last (then the build dir is renamed into place): a cache without it is
+/// half-built (killed run) and is rebuilt.
 const MARKER: &str = "complete";
 /// Size of `big:v1`'s random payload, split over two layers.
 const BIG_MB: u64 = 80;
@@ -68,16 +69,29 @@ pub(crate) fn ensure() -> anyhow::Result<ImageCache> {
     }
     let t0 = Instant::now();
     eprintln!("testbed: building the image cache in {}", dir.display());
+    // Leftovers of killed builds: their children (umoci, skopeo, the push registry)
+    // may still be writing there, so each build uses its own dir, renamed when done.
+    let prefix = format!("cache-{CACHE_VERSION}.build-");
+    for e in fs::read_dir(base)?.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            cleanup::stop_recorded(&e.path(), "push-registry", Duration::from_secs(5));
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
     if dir.exists() {
-        // A killed build may have left its push registry running.
-        cleanup::stop_recorded(&dir, "push-registry", Duration::from_secs(5));
         fs::remove_dir_all(&dir)
             .with_context(|| format!("removing half-built {}", dir.display()))?;
     }
-    fs::create_dir_all(&dir)?;
-    build(&dir)
-        .with_context(|| format!("building the test bed image cache in {}", dir.display()))?;
-    fs::write(dir.join(MARKER), format!("cache version {CACHE_VERSION}\n"))?;
+    let work = base.join(format!("{prefix}{}", std::process::id()));
+    fs::create_dir_all(&work)?;
+    build(&work)
+        .with_context(|| format!("building the test bed image cache in {}", work.display()))?;
+    fs::write(
+        work.join(MARKER),
+        format!("cache version {CACHE_VERSION}\n"),
+    )?;
+    fs::rename(&work, &dir)
+        .with_context(|| format!("renaming {} to {}", work.display(), dir.display()))?;
     eprintln!(
         "testbed: image cache built in {:.1}s",
         t0.elapsed().as_secs_f64()
