@@ -188,6 +188,12 @@ impl TestBed {
         }
     }
 
+    /// The bed's slot N: state dir `/run/stevedore-testbed/<N>`, CNI bridge `sdtb<N>`,
+    /// pod subnet `10.234.<N>.0/24`.
+    pub fn slot(&self) -> u32 {
+        self.slot
+    }
+
     /// containerd's CRI (and containerd API) socket.
     pub fn containerd_socket(&self) -> &Path {
         &self.socket

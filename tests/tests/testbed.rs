@@ -8,8 +8,8 @@ use stevedore_proto::cri::{
     ContainerConfig, ContainerMetadata, ContainerState, ContainerStatusRequest,
     CreateContainerRequest, ExecSyncRequest, ExecSyncResponse, ImageSpec, LinuxContainerConfig,
     LinuxContainerSecurityContext, LinuxPodSandboxConfig, LinuxSandboxSecurityContext,
-    NamespaceMode, NamespaceOption, PodSandboxConfig, PodSandboxMetadata, PullImageRequest,
-    RunPodSandboxRequest, StartContainerRequest,
+    NamespaceMode, NamespaceOption, PodSandboxConfig, PodSandboxMetadata, PodSandboxStatusRequest,
+    PullImageRequest, RunPodSandboxRequest, StartContainerRequest,
 };
 use stevedore_tests::cri;
 use stevedore_tests::testbed::TestBed;
@@ -146,6 +146,47 @@ async fn bed_runs_a_pod_survives_a_restart_and_cleans_up() -> anyhow::Result<()>
     let out = app_version(&mut rt, &ctr_id).await?;
     assert_eq!(out.exit_code, 0, "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "v1");
+
+    // The other images, and a pod on the bed's CNI network.
+    for name in ["app:v2", "big:v1"] {
+        let t0 = Instant::now();
+        let image = ImageSpec {
+            image: bed.image(name),
+            ..Default::default()
+        };
+        img.pull_image(PullImageRequest {
+            image: Some(image),
+            ..Default::default()
+        })
+        .await?;
+        eprintln!("pulled {name} in {:.2}s", t0.elapsed().as_secs_f64());
+    }
+    let mut net_pod = pod_config(&bed, "pod2");
+    net_pod.hostname = "pod2".to_owned();
+    net_pod.linux = None;
+    let net_pod_id = rt
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(net_pod),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .pod_sandbox_id;
+    let ip = rt
+        .pod_sandbox_status(PodSandboxStatusRequest {
+            pod_sandbox_id: net_pod_id,
+            verbose: false,
+        })
+        .await?
+        .into_inner()
+        .status
+        .and_then(|s| s.network)
+        .map(|n| n.ip)
+        .unwrap_or_default();
+    assert!(
+        ip.starts_with(&format!("10.234.{}.", bed.slot())),
+        "pod IP {ip:?}"
+    );
 
     // A containerd restart leaves the pod running.
     let t0 = Instant::now();
