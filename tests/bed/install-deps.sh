@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages that Stevedore's real-containerd test bed
+# (stevedore_tests::testbed) needs, skipping those already installed.
+# Run as root. Safe to run any number of times.
+set -euo pipefail
+
+PKGS=(containerd runc containernetworking-plugins busybox-static docker-registry
+      skopeo umoci gcc libc6-dev protobuf-compiler iproute2 ca-certificates)
+
+missing=()
+for pkg in "${PKGS[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#PKGS[@]} packages are installed" >&2
+else
+  if ((EUID != 0)); then
+    echo "install-deps: missing packages: ${missing[*]}" >&2
+    echo "install-deps: run as root:" >&2
+    echo "  apt-get update && apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# On a systemd host the docker-registry package starts a service that holds :5000;
+# the test bed runs its own registries, so stop and disable that one. The system
+# containerd (/run/containerd/containerd.sock) is left alone: the beds use their own
+# sockets and roots.
+if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+  if systemctl is-enabled -q docker-registry 2>/dev/null ||
+     systemctl is-active -q docker-registry 2>/dev/null; then
+    if ((EUID != 0)); then
+      echo "install-deps: run as root: systemctl disable --now docker-registry" >&2
+      exit 1
+    fi
+    echo "install-deps: stopping and disabling docker-registry.service" >&2
+    systemctl disable --now docker-registry
+  fi
+fi
