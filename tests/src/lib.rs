@@ -3,6 +3,13 @@
 //! - [`cri`]: tonic channels and CRI clients over a unix socket.
 //! - [`testbed`]: a real containerd (CRI plugin) with a local registry and locally
 //!   built images, one isolated instance per test.
+//! - [`pods`]: CRI requests shaped as kubelet sends them.
+//! - [`proxy_process`]: the real proxy binary as a child process.
+//! - [`bench`], [`demo`]: the benchmark and the README's demo.
 
+pub mod bench;
 pub mod cri;
+pub mod demo;
+pub mod pods;
+pub mod proxy_process;
 pub mod testbed;
