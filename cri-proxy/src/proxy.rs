@@ -8,7 +8,7 @@ use http::{Request, Response, Uri, uri::PathAndQuery};
 use http_body_util::Either;
 use hyper::body::Incoming;
 use tonic::Status;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::{
     body::{RequestBody, ResponseBody},
@@ -67,7 +67,8 @@ impl Proxy {
         let resp = match result {
             Ok(resp) => resp,
             Err(error) => {
-                warn!(%error, "call failed in the proxy");
+                // the upstream logs runtime outages once; per-call detail is debug
+                debug!(%error, "call failed in the proxy");
                 Status::from(error).into_http()
             }
         };

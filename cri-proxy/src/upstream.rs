@@ -1,7 +1,14 @@
 //! The connection to the runtime: one HTTP/2 connection over its unix socket, shared
 //! by all calls, re-established on demand when the runtime restarts.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering::Relaxed},
+    },
+    time::Duration,
+};
 
 use http::{Request, Response};
 use hyper::{body::Incoming, client::conn::http2};
@@ -31,6 +38,8 @@ pub struct Upstream {
     connect_timeout: Duration,
     current: std::sync::Mutex<Option<Sender>>,
     connecting: tokio::sync::Mutex<()>,
+    /// Whether the last connection attempt failed, so an outage is logged once.
+    down: AtomicBool,
     metrics: Arc<Metrics>,
 }
 
@@ -43,6 +52,7 @@ impl Upstream {
             connect_timeout,
             current: std::sync::Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
+            down: AtomicBool::new(false),
             metrics,
         }
     }
@@ -93,6 +103,13 @@ impl Upstream {
             Err(_) => Err(Error::ConnectTimeout { path: self.path.clone(), timeout: self.connect_timeout }),
         };
         self.metrics.connect(sender.is_ok());
+        match &sender {
+            Err(error) if !self.down.swap(true, Relaxed) => {
+                warn!(%error, "runtime unavailable; calls fail with UNAVAILABLE until it is back");
+            }
+            Ok(_) if self.down.swap(false, Relaxed) => info!("runtime is back"),
+            _ => {}
+        }
         let sender = sender?;
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender.clone());
         Ok(sender)
