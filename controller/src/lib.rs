@@ -13,7 +13,10 @@ pub struct Config {
 
 /// Runs until `shutdown`.
 pub async fn run(config: Config, shutdown: CancellationToken) {
-    info!(webhook.port = config.webhook_port, "controller started; no controllers or webhooks are enabled in this release");
+    info!(
+        webhook.port = config.webhook_port,
+        "controller started; no controllers or webhooks are enabled in this release"
+    );
     shutdown.cancelled().await;
     info!("controller stopped");
 }

@@ -27,13 +27,17 @@ fn main() -> ExitCode {
         return ExitCode::from(64);
     }
     let config = stevedore_controller::Config { webhook_port: args.webhook_port };
-    let result = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(anyhow::Error::from).and_then(|rt| {
-        rt.block_on(async {
-            let shutdown = stevedore_proto::shutdown::on_signal()?;
-            stevedore_controller::run(config, shutdown).await;
-            anyhow::Ok(())
-        })
-    });
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| {
+            rt.block_on(async {
+                let shutdown = stevedore_proto::shutdown::on_signal()?;
+                stevedore_controller::run(config, shutdown).await;
+                anyhow::Ok(())
+            })
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -8,6 +8,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use h2::RecvStream;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Full};
@@ -35,12 +36,12 @@ enum Inner {
     /// A message and its trailers, built by a typed handler.
     Full { data: Option<Bytes>, trailers: Option<HeaderMap> },
     /// The runtime's response, streamed through.
-    Upstream(Incoming),
+    Upstream(RecvStream),
 }
 
 impl ResponseBody {
     /// The runtime's body, streamed through.
-    pub fn upstream(body: Incoming) -> Self {
+    pub fn upstream(body: RecvStream) -> Self {
         Self { inner: Inner::Upstream(body), call: None }
     }
 
@@ -68,12 +69,12 @@ impl ResponseBody {
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = h2::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
         let this = self.get_mut();
         match &mut this.inner {
             Inner::Empty => Poll::Ready(None),
@@ -82,7 +83,7 @@ impl Body for ResponseBody {
                 None => trailers.take().map(|t| Ok(Frame::trailers(t))),
             }),
             Inner::Upstream(body) => {
-                let frame = ready!(Pin::new(body).poll_frame(cx));
+                let frame = ready!(poll_upstream(body, cx));
                 if let Some(call) = this.call.take() {
                     match &frame {
                         Some(Ok(f)) => match f.trailers_ref() {
@@ -112,8 +113,24 @@ impl Body for ResponseBody {
         match &self.inner {
             Inner::Empty => SizeHint::with_exact(0),
             Inner::Full { data, .. } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
-            Inner::Upstream(body) => body.size_hint(),
+            Inner::Upstream(_) => SizeHint::default(),
         }
+    }
+}
+
+/// The next frame of the runtime's answer: data (its window handed back at once, so
+/// the runtime never waits on the proxy), then trailers.
+fn poll_upstream(
+    body: &mut RecvStream,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
+    match ready!(body.poll_data(cx)) {
+        Some(Ok(data)) => {
+            let _ = body.flow_control().release_capacity(data.len());
+            Poll::Ready(Some(Ok(Frame::data(data))))
+        }
+        Some(Err(e)) => Poll::Ready(Some(Err(e))),
+        None => Poll::Ready(ready!(body.poll_trailers(cx)).transpose().map(|t| t.map(Frame::trailers))),
     }
 }
 

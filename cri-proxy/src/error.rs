@@ -19,7 +19,7 @@ pub enum Error {
     },
     /// HTTP/2 with the runtime failed (handshake, reset, connection lost).
     #[error("runtime unavailable: {0}")]
-    Upstream(#[source] hyper::Error),
+    Upstream(#[source] h2::Error),
     /// Connecting to the runtime took longer than allowed.
     #[error("runtime unavailable: no HTTP/2 handshake with {path} within {timeout:?}")]
     ConnectTimeout {

@@ -4,6 +4,7 @@
 
 use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc, time::Duration};
 
+use h2::RecvStream;
 use http::{Request, Response, Uri, uri::PathAndQuery};
 use http_body_util::Either;
 use hyper::body::Incoming;
@@ -89,7 +90,7 @@ impl Proxy {
         &self,
         mut req: Request<RequestBody>,
         deadline: Option<Duration>,
-    ) -> Result<Response<Incoming>> {
+    ) -> Result<Response<RecvStream>> {
         ensure_authority(req.uri_mut());
         let send = self.upstream.send(req);
         match deadline {

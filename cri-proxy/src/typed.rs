@@ -91,7 +91,7 @@ pub async fn forward<M: prost::Message + Default>(
         return Ok(Answer::Passthrough(resp.map(ResponseBody::upstream)));
     }
     let (parts, body) = resp.into_parts();
-    let collected = Limited::new(body, MAX_MESSAGE + 5)
+    let collected = Limited::new(ResponseBody::upstream(body), MAX_MESSAGE + 5)
         .collect()
         .await
         .map_err(|e| Error::BadMessage(format!("reading the runtime's answer: {e}")))?;

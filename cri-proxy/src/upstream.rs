@@ -1,5 +1,10 @@
 //! The connection to the runtime: one HTTP/2 connection over its unix socket, shared
 //! by all calls, re-established on demand when the runtime restarts.
+//!
+//! It speaks HTTP/2 with the `h2` crate directly rather than through hyper's client:
+//! h2 lets a request's headers and its message leave in one write when the message
+//! is already at hand (hyper pipes the body from a separate task, which splits them
+//! into two writes and costs the runtime an extra wake-up on every call).
 
 use std::{
     path::PathBuf,
@@ -10,11 +15,14 @@ use std::{
     time::Duration,
 };
 
+use bytes::Bytes;
+use futures_util::FutureExt as _;
+use h2::{RecvStream, SendStream, client};
 use http::{Request, Response};
-use hyper::{body::Incoming, client::conn::http2};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http_body::Body;
+use http_body_util::BodyExt as _;
 use tokio::net::UnixStream;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, debug_span, info, info_span, warn};
 
 use crate::{
     body::RequestBody,
@@ -29,14 +37,19 @@ pub(crate) const CONNECTION_WINDOW: u32 = 32 << 20;
 pub(crate) const MAX_FRAME: u32 = 1 << 20;
 pub(crate) const SEND_BUFFER: usize = 1 << 20;
 
-type Sender = http2::SendRequest<RequestBody>;
+/// A live connection: the request handle and whether its task has ended.
+#[derive(Clone, Debug)]
+struct Conn {
+    send: client::SendRequest<Bytes>,
+    closed: Arc<AtomicBool>,
+}
 
 /// The runtime side of the proxy.
 #[derive(Debug)]
 pub struct Upstream {
     path: PathBuf,
     connect_timeout: Duration,
-    current: std::sync::Mutex<Option<Sender>>,
+    current: std::sync::Mutex<Option<Conn>>,
     connecting: tokio::sync::Mutex<()>,
     /// Whether the last connection attempt failed, so an outage is logged once.
     down: AtomicBool,
@@ -57,87 +70,156 @@ impl Upstream {
         }
     }
 
-    /// Sends `req` to the runtime. A request that could not even be sent because the
-    /// connection had just closed (the runtime restarted) is retried once on a fresh
-    /// connection; anything else is the caller's answer.
-    pub async fn send(&self, req: Request<RequestBody>) -> Result<Response<Incoming>> {
-        let mut sender = self.sender().await?;
-        match sender.try_send_request(req).await {
-            Ok(resp) => Ok(resp),
-            Err(mut err) => match err.take_message() {
-                Some(req) => {
-                    debug!(error = %err.error(), "runtime connection closed before the call was sent; reconnecting");
-                    self.forget(&sender);
-                    let mut sender = self.sender().await?;
-                    sender.send_request(req).await.map_err(Error::Upstream)
-                }
-                None => Err(Error::Upstream(err.into_error())),
-            },
+    /// Sends `req` to the runtime and returns its response head with the body still
+    /// streaming. A request that could not be opened because the connection had just
+    /// closed (the runtime restarted) is retried once on a fresh connection; once a
+    /// stream is open, its outcome is the caller's answer.
+    pub async fn send(&self, req: Request<RequestBody>) -> Result<Response<RecvStream>> {
+        let (parts, body) = req.into_parts();
+        let eos = body.is_end_stream();
+        let conn = self.conn().await?;
+        let mut send = match conn.send.clone().ready().await {
+            Ok(send) => send,
+            Err(error) => {
+                debug!(%error, "runtime connection closed before the call was sent; reconnecting");
+                self.forget(&conn);
+                self.conn().await?.send.ready().await.map_err(Error::Upstream)?
+            }
+        };
+        let (response, stream) =
+            send.send_request(Request::from_parts(parts, ()), eos).map_err(Error::Upstream)?;
+        if !eos {
+            pipe(body, stream);
         }
+        response.await.map_err(Error::Upstream)
     }
 
-    fn cached(&self) -> Option<Sender> {
+    fn cached(&self) -> Option<Conn> {
         let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        current.as_ref().filter(|s| !s.is_closed()).cloned()
+        current.as_ref().filter(|c| !c.closed.load(Relaxed)).cloned()
     }
 
-    fn forget(&self, stale: &Sender) {
+    fn forget(&self, stale: &Conn) {
+        stale.closed.store(true, Relaxed);
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        if current.as_ref().is_some_and(|s| s.is_closed() || stale.is_closed()) {
+        if current.as_ref().is_some_and(|c| c.closed.load(Relaxed)) {
             *current = None;
         }
     }
 
-    async fn sender(&self) -> Result<Sender> {
-        if let Some(s) = self.cached() {
-            return Ok(s);
+    async fn conn(&self) -> Result<Conn> {
+        if let Some(c) = self.cached() {
+            return Ok(c);
         }
         // one caller connects; the others wait for it and take its connection
         let _connecting = self.connecting.lock().await;
-        if let Some(s) = self.cached() {
-            return Ok(s);
+        if let Some(c) = self.cached() {
+            return Ok(c);
         }
-        let result = tokio::time::timeout(self.connect_timeout, self.connect()).await;
-        let sender = match result {
+        let conn = match tokio::time::timeout(self.connect_timeout, self.connect()).await {
             Ok(r) => r,
             Err(_) => Err(Error::ConnectTimeout { path: self.path.clone(), timeout: self.connect_timeout }),
         };
-        self.metrics.connect(sender.is_ok());
-        match &sender {
+        self.metrics.connect(conn.is_ok());
+        match &conn {
             Err(error) if !self.down.swap(true, Relaxed) => {
                 warn!(%error, "runtime unavailable; calls fail with UNAVAILABLE until it is back");
             }
             Ok(_) if self.down.swap(false, Relaxed) => info!("runtime is back"),
             _ => {}
         }
-        let sender = sender?;
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender.clone());
-        Ok(sender)
+        let conn = conn?;
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
+        Ok(conn)
     }
 
-    async fn connect(&self) -> Result<Sender> {
+    async fn connect(&self) -> Result<Conn> {
         let io = UnixStream::connect(&self.path)
             .await
             .map_err(|source| Error::Connect { path: self.path.clone(), source })?;
-        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-            .initial_stream_window_size(STREAM_WINDOW)
+        let (send, connection) = client::Builder::new()
+            .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
             .max_frame_size(MAX_FRAME)
-            .max_send_buf_size(SEND_BUFFER)
-            .handshake(TokioIo::new(io))
+            .max_send_buffer_size(SEND_BUFFER)
+            .enable_push(false)
+            .handshake::<_, Bytes>(io)
             .await
             .map_err(Error::Upstream)?;
         info!(runtime.socket = %self.path.display(), "connected to the runtime");
+        let closed = Arc::new(AtomicBool::new(false));
         let span = info_span!("runtime_connection", runtime.socket = %self.path.display());
+        let flag = closed.clone();
         tokio::spawn(
             async move {
-                match conn.await {
+                match connection.await {
                     Ok(()) => info!("runtime closed the connection"),
                     Err(error) => warn!(%error, "runtime connection failed"),
                 }
+                flag.store(true, Relaxed);
             }
             .instrument(span),
         );
-        Ok(sender)
+        Ok(Conn { send, closed })
     }
+}
+
+/// Sends the request body upstream. Frames already received (a unary call's one
+/// message, nearly always) are queued at once, so they leave in the same write as
+/// the headers; anything still to come is piped from a task of its own.
+fn pipe(mut body: RequestBody, mut stream: SendStream<Bytes>) {
+    loop {
+        match body.frame().now_or_never() {
+            Some(Some(Ok(frame))) => {
+                if !send_frame(&mut stream, frame, body.is_end_stream()) {
+                    return;
+                }
+                if body.is_end_stream() {
+                    return;
+                }
+            }
+            Some(None) => {
+                let _ = stream.send_data(Bytes::new(), true);
+                return;
+            }
+            Some(Some(Err(error))) => {
+                debug!(%error, "caller's request stream failed; resetting the runtime's");
+                stream.send_reset(h2::Reason::CANCEL);
+                return;
+            }
+            None => break,
+        }
+    }
+    tokio::spawn(
+        async move {
+            while let Some(frame) = body.frame().await {
+                match frame {
+                    Ok(frame) => {
+                        if !send_frame(&mut stream, frame, body.is_end_stream()) || body.is_end_stream() {
+                            return;
+                        }
+                    }
+                    Err(error) => {
+                        debug!(%error, "caller's request stream failed; resetting the runtime's");
+                        stream.send_reset(h2::Reason::CANCEL);
+                        return;
+                    }
+                }
+            }
+            let _ = stream.send_data(Bytes::new(), true);
+        }
+        .instrument(debug_span!("request_pipe")),
+    );
+}
+
+/// Queues one frame; false when the stream is gone.
+fn send_frame(stream: &mut SendStream<Bytes>, frame: http_body::Frame<Bytes>, eos: bool) -> bool {
+    let sent = match frame.into_data() {
+        Ok(data) => stream.send_data(data, eos),
+        Err(frame) => match frame.into_trailers() {
+            Ok(trailers) => stream.send_trailers(trailers),
+            Err(_) => Ok(()),
+        },
+    };
+    sent.is_ok()
 }

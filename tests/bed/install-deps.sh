@@ -5,7 +5,7 @@
 set -euo pipefail
 
 PKGS=(containerd runc containernetworking-plugins busybox-static docker-registry
-      skopeo umoci gcc libc6-dev protobuf-compiler iproute2 ca-certificates)
+      skopeo umoci gcc libc6-dev protobuf-compiler iproute2 ca-certificates make)
 
 missing=()
 for pkg in "${PKGS[@]}"; do
@@ -41,4 +41,9 @@ if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
     echo "install-deps: stopping and disabling docker-registry.service" >&2
     systemctl disable --now docker-registry
   fi
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "install-deps: cargo is missing: install the Rust toolchain (rustup, Rust >= 1.89)" >&2
+  exit 1
 fi

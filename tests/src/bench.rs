@@ -109,7 +109,16 @@ pub fn report(scenarios: &[Scenario]) -> String {
     let _ = writeln!(
         out,
         "{:<40} {:>6} | {:>10} {:>10} {:>6} | {:>10} {:>10} {:>6} | {:>10} {:>8} | target",
-        "scenario", "n", "direct p50", "proxy p50", "ratio", "direct p99", "proxy p99", "ratio", "added p50", "added %"
+        "scenario",
+        "n",
+        "direct p50",
+        "proxy p50",
+        "ratio",
+        "direct p99",
+        "proxy p99",
+        "ratio",
+        "added p50",
+        "added %"
     );
     for s in scenarios {
         let (dp50, pp50) = (percentile(&s.direct, 0.5), percentile(&s.proxied, 0.5));
@@ -140,7 +149,11 @@ pub fn report(scenarios: &[Scenario]) -> String {
 
 /// Calls `f(false)` (direct) and `f(true)` (proxied) alternately, `n` times each after
 /// `warmup` untimed rounds.
-async fn interleave<F, Fut>(n: usize, warmup: usize, mut f: F) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)>
+async fn interleave<F, Fut>(
+    n: usize,
+    warmup: usize,
+    mut f: F,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)>
 where
     F: FnMut(bool) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
@@ -192,12 +205,12 @@ async fn image_sides(direct: &Path, proxied: &Path) -> anyhow::Result<Sides<Imag
 ///
 /// # Errors
 /// The test bed, the proxy or a call fails.
-pub async fn run(counts: Counts) -> anyhow::Result<Vec<Scenario>> {
+pub async fn run(counts: Counts, proxy_args: &[&str]) -> anyhow::Result<Vec<Scenario>> {
     let mut scenarios = Vec::new();
-    scenarios.push(list_images_on_fake(counts).await.context("ListImages on the fake runtime")?);
+    scenarios.push(list_images_on_fake(counts, proxy_args).await.context("ListImages on the fake runtime")?);
     let bed = TestBed::start().await.context("starting the containerd test bed")?;
     let sock = bed.dir().join("proxy.sock");
-    let proxy = ProxyProcess::start(&sock, bed.containerd_socket(), &[]).await?;
+    let mut proxy = ProxyProcess::start(&sock, bed.containerd_socket(), proxy_args).await?;
     let rt = runtime_sides(bed.containerd_socket(), proxy.socket()).await?;
     let img = image_sides(bed.containerd_socket(), proxy.socket()).await?;
 
@@ -206,7 +219,12 @@ pub async fn run(counts: Counts) -> anyhow::Result<Vec<Scenario>> {
         async move { c.version(VersionRequest::default()).await.map(drop).map_err(Into::into) }
     })
     .await?;
-    scenarios.push(Scenario { name: "Version (containerd)".into(), target: Target::AddedMicros(15.0), direct, proxied });
+    scenarios.push(Scenario {
+        name: "Version (containerd)".into(),
+        target: Target::AddedMicros(15.0),
+        direct,
+        proxied,
+    });
 
     let app = bed.image("app:v1");
     let pull = |image: &str| PullImageRequest {
@@ -218,10 +236,23 @@ pub async fn run(counts: Counts) -> anyhow::Result<Vec<Scenario>> {
     let log_dir = bed.log_dir();
     for i in 0..counts.containers {
         let name = format!("bench-{i}");
-        let cfg = pods::sandbox(&name, &format!("uid-bench-{i}"), Network::Host, &log_dir.join(&name).display().to_string());
+        let cfg = pods::sandbox(
+            &name,
+            &format!("uid-bench-{i}"),
+            Network::Host,
+            &log_dir.join(&name).display().to_string(),
+        );
         let mut c = rt.pick(false);
-        let pod = c.run_pod_sandbox(RunPodSandboxRequest { config: Some(cfg.clone()), runtime_handler: String::new() }).await?.into_inner().pod_sandbox_id;
-        let ctr = c.create_container(pods::container(&pod, &cfg, "app", &app, 0)).await?.into_inner().container_id;
+        let pod = c
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(cfg.clone()),
+                runtime_handler: String::new(),
+            })
+            .await?
+            .into_inner()
+            .pod_sandbox_id;
+        let ctr =
+            c.create_container(pods::container(&pod, &cfg, "app", &app, 0)).await?.into_inner().container_id;
         c.start_container(StartContainerRequest { container_id: ctr }).await?;
         pods_started.push((pod, cfg));
     }
@@ -239,7 +270,12 @@ pub async fn run(counts: Counts) -> anyhow::Result<Vec<Scenario>> {
         async move { c.pull_image(req).await.map(drop).map_err(Into::into) }
     })
     .await?;
-    scenarios.push(Scenario { name: "PullImage, present (containerd)".into(), target: Target::AddedMicros(15.0), direct, proxied });
+    scenarios.push(Scenario {
+        name: "PullImage, present (containerd)".into(),
+        target: Target::AddedMicros(15.0),
+        direct,
+        proxied,
+    });
 
     let (pod, cfg) = pods_started.first().cloned().context("the cycle needs one pod")?;
     let mut attempt = 1;
@@ -262,12 +298,13 @@ pub async fn run(counts: Counts) -> anyhow::Result<Vec<Scenario>> {
         direct,
         proxied,
     });
-    drop(proxy);
+    drop((rt, img));
+    proxy.stop().await?;
     drop(bed);
     Ok(scenarios)
 }
 
-async fn list_images_on_fake(counts: Counts) -> anyhow::Result<Scenario> {
+async fn list_images_on_fake(counts: Counts, proxy_args: &[&str]) -> anyhow::Result<Scenario> {
     let dir = tempfile::tempdir()?;
     let fake_sock = dir.path().join("fake.sock");
     let fake = FakeRuntime::default();
@@ -288,7 +325,7 @@ async fn list_images_on_fake(counts: Counts) -> anyhow::Result<Scenario> {
     while tokio::net::UnixStream::connect(&fake_sock).await.is_err() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let proxy = ProxyProcess::start(&dir.path().join("proxy.sock"), &fake_sock, &[]).await?;
+    let mut proxy = ProxyProcess::start(&dir.path().join("proxy.sock"), &fake_sock, proxy_args).await?;
     let img = image_sides(&fake_sock, proxy.socket()).await?;
     let (direct, proxied) = interleave(counts.list_images, counts.warmup, |p| {
         let mut c = img.pick(p);
@@ -299,8 +336,14 @@ async fn list_images_on_fake(counts: Counts) -> anyhow::Result<Scenario> {
         }
     })
     .await?;
-    drop(proxy);
+    drop(img);
+    proxy.stop().await?;
     stop.cancel();
     server.join().map_err(|_| anyhow::anyhow!("the fake runtime's thread panicked"))??;
-    Ok(Scenario { name: "ListImages (1,000 images, fake runtime)".into(), target: Target::AddedFraction(0.05), direct, proxied })
+    Ok(Scenario {
+        name: "ListImages (1,000 images, fake runtime)".into(),
+        target: Target::AddedFraction(0.05),
+        direct,
+        proxied,
+    })
 }

@@ -26,9 +26,7 @@ pub async fn connect(path: &Path) -> anyhow::Result<Channel> {
     Endpoint::try_from("http://[::]:50051")?
         .connect_with_connector(tower::service_fn(move |_| {
             let p = path.clone();
-            async move {
-                Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(p).await?))
-            }
+            async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(p).await?)) }
         }))
         .await
         .with_context(|| format!("connecting to CRI socket {shown}"))

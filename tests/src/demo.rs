@@ -42,7 +42,11 @@ pub async fn run() -> anyhow::Result<()> {
     let bed = step("start the test bed: containerd + runc + local registry", TestBed::start()).await?;
     println!("             containerd socket {}", bed.containerd_socket().display());
     let sock = bed.dir().join("stevedore-cri.sock");
-    let mut proxy = step("start stevedore-cri-proxy in front of it", ProxyProcess::start(&sock, bed.containerd_socket(), &[])).await?;
+    let mut proxy = step(
+        "start stevedore-cri-proxy in front of it",
+        ProxyProcess::start(&sock, bed.containerd_socket(), &[]),
+    )
+    .await?;
     println!("             proxy socket {} (pid {})", proxy.socket().display(), proxy.pid());
     let ch = connect(proxy.socket()).await?;
     let (mut rt, mut img) = (runtime_client(ch.clone()), image_client(ch));
@@ -56,36 +60,75 @@ pub async fn run() -> anyhow::Result<()> {
     })
     .await?;
     println!("             {}", r.image_ref);
-    let cfg = pods::sandbox("demo", "uid-demo", Network::Pod, &bed.log_dir().join("demo").display().to_string());
+    let cfg =
+        pods::sandbox("demo", "uid-demo", Network::Pod, &bed.log_dir().join("demo").display().to_string());
     let pod = step("RunPodSandbox (own network namespace, CNI bridge)", async {
-        Ok(rt.run_pod_sandbox(RunPodSandboxRequest { config: Some(cfg.clone()), runtime_handler: String::new() }).await?.into_inner().pod_sandbox_id)
+        Ok(rt
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(cfg.clone()),
+                runtime_handler: String::new(),
+            })
+            .await?
+            .into_inner()
+            .pod_sandbox_id)
     })
     .await?;
     let ctr = step("CreateContainer app", async {
-        Ok(rt.create_container(pods::container(&pod, &cfg, "app", &image, 0)).await?.into_inner().container_id)
+        Ok(rt
+            .create_container(pods::container(&pod, &cfg, "app", &image, 0))
+            .await?
+            .into_inner()
+            .container_id)
     })
     .await?;
-    step("StartContainer app", async { Ok(rt.start_container(StartContainerRequest { container_id: ctr.clone() }).await?) }).await?;
+    step("StartContainer app", async {
+        Ok(rt.start_container(StartContainerRequest { container_id: ctr.clone() }).await?)
+    })
+    .await?;
     let status = step("ContainerStatus", async {
-        Ok(rt.container_status(ContainerStatusRequest { container_id: ctr.clone(), verbose: false }).await?.into_inner())
+        Ok(rt
+            .container_status(ContainerStatusRequest { container_id: ctr.clone(), verbose: false })
+            .await?
+            .into_inner())
     })
     .await?;
     let state = status.status.as_ref().map(|s| s.state).unwrap_or_default();
-    println!("             container {} is {:?}", &ctr[..12], stevedore_proto::cri::ContainerState::try_from(state).unwrap_or_default());
+    println!(
+        "             container {} is {:?}",
+        &ctr[..12],
+        stevedore_proto::cri::ContainerState::try_from(state).unwrap_or_default()
+    );
     let out = step("ExecSync cat /etc/app-version", async {
-        let req = ExecSyncRequest { container_id: ctr.clone(), cmd: vec!["cat".into(), "/etc/app-version".into()], timeout: 10 };
+        let req = ExecSyncRequest {
+            container_id: ctr.clone(),
+            cmd: vec!["cat".into(), "/etc/app-version".into()],
+            timeout: 10,
+        };
         Ok(rt.exec_sync(req).await?.into_inner())
     })
     .await?;
-    println!("             stdout: {:?}, exit code {}", String::from_utf8_lossy(&out.stdout).trim(), out.exit_code);
+    println!(
+        "             stdout: {:?}, exit code {}",
+        String::from_utf8_lossy(&out.stdout).trim(),
+        out.exit_code
+    );
     step("StopContainer (grace 2 s; the app exits on SIGTERM)", async {
         Ok(rt.stop_container(StopContainerRequest { container_id: ctr.clone(), timeout: 2 }).await?)
     })
     .await?;
-    step("RemoveContainer", async { Ok(rt.remove_container(RemoveContainerRequest { container_id: ctr.clone() }).await?) }).await?;
-    step("StopPodSandbox", async { Ok(rt.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: pod.clone() }).await?) }).await?;
-    step("RemovePodSandbox", async { Ok(rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: pod.clone() }).await?) }).await?;
-    let exit = step("stop the proxy (SIGTERM: drain, remove socket)", async { proxy.terminate() }).await?;
+    step("RemoveContainer", async {
+        Ok(rt.remove_container(RemoveContainerRequest { container_id: ctr.clone() }).await?)
+    })
+    .await?;
+    step("StopPodSandbox", async {
+        Ok(rt.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: pod.clone() }).await?)
+    })
+    .await?;
+    step("RemovePodSandbox", async {
+        Ok(rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: pod.clone() }).await?)
+    })
+    .await?;
+    let exit = step("stop the proxy (SIGTERM: drain, remove socket)", proxy.stop()).await?;
     println!("             proxy exited: {exit}; socket still there: {}", sock.exists());
     let dir = bed.dir().to_owned();
     step("tear down the test bed", async {

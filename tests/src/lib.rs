@@ -5,7 +5,7 @@
 //!   built images, one isolated instance per test.
 //! - [`pods`]: CRI requests shaped as kubelet sends them.
 //! - [`proxy_process`]: the real proxy binary as a child process.
-//! - [`bench`], [`demo`]: the benchmark and the README's demo.
+//! - [`mod@bench`], [`demo`]: the benchmark and the README's demo.
 
 pub mod bench;
 pub mod cri;

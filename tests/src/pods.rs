@@ -73,7 +73,10 @@ pub fn container(
             image: Some(ImageSpec { image: image.to_owned(), ..Default::default() }),
             log_path: format!("{name}_{attempt}.log"),
             labels: HashMap::from([("io.kubernetes.container.name".to_owned(), name.to_owned())]),
-            annotations: HashMap::from([("io.kubernetes.container.restartCount".to_owned(), attempt.to_string())]),
+            annotations: HashMap::from([(
+                "io.kubernetes.container.restartCount".to_owned(),
+                attempt.to_string(),
+            )]),
             envs: vec![stevedore_proto::cri::KeyValue { key: "STEVEDORE_TEST".into(), value: "1".into() }],
             linux: Some(LinuxContainerConfig {
                 security_context: Some(LinuxContainerSecurityContext {

@@ -76,17 +76,13 @@ impl ProxyProcess {
         self.child.id()
     }
 
-    /// Sends SIGTERM and waits for the exit status.
+    /// Sends SIGTERM and waits (without blocking the async runtime, so this
+    /// process's own clients can still answer the proxy's GOAWAY) for the exit status.
     ///
     /// # Errors
     /// The signal cannot be sent or the process does not exit within 15 s.
-    pub fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
-        use nix::{sys::signal, unistd::Pid};
-        if let Some(status) = self.child.try_wait()? {
-            return Ok(status);
-        }
-        let pid = Pid::from_raw(i32::try_from(self.child.id())?);
-        signal::kill(pid, signal::Signal::SIGTERM)?;
+    pub async fn stop(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        self.signal_term()?;
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait()? {
@@ -96,14 +92,24 @@ impl ProxyProcess {
                 let _ = self.child.kill();
                 bail!("stevedore-cri-proxy ignored SIGTERM for 15 s");
             }
-            std::thread::sleep(Duration::from_millis(10));
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+
+    fn signal_term(&mut self) -> anyhow::Result<()> {
+        use nix::{sys::signal, unistd::Pid};
+        if self.child.try_wait()?.is_none() {
+            let pid = Pid::from_raw(i32::try_from(self.child.id())?);
+            signal::kill(pid, signal::Signal::SIGTERM)?;
+        }
+        Ok(())
     }
 }
 
 impl Drop for ProxyProcess {
+    /// A proxy not stopped with [`ProxyProcess::stop`] (a failing test) is killed.
     fn drop(&mut self) {
-        if self.terminate().is_err() {
+        if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }

@@ -56,8 +56,7 @@ impl TestBed {
     /// and containerd, and waits until CRI Status reports RuntimeReady and NetworkReady.
     pub async fn start() -> anyhow::Result<TestBed> {
         prereq::check()?;
-        let log_level =
-            std::env::var("STEVEDORE_TESTBED_LOG_LEVEL").unwrap_or_else(|_| "warn".to_owned());
+        let log_level = std::env::var("STEVEDORE_TESTBED_LOG_LEVEL").unwrap_or_else(|_| "warn".to_owned());
         let cache = tokio::task::spawn_blocking(images::ensure).await??;
         let mut bed = tokio::task::spawn_blocking(TestBed::allocate).await??;
         let dir = bed.dir.clone();
@@ -72,10 +71,7 @@ impl TestBed {
         // containerd's config and the files it reads.
         let hosts = dir.join("certs.d").join(config::IMAGE_DOMAIN);
         fs::create_dir_all(&hosts)?;
-        fs::write(
-            hosts.join("hosts.toml"),
-            config::hosts_toml(&bed.registry_addr),
-        )?;
+        fs::write(hosts.join("hosts.toml"), config::hosts_toml(&bed.registry_addr))?;
         let subnet = format!("10.234.{}.0/24", bed.slot);
         fs::write(
             dir.join("cni/net.d/10-stevedore.conflist"),
@@ -95,14 +91,7 @@ impl TestBed {
         import
             .arg("-a")
             .arg(&bed.socket)
-            .args([
-                "-n",
-                "k8s.io",
-                "images",
-                "import",
-                "--snapshotter",
-                snapshotter,
-            ])
+            .args(["-n", "k8s.io", "images", "import", "--snapshotter", snapshotter])
             .arg(cache.pause_tar());
         tokio::task::spawn_blocking(move || procs::run(&mut import))
             .await?
@@ -159,33 +148,21 @@ impl TestBed {
         let pid_file = self.dir.join("registry.pid");
         for _attempt in 0..3 {
             let addr = format!("127.0.0.1:{}", procs::free_port()?);
-            fs::write(
-                &yml,
-                config::registry_yml(&cache.registry_root(), &addr, true),
-            )?;
+            fs::write(&yml, config::registry_yml(&cache.registry_root(), &addr, true))?;
             let mut cmd = Command::new("docker-registry");
             cmd.arg("serve").arg(&yml);
-            let reg = self
-                .registry
-                .insert(Daemon::spawn("docker-registry", cmd, &log, &pid_file)?);
+            let reg = self.registry.insert(Daemon::spawn("docker-registry", cmd, &log, &pid_file)?);
             let answered = images::wait_registry(reg, &addr, &log);
             // Answering is not enough: it could be another bed's registry on that port.
             if !reg.exited() {
                 return answered.map(|()| addr);
             }
         }
-        bail!(
-            "docker-registry keeps exiting at start: {}",
-            procs::tail(&log, 20)
-        )
+        bail!("docker-registry keeps exiting at start: {}", procs::tail(&log, 20))
     }
 
     fn names(&self) -> BedNames<'_> {
-        BedNames {
-            dir: &self.dir,
-            bridge: &self.bridge,
-            network: &self.network,
-        }
+        BedNames { dir: &self.dir, bridge: &self.bridge, network: &self.network }
     }
 
     /// The bed's slot N: state dir `/run/stevedore-testbed/<N>`, CNI bridge `sdtb<N>`,
@@ -255,11 +232,7 @@ impl TestBed {
             if let Some(d) = self.containerd.as_mut()
                 && d.exited()
             {
-                bail!(
-                    "{} exited at start: {}",
-                    d.name(),
-                    self.containerd_log_tail(20)
-                );
+                bail!("{} exited at start: {}", d.name(), self.containerd_log_tail(20));
             }
             match cri_ready(&self.socket).await {
                 Ok(()) => return Ok(()),
@@ -285,10 +258,7 @@ async fn cri_ready(socket: &Path) -> anyhow::Result<()> {
         bail!("no socket yet");
     }
     let mut rt = crate::cri::runtime_client(crate::cri::connect(socket).await?);
-    let status = rt
-        .status(StatusRequest { verbose: false })
-        .await?
-        .into_inner();
+    let status = rt.status(StatusRequest { verbose: false }).await?.into_inner();
     let conditions = status.status.map(|s| s.conditions).unwrap_or_default();
     for want in ["RuntimeReady", "NetworkReady"] {
         match conditions.iter().find(|c| c.r#type == want) {
@@ -304,22 +274,14 @@ impl Drop for TestBed {
     fn drop(&mut self) {
         if std::thread::panicking() {
             let tail = self.containerd_log_tail(40);
-            let tail = if tail.is_empty() {
-                "(empty)".to_owned()
-            } else {
-                tail
-            };
+            let tail = if tail.is_empty() { "(empty)".to_owned() } else { tail };
             cleanup::warn(format_args!(
                 "bed {} torn down during a panic; last 40 lines of {}:\n{tail}",
                 self.slot,
                 self.dir.join("containerd.log").display(),
             ));
         }
-        let names = BedNames {
-            dir: &self.dir,
-            bridge: &self.bridge,
-            network: &self.network,
-        };
+        let names = BedNames { dir: &self.dir, bridge: &self.bridge, network: &self.network };
         cleanup::teardown(&names, self.containerd.as_mut(), self.registry.as_mut());
     }
 }

@@ -8,9 +8,9 @@ use std::{collections::HashMap, path::Path, time::Duration};
 use anyhow::Context as _;
 use serde_json::{Value, json};
 use stevedore_proto::cri::{
-    self, ContainerFilter, ContainerStateValue, ContainerStatusRequest, ExecSyncRequest, ImageFilter, ImageSpec,
-    ImageStatusRequest, ListContainersRequest, ListImagesRequest, ListPodSandboxRequest, PodSandboxFilter,
-    PodSandboxStatusRequest, PullImageRequest, RemoveContainerRequest, RemoveImageRequest,
+    self, ContainerFilter, ContainerStateValue, ContainerStatusRequest, ExecSyncRequest, ImageFilter,
+    ImageSpec, ImageStatusRequest, ListContainersRequest, ListImagesRequest, ListPodSandboxRequest,
+    PodSandboxFilter, PodSandboxStatusRequest, PullImageRequest, RemoveContainerRequest, RemoveImageRequest,
     RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest, StopContainerRequest,
     StopPodSandboxRequest, VersionRequest,
 };
@@ -28,7 +28,9 @@ type Transcript = Vec<(String, Value)>;
 fn answer<T: serde::Serialize>(r: Result<tonic::Response<T>, tonic::Status>) -> Value {
     match r {
         Ok(resp) => json!({ "ok": serde_json::to_value(resp.into_inner()).expect("CRI messages serialize") }),
-        Err(status) => json!({ "error": { "code": format!("{:?}", status.code()), "message": status.message() } }),
+        Err(status) => {
+            json!({ "error": { "code": format!("{:?}", status.code()), "message": status.message() } })
+        }
     }
 }
 
@@ -44,8 +46,14 @@ async fn scenario(socket: &Path, bed: &TestBed) -> anyhow::Result<Transcript> {
     let v2 = bed.image("app:v2");
 
     t.push(("Version".into(), answer(rt.version(VersionRequest { version: "v1".into() }).await)));
-    t.push(("PullImage app:v1".into(), answer(img.pull_image(PullImageRequest { image: image(&app), ..Default::default() }).await)));
-    t.push(("ImageStatus app:v1".into(), answer(img.image_status(ImageStatusRequest { image: image(&app), verbose: false }).await)));
+    t.push((
+        "PullImage app:v1".into(),
+        answer(img.pull_image(PullImageRequest { image: image(&app), ..Default::default() }).await),
+    ));
+    t.push((
+        "ImageStatus app:v1".into(),
+        answer(img.image_status(ImageStatusRequest { image: image(&app), verbose: false }).await),
+    ));
     t.push((
         "ListImages filter app:v1".into(),
         answer(img.list_images(ListImagesRequest { filter: Some(ImageFilter { image: image(&app) }) }).await),
@@ -54,20 +62,63 @@ async fn scenario(socket: &Path, bed: &TestBed) -> anyhow::Result<Transcript> {
     for network in [Network::Host, Network::Pod] {
         let tag = format!("{network:?}").to_lowercase();
         let name = format!("diff-{tag}");
-        let cfg = pods::sandbox(&name, &format!("uid-{name}"), network, &bed.log_dir().join(&name).display().to_string());
-        let run = rt.run_pod_sandbox(RunPodSandboxRequest { config: Some(cfg.clone()), runtime_handler: String::new() }).await;
-        let pod = run.as_ref().map(|r| r.get_ref().pod_sandbox_id.clone()).map_err(Clone::clone).context("RunPodSandbox")?;
+        let cfg = pods::sandbox(
+            &name,
+            &format!("uid-{name}"),
+            network,
+            &bed.log_dir().join(&name).display().to_string(),
+        );
+        let run = rt
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(cfg.clone()),
+                runtime_handler: String::new(),
+            })
+            .await;
+        let pod = run
+            .as_ref()
+            .map(|r| r.get_ref().pod_sandbox_id.clone())
+            .map_err(Clone::clone)
+            .context("RunPodSandbox")?;
         t.push((format!("RunPodSandbox {tag}"), answer(run)));
-        t.push((format!("PodSandboxStatus {tag}"), answer(rt.pod_sandbox_status(PodSandboxStatusRequest { pod_sandbox_id: pod.clone(), verbose: false }).await)));
+        t.push((
+            format!("PodSandboxStatus {tag}"),
+            answer(
+                rt.pod_sandbox_status(PodSandboxStatusRequest {
+                    pod_sandbox_id: pod.clone(),
+                    verbose: false,
+                })
+                .await,
+            ),
+        ));
 
         let create = rt.create_container(pods::container(&pod, &cfg, "app", &app, 0)).await;
-        let ctr = create.as_ref().map(|r| r.get_ref().container_id.clone()).map_err(Clone::clone).context("CreateContainer")?;
+        let ctr = create
+            .as_ref()
+            .map(|r| r.get_ref().container_id.clone())
+            .map_err(Clone::clone)
+            .context("CreateContainer")?;
         t.push((format!("CreateContainer {tag}"), answer(create)));
-        t.push((format!("StartContainer {tag}"), answer(rt.start_container(StartContainerRequest { container_id: ctr.clone() }).await)));
-        t.push((format!("ContainerStatus running {tag}"), answer(rt.container_status(ContainerStatusRequest { container_id: ctr.clone(), verbose: false }).await)));
+        t.push((
+            format!("StartContainer {tag}"),
+            answer(rt.start_container(StartContainerRequest { container_id: ctr.clone() }).await),
+        ));
+        t.push((
+            format!("ContainerStatus running {tag}"),
+            answer(
+                rt.container_status(ContainerStatusRequest { container_id: ctr.clone(), verbose: false })
+                    .await,
+            ),
+        ));
         t.push((
             format!("ExecSync {tag}"),
-            answer(rt.exec_sync(ExecSyncRequest { container_id: ctr.clone(), cmd: vec!["cat".into(), "/etc/app-version".into()], timeout: 10 }).await),
+            answer(
+                rt.exec_sync(ExecSyncRequest {
+                    container_id: ctr.clone(),
+                    cmd: vec!["cat".into(), "/etc/app-version".into()],
+                    timeout: 10,
+                })
+                .await,
+            ),
         ));
         let by_pod = ContainerFilter {
             pod_sandbox_id: pod.clone(),
@@ -75,29 +126,86 @@ async fn scenario(socket: &Path, bed: &TestBed) -> anyhow::Result<Transcript> {
             label_selector: HashMap::from([("io.kubernetes.container.name".into(), "app".into())]),
             ..Default::default()
         };
-        t.push((format!("ListContainers by pod, state, label {tag}"), answer(rt.list_containers(ListContainersRequest { filter: Some(by_pod) }).await)));
-        t.push((format!("StopContainer {tag}"), answer(rt.stop_container(StopContainerRequest { container_id: ctr.clone(), timeout: 0 }).await)));
-        t.push((format!("ContainerStatus exited {tag}"), answer(rt.container_status(ContainerStatusRequest { container_id: ctr.clone(), verbose: false }).await)));
-        t.push((format!("RemoveContainer {tag}"), answer(rt.remove_container(RemoveContainerRequest { container_id: ctr }).await)));
+        t.push((
+            format!("ListContainers by pod, state, label {tag}"),
+            answer(rt.list_containers(ListContainersRequest { filter: Some(by_pod) }).await),
+        ));
+        t.push((
+            format!("StopContainer {tag}"),
+            answer(rt.stop_container(StopContainerRequest { container_id: ctr.clone(), timeout: 0 }).await),
+        ));
+        t.push((
+            format!("ContainerStatus exited {tag}"),
+            answer(
+                rt.container_status(ContainerStatusRequest { container_id: ctr.clone(), verbose: false })
+                    .await,
+            ),
+        ));
+        t.push((
+            format!("RemoveContainer {tag}"),
+            answer(rt.remove_container(RemoveContainerRequest { container_id: ctr }).await),
+        ));
         let pods_filter = PodSandboxFilter {
             label_selector: HashMap::from([("io.kubernetes.pod.name".into(), name.clone())]),
             ..Default::default()
         };
-        t.push((format!("ListPodSandbox by label {tag}"), answer(rt.list_pod_sandbox(ListPodSandboxRequest { filter: Some(pods_filter) }).await)));
-        t.push((format!("StopPodSandbox {tag}"), answer(rt.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: pod.clone() }).await)));
-        t.push((format!("RemovePodSandbox {tag}"), answer(rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: pod }).await)));
+        t.push((
+            format!("ListPodSandbox by label {tag}"),
+            answer(rt.list_pod_sandbox(ListPodSandboxRequest { filter: Some(pods_filter) }).await),
+        ));
+        t.push((
+            format!("StopPodSandbox {tag}"),
+            answer(rt.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: pod.clone() }).await),
+        ));
+        t.push((
+            format!("RemovePodSandbox {tag}"),
+            answer(rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: pod }).await),
+        ));
     }
 
-    t.push(("PullImage app:v2".into(), answer(img.pull_image(PullImageRequest { image: image(&v2), ..Default::default() }).await)));
-    t.push(("RemoveImage app:v2".into(), answer(img.remove_image(RemoveImageRequest { image: image(&v2) }).await)));
-    t.push(("ImageStatus removed app:v2".into(), answer(img.image_status(ImageStatusRequest { image: image(&v2), verbose: false }).await)));
+    t.push((
+        "PullImage app:v2".into(),
+        answer(img.pull_image(PullImageRequest { image: image(&v2), ..Default::default() }).await),
+    ));
+    t.push((
+        "RemoveImage app:v2".into(),
+        answer(img.remove_image(RemoveImageRequest { image: image(&v2) }).await),
+    ));
+    t.push((
+        "ImageStatus removed app:v2".into(),
+        answer(img.image_status(ImageStatusRequest { image: image(&v2), verbose: false }).await),
+    ));
 
     let unknown = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".to_owned();
-    t.push(("ContainerStatus unknown".into(), answer(rt.container_status(ContainerStatusRequest { container_id: unknown.clone(), verbose: false }).await)));
-    t.push(("PodSandboxStatus unknown".into(), answer(rt.pod_sandbox_status(PodSandboxStatusRequest { pod_sandbox_id: unknown.clone(), verbose: false }).await)));
-    t.push(("StopContainer unknown".into(), answer(rt.stop_container(StopContainerRequest { container_id: unknown.clone(), timeout: 0 }).await)));
-    t.push(("RemoveContainer unknown".into(), answer(rt.remove_container(RemoveContainerRequest { container_id: unknown.clone() }).await)));
-    t.push(("StopPodSandbox unknown".into(), answer(rt.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: unknown }).await)));
+    t.push((
+        "ContainerStatus unknown".into(),
+        answer(
+            rt.container_status(ContainerStatusRequest { container_id: unknown.clone(), verbose: false })
+                .await,
+        ),
+    ));
+    t.push((
+        "PodSandboxStatus unknown".into(),
+        answer(
+            rt.pod_sandbox_status(PodSandboxStatusRequest {
+                pod_sandbox_id: unknown.clone(),
+                verbose: false,
+            })
+            .await,
+        ),
+    ));
+    t.push((
+        "StopContainer unknown".into(),
+        answer(rt.stop_container(StopContainerRequest { container_id: unknown.clone(), timeout: 0 }).await),
+    ));
+    t.push((
+        "RemoveContainer unknown".into(),
+        answer(rt.remove_container(RemoveContainerRequest { container_id: unknown.clone() }).await),
+    ));
+    t.push((
+        "StopPodSandbox unknown".into(),
+        answer(rt.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: unknown }).await),
+    ));
     Ok(t)
 }
 
@@ -116,7 +224,9 @@ impl Normalizer {
                 }
             }
             Value::Array(items) => items.iter_mut().for_each(|i| self.value(key, i)),
-            Value::Number(_) if matches!(key, Some("created_at" | "started_at" | "finished_at")) => *v = json!("<time>"),
+            Value::Number(_) if matches!(key, Some("created_at" | "started_at" | "finished_at")) => {
+                *v = json!("<time>")
+            }
             Value::String(s) if matches!(key, Some("ip")) && !s.is_empty() => *v = json!("<pod-ip>"),
             Value::String(s) => *s = self.ids_in(s),
             _ => {}
@@ -128,7 +238,8 @@ impl Normalizer {
         let mut out = String::with_capacity(s.len());
         let mut i = 0;
         while i < bytes.len() {
-            let run = bytes[i..].iter().take_while(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()).count();
+            let run =
+                bytes[i..].iter().take_while(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()).count();
             if run == 64 && !s[..i].ends_with("sha256:") {
                 let next = self.ids.len();
                 let n = *self.ids.entry(s[i..i + 64].to_owned()).or_insert(next);
@@ -176,7 +287,11 @@ async fn the_same_scenario_answers_the_same_directly_and_through_the_proxy() -> 
 
 /// Calls `path` with a raw, already-encoded message: how kubelet reaches RPCs newer
 /// than the proxy's proto. Returns the status and the answer's bytes.
-async fn raw(socket: &Path, path: &'static str, message: impl prost::Message + Default + 'static) -> (Code, String, Vec<u8>) {
+async fn raw(
+    socket: &Path,
+    path: &'static str,
+    message: impl prost::Message + Default + 'static,
+) -> (Code, String, Vec<u8>) {
     let ch = connect(socket).await.unwrap();
     let mut grpc = tonic::client::Grpc::new(ch);
     grpc.ready().await.unwrap();
@@ -204,11 +319,17 @@ async fn methods_the_proto_lacks_and_other_versions_pass_through_unchanged() -> 
         assert_eq!(direct, proxied, "{path}");
         eprintln!("{path}: {:?} {:?}", direct.0, direct.1);
     }
-    let (code, _, body) = raw(proxy.socket(), "/runtime.v1alpha2.RuntimeService/Version", VersionRequest::default()).await;
+    let (code, _, body) =
+        raw(proxy.socket(), "/runtime.v1alpha2.RuntimeService/Version", VersionRequest::default()).await;
     assert_eq!(code, Code::Ok);
     let v: cri::VersionResponse = prost::Message::decode(body.as_slice())?;
     assert_eq!(v.runtime_name, "containerd");
-    let (code, _, _) = raw(proxy.socket(), "/runtime.v1.RuntimeService/UpdatePodSandboxResources", VersionRequest::default()).await;
+    let (code, _, _) = raw(
+        proxy.socket(),
+        "/runtime.v1.RuntimeService/UpdatePodSandboxResources",
+        VersionRequest::default(),
+    )
+    .await;
     assert_eq!(code, Code::Unimplemented);
     Ok(())
 }

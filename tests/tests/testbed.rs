@@ -5,20 +5,17 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use stevedore_proto::cri::{
-    ContainerConfig, ContainerMetadata, ContainerState, ContainerStatusRequest,
-    CreateContainerRequest, ExecSyncRequest, ExecSyncResponse, ImageSpec, LinuxContainerConfig,
-    LinuxContainerSecurityContext, LinuxPodSandboxConfig, LinuxSandboxSecurityContext,
-    NamespaceMode, NamespaceOption, PodSandboxConfig, PodSandboxMetadata, PodSandboxStatusRequest,
-    PullImageRequest, RunPodSandboxRequest, StartContainerRequest,
+    ContainerConfig, ContainerMetadata, ContainerState, ContainerStatusRequest, CreateContainerRequest,
+    ExecSyncRequest, ExecSyncResponse, ImageSpec, LinuxContainerConfig, LinuxContainerSecurityContext,
+    LinuxPodSandboxConfig, LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption, PodSandboxConfig,
+    PodSandboxMetadata, PodSandboxStatusRequest, PullImageRequest, RunPodSandboxRequest,
+    StartContainerRequest,
 };
 use stevedore_tests::cri;
 use stevedore_tests::testbed::TestBed;
 
 fn host_network() -> Option<NamespaceOption> {
-    Some(NamespaceOption {
-        network: NamespaceMode::Node as i32,
-        ..Default::default()
-    })
+    Some(NamespaceOption { network: NamespaceMode::Node as i32, ..Default::default() })
 }
 
 /// A host-network pod: the hostname must stay empty (runc refuses to set a hostname
@@ -44,10 +41,7 @@ fn pod_config(bed: &TestBed, name: &str) -> PodSandboxConfig {
     }
 }
 
-async fn app_version(
-    rt: &mut cri::RuntimeClient,
-    container_id: &str,
-) -> anyhow::Result<ExecSyncResponse> {
+async fn app_version(rt: &mut cri::RuntimeClient, container_id: &str) -> anyhow::Result<ExecSyncResponse> {
     let req = ExecSyncRequest {
         container_id: container_id.to_owned(),
         cmd: vec!["cat".to_owned(), "/etc/app-version".to_owned()],
@@ -57,10 +51,8 @@ async fn app_version(
 }
 
 fn pid_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
-        !s.lines()
-            .any(|l| l.starts_with("State:") && l.contains("zombie"))
-    })
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .is_ok_and(|s| !s.lines().any(|l| l.starts_with("State:") && l.contains("zombie")))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,45 +72,27 @@ async fn bed_runs_a_pod_survives_a_restart_and_cleans_up() -> anyhow::Result<()>
 
     let t0 = Instant::now();
     let third = TestBed::start().await?;
-    eprintln!(
-        "a third bed (warm cache) started in {:.2}s",
-        t0.elapsed().as_secs_f64()
-    );
+    eprintln!("a third bed (warm cache) started in {:.2}s", t0.elapsed().as_secs_f64());
     drop(third);
 
     let ch = cri::connect(bed.containerd_socket()).await?;
     let (mut rt, mut img) = (cri::runtime_client(ch.clone()), cri::image_client(ch));
-    let image = ImageSpec {
-        image: bed.image("app:v1"),
-        ..Default::default()
-    };
+    let image = ImageSpec { image: bed.image("app:v1"), ..Default::default() };
     let pulled = img
-        .pull_image(PullImageRequest {
-            image: Some(image.clone()),
-            ..Default::default()
-        })
+        .pull_image(PullImageRequest { image: Some(image.clone()), ..Default::default() })
         .await?
         .into_inner();
     assert!(!pulled.image_ref.is_empty());
 
     let pod = pod_config(&bed, "pod1");
     let pod_id = rt
-        .run_pod_sandbox(RunPodSandboxRequest {
-            config: Some(pod.clone()),
-            ..Default::default()
-        })
+        .run_pod_sandbox(RunPodSandboxRequest { config: Some(pod.clone()), ..Default::default() })
         .await?
         .into_inner()
         .pod_sandbox_id;
     let config = ContainerConfig {
-        metadata: Some(ContainerMetadata {
-            name: "app".to_owned(),
-            attempt: 0,
-        }),
-        image: Some(ImageSpec {
-            image: pulled.image_ref,
-            ..Default::default()
-        }),
+        metadata: Some(ContainerMetadata { name: "app".to_owned(), attempt: 0 }),
+        image: Some(ImageSpec { image: pulled.image_ref, ..Default::default() }),
         log_path: "app_0.log".to_owned(),
         linux: Some(LinuxContainerConfig {
             security_context: Some(LinuxContainerSecurityContext {
@@ -138,10 +112,7 @@ async fn bed_runs_a_pod_survives_a_restart_and_cleans_up() -> anyhow::Result<()>
         .await?
         .into_inner()
         .container_id;
-    rt.start_container(StartContainerRequest {
-        container_id: ctr_id.clone(),
-    })
-    .await?;
+    rt.start_container(StartContainerRequest { container_id: ctr_id.clone() }).await?;
 
     let out = app_version(&mut rt, &ctr_id).await?;
     assert_eq!(out.exit_code, 0, "{}", String::from_utf8_lossy(&out.stderr));
@@ -150,43 +121,27 @@ async fn bed_runs_a_pod_survives_a_restart_and_cleans_up() -> anyhow::Result<()>
     // The other images, and a pod on the bed's CNI network.
     for name in ["app:v2", "big:v1"] {
         let t0 = Instant::now();
-        let image = ImageSpec {
-            image: bed.image(name),
-            ..Default::default()
-        };
-        img.pull_image(PullImageRequest {
-            image: Some(image),
-            ..Default::default()
-        })
-        .await?;
+        let image = ImageSpec { image: bed.image(name), ..Default::default() };
+        img.pull_image(PullImageRequest { image: Some(image), ..Default::default() }).await?;
         eprintln!("pulled {name} in {:.2}s", t0.elapsed().as_secs_f64());
     }
     let mut net_pod = pod_config(&bed, "pod2");
     net_pod.hostname = "pod2".to_owned();
     net_pod.linux = None;
     let net_pod_id = rt
-        .run_pod_sandbox(RunPodSandboxRequest {
-            config: Some(net_pod),
-            ..Default::default()
-        })
+        .run_pod_sandbox(RunPodSandboxRequest { config: Some(net_pod), ..Default::default() })
         .await?
         .into_inner()
         .pod_sandbox_id;
     let ip = rt
-        .pod_sandbox_status(PodSandboxStatusRequest {
-            pod_sandbox_id: net_pod_id,
-            verbose: false,
-        })
+        .pod_sandbox_status(PodSandboxStatusRequest { pod_sandbox_id: net_pod_id, verbose: false })
         .await?
         .into_inner()
         .status
         .and_then(|s| s.network)
         .map(|n| n.ip)
         .unwrap_or_default();
-    assert!(
-        ip.starts_with(&format!("10.234.{}.", bed.slot())),
-        "pod IP {ip:?}"
-    );
+    assert!(ip.starts_with(&format!("10.234.{}.", bed.slot())), "pod IP {ip:?}");
 
     // A containerd restart leaves the pod running.
     let t0 = Instant::now();
@@ -195,10 +150,7 @@ async fn bed_runs_a_pod_survives_a_restart_and_cleans_up() -> anyhow::Result<()>
     eprintln!("containerd restarted in {:.2}s", t0.elapsed().as_secs_f64());
     let mut rt = cri::runtime_client(cri::connect(bed.containerd_socket()).await?);
     let status = rt
-        .container_status(ContainerStatusRequest {
-            container_id: ctr_id.clone(),
-            verbose: false,
-        })
+        .container_status(ContainerStatusRequest { container_id: ctr_id.clone(), verbose: false })
         .await?
         .into_inner()
         .status
@@ -209,9 +161,7 @@ async fn bed_runs_a_pod_survives_a_restart_and_cleans_up() -> anyhow::Result<()>
 
     // The teardown removes everything, the running pod included.
     let dir: PathBuf = bed.dir().to_path_buf();
-    let pid: u32 = std::fs::read_to_string(dir.join("containerd.pid"))?
-        .trim()
-        .parse()?;
+    let pid: u32 = std::fs::read_to_string(dir.join("containerd.pid"))?.trim().parse()?;
     assert!(pid_alive(pid));
     let t0 = Instant::now();
     drop(bed);
@@ -233,11 +183,7 @@ async fn a_panicking_test_still_tears_its_bed_down() -> anyhow::Result<()> {
     });
     let err = task.await.expect_err("the task panics");
     assert!(err.is_panic());
-    let dir = dir
-        .lock()
-        .expect("not poisoned")
-        .clone()
-        .expect("the bed started");
+    let dir = dir.lock().expect("not poisoned").clone().expect("the bed started");
     assert!(!dir.exists(), "{} left behind", dir.display());
     Ok(())
 }

@@ -23,11 +23,7 @@ pub(crate) struct BedNames<'a> {
 }
 
 /// Stops everything a bed started and removes what it created.
-pub(crate) fn teardown(
-    bed: &BedNames<'_>,
-    containerd: Option<&mut Daemon>,
-    registry: Option<&mut Daemon>,
-) {
+pub(crate) fn teardown(bed: &BedNames<'_>, containerd: Option<&mut Daemon>, registry: Option<&mut Daemon>) {
     let dir = bed.dir;
     // containerd first, so that it does not restart or recreate what we remove.
     if let Some(d) = containerd {
@@ -38,11 +34,7 @@ pub(crate) fn teardown(
     // Pods and containers (sandboxes included) that are still running.
     let runc_root = dir.join("runc/k8s.io");
     if runc_root.is_dir() {
-        let list = Command::new("runc")
-            .arg("--root")
-            .arg(&runc_root)
-            .args(["list", "-q"])
-            .output();
+        let list = Command::new("runc").arg("--root").arg(&runc_root).args(["list", "-q"]).output();
         if let Ok(list) = list {
             for id in String::from_utf8_lossy(&list.stdout).split_whitespace() {
                 let deleted = Command::new("runc")
@@ -65,11 +57,8 @@ pub(crate) fn teardown(
         .into_iter()
         .filter(|pid| {
             let args = procs::cmdline(*pid);
-            args.first()
-                .is_some_and(|a| a.ends_with("containerd-shim-runc-v2"))
-                && args
-                    .windows(2)
-                    .any(|w| w[0] == "-address" && w[1] == address)
+            args.first().is_some_and(|a| a.ends_with("containerd-shim-runc-v2"))
+                && args.windows(2).any(|w| w[0] == "-address" && w[1] == address)
         })
         .collect();
     procs::stop_pids_blocking(&shims, Duration::from_secs(3));
@@ -78,11 +67,7 @@ pub(crate) fn teardown(
     let mut mounts = mounts_under(dir);
     mounts.sort();
     for m in mounts.iter().rev() {
-        let ok = Command::new("umount")
-            .arg("-l")
-            .arg(m)
-            .stderr(Stdio::null())
-            .status();
+        let ok = Command::new("umount").arg("-l").arg(m).stderr(Stdio::null()).status();
         if !ok.is_ok_and(|s| s.success()) {
             warn(format_args!("umount -l {m} failed"));
         }
@@ -94,10 +79,7 @@ pub(crate) fn teardown(
     stop_recorded(dir, "registry", Duration::from_secs(10));
 
     if Path::new("/sys/class/net").join(bed.bridge).exists() {
-        let ok = Command::new("ip")
-            .args(["link", "del", bed.bridge])
-            .stderr(Stdio::null())
-            .status();
+        let ok = Command::new("ip").args(["link", "del", bed.bridge]).stderr(Stdio::null()).status();
         if !ok.is_ok_and(|s| s.success()) {
             warn(format_args!("ip link del {} failed", bed.bridge));
         }
@@ -119,18 +101,13 @@ fn remove_cni_results(network: &str) {
         return;
     };
     let prefix = format!("{network}-");
-    let names: Vec<String> = entries
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    let names: Vec<String> =
+        entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     for name in names.iter().filter(|n| n.starts_with(&prefix)) {
         // <network>-<sandbox id>-<ifname>; the id has no dashes.
         let id = name[prefix.len()..].split('-').next().unwrap_or_default();
         let loopback = format!("cni-loopback-{id}-");
-        for n in names
-            .iter()
-            .filter(|n| *n == name || (!id.is_empty() && n.starts_with(&loopback)))
-        {
+        for n in names.iter().filter(|n| *n == name || (!id.is_empty() && n.starts_with(&loopback))) {
             let _ = fs::remove_file(Path::new(CNI_RESULTS).join(n));
         }
     }
@@ -171,15 +148,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let oct = b
-            .get(i + 1..i + 4)
-            .filter(|o| o.iter().all(|c| (b'0'..=b'7').contains(c)));
+        let oct = b.get(i + 1..i + 4).filter(|o| o.iter().all(|c| (b'0'..=b'7').contains(c)));
         match (b[i], oct) {
             (b'\\', Some(o)) => {
-                out.push(
-                    o.iter()
-                        .fold(0u8, |acc, c| acc.wrapping_mul(8).wrapping_add(c - b'0')),
-                );
+                out.push(o.iter().fold(0u8, |acc, c| acc.wrapping_mul(8).wrapping_add(c - b'0')));
                 i += 4;
             }
             (c, _) => {

@@ -25,12 +25,8 @@ const BIG_MB: u64 = 80;
 const PAUSE_C: &str = include_str!("../../bed/pause.c");
 
 /// `(tag in the OCI layout, repository:tag in the registry)`.
-const IMAGES: &[(&str, &str)] = &[
-    ("pause-1", "pause:1"),
-    ("app-v1", "app:v1"),
-    ("app-v2", "app:v2"),
-    ("big-v1", "big:v1"),
-];
+const IMAGES: &[(&str, &str)] =
+    &[("pause-1", "pause:1"), ("app-v1", "app:v1"), ("app-v2", "app:v2"), ("big-v1", "big:v1")];
 
 /// The built cache.
 #[derive(Debug, Clone)]
@@ -60,10 +56,8 @@ pub(crate) fn ensure() -> anyhow::Result<ImageCache> {
     }
     fs::create_dir_all(base).with_context(|| format!("creating {}", base.display()))?;
     let lock_path = base.join(format!("cache-{CACHE_VERSION}.lock"));
-    let lock =
-        File::create(&lock_path).with_context(|| format!("opening {}", lock_path.display()))?;
-    lock.lock()
-        .with_context(|| format!("locking {}", lock_path.display()))?;
+    let lock = File::create(&lock_path).with_context(|| format!("opening {}", lock_path.display()))?;
+    lock.lock().with_context(|| format!("locking {}", lock_path.display()))?;
     if dir.join(MARKER).is_file() {
         return Ok(cache); // another process built it while we waited
     }
@@ -79,23 +73,14 @@ pub(crate) fn ensure() -> anyhow::Result<ImageCache> {
         }
     }
     if dir.exists() {
-        fs::remove_dir_all(&dir)
-            .with_context(|| format!("removing half-built {}", dir.display()))?;
+        fs::remove_dir_all(&dir).with_context(|| format!("removing half-built {}", dir.display()))?;
     }
     let work = base.join(format!("{prefix}{}", std::process::id()));
     fs::create_dir_all(&work)?;
-    build(&work)
-        .with_context(|| format!("building the test bed image cache in {}", work.display()))?;
-    fs::write(
-        work.join(MARKER),
-        format!("cache version {CACHE_VERSION}\n"),
-    )?;
-    fs::rename(&work, &dir)
-        .with_context(|| format!("renaming {} to {}", work.display(), dir.display()))?;
-    eprintln!(
-        "testbed: image cache built in {:.1}s",
-        t0.elapsed().as_secs_f64()
-    );
+    build(&work).with_context(|| format!("building the test bed image cache in {}", work.display()))?;
+    fs::write(work.join(MARKER), format!("cache version {CACHE_VERSION}\n"))?;
+    fs::rename(&work, &dir).with_context(|| format!("renaming {} to {}", work.display(), dir.display()))?;
+    eprintln!("testbed: image cache built in {:.1}s", t0.elapsed().as_secs_f64());
     Ok(cache)
 }
 
@@ -103,22 +88,14 @@ fn build(dir: &Path) -> anyhow::Result<()> {
     let src = dir.join("pause.c");
     fs::write(&src, PAUSE_C)?;
     let pause = dir.join("pause");
-    procs::run(
-        Command::new("gcc")
-            .args(["-static", "-O2", "-s", "-o"])
-            .arg(&pause)
-            .arg(&src),
-    )?;
+    procs::run(Command::new("gcc").args(["-static", "-O2", "-s", "-o"]).arg(&pause).arg(&src))?;
 
     let oci = dir.join("oci");
     let layout = oci.display().to_string();
     procs::run(Command::new("umoci").args(["init", "--layout", &layout]))?;
     procs::run(Command::new("umoci").args(["new", "--image", &format!("{layout}:empty")]))?;
 
-    let b = Builder {
-        layout: &layout,
-        bundle: dir.join("bundle"),
-    };
+    let b = Builder { layout: &layout, bundle: dir.join("bundle") };
     b.image(
         "pause-1",
         "empty",
@@ -126,33 +103,19 @@ fn build(dir: &Path) -> anyhow::Result<()> {
         &["--config.entrypoint=/pause", "--clear=config.cmd"],
     )?;
     b.image("base", "empty", fill_busybox, &["--config.cmd=sh"])?;
-    let app_cmd = r#"trap "exit 0" TERM INT; echo "app $(cat /etc/app-version) started"; sleep 1000000 & wait"#;
+    let app_cmd =
+        r#"trap "exit 0" TERM INT; echo "app $(cat /etc/app-version) started"; sleep 1000000 & wait"#;
     for v in ["v1", "v2"] {
         let cmd = format!("--config.cmd={app_cmd}");
         b.image(
             &format!("app-{v}"),
             "base",
             |r| fill_version(r, v),
-            &[
-                "--config.entrypoint=/bin/sh",
-                "--config.entrypoint=-c",
-                "--clear=config.cmd",
-                &cmd,
-            ],
+            &["--config.entrypoint=/bin/sh", "--config.entrypoint=-c", "--clear=config.cmd", &cmd],
         )?;
     }
-    b.image(
-        "big-half",
-        "app-v1",
-        |r| fill_random(r, "blob1", BIG_MB / 2),
-        &[],
-    )?;
-    b.image(
-        "big-v1",
-        "big-half",
-        |r| fill_random(r, "blob2", BIG_MB - BIG_MB / 2),
-        &[],
-    )?;
+    b.image("big-half", "app-v1", |r| fill_random(r, "blob1", BIG_MB / 2), &[])?;
+    b.image("big-v1", "big-half", |r| fill_random(r, "blob2", BIG_MB - BIG_MB / 2), &[])?;
     procs::run(Command::new("umoci").args(["gc", "--layout", &layout]))?;
 
     // The sandbox image, for `ctr images import` (sandboxes then start without the registry).
@@ -176,8 +139,7 @@ fn push_all(dir: &Path, layout: &str) -> anyhow::Result<()> {
     let mut cmd = Command::new("docker-registry");
     cmd.arg("serve").arg(&yml);
     let log = dir.join("push-registry.log");
-    let mut reg =
-        procs::Daemon::spawn("docker-registry", cmd, &log, &dir.join("push-registry.pid"))?;
+    let mut reg = procs::Daemon::spawn("docker-registry", cmd, &log, &dir.join("push-registry.pid"))?;
     let pushed = wait_registry(&mut reg, &addr, &log).and_then(|()| {
         for (tag, name) in IMAGES {
             procs::run(Command::new("skopeo").args([
@@ -207,10 +169,7 @@ pub(crate) fn wait_registry(reg: &mut procs::Daemon, addr: &str, log: &Path) -> 
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    bail!(
-        "docker-registry on {addr} did not answer within 10 s: {}",
-        procs::tail(log, 20)
-    )
+    bail!("docker-registry on {addr} did not answer within 10 s: {}", procs::tail(log, 20))
 }
 
 /// Unpacks `from`, fills its rootfs, repacks as `tag`, then sets its config.
@@ -235,17 +194,9 @@ impl Builder<'_> {
                 .arg(&self.bundle),
         )?;
         fill(&self.bundle.join("rootfs")).with_context(|| format!("filling image {tag}"))?;
-        procs::run(
-            Command::new("umoci")
-                .args(["repack", "--image", &image])
-                .arg(&self.bundle),
-        )?;
+        procs::run(Command::new("umoci").args(["repack", "--image", &image]).arg(&self.bundle))?;
         if !config.is_empty() {
-            procs::run(
-                Command::new("umoci")
-                    .args(["config", "--image", &image, "--tag", tag])
-                    .args(config),
-            )?;
+            procs::run(Command::new("umoci").args(["config", "--image", &image, "--tag", tag]).args(config))?;
         }
         fs::remove_dir_all(&self.bundle)?;
         Ok(())
@@ -279,9 +230,6 @@ fn fill_version(root: &Path, version: &str) -> io::Result<()> {
 fn fill_random(root: &Path, name: &str, mb: u64) -> io::Result<()> {
     fs::create_dir_all(root.join("data"))?;
     let mut out = File::create(root.join("data").join(name))?;
-    io::copy(
-        &mut io::Read::take(File::open("/dev/urandom")?, mb << 20),
-        &mut out,
-    )?;
+    io::copy(&mut io::Read::take(File::open("/dev/urandom")?, mb << 20), &mut out)?;
     Ok(())
 }

@@ -34,9 +34,7 @@ const FILES: &[(&str, &str)] = &[
 /// Fails naming the first missing prerequisite and the package to install.
 pub(crate) fn check() -> anyhow::Result<()> {
     if effective_uid() != Some(0) {
-        bail!(
-            "the containerd test bed must run as root (it runs containerd, mounts, and creates bridges)"
-        );
+        bail!("the containerd test bed must run as root (it runs containerd, mounts, and creates bridges)");
     }
     let mut missing = Vec::new();
     for (cmd, pkg) in COMMANDS {
@@ -51,10 +49,7 @@ pub(crate) fn check() -> anyhow::Result<()> {
     }
     if !missing.is_empty() {
         let what: Vec<&str> = missing.iter().map(|(w, _)| w.as_str()).collect();
-        let mut pkgs: Vec<&str> = missing
-            .iter()
-            .flat_map(|(_, p)| p.split_whitespace())
-            .collect();
+        let mut pkgs: Vec<&str> = missing.iter().flat_map(|(_, p)| p.split_whitespace()).collect();
         pkgs.sort_unstable();
         pkgs.dedup();
         bail!(
@@ -109,12 +104,9 @@ fn overlay_mounts(t: &Path) -> bool {
         t.join("u").display(),
         t.join("w").display()
     );
-    let mounted = procs::run(
-        Command::new("mount")
-            .args(["-t", "overlay", "overlay", "-o", &opts])
-            .arg(t.join("m")),
-    )
-    .is_ok();
+    let mounted =
+        procs::run(Command::new("mount").args(["-t", "overlay", "overlay", "-o", &opts]).arg(t.join("m")))
+            .is_ok();
     if mounted {
         let _ = procs::run(Command::new("umount").arg(t.join("m")));
     }

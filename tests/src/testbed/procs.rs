@@ -134,9 +134,7 @@ pub(crate) fn all_pids() -> Vec<u32> {
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
     };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect()
+    entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect()
 }
 
 /// SIGTERM to every pid, SIGKILL to those still alive after `grace`, then waits (at
@@ -149,9 +147,7 @@ pub(crate) fn stop_pids_blocking(pids: &[u32], grace: Duration) {
     };
     pids.iter().for_each(|p| signal(*p, Signal::SIGTERM));
     wait_gone(Instant::now() + grace);
-    pids.iter()
-        .filter(|p| alive(**p))
-        .for_each(|p| signal(*p, Signal::SIGKILL));
+    pids.iter().filter(|p| alive(**p)).for_each(|p| signal(*p, Signal::SIGKILL));
     wait_gone(Instant::now() + Duration::from_secs(2));
 }
 
@@ -188,10 +184,7 @@ pub(crate) fn http_ok(addr: SocketAddr, path: &str) -> bool {
 /// Runs a command to completion; fails with its stderr when it does not exit 0.
 pub(crate) fn run(cmd: &mut Command) -> anyhow::Result<Output> {
     let shown = format!("{cmd:?}");
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {shown}"))?;
+    let out = cmd.stdin(Stdio::null()).output().with_context(|| format!("running {shown}"))?;
     if !out.status.success() {
         bail!(
             "{shown} failed ({}): {}{}",
@@ -216,7 +209,5 @@ pub(crate) fn tail(path: &Path, lines: usize) -> String {
 /// Searches PATH for an executable.
 pub(crate) fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
 }

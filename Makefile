@@ -1,0 +1,34 @@
+# One entry point for people and CI. Builds use two jobs: these machines have 2 cores.
+CARGO ?= cargo
+JOBS ?= 2
+
+.PHONY: deps check test demo bench bench-smoke fmt
+
+# Debian packages the test beds need (containerd, runc, CNI plugins, registry,
+# skopeo, umoci, protoc, ...); installs only what is missing.
+deps:
+	bash tests/bed/install-deps.sh
+
+# Formatting, lints and docs.
+check:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy -j$(JOBS) --workspace --all-targets --all-features -- -D warnings
+	RUSTDOCFLAGS=-Dwarnings $(CARGO) doc -j$(JOBS) --workspace --no-deps --quiet
+
+# Every suite: unit tests, the proxy against the fake runtime, the test bed, the
+# differential suite on a real containerd, and a smoke run of the benchmark.
+test: deps check
+	JOBS=$(JOBS) bash tests/run-all.sh
+
+# A pod through the proxy on a real containerd, each step timed; leaves nothing running.
+demo: deps
+	$(CARGO) build -j$(JOBS) --workspace --bins
+	$(CARGO) run -j$(JOBS) -q -p stevedore-tests --bin stevedore-demo
+
+# Direct vs proxied latency, side by side (release build; takes a few minutes).
+bench: deps
+	$(CARGO) build -j$(JOBS) --release --workspace --bins
+	./target/release/stevedore-bench
+
+fmt:
+	$(CARGO) fmt --all
