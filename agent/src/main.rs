@@ -3,7 +3,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::Parser;
-use stevedore_proto::telemetry::{self, LogFormat};
+use stevedore_proto::{process::Process, telemetry::LogFormat};
 
 /// Stevedore's node agent. In this release it has no duties yet: it checks its flags,
 /// logs them and waits for SIGTERM. Image pre-download, container recreate requests
@@ -26,32 +26,20 @@ fn main() -> ExitCode {
     let args = Args::parse();
     if args.node_name.trim().is_empty() {
         eprintln!("stevedore-agent: --node-name: must not be empty");
-        return ExitCode::from(64);
+        return ExitCode::from(stevedore_proto::process::EX_USAGE);
     }
     let rust_log = std::env::var("RUST_LOG").ok();
-    if let Err(e) = telemetry::init(args.log_format, rust_log.as_deref()) {
-        eprintln!("stevedore-agent: {e}");
-        return ExitCode::from(64);
-    }
     let config = stevedore_agent::Config { node_name: args.node_name, cri_socket: args.cri_socket };
-    let result = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(anyhow::Error::from)
-        .and_then(|rt| {
-            rt.block_on(async {
-                let shutdown = stevedore_proto::shutdown::on_signal()?;
-                stevedore_agent::run(config, shutdown).await;
-                anyhow::Ok(())
-            })
-        });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("stevedore-agent: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let process = Process {
+        name: "stevedore-agent",
+        log_format: args.log_format,
+        log_filter: rust_log.as_deref(),
+        worker_threads: 1,
+    };
+    process.run(|shutdown| async move {
+        stevedore_agent::run(config, shutdown).await;
+        Ok::<_, std::convert::Infallible>(())
+    })
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use stevedore_proto::telemetry::{self, LogFormat};
+use stevedore_proto::{process::Process, telemetry::LogFormat};
 
 /// Stevedore's controller: workload controllers and admission webhooks for the
 /// OpenKruise API. In this release it has no controllers or webhooks yet: it checks
@@ -22,29 +22,17 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let rust_log = std::env::var("RUST_LOG").ok();
-    if let Err(e) = telemetry::init(args.log_format, rust_log.as_deref()) {
-        eprintln!("stevedore-controller: {e}");
-        return ExitCode::from(64);
-    }
     let config = stevedore_controller::Config { webhook_port: args.webhook_port };
-    let result = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(anyhow::Error::from)
-        .and_then(|rt| {
-            rt.block_on(async {
-                let shutdown = stevedore_proto::shutdown::on_signal()?;
-                stevedore_controller::run(config, shutdown).await;
-                anyhow::Ok(())
-            })
-        });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("stevedore-controller: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let process = Process {
+        name: "stevedore-controller",
+        log_format: args.log_format,
+        log_filter: rust_log.as_deref(),
+        worker_threads: 1,
+    };
+    process.run(|shutdown| async move {
+        stevedore_controller::run(config, shutdown).await;
+        Ok::<_, std::convert::Infallible>(())
+    })
 }
 
 #[cfg(test)]

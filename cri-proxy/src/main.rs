@@ -4,7 +4,10 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::Parser;
 use stevedore_cri_proxy::{Config, config::parse_endpoint};
-use stevedore_proto::telemetry::{self, LogFormat};
+use stevedore_proto::{
+    process::{EX_USAGE, Process},
+    telemetry::LogFormat,
+};
 
 /// CRI v1 proxy between kubelet and the container runtime. It forwards every CRI call
 /// to the runtime unchanged (unknown methods too, as raw bytes) and exposes
@@ -78,36 +81,19 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(msg) => {
             eprintln!("stevedore-cri-proxy: {msg}");
-            return ExitCode::from(64);
+            return ExitCode::from(EX_USAGE);
         }
     };
     let rust_log = std::env::var("RUST_LOG").ok();
-    if let Err(e) = telemetry::init(args.log_format, rust_log.as_deref()) {
-        eprintln!("stevedore-cri-proxy: {e}");
-        return ExitCode::from(64);
-    }
     // One thread by default: every hop of a forwarded call (client connection, call,
     // runtime connection) then stays on one thread, with no wake-ups between threads.
-    let runtime = if args.worker_threads == 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(args.worker_threads).enable_all().build()
+    let process = Process {
+        name: "stevedore-cri-proxy",
+        log_format: args.log_format,
+        log_filter: rust_log.as_deref(),
+        worker_threads: args.worker_threads,
     };
-    let result = runtime.map_err(anyhow::Error::from).and_then(|rt| {
-        rt.block_on(async {
-            let shutdown = stevedore_proto::shutdown::on_signal()?;
-            stevedore_cri_proxy::run(config, shutdown).await?;
-            anyhow::Ok(())
-        })
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "exiting");
-            eprintln!("stevedore-cri-proxy: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    process.run(|shutdown| stevedore_cri_proxy::run(config, shutdown))
 }
 
 #[cfg(test)]

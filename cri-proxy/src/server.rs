@@ -18,7 +18,7 @@ use hyper_util::{
 };
 use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, debug_span, info, info_span, warn};
 
 use crate::{
     error::{Error, Result},
@@ -96,9 +96,10 @@ pub async fn serve(
         };
         next_conn += 1;
         let proxy = proxy.clone();
-        let service = service_fn(move |req| {
+        let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
             let proxy = proxy.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(req).await) }
+            let span = debug_span!("cri_call", cri.method = %req.uri().path());
+            async move { Ok::<_, Infallible>(proxy.handle(req).await) }.instrument(span)
         });
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(

@@ -2,17 +2,23 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail};
 
-/// A running proxy; stopped with SIGTERM on drop.
+use crate::testbed::procs::{self, Daemon};
+
+/// How long a proxy may drain after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(15);
+
+/// A running proxy, logging to `<socket>.log`; killed on drop unless stopped.
 #[derive(Debug)]
 pub struct ProxyProcess {
-    child: Child,
+    daemon: Daemon,
     socket: PathBuf,
+    log: PathBuf,
 }
 
 /// The proxy binary built next to the running executable (same profile).
@@ -35,28 +41,28 @@ pub fn binary() -> anyhow::Result<PathBuf> {
 }
 
 impl ProxyProcess {
-    /// Starts the proxy on `socket`, forwarding to `runtime`; waits until it accepts.
+    /// Starts the proxy on `socket`, forwarding to `runtime`, with `extra` flags;
+    /// waits until it accepts connections.
     ///
     /// # Errors
     /// The binary is missing, fails to start, or does not listen within 10 s.
     pub async fn start(socket: &Path, runtime: &Path, extra: &[&str]) -> anyhow::Result<Self> {
         let bin = binary()?;
-        let child = Command::new(&bin)
-            .arg("--listen")
+        let mut cmd = Command::new(&bin);
+        cmd.arg("--listen")
             .arg(socket)
             .arg("--runtime-endpoint")
             .arg(format!("unix://{}", runtime.display()))
             .args(["--metrics-addr", "none"])
             .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let mut proxy = ProxyProcess { child, socket: socket.to_owned() };
+            .env("RUST_LOG", "warn");
+        let log = socket.with_extension("log");
+        let daemon = Daemon::spawn("stevedore-cri-proxy", cmd, &log, &socket.with_extension("pid"))?;
+        let mut proxy = ProxyProcess { daemon, socket: socket.to_owned(), log };
         let start = Instant::now();
         while tokio::net::UnixStream::connect(socket).await.is_err() {
-            if let Some(status) = proxy.child.try_wait()? {
-                bail!("stevedore-cri-proxy exited at start: {status}");
+            if proxy.daemon.exited() {
+                bail!("stevedore-cri-proxy exited at start:\n{}", procs::tail(&proxy.log, 20));
             }
             if start.elapsed() > Duration::from_secs(10) {
                 bail!("stevedore-cri-proxy did not listen on {} within 10 s", socket.display());
@@ -73,45 +79,23 @@ impl ProxyProcess {
 
     /// The process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.daemon.pid()
     }
 
     /// Sends SIGTERM and waits (without blocking the async runtime, so this
     /// process's own clients can still answer the proxy's GOAWAY) for the exit status.
     ///
     /// # Errors
-    /// The signal cannot be sent or the process does not exit within 15 s.
+    /// The status cannot be read.
     pub async fn stop(&mut self) -> anyhow::Result<std::process::ExitStatus> {
-        self.signal_term()?;
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
-            }
-            if start.elapsed() > Duration::from_secs(15) {
-                let _ = self.child.kill();
-                bail!("stevedore-cri-proxy ignored SIGTERM for 15 s");
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    fn signal_term(&mut self) -> anyhow::Result<()> {
-        use nix::{sys::signal, unistd::Pid};
-        if self.child.try_wait()?.is_none() {
-            let pid = Pid::from_raw(i32::try_from(self.child.id())?);
-            signal::kill(pid, signal::Signal::SIGTERM)?;
-        }
-        Ok(())
+        self.daemon.stop(STOP_GRACE).await;
+        self.daemon.status().context("stevedore-cri-proxy's exit status is unknown")
     }
 }
 
 impl Drop for ProxyProcess {
     /// A proxy not stopped with [`ProxyProcess::stop`] (a failing test) is killed.
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.daemon.stop_blocking(Duration::ZERO);
     }
 }

@@ -14,7 +14,7 @@ mod cleanup;
 mod config;
 mod images;
 mod prereq;
-mod procs;
+pub(crate) mod procs;
 
 use std::fs::{self, File, TryLockError};
 use std::path::{Path, PathBuf};

@@ -53,6 +53,11 @@ impl Daemon {
         self.child.id()
     }
 
+    /// The exit status, once it has exited and been reaped.
+    pub(crate) fn status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     pub(crate) fn name(&self) -> &'static str {
         self.name
     }
