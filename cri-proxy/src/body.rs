@@ -83,14 +83,23 @@ impl Body for ResponseBody {
                 None => trailers.take().map(|t| Ok(Frame::trailers(t))),
             }),
             Inner::Upstream(body) => {
-                let frame = ready!(poll_upstream(body, cx));
+                let mut frame = ready!(poll_upstream(body, cx));
+                if let Some(Err(error)) = &frame {
+                    // The runtime's stream broke after its headers went out (it died
+                    // mid-answer): end the caller's call with a proper status rather
+                    // than a reset, as the runtime would have, had it been able to.
+                    let status = tonic::Status::unavailable(format!("runtime unavailable: {error}"));
+                    let mut trailers = HeaderMap::new();
+                    let _ = status.add_header(&mut trailers);
+                    this.inner = Inner::Empty;
+                    frame = Some(Ok(Frame::trailers(trailers)));
+                }
                 if let Some(call) = this.call.take() {
                     match &frame {
                         Some(Ok(f)) => match f.trailers_ref() {
                             Some(t) => call.finish(grpc::status_code(t).unwrap_or(Code::Unknown)),
                             None => this.call = Some(call),
                         },
-                        // the runtime reset the stream or the connection was lost
                         Some(Err(_)) => call.finish(Code::Unavailable),
                         // a gRPC response that ends without trailers is malformed
                         None => call.finish(Code::Unknown),

@@ -368,3 +368,36 @@ async fn typed_handlers_see_messages_and_pass_runtime_errors_through() {
     // other methods still pass as bytes
     runtime(&ch).status(cri::StatusRequest::default()).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_runtime_dying_mid_answer_gives_unavailable_not_a_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let dying = dir.path().join("dying.sock");
+    let listener = tokio::net::UnixListener::bind(&dying).unwrap();
+    // sends the response headers, then drops the connection
+    tokio::spawn(async move {
+        let (io, _) = listener.accept().await.unwrap();
+        let mut conn = h2::server::handshake(io).await.unwrap();
+        let (_req, mut respond) = conn.accept().await.unwrap().unwrap();
+        let head = http::Response::builder().header("content-type", "application/grpc").body(()).unwrap();
+        let _stream = respond.send_response(head, false).unwrap();
+        let _ = tokio::time::timeout(Duration::from_millis(100), conn.accept()).await;
+    });
+    let listen = dir.path().join("proxy.sock");
+    let config = Config {
+        listen: listen.clone(),
+        runtime_socket: dying,
+        metrics_addr: None,
+        shutdown_grace: Duration::from_secs(1),
+        connect_timeout: Duration::from_secs(5),
+    };
+    let stop = CancellationToken::new();
+    tokio::spawn(stevedore_cri_proxy::run(config, stop.clone()));
+    while !listen.exists() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let err = runtime(&channel(&listen).await).version(cri::VersionRequest::default()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(err.message().starts_with("runtime unavailable"), "{err:?}");
+    stop.cancel();
+}

@@ -260,10 +260,28 @@ fn normalize(t: &Transcript) -> Transcript {
     t.iter()
         .map(|(step, v)| {
             let mut v = v.clone();
+            sort_lists(&mut v);
             n.value(None, &mut v);
             (step.clone(), v)
         })
         .collect()
+}
+
+/// containerd lists images, containers and sandboxes in map order, which differs
+/// from call to call: order every list by its elements with ids masked.
+fn sort_lists(v: &mut Value) {
+    match v {
+        Value::Array(items) if items.iter().all(Value::is_object) => {
+            items.iter_mut().for_each(sort_lists);
+            items.sort_by_cached_key(|i| {
+                let mut masked = i.clone();
+                Normalizer { ids: HashMap::new() }.value(None, &mut masked);
+                masked.to_string()
+            });
+        }
+        Value::Object(map) => map.values_mut().for_each(sort_lists),
+        _ => {}
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -361,9 +379,18 @@ async fn a_runtime_restart_under_load_gives_unavailable_never_hangs_and_recovers
                     }
                 };
                 // a hang detector, far above the deadline: never a latency assertion
+                // Ok stands for any answer of the runtime itself
                 let code = match tokio::time::timeout(deadline * 5, call).await {
                     Ok(Ok(())) => Code::Ok,
-                    Ok(Err(status)) => status.code(),
+                    // containerd's own answer while its CRI plugin starts up: the
+                    // proxy passes it through, as a direct caller would see it
+                    Ok(Err(status)) if status.message() == "server is not initialized yet" => Code::Ok,
+                    Ok(Err(status)) => {
+                        if status.code() != Code::Unavailable {
+                            eprintln!("unexpected status during the restart: {status:?}");
+                        }
+                        status.code()
+                    }
                     Err(_) => panic!("a call hung past five times its deadline"),
                 };
                 *codes.entry(code).or_default() += 1;
