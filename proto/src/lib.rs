@@ -5,6 +5,8 @@
 //! process-wide shutdown signal. Later the CRD types and the control API join it.
 #![deny(missing_docs)]
 
+pub mod crd;
+pub mod keys;
 pub mod process;
 pub mod shutdown;
 pub mod telemetry;

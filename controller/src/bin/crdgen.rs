@@ -1,0 +1,23 @@
+//! `crdgen`: writes every CRD generated from `proto/` into `deploy/crds/` (or the
+//! folder given as the first argument), replacing what is there.
+
+use std::path::PathBuf;
+
+fn main() -> anyhow::Result<()> {
+    let dir = std::env::args_os()
+        .nth(1)
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/crds"), PathBuf::from);
+    std::fs::create_dir_all(&dir)?;
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    for crd in stevedore_proto::crd::all() {
+        let path = dir.join(stevedore_proto::crd::file_name(&crd));
+        std::fs::write(&path, stevedore_proto::crd::to_yaml(&crd)?)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}

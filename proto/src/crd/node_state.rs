@@ -1,0 +1,135 @@
+//! NodeState (`stevedore.dev/v1alpha1`, cluster-scoped, one per node, named after
+//! it): the controller's per-node intent in `spec`, the agent's per-node report in
+//! `status`. Small on purpose: every agent watches its own, and the controller
+//! watches them all.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// What the controller permits on this node.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "stevedore.dev",
+    version = "v1alpha1",
+    kind = "NodeState",
+    plural = "nodestates",
+    singular = "nodestate",
+    status = "NodeStateStatus",
+    printcolumn = r#"{"name":"DAEMONSETS","type":"integer","jsonPath":".status.daemonSetCount"}"#,
+    printcolumn = r#"{"name":"PROXY","type":"string","jsonPath":".status.proxy.state"}"#,
+    printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeStateSpec {
+    /// Advanced DaemonSets whose pods on this node may move to a revision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub daemon_sets: Vec<DaemonSetPermit>,
+    /// BroadcastJobs that may run a pod on this node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub broadcast_jobs: Vec<BroadcastJobPermit>,
+}
+
+/// A workload, by namespace, name and uid (a recreated workload is another one).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadRef {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Its uid.
+    pub uid: String,
+}
+
+/// Permission for one DaemonSet's pod on this node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DaemonSetPermit {
+    /// The DaemonSet.
+    #[serde(flatten)]
+    pub workload: WorkloadRef,
+    /// The revision (controller-revision hash) the node's pod may run.
+    pub revision: String,
+}
+
+/// Permission for one BroadcastJob to run on this node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BroadcastJobPermit {
+    /// The BroadcastJob.
+    #[serde(flatten)]
+    pub workload: WorkloadRef,
+}
+
+/// What the agent reports about this node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeStateStatus {
+    /// The spec generation this report answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// How many DaemonSets have a pod here (a printer column).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemon_set_count: Option<i32>,
+    /// Per DaemonSet: its pod on this node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub daemon_sets: Vec<DaemonSetNodeStatus>,
+    /// Per BroadcastJob: its run on this node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub broadcast_jobs: Vec<BroadcastJobNodeStatus>,
+    /// The CRI proxy on this node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyStatus>,
+}
+
+/// One DaemonSet's pod on this node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DaemonSetNodeStatus {
+    /// The DaemonSet.
+    #[serde(flatten)]
+    pub workload: WorkloadRef,
+    /// The pod's name, if it has one here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// The revision the pod runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// Whether the pod is ready.
+    #[serde(default)]
+    pub ready: bool,
+    /// Whether the pod was last updated in place (no recreation).
+    #[serde(default)]
+    pub updated_in_place: bool,
+}
+
+/// One BroadcastJob's run on this node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BroadcastJobNodeStatus {
+    /// The BroadcastJob.
+    #[serde(flatten)]
+    pub workload: WorkloadRef,
+    /// Pending, Running, Succeeded or Failed.
+    pub phase: String,
+    /// Why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The CRI proxy's health on this node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyStatus {
+    /// `Ready`, `Unreachable` (the agent cannot reach it) or `RuntimeDown` (it runs,
+    /// the runtime behind it does not answer).
+    pub state: String,
+    /// The runtime's name and version, as CRI `Version` reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    /// When the agent last checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<Time>,
+}

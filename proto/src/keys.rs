@@ -1,0 +1,12 @@
+//! Every label, annotation and finalizer key Stevedore reads or writes, in one place.
+
+/// ContainerRecreateRequest: the uid of the pod whose containers are recreated.
+pub const CRR_POD_UID: &str = "crr.apps.kruise.io/pod-uid";
+/// ContainerRecreateRequest: the node the pod runs on (the agent selects on it).
+pub const CRR_NODE_NAME: &str = "crr.apps.kruise.io/node-name";
+/// ContainerRecreateRequest: `"true"` while the request is not finished.
+pub const CRR_ACTIVE: &str = "crr.apps.kruise.io/active";
+/// ContainerRecreateRequest: when the pod was marked not ready before recreation.
+pub const CRR_UNREADY_ACQUIRED: &str = "crr.apps.kruise.io/unready-acquired";
+/// ContainerRecreateRequest: container statuses the controller syncs for the agent.
+pub const CRR_SYNC_CONTAINER_STATUSES: &str = "crr.apps.kruise.io/sync-container-statuses";
