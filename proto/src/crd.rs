@@ -3,6 +3,7 @@
 //! Stevedore's own node-local `NodeState` (`stevedore.dev`). The CRDs under
 //! `deploy/crds/` are generated from these types ([`all`], [`to_yaml`]).
 
+pub mod common;
 pub mod container_recreate_request;
 pub mod node_state;
 
