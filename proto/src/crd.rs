@@ -3,6 +3,7 @@
 //! Stevedore's own node-local `NodeState` (`stevedore.dev`). The CRDs under
 //! `deploy/crds/` are generated from these types ([`all`], [`to_yaml`]).
 
+pub mod clone_set;
 pub mod common;
 pub mod container_recreate_request;
 pub mod node_state;
@@ -33,7 +34,11 @@ pub enum Error {
 
 /// Every CRD Stevedore installs, one per kind with all its served versions.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![container_recreate_request::ContainerRecreateRequest::crd(), node_state::NodeState::crd()]
+    vec![
+        clone_set::CloneSet::crd(),
+        container_recreate_request::ContainerRecreateRequest::crd(),
+        node_state::NodeState::crd(),
+    ]
 }
 
 /// The file a CRD is written to: `<group>_<plural>.yaml`, as controller-gen names them.
