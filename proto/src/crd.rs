@@ -7,6 +7,7 @@ pub mod clone_set;
 pub mod common;
 pub mod container_recreate_request;
 pub mod node_state;
+pub mod united_deployment;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -38,6 +39,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         clone_set::CloneSet::crd(),
         container_recreate_request::ContainerRecreateRequest::crd(),
         node_state::NodeState::crd(),
+        united_deployment::UnitedDeployment::crd(),
     ]
 }
 

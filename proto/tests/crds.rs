@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 use stevedore_proto::crd::{
     self, clone_set::CloneSet, container_recreate_request::ContainerRecreateRequest, node_state::NodeState,
+    united_deployment::UnitedDeployment,
 };
 
 fn deploy(sub: &str) -> PathBuf {
@@ -50,6 +51,7 @@ fn examples_round_trip_without_losing_a_field() {
     round_trip::<CloneSet>("cloneset.yaml");
     round_trip::<ContainerRecreateRequest>("containerrecreaterequest.yaml");
     round_trip::<NodeState>("nodestate.yaml");
+    round_trip::<UnitedDeployment>("uniteddeployment.yaml");
 }
 
 #[test]
