@@ -8,6 +8,7 @@ pub mod common;
 pub mod container_recreate_request;
 pub mod node_state;
 pub mod united_deployment;
+pub mod workload_spread;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -40,6 +41,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         container_recreate_request::ContainerRecreateRequest::crd(),
         node_state::NodeState::crd(),
         united_deployment::UnitedDeployment::crd(),
+        workload_spread::WorkloadSpread::crd(),
     ]
 }
 

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 use stevedore_proto::crd::{
     self, clone_set::CloneSet, container_recreate_request::ContainerRecreateRequest, node_state::NodeState,
-    united_deployment::UnitedDeployment,
+    united_deployment::UnitedDeployment, workload_spread::WorkloadSpread,
 };
 
 fn deploy(sub: &str) -> PathBuf {
@@ -52,6 +52,7 @@ fn examples_round_trip_without_losing_a_field() {
     round_trip::<ContainerRecreateRequest>("containerrecreaterequest.yaml");
     round_trip::<NodeState>("nodestate.yaml");
     round_trip::<UnitedDeployment>("uniteddeployment.yaml");
+    round_trip::<WorkloadSpread>("workloadspread.yaml");
 }
 
 #[test]
