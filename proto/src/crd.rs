@@ -3,9 +3,12 @@
 //! Stevedore's own node-local `NodeState` (`stevedore.dev`). The CRDs under
 //! `deploy/crds/` are generated from these types ([`all`], [`to_yaml`]).
 
+pub mod clone_set;
 pub mod common;
 pub mod container_recreate_request;
 pub mod node_state;
+pub mod united_deployment;
+pub mod workload_spread;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -33,7 +36,13 @@ pub enum Error {
 
 /// Every CRD Stevedore installs, one per kind with all its served versions.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![container_recreate_request::ContainerRecreateRequest::crd(), node_state::NodeState::crd()]
+    vec![
+        clone_set::CloneSet::crd(),
+        container_recreate_request::ContainerRecreateRequest::crd(),
+        node_state::NodeState::crd(),
+        united_deployment::UnitedDeployment::crd(),
+        workload_spread::WorkloadSpread::crd(),
+    ]
 }
 
 /// The file a CRD is written to: `<group>_<plural>.yaml`, as controller-gen names them.

@@ -7,7 +7,8 @@ use kube::core::DynamicObject;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 use stevedore_proto::crd::{
-    self, container_recreate_request::ContainerRecreateRequest, node_state::NodeState,
+    self, clone_set::CloneSet, container_recreate_request::ContainerRecreateRequest, node_state::NodeState,
+    united_deployment::UnitedDeployment, workload_spread::WorkloadSpread,
 };
 
 fn deploy(sub: &str) -> PathBuf {
@@ -47,8 +48,11 @@ fn round_trip<K: DeserializeOwned + serde::Serialize>(file: &str) {
 
 #[test]
 fn examples_round_trip_without_losing_a_field() {
+    round_trip::<CloneSet>("cloneset.yaml");
     round_trip::<ContainerRecreateRequest>("containerrecreaterequest.yaml");
     round_trip::<NodeState>("nodestate.yaml");
+    round_trip::<UnitedDeployment>("uniteddeployment.yaml");
+    round_trip::<WorkloadSpread>("workloadspread.yaml");
 }
 
 #[test]

@@ -110,3 +110,45 @@ pub enum CompletionPolicyType {
     /// Never complete.
     Never,
 }
+
+/// A field whose schema is left open (`x-kubernetes-preserve-unknown-fields`), as
+/// OpenKruise leaves pod templates, claim templates and patches: the API server
+/// neither validates nor prunes it, and the CRD stays small. The value keeps its
+/// Rust type for the controllers; serde sees straight through the wrapper.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Schemaless<T>(pub T);
+
+impl<T> JsonSchema for Schemaless<T> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Schemaless".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "x-kubernetes-preserve-unknown-fields": true })
+    }
+}
+
+impl<T> std::ops::Deref for Schemaless<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for Schemaless<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+impl<T> From<T> for Schemaless<T> {
+    fn from(value: T) -> Self {
+        Self(value)
+    }
+}
