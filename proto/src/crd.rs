@@ -5,6 +5,7 @@
 
 pub mod common;
 pub mod container_recreate_request;
+pub mod image_pull_job;
 pub mod node_state;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -33,7 +34,15 @@ pub enum Error {
 
 /// Every CRD Stevedore installs, one per kind with all its served versions.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![container_recreate_request::ContainerRecreateRequest::crd(), node_state::NodeState::crd()]
+    vec![
+        container_recreate_request::ContainerRecreateRequest::crd(),
+        node_state::NodeState::crd(),
+        kube::core::crd::merge_crds(
+            vec![image_pull_job::v1alpha1::ImagePullJob::crd(), image_pull_job::v1beta1::ImagePullJob::crd()],
+            "v1beta1",
+        )
+        .expect("the ImagePullJob versions merge"),
+    ]
 }
 
 /// The file a CRD is written to: `<group>_<plural>.yaml`, as controller-gen names them.
