@@ -5,6 +5,7 @@
 
 pub mod common;
 pub mod container_recreate_request;
+pub mod image_list_pull_job;
 pub mod image_pull_job;
 pub mod node_state;
 
@@ -42,6 +43,14 @@ pub fn all() -> Vec<CustomResourceDefinition> {
             "v1beta1",
         )
         .expect("the ImagePullJob versions merge"),
+        kube::core::crd::merge_crds(
+            vec![
+                image_list_pull_job::v1alpha1::ImageListPullJob::crd(),
+                image_list_pull_job::v1beta1::ImageListPullJob::crd(),
+            ],
+            "v1beta1",
+        )
+        .expect("the ImageListPullJob versions merge"),
     ]
 }
 

@@ -7,7 +7,8 @@ use kube::core::DynamicObject;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 use stevedore_proto::crd::{
-    self, container_recreate_request::ContainerRecreateRequest, image_pull_job, node_state::NodeState,
+    self, container_recreate_request::ContainerRecreateRequest, image_list_pull_job, image_pull_job,
+    node_state::NodeState,
 };
 
 fn deploy(sub: &str) -> PathBuf {
@@ -50,6 +51,7 @@ fn examples_round_trip_without_losing_a_field() {
     round_trip::<ContainerRecreateRequest>("containerrecreaterequest.yaml");
     round_trip::<NodeState>("nodestate.yaml");
     round_trip::<image_pull_job::v1alpha1::ImagePullJob>("imagepulljob.yaml");
+    round_trip::<image_list_pull_job::v1alpha1::ImageListPullJob>("imagelistpulljob.yaml");
 }
 
 #[test]
