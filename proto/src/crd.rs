@@ -7,6 +7,7 @@ pub mod common;
 pub mod container_recreate_request;
 pub mod image_list_pull_job;
 pub mod image_pull_job;
+pub mod node_image;
 pub mod node_state;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -51,6 +52,11 @@ pub fn all() -> Vec<CustomResourceDefinition> {
             "v1beta1",
         )
         .expect("the ImageListPullJob versions merge"),
+        kube::core::crd::merge_crds(
+            vec![node_image::v1alpha1::NodeImage::crd(), node_image::v1beta1::NodeImage::crd()],
+            "v1beta1",
+        )
+        .expect("the NodeImage versions merge"),
     ]
 }
 

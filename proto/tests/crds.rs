@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 use stevedore_proto::crd::{
     self, container_recreate_request::ContainerRecreateRequest, image_list_pull_job, image_pull_job,
-    node_state::NodeState,
+    node_image, node_state::NodeState,
 };
 
 fn deploy(sub: &str) -> PathBuf {
@@ -52,6 +52,7 @@ fn examples_round_trip_without_losing_a_field() {
     round_trip::<NodeState>("nodestate.yaml");
     round_trip::<image_pull_job::v1alpha1::ImagePullJob>("imagepulljob.yaml");
     round_trip::<image_list_pull_job::v1alpha1::ImageListPullJob>("imagelistpulljob.yaml");
+    round_trip::<node_image::v1alpha1::NodeImage>("nodeimage.yaml");
 }
 
 #[test]
