@@ -265,3 +265,23 @@ pub mod v1beta1 {
         Batch,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::v1beta1;
+
+    #[test]
+    fn v1beta1_pull_secrets_carry_the_mode() {
+        let spec: v1beta1::NodeImageSpec = serde_json::from_value(serde_json::json!({
+            "images": {"docker.io/library/nginx": {
+                "pullSecrets": [{"namespace": "shop", "name": "reg", "mode": "batch"}],
+                "tags": [{"tag": "1.27"}]
+            }}
+        }))
+        .unwrap();
+        let image = &spec.images.as_ref().unwrap()["docker.io/library/nginx"];
+        let secret = &image.pull_secrets.as_ref().unwrap()[0];
+        assert_eq!(secret.mode, Some(v1beta1::ReferenceObjectMode::Batch));
+        assert_eq!(serde_json::to_value(secret).unwrap()["mode"], "batch");
+    }
+}
