@@ -6,6 +6,9 @@
 pub mod clone_set;
 pub mod common;
 pub mod container_recreate_request;
+pub mod image_list_pull_job;
+pub mod image_pull_job;
+pub mod node_image;
 pub mod node_state;
 pub mod united_deployment;
 pub mod workload_spread;
@@ -42,6 +45,24 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         node_state::NodeState::crd(),
         united_deployment::UnitedDeployment::crd(),
         workload_spread::WorkloadSpread::crd(),
+        kube::core::crd::merge_crds(
+            vec![image_pull_job::v1alpha1::ImagePullJob::crd(), image_pull_job::v1beta1::ImagePullJob::crd()],
+            "v1beta1",
+        )
+        .expect("the ImagePullJob versions merge"),
+        kube::core::crd::merge_crds(
+            vec![
+                image_list_pull_job::v1alpha1::ImageListPullJob::crd(),
+                image_list_pull_job::v1beta1::ImageListPullJob::crd(),
+            ],
+            "v1beta1",
+        )
+        .expect("the ImageListPullJob versions merge"),
+        kube::core::crd::merge_crds(
+            vec![node_image::v1alpha1::NodeImage::crd(), node_image::v1beta1::NodeImage::crd()],
+            "v1beta1",
+        )
+        .expect("the NodeImage versions merge"),
     ]
 }
 
