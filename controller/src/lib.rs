@@ -1,6 +1,8 @@
 //! `stevedore-controller`: workload controllers and admission webhooks. This release
 //! has none yet: it validates its configuration, reports it, and waits for shutdown.
 
+pub mod webhook;
+
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 

@@ -1,0 +1,126 @@
+//! The controller's webhook server, which every kind reuses: HTTPS, AdmissionReview
+//! v1 (mutating and validating) and ConversionReview v1 endpoints, handlers per kind
+//! registered in one [`Registry`]. Every replica serves webhooks. A handler that
+//! panics or overruns its time answers with an error; the server carries on.
+
+pub mod server;
+pub mod tls;
+
+use std::{collections::HashMap, sync::Arc};
+
+use kube::core::{
+    DynamicObject,
+    admission::{AdmissionRequest, AdmissionResponse},
+};
+
+/// The path of the conversion endpoint (the CRDs' `conversion.webhook` points here).
+pub const CONVERT_PATH: &str = "/convert";
+
+/// Whether a handler may change the object or only judge it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// Defaulting: answers with a JSON patch.
+    Mutate,
+    /// Validation: allows or denies.
+    Validate,
+}
+
+/// The endpoint path OpenKruise uses for a kind: `/mutate-apps-kruise-io-v1alpha1-cloneset`.
+pub fn admission_path(op: Operation, group: &str, version: &str, kind: &str) -> String {
+    let op = match op {
+        Operation::Mutate => "mutate",
+        Operation::Validate => "validate",
+    };
+    let group = group.replace('.', "-");
+    let group = if group.is_empty() { "core".to_owned() } else { group };
+    format!("/{op}-{group}-{version}-{}", kind.to_lowercase())
+}
+
+/// Judges or defaults one kind. Runs on a blocking thread, so a slow handler cannot
+/// stall the server; it must not block forever (the server stops waiting at its
+/// timeout and answers with an error).
+pub trait Admit: Send + Sync + 'static {
+    /// The answer to one request (use `AdmissionResponse::from(req)` and `.deny(..)`
+    /// or `.with_patch(..)`).
+    fn admit(&self, req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse;
+}
+
+/// Converts one kind's objects between its versions.
+pub trait Convert: Send + Sync + 'static {
+    /// Converts `object` to `desired_api_version` (`group/version`), or says why it
+    /// cannot be expressed there.
+    fn convert(
+        &self,
+        object: serde_json::Value,
+        desired_api_version: &str,
+    ) -> Result<serde_json::Value, String>;
+}
+
+/// Handlers by endpoint and by kind.
+#[derive(Default)]
+pub struct Registry {
+    admission: HashMap<String, Arc<dyn Admit>>,
+    conversion: HashMap<(String, String), Arc<dyn Convert>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("admission", &self.admission.keys().collect::<Vec<_>>())
+            .field("conversion", &self.conversion.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// Registers `handler` for `op` on `group/version, kind`; returns its path.
+    ///
+    /// # Panics
+    /// When the path already has a handler: two handlers for one endpoint is a bug.
+    pub fn admission(
+        &mut self,
+        op: Operation,
+        group: &str,
+        version: &str,
+        kind: &str,
+        handler: Arc<dyn Admit>,
+    ) -> String {
+        let path = admission_path(op, group, version, kind);
+        let previous = self.admission.insert(path.clone(), handler);
+        assert!(previous.is_none(), "two webhook handlers registered for {path}");
+        path
+    }
+
+    /// Registers the converter of `group`'s `kind`.
+    ///
+    /// # Panics
+    /// When the kind already has one.
+    pub fn conversion(&mut self, group: &str, kind: &str, handler: Arc<dyn Convert>) {
+        let previous = self.conversion.insert((group.to_owned(), kind.to_owned()), handler);
+        assert!(previous.is_none(), "two converters registered for {group}/{kind}");
+    }
+
+    /// The admission handler at `path`.
+    pub fn admission_handler(&self, path: &str) -> Option<Arc<dyn Admit>> {
+        self.admission.get(path).cloned()
+    }
+
+    /// The converter of `group`'s `kind`.
+    pub fn converter(&self, group: &str, kind: &str) -> Option<Arc<dyn Convert>> {
+        self.conversion.get(&(group.to_owned(), kind.to_owned())).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_follow_openkruise() {
+        assert_eq!(
+            admission_path(Operation::Mutate, "apps.kruise.io", "v1alpha1", "CloneSet"),
+            "/mutate-apps-kruise-io-v1alpha1-cloneset"
+        );
+        assert_eq!(admission_path(Operation::Validate, "", "v1", "Pod"), "/validate-core-v1-pod");
+    }
+}
