@@ -6,6 +6,7 @@
 pub mod common;
 pub mod container_recreate_request;
 pub mod node_state;
+pub mod pod_unavailable_budget;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -33,7 +34,11 @@ pub enum Error {
 
 /// Every CRD Stevedore installs, one per kind with all its served versions.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![container_recreate_request::ContainerRecreateRequest::crd(), node_state::NodeState::crd()]
+    vec![
+        container_recreate_request::ContainerRecreateRequest::crd(),
+        node_state::NodeState::crd(),
+        pod_unavailable_budget::PodUnavailableBudget::crd(),
+    ]
 }
 
 /// The file a CRD is written to: `<group>_<plural>.yaml`, as controller-gen names them.

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 use stevedore_proto::crd::{
     self, container_recreate_request::ContainerRecreateRequest, node_state::NodeState,
+    pod_unavailable_budget::PodUnavailableBudget,
 };
 
 fn deploy(sub: &str) -> PathBuf {
@@ -49,6 +50,7 @@ fn round_trip<K: DeserializeOwned + serde::Serialize>(file: &str) {
 fn examples_round_trip_without_losing_a_field() {
     round_trip::<ContainerRecreateRequest>("containerrecreaterequest.yaml");
     round_trip::<NodeState>("nodestate.yaml");
+    round_trip::<PodUnavailableBudget>("podunavailablebudget.yaml");
 }
 
 #[test]
