@@ -3,13 +3,14 @@
 //! Stevedore's own node-local `NodeState` (`stevedore.dev`). The CRDs under
 //! `deploy/crds/` are generated from these types ([`all`], [`to_yaml`]).
 
+pub mod broadcast_job;
 pub mod common;
 pub mod container_recreate_request;
 pub mod node_state;
 pub mod pod_unavailable_budget;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::CustomResourceExt;
+use kube::{CustomResourceExt, core::crd::merge_crds};
 
 /// OpenKruise's workload group.
 pub const APPS_GROUP: &str = "apps.kruise.io";
@@ -37,6 +38,11 @@ pub fn all() -> Vec<CustomResourceDefinition> {
     vec![
         container_recreate_request::ContainerRecreateRequest::crd(),
         node_state::NodeState::crd(),
+        merge_crds(
+            vec![broadcast_job::v1alpha1::BroadcastJob::crd(), broadcast_job::v1beta1::BroadcastJob::crd()],
+            "v1beta1",
+        )
+        .expect("the BroadcastJob versions merge"),
         pod_unavailable_budget::PodUnavailableBudget::crd(),
     ]
 }
