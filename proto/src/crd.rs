@@ -3,6 +3,7 @@
 //! Stevedore's own node-local `NodeState` (`stevedore.dev`). The CRDs under
 //! `deploy/crds/` are generated from these types ([`all`], [`to_yaml`]).
 
+pub mod advanced_cron_job;
 pub mod broadcast_job;
 pub mod common;
 pub mod container_recreate_request;
@@ -36,6 +37,14 @@ pub enum Error {
 /// Every CRD Stevedore installs, one per kind with all its served versions.
 pub fn all() -> Vec<CustomResourceDefinition> {
     vec![
+        merge_crds(
+            vec![
+                advanced_cron_job::v1alpha1::AdvancedCronJob::crd(),
+                advanced_cron_job::v1beta1::AdvancedCronJob::crd(),
+            ],
+            "v1beta1",
+        )
+        .expect("the AdvancedCronJob versions merge"),
         container_recreate_request::ContainerRecreateRequest::crd(),
         node_state::NodeState::crd(),
         merge_crds(

@@ -7,8 +7,9 @@ use kube::core::DynamicObject;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 use stevedore_proto::crd::{
-    self, broadcast_job::v1alpha1::BroadcastJob, container_recreate_request::ContainerRecreateRequest,
-    node_state::NodeState, pod_unavailable_budget::PodUnavailableBudget,
+    self, advanced_cron_job::v1alpha1::AdvancedCronJob, broadcast_job::v1alpha1::BroadcastJob,
+    container_recreate_request::ContainerRecreateRequest, node_state::NodeState,
+    pod_unavailable_budget::PodUnavailableBudget,
 };
 
 fn deploy(sub: &str) -> PathBuf {
@@ -48,6 +49,7 @@ fn round_trip<K: DeserializeOwned + serde::Serialize>(file: &str) {
 
 #[test]
 fn examples_round_trip_without_losing_a_field() {
+    round_trip::<AdvancedCronJob>("advancedcronjob.yaml");
     round_trip::<BroadcastJob>("broadcastjob.yaml");
     round_trip::<ContainerRecreateRequest>("containerrecreaterequest.yaml");
     round_trip::<NodeState>("nodestate.yaml");
