@@ -46,6 +46,7 @@ pub const PROTECT_TOTAL_REPLICAS_ANNOTATION: &str = "pub.kruise.io/protect-total
 pub struct PodUnavailableBudgetSpec {
     /// The pods guarded, by label (non-empty; immutable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-map-type" = "atomic"))]
     pub selector: Option<LabelSelector>,
     /// The pods guarded, as those of a workload (immutable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
