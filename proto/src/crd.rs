@@ -3,6 +3,8 @@
 //! Stevedore's own node-local `NodeState` (`stevedore.dev`). The CRDs under
 //! `deploy/crds/` are generated from these types ([`all`], [`to_yaml`]).
 
+pub mod advanced_cron_job;
+pub mod broadcast_job;
 pub mod clone_set;
 pub mod common;
 pub mod container_recreate_request;
@@ -10,11 +12,12 @@ pub mod image_list_pull_job;
 pub mod image_pull_job;
 pub mod node_image;
 pub mod node_state;
+pub mod pod_unavailable_budget;
 pub mod united_deployment;
 pub mod workload_spread;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::CustomResourceExt;
+use kube::{CustomResourceExt, core::crd::merge_crds};
 
 /// OpenKruise's workload group.
 pub const APPS_GROUP: &str = "apps.kruise.io";
@@ -39,31 +42,35 @@ pub enum Error {
 
 /// Every CRD Stevedore installs, one per kind with all its served versions.
 pub fn all() -> Vec<CustomResourceDefinition> {
+    use advanced_cron_job as acj;
+    use broadcast_job as bcj;
+    use image_list_pull_job as ilpj;
+    use image_pull_job as ipj;
     vec![
+        merged(vec![acj::v1alpha1::AdvancedCronJob::crd(), acj::v1beta1::AdvancedCronJob::crd()], "v1beta1"),
+        merged(vec![bcj::v1alpha1::BroadcastJob::crd(), bcj::v1beta1::BroadcastJob::crd()], "v1beta1"),
         clone_set::CloneSet::crd(),
         container_recreate_request::ContainerRecreateRequest::crd(),
-        node_state::NodeState::crd(),
-        united_deployment::UnitedDeployment::crd(),
-        workload_spread::WorkloadSpread::crd(),
-        kube::core::crd::merge_crds(
-            vec![image_pull_job::v1alpha1::ImagePullJob::crd(), image_pull_job::v1beta1::ImagePullJob::crd()],
+        merged(
+            vec![ilpj::v1alpha1::ImageListPullJob::crd(), ilpj::v1beta1::ImageListPullJob::crd()],
             "v1beta1",
-        )
-        .expect("the ImagePullJob versions merge"),
-        kube::core::crd::merge_crds(
-            vec![
-                image_list_pull_job::v1alpha1::ImageListPullJob::crd(),
-                image_list_pull_job::v1beta1::ImageListPullJob::crd(),
-            ],
-            "v1beta1",
-        )
-        .expect("the ImageListPullJob versions merge"),
-        kube::core::crd::merge_crds(
+        ),
+        merged(vec![ipj::v1alpha1::ImagePullJob::crd(), ipj::v1beta1::ImagePullJob::crd()], "v1beta1"),
+        merged(
             vec![node_image::v1alpha1::NodeImage::crd(), node_image::v1beta1::NodeImage::crd()],
             "v1beta1",
-        )
-        .expect("the NodeImage versions merge"),
+        ),
+        node_state::NodeState::crd(),
+        pod_unavailable_budget::PodUnavailableBudget::crd(),
+        united_deployment::UnitedDeployment::crd(),
+        workload_spread::WorkloadSpread::crd(),
     ]
+}
+
+/// One CRD from the single-version CRDs of a kind's versions, `storage` stored.
+fn merged(versions: Vec<CustomResourceDefinition>, storage: &str) -> CustomResourceDefinition {
+    let kind = versions.first().map(|c| c.spec.names.kind.clone()).unwrap_or_default();
+    merge_crds(versions, storage).unwrap_or_else(|e| panic!("the versions of {kind} do not merge: {e}"))
 }
 
 /// The file a CRD is written to: `<group>_<plural>.yaml`, as controller-gen names them.

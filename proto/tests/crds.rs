@@ -7,9 +7,10 @@ use kube::core::DynamicObject;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 use stevedore_proto::crd::{
-    self, clone_set::CloneSet, container_recreate_request::ContainerRecreateRequest, image_list_pull_job,
-    image_pull_job, node_image, node_state::NodeState, united_deployment::UnitedDeployment,
-    workload_spread::WorkloadSpread,
+    self, advanced_cron_job::v1alpha1::AdvancedCronJob, broadcast_job::v1alpha1::BroadcastJob,
+    clone_set::CloneSet, container_recreate_request::ContainerRecreateRequest, image_list_pull_job,
+    image_pull_job, node_image, node_state::NodeState, pod_unavailable_budget::PodUnavailableBudget,
+    united_deployment::UnitedDeployment, workload_spread::WorkloadSpread,
 };
 
 fn deploy(sub: &str) -> PathBuf {
@@ -57,6 +58,9 @@ fn examples_round_trip_without_losing_a_field() {
     round_trip::<image_pull_job::v1alpha1::ImagePullJob>("imagepulljob.yaml");
     round_trip::<image_list_pull_job::v1alpha1::ImageListPullJob>("imagelistpulljob.yaml");
     round_trip::<node_image::v1alpha1::NodeImage>("nodeimage.yaml");
+    round_trip::<AdvancedCronJob>("advancedcronjob.yaml");
+    round_trip::<BroadcastJob>("broadcastjob.yaml");
+    round_trip::<PodUnavailableBudget>("podunavailablebudget.yaml");
 }
 
 #[test]

@@ -1,0 +1,178 @@
+//! BroadcastJob (`apps.kruise.io`, namespaced, short name `bcj`): run a pod to
+//! completion on every eligible node.
+//!
+//! v1.9.0 serves `v1alpha1` and `v1beta1` with the same fields and stores
+//! `v1beta1`; [`v1alpha1::BroadcastJob`] and [`v1beta1::BroadcastJob`] differ only
+//! in their version.
+
+use k8s_openapi::{
+    api::core::v1::PodTemplateSpec,
+    apimachinery::pkg::{apis::meta::v1::Time, util::intstr::IntOrString},
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::CompletionPolicy;
+pub use super::common::Schemaless;
+
+/// Emits one version's `BroadcastJobSpec` (and so its `BroadcastJob`): the
+/// versions share every field.
+macro_rules! broadcast_job_spec {
+    ($version:tt) => {
+        /// The pod to run on every eligible node, and when the job is done.
+        #[derive(kube::CustomResource, Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+        #[kube(
+            group = "apps.kruise.io",
+            version = $version,
+            kind = "BroadcastJob",
+            plural = "broadcastjobs",
+            singular = "broadcastjob",
+            shortname = "bcj",
+            namespaced,
+            status = "BroadcastJobStatus",
+            printcolumn = r#"{"name":"Desired","type":"integer","jsonPath":".status.desired","description":"The desired number of pods. This is typically equal to the number of nodes satisfied to run pods."}"#,
+            printcolumn = r#"{"name":"Active","type":"integer","jsonPath":".status.active","description":"The number of actively running pods."}"#,
+            printcolumn = r#"{"name":"Succeeded","type":"integer","jsonPath":".status.succeeded","description":"The number of pods which reached phase Succeeded."}"#,
+            printcolumn = r#"{"name":"Failed","type":"integer","jsonPath":".status.failed","description":"The number of pods which reached phase Failed."}"#,
+            printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp","description":"CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC."}"#
+        )]
+        #[serde(rename_all = "camelCase")]
+        pub struct BroadcastJobSpec {
+            /// The most pods running at once: an int, or a percentage of the desired
+            /// nodes rounded up; unset means no limit (2147483647).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub parallelism: Option<IntOrString>,
+            /// The pod run on each node (restartPolicy `Never` or `OnFailure`).
+            pub template: Schemaless<PodTemplateSpec>,
+            /// When the job is complete (always serialized; type defaults to `Always`).
+            #[serde(default)]
+            pub completion_policy: CompletionPolicy,
+            /// Stop creating pods.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub paused: Option<bool>,
+            /// What a failed pod does to the job.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub failure_policy: Option<FailurePolicy>,
+        }
+    };
+}
+
+/// `apps.kruise.io/v1alpha1` (served; the version most manifests use).
+pub mod v1alpha1 {
+    use super::{
+        BroadcastJobStatus, CompletionPolicy, FailurePolicy, IntOrString, PodTemplateSpec, Schemaless,
+    };
+
+    broadcast_job_spec!("v1alpha1");
+}
+
+/// `apps.kruise.io/v1beta1` (served and stored).
+pub mod v1beta1 {
+    use super::{
+        BroadcastJobStatus, CompletionPolicy, FailurePolicy, IntOrString, PodTemplateSpec, Schemaless,
+    };
+
+    broadcast_job_spec!("v1beta1");
+}
+
+/// What a failed pod does to the job.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailurePolicy {
+    /// `FailFast` (default), `Continue` or `Pause`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<FailurePolicyType>,
+    /// Restarts of a pod's containers (under `OnFailure`) after which the pod counts
+    /// as failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_limit: Option<i32>,
+}
+
+/// See [`FailurePolicy`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum FailurePolicyType {
+    /// Ignore the failed pod; the job goes on.
+    Continue,
+    /// The job fails.
+    #[default]
+    FailFast,
+    /// The job is paused (`spec.paused` set).
+    Pause,
+}
+
+/// Where the job is. The counts are always serialized.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BroadcastJobStatus {
+    /// Complete or Failed, once finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Vec<JobCondition>>,
+    /// When the controller first saw the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// When the job finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+    /// Pods running now.
+    #[serde(default)]
+    pub active: i32,
+    /// Pods that succeeded.
+    #[serde(default)]
+    pub succeeded: i32,
+    /// Pods that failed.
+    #[serde(default)]
+    pub failed: i32,
+    /// Pods wanted: the number of eligible nodes.
+    #[serde(default)]
+    pub desired: i32,
+    /// running, paused, completed or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<BroadcastJobPhase>,
+}
+
+/// The job's phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BroadcastJobPhase {
+    /// Pods are being run.
+    Running,
+    /// Paused by `spec.paused`.
+    Paused,
+    /// Every desired node has a finished pod.
+    Completed,
+    /// Failed (a failed pod under FailFast, or past the deadline).
+    Failed,
+}
+
+/// A condition of a finished job.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobCondition {
+    /// Complete or Failed.
+    #[serde(rename = "type")]
+    pub type_: JobConditionType,
+    /// True, False or Unknown.
+    pub status: String,
+    /// When the condition was last checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_probe_time: Option<Time>,
+    /// When the status last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<Time>,
+    /// Why, in one word.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Why, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// See [`JobCondition`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum JobConditionType {
+    /// Every desired node has a finished pod.
+    #[default]
+    Complete,
+    /// The job failed.
+    Failed,
+}
