@@ -110,3 +110,44 @@ pub enum CompletionPolicyType {
     /// Never complete.
     Never,
 }
+
+/// A value kept typed in Rust but schemaless in the CRD: its schema is an object with
+/// `x-kubernetes-preserve-unknown-fields`, as OpenKruise has pod templates, volume
+/// claim templates and volumes (a full pod schema in every CRD is what it avoids).
+/// Serialises exactly as the inner value.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Schemaless<T>(pub T);
+
+impl<T> std::ops::Deref for Schemaless<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for Schemaless<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+impl<T> From<T> for Schemaless<T> {
+    fn from(value: T) -> Self {
+        Self(value)
+    }
+}
+
+impl<T> JsonSchema for Schemaless<T> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Schemaless".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})
+    }
+}
