@@ -6,9 +6,10 @@
 pub mod common;
 pub mod container_recreate_request;
 pub mod node_state;
+pub mod stateful_set;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::CustomResourceExt;
+use kube::{CustomResourceExt, core::crd::merge_crds};
 
 /// OpenKruise's workload group.
 pub const APPS_GROUP: &str = "apps.kruise.io";
@@ -33,7 +34,15 @@ pub enum Error {
 
 /// Every CRD Stevedore installs, one per kind with all its served versions.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![container_recreate_request::ContainerRecreateRequest::crd(), node_state::NodeState::crd()]
+    vec![
+        container_recreate_request::ContainerRecreateRequest::crd(),
+        node_state::NodeState::crd(),
+        merge_crds(
+            vec![stateful_set::v1alpha1::StatefulSet::crd(), stateful_set::v1beta1::StatefulSet::crd()],
+            "v1beta1",
+        )
+        .expect("the StatefulSet versions merge"),
+    ]
 }
 
 /// The file a CRD is written to: `<group>_<plural>.yaml`, as controller-gen names them.

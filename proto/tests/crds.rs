@@ -7,7 +7,7 @@ use kube::core::DynamicObject;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 use stevedore_proto::crd::{
-    self, container_recreate_request::ContainerRecreateRequest, node_state::NodeState,
+    self, container_recreate_request::ContainerRecreateRequest, node_state::NodeState, stateful_set,
 };
 
 fn deploy(sub: &str) -> PathBuf {
@@ -49,6 +49,7 @@ fn round_trip<K: DeserializeOwned + serde::Serialize>(file: &str) {
 fn examples_round_trip_without_losing_a_field() {
     round_trip::<ContainerRecreateRequest>("containerrecreaterequest.yaml");
     round_trip::<NodeState>("nodestate.yaml");
+    round_trip::<stateful_set::v1beta1::StatefulSet>("statefulset.yaml");
 }
 
 #[test]
