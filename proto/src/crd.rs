@@ -5,6 +5,7 @@
 
 pub mod common;
 pub mod container_recreate_request;
+pub mod daemon_set;
 pub mod node_state;
 pub mod stateful_set;
 
@@ -42,6 +43,11 @@ pub fn all() -> Vec<CustomResourceDefinition> {
             "v1beta1",
         )
         .expect("the StatefulSet versions merge"),
+        merge_crds(
+            vec![daemon_set::v1alpha1::DaemonSet::crd(), daemon_set::v1beta1::DaemonSet::crd()],
+            "v1beta1",
+        )
+        .expect("the DaemonSet versions merge"),
     ]
 }
 

@@ -7,7 +7,8 @@ use kube::core::DynamicObject;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 use stevedore_proto::crd::{
-    self, container_recreate_request::ContainerRecreateRequest, node_state::NodeState, stateful_set,
+    self, container_recreate_request::ContainerRecreateRequest, daemon_set, node_state::NodeState,
+    stateful_set,
 };
 
 fn deploy(sub: &str) -> PathBuf {
@@ -50,6 +51,7 @@ fn examples_round_trip_without_losing_a_field() {
     round_trip::<ContainerRecreateRequest>("containerrecreaterequest.yaml");
     round_trip::<NodeState>("nodestate.yaml");
     round_trip::<stateful_set::v1beta1::StatefulSet>("statefulset.yaml");
+    round_trip::<daemon_set::v1alpha1::DaemonSet>("daemonset.yaml");
 }
 
 #[test]
