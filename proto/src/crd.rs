@@ -7,6 +7,7 @@ pub mod common;
 pub mod container_recreate_request;
 pub mod daemon_set;
 pub mod node_state;
+pub mod sidecar_set;
 pub mod stateful_set;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -48,6 +49,11 @@ pub fn all() -> Vec<CustomResourceDefinition> {
             "v1beta1",
         )
         .expect("the DaemonSet versions merge"),
+        merge_crds(
+            vec![sidecar_set::v1alpha1::SidecarSet::crd(), sidecar_set::v1beta1::SidecarSet::crd()],
+            "v1beta1",
+        )
+        .expect("the SidecarSet versions merge"),
     ]
 }
 

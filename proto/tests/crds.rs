@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 use stevedore_proto::crd::{
     self, container_recreate_request::ContainerRecreateRequest, daemon_set, node_state::NodeState,
-    stateful_set,
+    sidecar_set, stateful_set,
 };
 
 fn deploy(sub: &str) -> PathBuf {
@@ -52,6 +52,7 @@ fn examples_round_trip_without_losing_a_field() {
     round_trip::<NodeState>("nodestate.yaml");
     round_trip::<stateful_set::v1beta1::StatefulSet>("statefulset.yaml");
     round_trip::<daemon_set::v1alpha1::DaemonSet>("daemonset.yaml");
+    round_trip::<sidecar_set::v1alpha1::SidecarSet>("sidecarset.yaml");
 }
 
 #[test]
