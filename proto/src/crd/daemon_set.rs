@@ -189,7 +189,7 @@ pub struct DaemonSetUpdateStrategy {
     pub rolling_update: Option<RollingUpdateDaemonSet>,
 }
 
-/// See [`DaemonSetUpdateStrategy`].
+/// How daemon pods move to a new revision: `RollingUpdate` (default) or `OnDelete`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum DaemonSetUpdateStrategyType {
     /// The controller replaces old pods.
@@ -224,7 +224,7 @@ pub struct RollingUpdateDaemonSet {
     pub paused: Option<bool>,
 }
 
-/// How a daemon pod is updated.
+/// How a daemon pod is updated: `Standard` (default), `InPlaceIfPossible`, or the deprecated `Surging`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum RollingUpdateType {
     /// Delete the old pod, then create the new one (or surge first when maxSurge is set).

@@ -158,7 +158,8 @@ fn preserve_unknown_fields(schema: &mut Schema) {
     schema.insert("x-kubernetes-preserve-unknown-fields".into(), true.into());
 }
 
-/// Where a sidecar goes among the pod's containers.
+/// Where a sidecar goes among the pod's containers: `BeforeAppContainer` (default for
+/// containers) or `AfterAppContainer` (default for init containers).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum PodInjectPolicy {
     /// Before the app containers.
@@ -180,7 +181,7 @@ pub struct SidecarContainerUpgradeStrategy {
     pub hot_upgrade_empty_image: Option<String>,
 }
 
-/// See [`SidecarContainerUpgradeStrategy`].
+/// How a sidecar is upgraded: `ColdUpgrade` (default) or `HotUpgrade` (immutable).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum SidecarContainerUpgradeType {
     /// Restart the container with the new image.
@@ -199,7 +200,7 @@ pub struct ShareVolumePolicy {
     pub type_: Option<ShareVolumePolicyType>,
 }
 
-/// See [`ShareVolumePolicy`].
+/// Whether volumes (or devices) are shared: `enabled` or `disabled` (default).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ShareVolumePolicyType {
@@ -251,7 +252,7 @@ pub struct ResourcesPolicy {
     pub resources_expr: ResourcesExpr,
 }
 
-/// See [`ResourcesPolicy`].
+/// Whether the variables are the `sum` or the `max` over the target containers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetContainersMode {
@@ -313,7 +314,7 @@ pub struct SidecarSetUpdateStrategy {
     pub scatter_strategy: Option<Vec<UpdateScatterTerm>>,
 }
 
-/// See [`SidecarSetUpdateStrategy`].
+/// Whether running pods' sidecars are updated: `RollingUpdate` (default) or `NotUpdate`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum SidecarSetUpdateStrategyType {
     /// Running pods keep their sidecars.
@@ -352,7 +353,8 @@ pub struct SidecarSetInjectRevision {
     pub policy: Option<SidecarSetInjectRevisionPolicy>,
 }
 
-/// See [`SidecarSetInjectRevision`].
+/// Which new pods get the fixed revision: `Always` (default, every new pod) or
+/// `Partial` (only pods the update strategy's selector or partition does not reach).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum SidecarSetInjectRevisionPolicy {
     /// Every new pod.
@@ -374,7 +376,8 @@ pub struct SidecarSetPatchPodMetadata {
     pub patch_policy: Option<SidecarSetPatchPolicyType>,
 }
 
-/// What happens when the pod already has the annotation.
+/// What happens when the pod already has the annotation: `Retain` (default),
+/// `Overwrite` or `MergePatchJson`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum SidecarSetPatchPolicyType {
     /// Keep the pod's value.

@@ -217,7 +217,7 @@ pub mod v1beta1 {
     }
 }
 
-/// Whether pods are created and deleted one at a time.
+/// Whether pods are created and deleted one at a time: `OrderedReady` (default) or `Parallel`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum PodManagementPolicy {
     /// One at a time, in ordinal order, each waiting for the previous to be ready.
@@ -239,7 +239,7 @@ pub struct StatefulSetUpdateStrategy {
     pub rolling_update: Option<RollingUpdateStatefulSetStrategy>,
 }
 
-/// See [`StatefulSetUpdateStrategy`].
+/// How pods move to a new revision: `RollingUpdate` (default) or `OnDelete`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum StatefulSetUpdateStrategyType {
     /// The controller replaces pods, highest ordinal first.
@@ -276,7 +276,7 @@ pub struct RollingUpdateStatefulSetStrategy {
     pub min_ready_seconds: Option<i32>,
 }
 
-/// How a pod is moved to a new revision.
+/// How a pod is moved to a new revision: `ReCreate` (default), `InPlaceIfPossible` or `InPlaceOnly`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum PodUpdatePolicyType {
     /// Delete it and create a new one.
@@ -306,7 +306,7 @@ pub struct VolumeClaimUpdateStrategy {
     pub type_: Option<VolumeClaimUpdateStrategyType>,
 }
 
-/// See [`VolumeClaimUpdateStrategy`].
+/// When claims follow a changed volumeClaimTemplates: `OnPodRollingUpdate` or `OnDelete`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum VolumeClaimUpdateStrategyType {
     /// Claims are updated as their pod is rolled.
@@ -337,7 +337,7 @@ pub struct PersistentVolumeClaimRetentionPolicy {
     pub when_scaled: Option<PersistentVolumeClaimRetentionPolicyType>,
 }
 
-/// See [`PersistentVolumeClaimRetentionPolicy`].
+/// What happens to a claim: `Retain` (default) or `Delete`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum PersistentVolumeClaimRetentionPolicyType {
     /// Keep the claims.
