@@ -8,11 +8,14 @@ pub mod broadcast_job;
 pub mod clone_set;
 pub mod common;
 pub mod container_recreate_request;
+pub mod daemon_set;
 pub mod image_list_pull_job;
 pub mod image_pull_job;
 pub mod node_image;
 pub mod node_state;
 pub mod pod_unavailable_budget;
+pub mod sidecar_set;
+pub mod stateful_set;
 pub mod united_deployment;
 pub mod workload_spread;
 
@@ -60,8 +63,20 @@ pub fn all() -> Vec<CustomResourceDefinition> {
             vec![node_image::v1alpha1::NodeImage::crd(), node_image::v1beta1::NodeImage::crd()],
             "v1beta1",
         ),
+        merged(
+            vec![daemon_set::v1alpha1::DaemonSet::crd(), daemon_set::v1beta1::DaemonSet::crd()],
+            "v1beta1",
+        ),
         node_state::NodeState::crd(),
         pod_unavailable_budget::PodUnavailableBudget::crd(),
+        merged(
+            vec![sidecar_set::v1alpha1::SidecarSet::crd(), sidecar_set::v1beta1::SidecarSet::crd()],
+            "v1beta1",
+        ),
+        merged(
+            vec![stateful_set::v1alpha1::StatefulSet::crd(), stateful_set::v1beta1::StatefulSet::crd()],
+            "v1beta1",
+        ),
         united_deployment::UnitedDeployment::crd(),
         workload_spread::WorkloadSpread::crd(),
     ]

@@ -8,8 +8,9 @@ use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 use stevedore_proto::crd::{
     self, advanced_cron_job::v1alpha1::AdvancedCronJob, broadcast_job::v1alpha1::BroadcastJob,
-    clone_set::CloneSet, container_recreate_request::ContainerRecreateRequest, image_list_pull_job,
-    image_pull_job, node_image, node_state::NodeState, pod_unavailable_budget::PodUnavailableBudget,
+    clone_set::CloneSet, container_recreate_request::ContainerRecreateRequest, daemon_set,
+    image_list_pull_job, image_pull_job, node_image, node_state::NodeState,
+    pod_unavailable_budget::PodUnavailableBudget, sidecar_set, stateful_set,
     united_deployment::UnitedDeployment, workload_spread::WorkloadSpread,
 };
 
@@ -61,6 +62,9 @@ fn examples_round_trip_without_losing_a_field() {
     round_trip::<AdvancedCronJob>("advancedcronjob.yaml");
     round_trip::<BroadcastJob>("broadcastjob.yaml");
     round_trip::<PodUnavailableBudget>("podunavailablebudget.yaml");
+    round_trip::<stateful_set::v1beta1::StatefulSet>("statefulset.yaml");
+    round_trip::<daemon_set::v1alpha1::DaemonSet>("daemonset.yaml");
+    round_trip::<sidecar_set::v1alpha1::SidecarSet>("sidecarset.yaml");
 }
 
 #[test]

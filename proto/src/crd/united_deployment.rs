@@ -95,9 +95,9 @@ pub struct AdvancedStatefulSetTemplateSpec {
     /// Labels and annotations of the subsets' Advanced StatefulSets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Schemaless<ObjectMeta>>,
-    /// The Advanced StatefulSet's v1beta1 spec, untyped until that kind's types
-    /// exist here (replicas and partition come from the UnitedDeployment).
-    pub spec: Schemaless<serde_json::Value>,
+    /// The Advanced StatefulSet's v1beta1 spec (replicas and partition come from
+    /// the UnitedDeployment).
+    pub spec: crate::crd::stateful_set::v1beta1::StatefulSetSpec,
 }
 
 /// A CloneSet template.
