@@ -1,6 +1,7 @@
 //! `stevedore-controller`: workload controllers and admission webhooks. This release
 //! has none yet: it validates its configuration, reports it, and waits for shutdown.
 
+pub mod conversion;
 pub mod webhook;
 
 use tokio_util::sync::CancellationToken;
