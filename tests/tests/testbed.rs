@@ -5,40 +5,15 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use stevedore_proto::cri::{
-    ContainerConfig, ContainerMetadata, ContainerState, ContainerStatusRequest, CreateContainerRequest,
-    ExecSyncRequest, ExecSyncResponse, ImageSpec, LinuxContainerConfig, LinuxContainerSecurityContext,
-    LinuxPodSandboxConfig, LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption, PodSandboxConfig,
-    PodSandboxMetadata, PodSandboxStatusRequest, PullImageRequest, RunPodSandboxRequest,
-    StartContainerRequest,
+    ContainerState, ContainerStatusRequest, ExecSyncRequest, ExecSyncResponse, ImageSpec, PodSandboxConfig,
+    PodSandboxStatusRequest, PullImageRequest, RunPodSandboxRequest, StartContainerRequest,
 };
 use stevedore_tests::cri;
+use stevedore_tests::pods::{self, Network};
 use stevedore_tests::testbed::TestBed;
 
-fn host_network() -> Option<NamespaceOption> {
-    Some(NamespaceOption { network: NamespaceMode::Node as i32, ..Default::default() })
-}
-
-/// A host-network pod: the hostname must stay empty (runc refuses to set a hostname
-/// without a private UTS namespace).
-fn pod_config(bed: &TestBed, name: &str) -> PodSandboxConfig {
-    PodSandboxConfig {
-        metadata: Some(PodSandboxMetadata {
-            name: name.to_owned(),
-            uid: format!("uid-{name}"),
-            namespace: "default".to_owned(),
-            attempt: 0,
-        }),
-        hostname: String::new(),
-        log_directory: bed.log_dir().join(name).display().to_string(),
-        linux: Some(LinuxPodSandboxConfig {
-            security_context: Some(LinuxSandboxSecurityContext {
-                namespace_options: host_network(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+fn pod_config(bed: &TestBed, name: &str, network: Network) -> PodSandboxConfig {
+    pods::sandbox(name, &format!("uid-{name}"), network, &bed.log_dir().join(name).display().to_string())
 }
 
 async fn app_version(rt: &mut cri::RuntimeClient, container_id: &str) -> anyhow::Result<ExecSyncResponse> {
@@ -84,31 +59,14 @@ async fn bed_runs_a_pod_survives_a_restart_and_cleans_up() -> anyhow::Result<()>
         .into_inner();
     assert!(!pulled.image_ref.is_empty());
 
-    let pod = pod_config(&bed, "pod1");
+    let pod = pod_config(&bed, "pod1", Network::Host);
     let pod_id = rt
         .run_pod_sandbox(RunPodSandboxRequest { config: Some(pod.clone()), ..Default::default() })
         .await?
         .into_inner()
         .pod_sandbox_id;
-    let config = ContainerConfig {
-        metadata: Some(ContainerMetadata { name: "app".to_owned(), attempt: 0 }),
-        image: Some(ImageSpec { image: pulled.image_ref, ..Default::default() }),
-        log_path: "app_0.log".to_owned(),
-        linux: Some(LinuxContainerConfig {
-            security_context: Some(LinuxContainerSecurityContext {
-                namespace_options: host_network(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
     let ctr_id = rt
-        .create_container(CreateContainerRequest {
-            pod_sandbox_id: pod_id,
-            config: Some(config),
-            sandbox_config: Some(pod),
-        })
+        .create_container(pods::container(&pod_id, &pod, "app", &pulled.image_ref, 0))
         .await?
         .into_inner()
         .container_id;
@@ -125,9 +83,7 @@ async fn bed_runs_a_pod_survives_a_restart_and_cleans_up() -> anyhow::Result<()>
         img.pull_image(PullImageRequest { image: Some(image), ..Default::default() }).await?;
         eprintln!("pulled {name} in {:.2}s", t0.elapsed().as_secs_f64());
     }
-    let mut net_pod = pod_config(&bed, "pod2");
-    net_pod.hostname = "pod2".to_owned();
-    net_pod.linux = None;
+    let net_pod = pod_config(&bed, "pod2", Network::Pod);
     let net_pod_id = rt
         .run_pod_sandbox(RunPodSandboxRequest { config: Some(net_pod), ..Default::default() })
         .await?
