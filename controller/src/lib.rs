@@ -2,6 +2,7 @@
 //! has none yet: it validates its configuration, reports it, and waits for shutdown.
 
 pub mod conversion;
+pub mod defaulting;
 pub mod validation;
 pub mod webhook;
 

@@ -15,7 +15,7 @@ use stevedore_proto::{
     intstr::{self, IntOrPercent, Percent},
 };
 
-use crate::webhook::{Admit, Operation, Registry};
+use crate::webhook::{Admit, Operation, Registry, typed};
 
 /// One broken rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,11 +56,6 @@ impl<K> Validator<K> {
     pub fn new(rules: Rules<K>) -> Self {
         Self { rules, kind: PhantomData }
     }
-}
-
-fn typed<K: DeserializeOwned>(obj: &DynamicObject) -> Result<K, String> {
-    let value = serde_json::to_value(obj).map_err(|e| e.to_string())?;
-    serde_json::from_value(value).map_err(|e| e.to_string())
 }
 
 impl<K: DeserializeOwned + 'static> Admit for Validator<K> {

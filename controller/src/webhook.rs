@@ -45,6 +45,12 @@ pub trait Admit: Send + Sync + 'static {
     fn admit(&self, req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse;
 }
 
+/// Reads an admission request's object as its type `K`.
+pub(crate) fn typed<K: serde::de::DeserializeOwned>(obj: &DynamicObject) -> Result<K, String> {
+    let value = serde_json::to_value(obj).map_err(|e| e.to_string())?;
+    serde_json::from_value(value).map_err(|e| e.to_string())
+}
+
 /// Converts one kind's objects between its versions.
 pub trait Convert: Send + Sync + 'static {
     /// Converts `object` to `desired_api_version` (`group/version`), or says why it
