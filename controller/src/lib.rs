@@ -1,8 +1,10 @@
 //! `stevedore-controller`: workload controllers and admission webhooks. This release
 //! has none yet: it validates its configuration, reports it, and waits for shutdown.
 
+pub mod certs;
 pub mod conversion;
 pub mod defaulting;
+pub mod leader;
 pub mod validation;
 pub mod webhook;
 

@@ -10,3 +10,13 @@ pub const CRR_ACTIVE: &str = "crr.apps.kruise.io/active";
 pub const CRR_UNREADY_ACQUIRED: &str = "crr.apps.kruise.io/unready-acquired";
 /// ContainerRecreateRequest: container statuses the controller syncs for the agent.
 pub const CRR_SYNC_CONTAINER_STATUSES: &str = "crr.apps.kruise.io/sync-container-statuses";
+
+/// Webhook certificate Secret: when the serving certificate became valid (RFC 3339).
+pub const CERT_NOT_BEFORE: &str = "stevedore.dev/cert-not-before";
+/// Webhook certificate Secret: when the serving certificate expires (RFC 3339).
+pub const CERT_NOT_AFTER: &str = "stevedore.dev/cert-not-after";
+/// Webhook certificate Secret: when the CA expires (RFC 3339).
+pub const CA_NOT_AFTER: &str = "stevedore.dev/ca-not-after";
+/// Webhook certificate Secret: the DNS names the serving certificate is for,
+/// comma-separated.
+pub const CERT_DNS_NAMES: &str = "stevedore.dev/cert-dns-names";
