@@ -12,11 +12,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use k8s_openapi::{
-    ByteString,
-    api::core::v1::Secret,
-    jiff::Timestamp,
-};
+use k8s_openapi::{ByteString, api::core::v1::Secret, jiff::Timestamp};
 use kube::{
     Api, Client,
     api::{ObjectMeta, PostParams},
@@ -136,9 +132,7 @@ enum Verdict {
 fn judge(secret: Option<&Secret>, settings: &Settings, now: SystemTime) -> Verdict {
     let Some(secret) = secret else { return Verdict::Generate("missing") };
     let Some((bundle, names)) = from_secret(secret) else { return Verdict::Generate("unreadable") };
-    if names != settings.dns_names {
-        Verdict::Renew(Box::new(bundle))
-    } else if bundle.needs_renewal(now) {
+    if names != settings.dns_names || bundle.needs_renewal(now) {
         Verdict::Renew(Box::new(bundle))
     } else {
         Verdict::Keep

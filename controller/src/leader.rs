@@ -57,7 +57,13 @@ enum Step {
     Follow,
 }
 
-fn decide(lease: Option<&Lease>, me: &str, observed: &mut Observed, now: Instant, duration: Duration) -> Step {
+fn decide(
+    lease: Option<&Lease>,
+    me: &str,
+    observed: &mut Observed,
+    now: Instant,
+    duration: Duration,
+) -> Step {
     let Some(lease) = lease else { return Step::Create };
     let spec = lease.spec.clone().unwrap_or_default();
     let holder = spec.holder_identity.unwrap_or_default();
@@ -101,7 +107,11 @@ fn held_by_us(settings: &Settings, previous: Option<&LeaseSpec>, take_over: bool
 
 /// One attempt: read the Lease and create, renew or take it over. `Ok(true)` when
 /// we hold it afterwards.
-async fn attempt(api: &Api<Lease>, settings: &Settings, observed: &mut Observed) -> Result<bool, kube::Error> {
+async fn attempt(
+    api: &Api<Lease>,
+    settings: &Settings,
+    observed: &mut Observed,
+) -> Result<bool, kube::Error> {
     let lease = api.get_opt(&settings.name).await?;
     let step = decide(lease.as_ref(), &settings.identity, observed, Instant::now(), settings.lease_duration);
     debug!(?step, lease = %settings.name, "leader election");
@@ -148,7 +158,12 @@ async fn release(api: &Api<Lease>, settings: &Settings) {
 
 /// Campaigns until `shutdown`, publishing whether this replica leads on `leading`.
 /// Releases the Lease when it stops.
-pub async fn run(client: Client, settings: Settings, leading: watch::Sender<bool>, shutdown: CancellationToken) {
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    leading: watch::Sender<bool>,
+    shutdown: CancellationToken,
+) {
     let api: Api<Lease> = Api::namespaced(client, &settings.namespace);
     let mut observed = Observed::default();
     loop {
@@ -211,10 +226,19 @@ mod tests {
         assert_eq!(decide(Some(&lease("b", "1")), "b", &mut seen, t0, d), Step::Renew);
         assert_eq!(decide(Some(&lease("a", "1")), "b", &mut seen, t0, d), Step::Follow);
         // The holder renews (new resourceVersion): the clock restarts.
-        assert_eq!(decide(Some(&lease("a", "2")), "b", &mut seen, t0 + Duration::from_secs(14), d), Step::Follow);
-        assert_eq!(decide(Some(&lease("a", "2")), "b", &mut seen, t0 + Duration::from_secs(28), d), Step::Follow);
+        assert_eq!(
+            decide(Some(&lease("a", "2")), "b", &mut seen, t0 + Duration::from_secs(14), d),
+            Step::Follow
+        );
+        assert_eq!(
+            decide(Some(&lease("a", "2")), "b", &mut seen, t0 + Duration::from_secs(28), d),
+            Step::Follow
+        );
         // Unchanged for a whole duration by our clock: expired.
-        assert_eq!(decide(Some(&lease("a", "2")), "b", &mut seen, t0 + Duration::from_secs(29), d), Step::TakeOver);
+        assert_eq!(
+            decide(Some(&lease("a", "2")), "b", &mut seen, t0 + Duration::from_secs(29), d),
+            Step::TakeOver
+        );
         // A released Lease (no holder) is taken at once.
         let mut released = lease("", "3");
         released.spec.as_mut().unwrap().holder_identity = None;

@@ -17,7 +17,7 @@ use kube::core::{
 pub const CONVERT_PATH: &str = "/convert";
 
 /// Whether a handler may change the object or only judge it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Operation {
     /// Defaulting: answers with a JSON patch.
     Mutate,
@@ -62,10 +62,25 @@ pub trait Convert: Send + Sync + 'static {
     ) -> Result<serde_json::Value, String>;
 }
 
+/// One admission endpoint: what it handles and where.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Route {
+    /// The endpoint's path.
+    pub path: String,
+    /// The API group it handles (`""` for core).
+    pub group: String,
+    /// The version.
+    pub version: String,
+    /// The kind.
+    pub kind: String,
+    /// Defaulting or validation.
+    pub op: Operation,
+}
+
 /// Handlers by endpoint and by kind.
 #[derive(Default)]
 pub struct Registry {
-    admission: HashMap<String, Arc<dyn Admit>>,
+    admission: HashMap<String, (Route, Arc<dyn Admit>)>,
     conversion: HashMap<(String, String), Arc<dyn Convert>>,
 }
 
@@ -92,7 +107,14 @@ impl Registry {
         handler: Arc<dyn Admit>,
     ) -> String {
         let path = admission_path(op, group, version, kind);
-        let previous = self.admission.insert(path.clone(), handler);
+        let route = Route {
+            path: path.clone(),
+            group: group.to_owned(),
+            version: version.to_owned(),
+            kind: kind.to_owned(),
+            op,
+        };
+        let previous = self.admission.insert(path.clone(), (route, handler));
         assert!(previous.is_none(), "two webhook handlers registered for {path}");
         path
     }
@@ -108,7 +130,21 @@ impl Registry {
 
     /// The admission handler at `path`.
     pub fn admission_handler(&self, path: &str) -> Option<Arc<dyn Admit>> {
-        self.admission.get(path).cloned()
+        self.admission.get(path).map(|(_, handler)| handler.clone())
+    }
+
+    /// Every admission endpoint, in path order.
+    pub fn routes(&self) -> Vec<Route> {
+        let mut routes: Vec<Route> = self.admission.values().map(|(route, _)| route.clone()).collect();
+        routes.sort();
+        routes
+    }
+
+    /// The kinds with a converter, as `(group, kind)`, sorted.
+    pub fn converted_kinds(&self) -> Vec<(String, String)> {
+        let mut kinds: Vec<_> = self.conversion.keys().cloned().collect();
+        kinds.sort();
+        kinds
     }
 
     /// The converter of `group`'s `kind`.

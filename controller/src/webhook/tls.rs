@@ -244,16 +244,24 @@ mod tests {
     /// Whether a client trusting `ca_pem` accepts `bundle`'s serving certificate for
     /// `name` at `now`.
     fn trusted(ca_pem: &str, bundle: &Bundle, name: &str, now: SystemTime) -> bool {
-        use rustls::{client::{WebPkiServerVerifier, danger::ServerCertVerifier}, pki_types::ServerName};
+        use rustls::{
+            client::{WebPkiServerVerifier, danger::ServerCertVerifier},
+            pki_types::ServerName,
+        };
         let mut roots = rustls::RootCertStore::empty();
         for ca in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
             roots.add(ca.unwrap()).unwrap();
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build().unwrap();
+        let verifier =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build().unwrap();
         let leaf = CertificateDer::from_pem_slice(bundle.cert_pem.as_bytes()).unwrap();
-        let now = rustls::pki_types::UnixTime::since_unix_epoch(now.duration_since(SystemTime::UNIX_EPOCH).unwrap());
-        verifier.verify_server_cert(&leaf, &[], &ServerName::try_from(name.to_owned()).unwrap(), &[], now).is_ok()
+        let now = rustls::pki_types::UnixTime::since_unix_epoch(
+            now.duration_since(SystemTime::UNIX_EPOCH).unwrap(),
+        );
+        verifier
+            .verify_server_cert(&leaf, &[], &ServerName::try_from(name.to_owned()).unwrap(), &[], now)
+            .is_ok()
     }
 
     #[test]
