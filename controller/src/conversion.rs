@@ -255,43 +255,4 @@ impl<V: Versions> Convert for Hub<V> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn example(file: &str) -> Value {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples").join(file);
-        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-    }
-
-    fn round_trip(kind: &str, file: &str) {
-        let mut registry = Registry::default();
-        register(&mut registry);
-        let conv = registry.converter(APPS_GROUP, kind).unwrap();
-        let a1 = example(file);
-        let b1 = conv.convert(a1.clone(), "apps.kruise.io/v1beta1").unwrap();
-        assert_eq!(b1["apiVersion"], "apps.kruise.io/v1beta1");
-        let back = conv.convert(b1.clone(), "apps.kruise.io/v1alpha1").unwrap();
-        assert_eq!(back, a1, "{kind}: a1 -> b1 -> a1 lost something");
-        let again = conv.convert(back, "apps.kruise.io/v1beta1").unwrap();
-        assert_eq!(again, b1, "{kind}: b1 -> a1 -> b1 lost something");
-    }
-
-    #[test]
-    fn same_field_kinds_round_trip_both_ways() {
-        round_trip("BroadcastJob", "broadcastjob.yaml");
-        round_trip("ImagePullJob", "imagepulljob.yaml");
-        round_trip("ImageListPullJob", "imagelistpulljob.yaml");
-    }
-
-    #[test]
-    fn unknown_versions_and_invalid_objects_are_refused_with_the_reason() {
-        let conv =
-            SameFields::<broadcast_job::v1alpha1::BroadcastJob, broadcast_job::v1beta1::BroadcastJob>::new();
-        let mut obj = example("broadcastjob.yaml");
-        let err = conv.convert(obj.clone(), "apps.kruise.io/v2").unwrap_err();
-        assert!(err.contains("cannot be converted"), "{err}");
-        obj["spec"]["parallelism"] = Value::from(vec![1, 2]);
-        let err = conv.convert(obj, "apps.kruise.io/v1beta1").unwrap_err();
-        assert!(err.contains("is not a valid apps.kruise.io/v1alpha1"), "{err}");
-    }
-}
+mod tests;
