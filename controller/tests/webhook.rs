@@ -70,6 +70,13 @@ async fn start(bundle: &Bundle) -> (SocketAddr, Arc<CertResolver>, CancellationT
     registry.admission(Operation::Validate, GROUP, "v1alpha1", "Broken", Arc::new(Panics));
     registry.admission(Operation::Validate, GROUP, "v1alpha1", "Slow", Arc::new(Slow));
     registry.conversion(GROUP, "BroadcastJob", Arc::new(Rename));
+    start_with(bundle, registry).await
+}
+
+async fn start_with(
+    bundle: &Bundle,
+    registry: Registry,
+) -> (SocketAddr, Arc<CertResolver>, CancellationToken) {
     let certs = Arc::new(CertResolver::new(bundle).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -235,5 +242,50 @@ async fn a_rotated_certificate_is_served_to_new_connections() {
     assert!(err.starts_with("TLS"), "{err}");
     let (code, _) = post(addr, &new.ca_pem, path, &admission_review("CloneSet", json!({}))).await.unwrap();
     assert_eq!(code, 200);
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn the_real_converters_answer_conversion_reviews() {
+    let b = bundle();
+    let mut registry = Registry::default();
+    stevedore_controller::conversion::register(&mut registry);
+    let (addr, _, stop) = start_with(&b, registry).await;
+    let review = |desired: &str, object: Value| {
+        json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "ConversionReview",
+            "request": {"uid": "c0ffee", "desiredAPIVersion": desired, "objects": [object]}
+        })
+    };
+    let sidecar_set = json!({
+        "apiVersion": "apps.kruise.io/v1alpha1", "kind": "SidecarSet",
+        "metadata": {"name": "log-agent", "labels": {"apps.kruise.io/sidecarset-custom-version": "2"}},
+        "spec": {"namespace": "shop", "containers": [{"name": "agent", "image": "fluent-bit:3"}]}
+    });
+    let (code, ok) =
+        post(addr, &b.ca_pem, CONVERT_PATH, &review("apps.kruise.io/v1beta1", sidecar_set)).await.unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(ok["response"]["result"]["status"], "Success", "{ok}");
+    let converted = &ok["response"]["convertedObjects"][0];
+    assert_eq!(converted["apiVersion"], "apps.kruise.io/v1beta1");
+    assert_eq!(converted["spec"]["customVersion"], "2");
+    assert_eq!(converted["spec"]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], "shop");
+
+    let cron_job = json!({
+        "apiVersion": "apps.kruise.io/v1beta1", "kind": "AdvancedCronJob",
+        "metadata": {"name": "prewarm", "namespace": "ops"},
+        "spec": {"schedule": "0 * * * *", "template": {"imageListPullJobTemplate": {"spec": {
+            "images": ["nginx:1.27"], "completionPolicy": {"type": "Always"}
+        }}}}
+    });
+    let (_, failed) =
+        post(addr, &b.ca_pem, CONVERT_PATH, &review("apps.kruise.io/v1alpha1", cron_job)).await.unwrap();
+    assert_eq!(failed["response"]["result"]["status"], "Failure");
+    let message = failed["response"]["result"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("spec.template.imageListPullJobTemplate is not supported in v1alpha1"),
+        "{message}"
+    );
     stop.cancel();
 }
