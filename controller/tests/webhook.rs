@@ -46,7 +46,7 @@ impl Admit for Panics {
 struct Slow;
 impl Admit for Slow {
     fn admit(&self, req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
-        std::thread::sleep(Duration::from_secs(3));
+        std::thread::sleep(Duration::from_secs(5));
         AdmissionResponse::from(req)
     }
 }
@@ -81,7 +81,7 @@ async fn start_with(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
-    let settings = Settings { handler_timeout: Duration::from_millis(300) };
+    let settings = Settings { handler_timeout: Duration::from_millis(1500) };
     tokio::spawn(serve(listener, certs.clone(), Arc::new(registry), settings, stop.clone()));
     (addr, certs, stop)
 }
