@@ -454,6 +454,62 @@ mod tests {
     }
 
     #[test]
+    fn replicas_and_selector() {
+        assert_eq!(
+            check(|v| {
+                v["spec"]["replicas"] = json!(-1);
+                v["spec"]["topology"]["subsets"] = json!([{"name": "zone-a"}]);
+            }),
+            [
+                "spec.replicas: -1 must be greater than or equal to 0",
+                "spec.topology.subsets: the subset replicas add up to 0, more than spec.replicas (-1)"
+            ]
+        );
+        assert_eq!(
+            check(|v| v["spec"]["selector"] = json!({})),
+            ["spec.selector: an empty selector is invalid for a uniteddeployment"]
+        );
+    }
+
+    #[test]
+    fn deployment_and_advanced_stateful_set_templates() {
+        let deploy = |labels: Value, replicas: Value| {
+            move |v: &mut Value| {
+                v["spec"]["template"] = json!({"deploymentTemplate": {"metadata": {"labels": labels},
+                    "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+                             "template": template_json()}}});
+            }
+        };
+        assert_eq!(check(deploy(json!({"app": "web"}), Value::Null)), NONE);
+        assert_eq!(
+            check(deploy(json!({}), json!(2))),
+            [
+                "spec.template.deploymentTemplate.metadata.labels: the selector does not match them",
+                "spec.template.deploymentTemplate.spec.replicas: must not be set: the UnitedDeployment decides \
+                 the replicas",
+            ]
+        );
+        let asts = |strategy: Value| {
+            move |v: &mut Value| {
+                v["spec"]["template"] = json!({"advancedStatefulSetTemplate": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": template_json(),
+                             "updateStrategy": strategy}}});
+            }
+        };
+        assert_eq!(
+            check(asts(json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}}))),
+            NONE
+        );
+        assert_eq!(
+            check(asts(json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 2}}))),
+            [
+                "spec.template.advancedStatefulSetTemplate.spec.updateStrategy.rollingUpdate.partition: must not be \
+              set: the UnitedDeployment decides the partition"
+            ]
+        );
+    }
+
+    #[test]
     fn reserving_needs_a_stateless_template() {
         let reserve = json!({"type": "Adaptive", "adaptive": {"reserveUnschedulablePods": true}});
         let set = |v: &mut Value| {
