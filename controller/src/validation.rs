@@ -17,6 +17,9 @@ use stevedore_proto::{
 
 use crate::webhook::{Admit, Operation, Registry, typed};
 
+mod rules;
+mod workloads;
+
 /// One broken rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FieldError {
@@ -93,6 +96,7 @@ pub fn register(registry: &mut Registry) {
         "PodUnavailableBudget",
         Arc::new(Validator::new(pod_unavailable_budget)),
     );
+    workloads::register(registry);
 }
 
 /// An int-or-percent budget of a PodUnavailableBudget: whole percentages only, at

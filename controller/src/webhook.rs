@@ -3,8 +3,11 @@
 //! registered in one [`Registry`]. Every replica serves webhooks. A handler that
 //! panics or overruns its time answers with an error; the server carries on.
 
+mod by_version;
 pub mod server;
 pub mod tls;
+
+pub use by_version::ByVersion;
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -26,6 +29,8 @@ pub enum Operation {
 }
 
 /// The endpoint path OpenKruise uses for a kind: `/mutate-apps-kruise-io-v1alpha1-cloneset`.
+/// An empty `version` gives the path of a kind whose one endpoint serves all its
+/// versions (`/validate-apps-kruise-io-statefulset`); register a [`ByVersion`] there.
 pub fn admission_path(op: Operation, group: &str, version: &str, kind: &str) -> String {
     let op = match op {
         Operation::Mutate => "mutate",
@@ -33,7 +38,12 @@ pub fn admission_path(op: Operation, group: &str, version: &str, kind: &str) -> 
     };
     let group = group.replace('.', "-");
     let group = if group.is_empty() { "core".to_owned() } else { group };
-    format!("/{op}-{group}-{version}-{}", kind.to_lowercase())
+    let kind = kind.to_lowercase();
+    if version.is_empty() {
+        format!("/{op}-{group}-{kind}")
+    } else {
+        format!("/{op}-{group}-{version}-{kind}")
+    }
 }
 
 /// Judges or defaults one kind. Runs on a blocking thread, so a slow handler cannot
@@ -164,5 +174,9 @@ mod tests {
             "/mutate-apps-kruise-io-v1alpha1-cloneset"
         );
         assert_eq!(admission_path(Operation::Validate, "", "v1", "Pod"), "/validate-core-v1-pod");
+        assert_eq!(
+            admission_path(Operation::Validate, "apps.kruise.io", "", "StatefulSet"),
+            "/validate-apps-kruise-io-statefulset"
+        );
     }
 }
