@@ -111,30 +111,38 @@ fn client_config(target: &Target, path: &str, ca: &[u8]) -> WebhookClientConfig 
     }
 }
 
-/// The plural of a kind the controller handles, from the CRDs it installs.
-fn plural(crds: &[CustomResourceDefinition], route: &Route) -> Option<(String, bool)> {
-    crds.iter()
-        .find(|c| c.spec.group == route.group && c.spec.names.kind == route.kind)
-        .map(|c| (c.spec.names.plural.clone(), c.spec.scope == "Namespaced"))
-}
-
+/// The rule of an endpoint: its kind's resource, from the CRDs the controller
+/// installs, in the endpoint's version (every served version for an endpoint that
+/// serves them all).
 fn rule(crds: &[CustomResourceDefinition], route: &Route) -> RuleWithOperations {
-    let (resource, namespaced) = plural(crds, route).unwrap_or_else(|| {
-        panic!("a webhook is registered for {}/{}, which has no CRD", route.group, route.kind)
-    });
+    let crd =
+        crds.iter().find(|c| c.spec.group == route.group && c.spec.names.kind == route.kind).unwrap_or_else(
+            || panic!("a webhook is registered for {}/{}, which has no CRD", route.group, route.kind),
+        );
+    let versions = if route.version.is_empty() {
+        crd.spec.versions.iter().filter(|v| v.served).map(|v| v.name.clone()).collect()
+    } else {
+        vec![route.version.clone()]
+    };
     RuleWithOperations {
         api_groups: Some(vec![route.group.clone()]),
-        api_versions: Some(vec![route.version.clone()]),
+        api_versions: Some(versions),
         operations: Some(vec!["CREATE".to_owned(), "UPDATE".to_owned()]),
-        resources: Some(vec![resource]),
-        scope: Some(if namespaced { "Namespaced" } else { "Cluster" }.to_owned()),
+        resources: Some(vec![crd.spec.names.plural.clone()]),
+        scope: Some(if crd.spec.scope == "Namespaced" { "Namespaced" } else { "Cluster" }.to_owned()),
     }
 }
 
-/// A webhook's name: `m<kind>-<version>.kruise.io` or `v…`, unique per endpoint.
+/// A webhook's name: `m<kind>-<version>.kruise.io` or `v…`, unique per endpoint
+/// (`m<kind>.kruise.io` for an endpoint serving every version).
 fn webhook_name(route: &Route) -> String {
     let op = if route.op == Operation::Mutate { "m" } else { "v" };
-    format!("{op}{}-{}.kruise.io", route.kind.to_lowercase(), route.version)
+    let kind = route.kind.to_lowercase();
+    if route.version.is_empty() {
+        format!("{op}{kind}.kruise.io")
+    } else {
+        format!("{op}{kind}-{}.kruise.io", route.version)
+    }
 }
 
 /// The webhook configurations for every endpoint in `registry`, trusting `ca`.
