@@ -26,6 +26,8 @@ pub enum Operation {
 }
 
 /// The endpoint path OpenKruise uses for a kind: `/mutate-apps-kruise-io-v1alpha1-cloneset`.
+/// An empty `version` gives the version-less path OpenKruise uses for a kind whose one
+/// webhook serves several versions: `/validate-apps-kruise-io-sidecarset`.
 pub fn admission_path(op: Operation, group: &str, version: &str, kind: &str) -> String {
     let op = match op {
         Operation::Mutate => "mutate",
@@ -33,7 +35,12 @@ pub fn admission_path(op: Operation, group: &str, version: &str, kind: &str) -> 
     };
     let group = group.replace('.', "-");
     let group = if group.is_empty() { "core".to_owned() } else { group };
-    format!("/{op}-{group}-{version}-{}", kind.to_lowercase())
+    let kind = kind.to_lowercase();
+    if version.is_empty() {
+        format!("/{op}-{group}-{kind}")
+    } else {
+        format!("/{op}-{group}-{version}-{kind}")
+    }
 }
 
 /// Judges or defaults one kind. Runs on a blocking thread, so a slow handler cannot
@@ -128,5 +135,9 @@ mod tests {
             "/mutate-apps-kruise-io-v1alpha1-cloneset"
         );
         assert_eq!(admission_path(Operation::Validate, "", "v1", "Pod"), "/validate-core-v1-pod");
+        assert_eq!(
+            admission_path(Operation::Validate, "apps.kruise.io", "", "SidecarSet"),
+            "/validate-apps-kruise-io-sidecarset"
+        );
     }
 }
