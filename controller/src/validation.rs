@@ -17,6 +17,9 @@ use stevedore_proto::{
 
 use crate::webhook::{Admit, Operation, Registry, typed};
 
+mod checks;
+pub mod jobs;
+
 /// One broken rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FieldError {
@@ -93,6 +96,7 @@ pub fn register(registry: &mut Registry) {
         "PodUnavailableBudget",
         Arc::new(Validator::new(pod_unavailable_budget)),
     );
+    jobs::register(registry);
 }
 
 /// An int-or-percent budget of a PodUnavailableBudget: whole percentages only, at
