@@ -14,6 +14,8 @@ use serde_json::{Map, Value};
 
 use crate::webhook::{Admit, Registry, typed};
 
+pub mod jobs;
+
 /// Fills in the defaults of one kind.
 pub type Defaults<K> = fn(&mut K);
 
@@ -106,7 +108,7 @@ fn merge_diff(a: &Value, b: &Value) -> Option<Value> {
 
 /// Registers every kind's defaulter.
 pub fn register(registry: &mut Registry) {
-    let _ = registry;
+    jobs::register(registry);
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ use crate::webhook::{Operation, Registry};
 
 mod sidecar_set;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use sidecar_set::sidecar_set;
 
