@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::webhook::{Admit, Registry, typed};
 
+pub mod jobs;
 mod workloads;
 
 /// Fills in the defaults of one kind.
@@ -109,6 +110,7 @@ fn merge_diff(a: &Value, b: &Value) -> Option<Value> {
 /// Registers every kind's defaulter.
 pub fn register(registry: &mut Registry) {
     workloads::register(registry);
+    jobs::register(registry);
 }
 
 #[cfg(test)]

@@ -17,6 +17,8 @@ use stevedore_proto::{
 
 use crate::webhook::{Admit, Operation, Registry, typed};
 
+mod checks;
+pub mod jobs;
 mod rules;
 mod workloads;
 
@@ -97,6 +99,7 @@ pub fn register(registry: &mut Registry) {
         Arc::new(Validator::new(pod_unavailable_budget)),
     );
     workloads::register(registry);
+    jobs::register(registry);
 }
 
 /// An int-or-percent budget of a PodUnavailableBudget: whole percentages only, at

@@ -178,5 +178,9 @@ mod tests {
             admission_path(Operation::Validate, "apps.kruise.io", "", "StatefulSet"),
             "/validate-apps-kruise-io-statefulset"
         );
+        assert_eq!(
+            admission_path(Operation::Validate, "apps.kruise.io", "", "SidecarSet"),
+            "/validate-apps-kruise-io-sidecarset"
+        );
     }
 }

@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod crd;
+pub mod cron;
 pub mod intstr;
 pub mod keys;
 pub mod process;
