@@ -14,9 +14,9 @@
 pub mod client;
 mod matching;
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 pub(crate) mod test_server;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations,
-    ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
+    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ValidatingWebhook,
+    ValidatingWebhookConfiguration, WebhookClientConfig,
 };
 use k8s_openapi::api::authentication::v1::UserInfo;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Status};
@@ -384,11 +384,12 @@ impl Dispatcher {
         let Some(patch) = response.get("patch").and_then(Value::as_str).filter(|p| !p.is_empty()) else {
             return Ok(Outcome::Allowed(None));
         };
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(patch)
-            .map_err(|e| Rejection::internal(format!("webhook {:?} returned an undecodable patch: {e}", hook.name)))?;
-        let patch: json_patch::Patch = serde_json::from_slice(&bytes)
-            .map_err(|e| Rejection::internal(format!("webhook {:?} returned an invalid JSON patch: {e}", hook.name)))?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(patch).map_err(|e| {
+            Rejection::internal(format!("webhook {:?} returned an undecodable patch: {e}", hook.name))
+        })?;
+        let patch: json_patch::Patch = serde_json::from_slice(&bytes).map_err(|e| {
+            Rejection::internal(format!("webhook {:?} returned an invalid JSON patch: {e}", hook.name))
+        })?;
         let mut patched = object.clone();
         json_patch::patch(&mut patched, &patch)
             .map_err(|e| Rejection::internal(format!("JSON patch of webhook {:?} failed: {e}", hook.name)))?;

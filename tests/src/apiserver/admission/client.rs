@@ -74,8 +74,12 @@ impl From<&k8s_openapi::api::admissionregistration::v1::WebhookClientConfig> for
     }
 }
 
-impl From<&k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::WebhookClientConfig> for ClientConfig {
-    fn from(c: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::WebhookClientConfig) -> Self {
+impl From<&k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::WebhookClientConfig>
+    for ClientConfig
+{
+    fn from(
+        c: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::WebhookClientConfig,
+    ) -> Self {
         Self {
             url: c.url.clone(),
             service: c.service.as_ref().map(|s| ServiceRef {
@@ -202,7 +206,13 @@ impl WebhookClient {
                 .resolve(&svc.namespace, &svc.name, port)
                 .ok_or_else(|| CallError::Resolve { url: url.clone(), service: format!("{host}:{port}") })?;
             let sni = ServerName::try_from(host.clone()).map_err(|e| CallError::Config(e.to_string()))?;
-            return Ok(Target { dial: Dial::Addr(addr), sni, authority: format!("{host}:{port}"), path_and_query, url });
+            return Ok(Target {
+                dial: Dial::Addr(addr),
+                sni,
+                authority: format!("{host}:{port}"),
+                path_and_query,
+                url,
+            });
         }
         let Some(raw) = cfg.url.as_deref() else {
             return Err(CallError::Config("neither url nor service is set".into()));
@@ -252,7 +262,12 @@ impl WebhookClient {
     ///
     /// # Errors
     /// Any failure to reach the webhook or read a 2xx JSON answer from it.
-    pub async fn post_json(&self, cfg: &ClientConfig, body: &Value, timeout: Duration) -> Result<Value, CallError> {
+    pub async fn post_json(
+        &self,
+        cfg: &ClientConfig,
+        body: &Value,
+        timeout: Duration,
+    ) -> Result<Value, CallError> {
         let target = self.target(cfg, timeout)?;
         let url = target.url.clone();
         match tokio::time::timeout(timeout, self.exchange(cfg, target, body)).await {
@@ -269,7 +284,10 @@ impl WebhookClient {
             Dial::Host(h, p) => TcpStream::connect((h.as_str(), *p)).await,
         }
         .map_err(|source| CallError::Connect { url: url.clone(), source })?;
-        let tls = connector.connect(t.sni, tcp).await.map_err(|source| CallError::Tls { url: url.clone(), source })?;
+        let tls = connector
+            .connect(t.sni, tcp)
+            .await
+            .map_err(|source| CallError::Tls { url: url.clone(), source })?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|source| CallError::Http { url: url.clone(), source })?;

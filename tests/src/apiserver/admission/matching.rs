@@ -84,7 +84,9 @@ pub(super) fn matches(hook: &Hook<'_>, attrs: &Attributes, object: Option<&Value
         return false;
     }
     // objectSelector: the new or the old object's labels.
-    let new_ok = object.filter(|o| !o.is_null()).is_some_and(|o| selector_matches(hook.object_selector, &labels_of(Some(o))));
+    let new_ok = object
+        .filter(|o| !o.is_null())
+        .is_some_and(|o| selector_matches(hook.object_selector, &labels_of(Some(o))));
     let old_ok = attrs
         .old_object
         .as_ref()
@@ -138,7 +140,11 @@ mod tests {
                     operator: "In".into(),
                     values: Some(vec!["a".into(), "b".into()]),
                 },
-                LabelSelectorRequirement { key: "skip".into(), operator: "DoesNotExist".into(), values: None },
+                LabelSelectorRequirement {
+                    key: "skip".into(),
+                    operator: "DoesNotExist".into(),
+                    values: None,
+                },
             ]),
         };
         assert!(selector_matches(Some(&sel), &labels(&[("app", "web"), ("tier", "a")])));
