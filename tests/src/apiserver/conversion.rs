@@ -10,10 +10,11 @@
 mod tests;
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use regex::Regex;
 use serde_json::{Map, Value, json};
 
 use super::admission::client::{ClientConfig, ServiceResolver, WebhookClient, new_uid};
@@ -282,16 +283,20 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-const NAME_CHARS: &str = r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$";
-const DNS_SUBDOMAIN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+static NAME_CHARS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$").expect("static regex"));
+static DNS_SUBDOMAIN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").expect("static regex")
+});
 
 fn qualified_name_ok(key: &str) -> bool {
     let (prefix, name) = match key.split_once('/') {
         Some((p, n)) => (Some(p), n),
         None => (None, key),
     };
-    let re = |p: &str, s: &str| regex::Regex::new(p).is_ok_and(|re| re.is_match(s));
-    prefix.is_none_or(|p| p.len() <= 253 && re(DNS_SUBDOMAIN, p)) && name.len() <= 63 && re(NAME_CHARS, name)
+    prefix.is_none_or(|p| p.len() <= 253 && DNS_SUBDOMAIN.is_match(p))
+        && name.len() <= 63
+        && NAME_CHARS.is_match(name)
 }
 
 fn validate_map(field: &str, m: &Map<String, Value>) -> Result<(), String> {
@@ -303,10 +308,7 @@ fn validate_map(field: &str, m: &Map<String, Value>) -> Result<(), String> {
             ));
         }
         let v = v.as_str().unwrap_or_default();
-        if field == "labels"
-            && !(v.is_empty()
-                || (v.len() <= 63 && regex::Regex::new(NAME_CHARS).is_ok_and(|re| re.is_match(v))))
-        {
+        if field == "labels" && !(v.is_empty() || (v.len() <= 63 && NAME_CHARS.is_match(v))) {
             return Err(format!(
                 "metadata.labels: Invalid value: {v:?}: a valid label must be an empty string or consist of alphanumeric \
                  characters, '-', '_' or '.', and must start and end with an alphanumeric character"

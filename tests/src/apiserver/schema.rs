@@ -27,7 +27,7 @@ pub const NOT_ENFORCED: &[&str] = &[
      (uri, email, mac, duration, isbn, creditcard, ssn, hexcolor, rgbcolor, password, \
      bsonobjectid, uuid3/4/5 are accepted unchecked)",
     "patternProperties, dependencies, additionalItems, $ref (not allowed in structural schemas)",
-    "oneOf/anyOf: only the composite message is reported, not the best-matching branch's errors",
+    "oneOf/anyOf: the failing branch reported is the one with the fewest errors, not kube-openapi's best match",
     "x-kubernetes-map-type",
     "metadata validation of the root object (name format, generateName, ...): the core's job",
     "CRD schema validation itself (that the schema is structural)",

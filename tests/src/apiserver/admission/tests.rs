@@ -255,8 +255,7 @@ async fn url_client_config_with_ip_san() {
     // An unresolvable Service is a call failure.
     let h = hook("nosvc.example.com", "/allow", &server.ca_pem, json!({}));
     let err = d.mutate(&[mutating("c", vec![h])], &attrs(), cloneset()).await.expect_err("no service");
-    assert!(err.message.contains("service hook.webhooks.svc:443 not found"), "{}", err.message);
-    let _ = SERVICE_DNS;
+    assert!(err.message.contains(&format!("service {SERVICE_DNS}:443 not found")), "{}", err.message);
 }
 
 #[tokio::test]

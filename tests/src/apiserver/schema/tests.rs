@@ -421,10 +421,6 @@ mod real_crds {
         let crds = crds();
         let mut object = example("cloneset.yaml");
         object["spec"]["replicas"] = json!("five");
-        object["spec"]["template"]["spec"]["containers"][0]
-            .as_object_mut()
-            .expect("container")
-            .remove("name");
         object["spec"]["scaleStrategy"]["maxUnavailable"] = json!(true);
         let s = schema_for(&crds, &object);
         let errs: Vec<String> = validate(&s, &object).iter().map(ToString::to_string).collect();
@@ -437,8 +433,6 @@ mod real_crds {
                 .any(|e| e.starts_with("spec.scaleStrategy.maxUnavailable: Invalid value: \"boolean\"")),
             "{errs:#?}"
         );
-        // The pod template is preserved as-is in this CRD or typed: either way the
-        // status message names the object.
         let st = invalid_status("apps.kruise.io", "CloneSet", "web", &validate(&s, &object));
         assert!(st.message.unwrap_or_default().starts_with(r#"CloneSet.apps.kruise.io "web" is invalid: ["#));
     }
