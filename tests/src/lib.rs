@@ -1,6 +1,6 @@
 //! Stevedore test beds.
 //!
-//! - [`apiserver`]: the simulated API server's CRD schemas, admission and conversion.
+//! - [`apiserver`]: a simulated Kubernetes API server that kube-rs and kubectl use unchanged.
 //! - [`cri`]: tonic channels and CRI clients over a unix socket.
 //! - [`testbed`]: a real containerd (CRI plugin) with a local registry and locally
 //!   built images, one isolated instance per test.
