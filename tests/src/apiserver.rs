@@ -52,6 +52,7 @@ mod handlers;
 mod hooks;
 mod patch;
 mod path;
+pub mod plugins;
 mod prepare;
 mod resources;
 pub mod schema;

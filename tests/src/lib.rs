@@ -5,11 +5,13 @@
 //! - [`testbed`]: a real containerd (CRI plugin) with a local registry and locally
 //!   built images, one isolated instance per test.
 //! - [`pods`]: CRI requests shaped as kubelet sends them.
-//! - [`proxy_process`]: the real proxy binary as a child process.
+//! - [`proxy_process`], [`controller_process`]: the real binaries as child processes.
 //! - [`mod@bench`], [`demo`]: the benchmark and the README's demo.
 
 pub mod apiserver;
 pub mod bench;
+pub mod bins;
+pub mod controller_process;
 pub mod cri;
 pub mod demo;
 pub mod pods;

@@ -21,23 +21,12 @@ pub struct ProxyProcess {
     log: PathBuf,
 }
 
-/// The proxy binary built next to the running executable (same profile).
+/// The proxy binary built next to the running test or benchmark binary.
 ///
 /// # Errors
-/// When it has not been built.
+/// It has not been built.
 pub fn binary() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    // target/<profile>/<bin>, or target/<profile>/deps/<test> for test binaries
-    for dir in exe.ancestors().skip(1).take(2) {
-        let candidate = dir.join("stevedore-cri-proxy");
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
-    }
-    bail!(
-        "stevedore-cri-proxy is not built next to {}: run `cargo build --workspace --bins` (same profile) first",
-        exe.display()
-    )
+    crate::bins::binary("stevedore-cri-proxy")
 }
 
 impl ProxyProcess {
