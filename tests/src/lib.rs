@@ -4,12 +4,16 @@
 //! - [`testbed`]: a real containerd (CRI plugin) with a local registry and locally
 //!   built images, one isolated instance per test.
 //! - [`pods`]: CRI requests shaped as kubelet sends them.
+//! - [`kubelet`], [`scheduler`]: a simulated kubelet (CRI or hollow) and scheduler
+//!   for the simulated API server.
 //! - [`proxy_process`]: the real proxy binary as a child process.
 //! - [`mod@bench`], [`demo`]: the benchmark and the README's demo.
 
 pub mod bench;
 pub mod cri;
 pub mod demo;
+pub mod kubelet;
 pub mod pods;
 pub mod proxy_process;
+pub mod scheduler;
 pub mod testbed;
