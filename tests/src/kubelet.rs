@@ -216,3 +216,25 @@ impl Kubelet {
         let _ = self.task.await;
     }
 }
+
+/// One sync of one pod on a CRI node, without a watch: what a pod worker does each
+/// time. For tests that drive the pod-sync logic directly (any `kube::Client` that
+/// answers the pod's `GET`/`PUT status`/`DELETE` and the ConfigMap/Secret reads).
+/// Returns true when the pod was torn down and deleted.
+pub async fn sync_pod_once(
+    cfg: &Config,
+    client: &kube::Client,
+    pod: &k8s_openapi::api::core::v1::Pod,
+) -> Result<bool> {
+    let path = cfg.cri_socket.clone().ok_or_else(|| Error::Connect {
+        path: PathBuf::new(),
+        message: "sync_pod_once needs a CRI node".to_owned(),
+    })?;
+    let ch = crate::cri::connect(&path)
+        .await
+        .map_err(|e| Error::Connect { path: path.clone(), message: format!("{e:#}") })?;
+    let (rt, img) = (crate::cri::runtime_client(ch.clone()), crate::cri::image_client(ch));
+    let runtime = runtime::Runtime { rt: rt.clone(), img: img.clone(), node: cfg.node_name.clone() };
+    let ctx = NodeCtx { cfg: cfg.clone(), client: client.clone(), runtime: Some((rt, img)) };
+    Ok(sync::sync(&ctx, &runtime, pod).await? == sync::Outcome::Deleted)
+}
