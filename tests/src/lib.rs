@@ -1,5 +1,6 @@
 //! Stevedore test beds.
 //!
+//! - [`apiserver`]: a simulated Kubernetes API server that kube-rs and kubectl use unchanged.
 //! - [`cri`]: tonic channels and CRI clients over a unix socket.
 //! - [`testbed`]: a real containerd (CRI plugin) with a local registry and locally
 //!   built images, one isolated instance per test.
@@ -9,6 +10,7 @@
 //! - [`proxy_process`]: the real proxy binary as a child process.
 //! - [`mod@bench`], [`demo`]: the benchmark and the README's demo.
 
+pub mod apiserver;
 pub mod bench;
 pub mod cri;
 pub mod demo;

@@ -1,0 +1,291 @@
+//! What the real server's strategies do before storing: system fields, status rules,
+//! generation, defaults and the few validations every client relies on.
+
+use std::hash::{BuildHasher, Hasher};
+
+use serde_json::{Map, Value, json};
+
+use super::{
+    Status,
+    resources::ResourceInfo,
+    store::{name_of, now},
+};
+
+const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, \
+'-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for \
+validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+
+fn is_subdomain(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|p| {
+            !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !p.starts_with('-')
+                && !p.ends_with('-')
+        })
+}
+
+fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::process::id() as u64);
+    let mut x = h.finish();
+    (0..5)
+        .map(|_| {
+            let c = ALPHABET[(x % ALPHABET.len() as u64) as usize] as char;
+            x /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}
+
+fn meta(obj: &mut Value) -> &mut Map<String, Value> {
+    if !obj["metadata"].is_object() {
+        obj["metadata"] = json!({});
+    }
+    match &mut obj["metadata"] {
+        Value::Object(m) => m,
+        _ => unreachable!("metadata was just made an object"),
+    }
+}
+
+/// Fills system fields, resets status, applies defaults and checks the name.
+///
+/// # Errors
+/// 422 Invalid for a missing or malformed name.
+pub fn for_create(res: &ResourceInfo, obj: &mut Value, ns: &str, uid: &str) -> Result<(), Status> {
+    obj["apiVersion"] = json!(res.api_version());
+    obj["kind"] = json!(res.kind);
+    let m = meta(obj);
+    let mut name = m.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+    if name.is_empty() {
+        let Some(prefix) = m.get("generateName").and_then(Value::as_str) else {
+            return Err(Status::invalid(
+                &res.kind,
+                &res.group,
+                "",
+                vec![Status::required("metadata.name", "name or generateName is required")],
+            ));
+        };
+        name = format!("{prefix}{}", random_suffix());
+        m.insert("name".into(), json!(name));
+    }
+    if !is_subdomain(&name) {
+        return Err(Status::invalid(
+            &res.kind,
+            &res.group,
+            &name,
+            vec![Status::invalid_value("metadata.name", &json!(name), SUBDOMAIN_MSG)],
+        ));
+    }
+    if res.namespaced {
+        m.insert("namespace".into(), json!(ns));
+    } else {
+        m.remove("namespace");
+    }
+    for k in
+        ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "managedFields"]
+    {
+        m.remove(k);
+    }
+    m.insert("uid".into(), json!(uid));
+    m.insert("creationTimestamp".into(), json!(now()));
+    if res.generation {
+        m.insert("generation".into(), json!(1));
+    }
+    match (res.group.as_str(), res.plural.as_str()) {
+        ("", "pods") => pod_defaults(obj),
+        ("", "namespaces") => {
+            obj["status"] = json!({"phase": "Active"});
+            obj["spec"]["finalizers"] = json!(["kubernetes"]);
+        }
+        ("", "nodes") => {}
+        _ if res.has("status") => {
+            if res.scale.is_some() && res.crd.is_none() && obj["spec"].get("replicas").is_none() {
+                obj["spec"]["replicas"] = json!(1);
+            }
+            if let Some(o) = obj.as_object_mut() {
+                o.remove("status");
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn pod_defaults(pod: &mut Value) {
+    let spec = &mut pod["spec"];
+    for (k, v) in [
+        ("restartPolicy", json!("Always")),
+        ("schedulerName", json!("default-scheduler")),
+        ("terminationGracePeriodSeconds", json!(30)),
+        ("dnsPolicy", json!("ClusterFirst")),
+        ("serviceAccountName", json!("default")),
+        ("securityContext", json!({})),
+    ] {
+        if spec.get(k).is_none() {
+            spec[k] = v;
+        }
+    }
+    pod["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+}
+
+fn without(obj: &Value, keys: &[&str]) -> Value {
+    let mut o = obj.clone();
+    if let Some(m) = o.as_object_mut() {
+        for k in keys {
+            m.remove(*k);
+        }
+    }
+    o
+}
+
+/// Whether an update changes nothing (ignoring resourceVersion and managedFields).
+pub fn same(old: &Value, new: &Value) -> bool {
+    let strip = |o: &Value| {
+        let mut o = o.clone();
+        if let Some(m) = o["metadata"].as_object_mut() {
+            m.remove("resourceVersion");
+            m.remove("managedFields");
+        }
+        o
+    };
+    strip(old) == strip(new)
+}
+
+/// Carries system fields forward, applies the status subresource rules, bumps generation
+/// and enforces pod spec immutability.
+///
+/// # Errors
+/// 422 Invalid for a forbidden change.
+pub fn for_update(res: &ResourceInfo, old: &Value, mut new: Value, sub: &str) -> Result<Value, Status> {
+    if sub == "status" {
+        let mut out = old.clone();
+        match new.get("status") {
+            Some(s) => out["status"] = s.clone(),
+            None => out = without(&out, &["status"]),
+        }
+        return Ok(out);
+    }
+    if !new.is_object() {
+        return Err(Status::bad_request("the request body must be an object"));
+    }
+    new["apiVersion"] = old["apiVersion"].clone();
+    new["kind"] = old["kind"].clone();
+    let om = old["metadata"].clone();
+    let m = meta(&mut new);
+    for k in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "name",
+        "namespace",
+    ] {
+        match om.get(k) {
+            Some(v) => m.insert(k.into(), v.clone()),
+            None => m.remove(k),
+        };
+    }
+    if res.has("status") {
+        match old.get("status") {
+            Some(s) => new["status"] = s.clone(),
+            None => new = without(&new, &["status"]),
+        }
+    }
+    let name = name_of(old).to_string();
+    if om.get("deletionTimestamp").is_some() {
+        let old_f = om["finalizers"].as_array().cloned().unwrap_or_default();
+        let added =
+            new["metadata"]["finalizers"].as_array().into_iter().flatten().any(|f| !old_f.contains(f));
+        if added {
+            return Err(Status::invalid(
+                &res.kind,
+                &res.group,
+                &name,
+                vec![super::status::Cause {
+                    reason: "FieldValueForbidden".into(),
+                    message: "Forbidden: no new finalizers can be added if the object is being deleted"
+                        .into(),
+                    field: "metadata.finalizers".into(),
+                }],
+            ));
+        }
+    }
+    if res.group.is_empty() && res.plural == "pods" && !pod_spec_update_allowed(&old["spec"], &new["spec"]) {
+        return Err(Status::invalid(
+            &res.kind,
+            "",
+            &name,
+            vec![super::status::Cause {
+                reason: "FieldValueForbidden".into(),
+                message:
+                    "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,\
+`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing \
+tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"
+                        .into(),
+                field: "spec".into(),
+            }],
+        ));
+    }
+    if res.generation {
+        let ignored: &[&str] = if res.has("status") { &["metadata", "status"] } else { &["metadata"] };
+        if without(old, ignored) != without(&new, ignored) {
+            let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+            new["metadata"]["generation"] = json!(g);
+        }
+    }
+    Ok(new)
+}
+
+fn pod_spec_update_allowed(old: &Value, new: &Value) -> bool {
+    let norm = |s: &Value| {
+        let mut s = without(s, &["activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds"]);
+        for list in ["containers", "initContainers"] {
+            for c in s[list].as_array_mut().into_iter().flatten() {
+                c["image"] = Value::Null;
+            }
+        }
+        s
+    };
+    let old_tol = old["tolerations"].as_array().cloned().unwrap_or_default();
+    let new_tol = new["tolerations"].as_array().cloned().unwrap_or_default();
+    norm(old) == norm(new) && old_tol.iter().all(|t| new_tol.contains(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apiserver::resources::Registry;
+
+    #[test]
+    fn create_and_update_rules() {
+        let reg = Registry::new();
+        let deploy = reg.find("apps", "v1", "deployments").unwrap();
+        let mut d =
+            json!({"metadata": {"generateName": "web-"}, "spec": {"replicas": 1}, "status": {"x": 1}});
+        for_create(deploy, &mut d, "default", "u1").unwrap();
+        assert!(name_of(&d).starts_with("web-") && name_of(&d).len() == 9);
+        assert_eq!((d["metadata"]["generation"].clone(), d.get("status")), (json!(1), None));
+        let mut changed = d.clone();
+        changed["spec"]["replicas"] = json!(2);
+        changed["status"] = json!({"y": 1});
+        let u = for_update(deploy, &d, changed, "").unwrap();
+        assert_eq!((u["metadata"]["generation"].clone(), u.get("status")), (json!(2), None));
+        let s =
+            for_update(deploy, &d, json!({"status": {"y": 1}, "spec": {"replicas": 9}}), "status").unwrap();
+        assert_eq!((s["spec"]["replicas"].clone(), s["status"]["y"].clone()), (json!(1), json!(1)));
+        let mut bad = json!({"metadata": {"name": "Bad_Name"}});
+        assert_eq!(for_create(deploy, &mut bad, "default", "u2").unwrap_err().code, 422);
+        let pods = reg.find("", "v1", "pods").unwrap();
+        let mut p = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "a"}]}});
+        for_create(pods, &mut p, "default", "u3").unwrap();
+        let mut img = p.clone();
+        img["spec"]["containers"][0]["image"] = json!("b");
+        assert!(for_update(pods, &p, img, "").is_ok());
+        let mut node = p.clone();
+        node["spec"]["nodeName"] = json!("n1");
+        assert_eq!(for_update(pods, &p, node, "").unwrap_err().code, 422);
+    }
+}

@@ -1,0 +1,223 @@
+//! The HTTP/1.1 server: connections, authentication, routing and responses.
+
+use std::{collections::HashMap, convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use http::{Method, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::{body::Incoming, service::service_fn};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info_span};
+
+use super::{
+    Status, UserInfo,
+    auth::Tokens,
+    discovery, handlers,
+    hooks::Hooks,
+    path::{Route, Target, route},
+    store::State,
+};
+
+/// The response body type.
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// The store, behind one lock that is never held across an await.
+    pub state: std::sync::Mutex<State>,
+    /// Schema, admission and conversion plug points.
+    pub hooks: Hooks,
+    /// Bearer tokens.
+    pub tokens: Tokens,
+    /// How often watches with `allowWatchBookmarks` get a BOOKMARK.
+    pub bookmark_interval: Duration,
+    /// Fires when the server stops; ends every watch.
+    pub shutdown: CancellationToken,
+    /// The listening address.
+    pub addr: SocketAddr,
+}
+
+impl Shared {
+    /// The locked store.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Decoded query parameters.
+#[derive(Debug, Clone, Default)]
+pub struct Query(HashMap<String, String>);
+
+fn percent_decode(s: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Query {
+    /// Parses `a=b&c=d`.
+    pub fn parse(q: &str) -> Self {
+        Self(
+            q.split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                    (percent_decode(k), percent_decode(v))
+                })
+                .collect(),
+        )
+    }
+
+    /// One parameter, if present and non-empty.
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// A boolean parameter (`true`/`1`).
+    pub fn flag(&self, k: &str) -> bool {
+        matches!(self.get(k), Some("true" | "1"))
+    }
+}
+
+/// One authenticated resource request.
+#[derive(Debug)]
+pub struct Request {
+    /// HTTP method.
+    pub method: Method,
+    /// The resource URL.
+    pub target: Target,
+    /// Query parameters.
+    pub query: Query,
+    /// The request body.
+    pub body: Bytes,
+    /// `Content-Type`.
+    pub content_type: String,
+    /// Who sent it.
+    pub user: UserInfo,
+}
+
+/// A JSON response.
+pub fn json(code: u16, v: &Value) -> Response<Body> {
+    let body = serde_json::to_vec(v).unwrap_or_default();
+    Response::builder()
+        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)).boxed())
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))
+}
+
+/// A failure as a `metav1.Status` response.
+pub fn failure(s: &Status) -> Response<Body> {
+    json(s.code, &s.to_json())
+}
+
+/// Accepts connections until `shutdown` fires.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = shared.shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(error) => {
+                    debug!(%error, "accept failed");
+                    continue;
+                }
+            },
+        };
+        let shared = shared.clone();
+        let span = info_span!("apiserver_conn", client.addr = %peer);
+        tokio::spawn(
+            async move {
+                let svc = service_fn(move |req| {
+                    let shared = shared.clone();
+                    async move { Ok::<_, Infallible>(handle(shared, req).await) }
+                });
+                let conn =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+                if let Err(error) = conn.await {
+                    debug!(%error, "connection ended with an error");
+                }
+            }
+            .instrument(span),
+        );
+    }
+}
+
+async fn handle(shared: Arc<Shared>, req: hyper::Request<Incoming>) -> Response<Body> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = Query::parse(req.uri().query().unwrap_or_default());
+    let r = route(&path);
+    if r == Route::Health {
+        return Response::new(Full::new(Bytes::from_static(b"ok")).boxed());
+    }
+    let auth = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
+    let Some(user) = shared.tokens.authenticate(auth) else {
+        debug!(http.method = %method, http.path = %path, "unauthorized");
+        return failure(&Status::unauthorized());
+    };
+    let content_type =
+        req.headers().get(header::CONTENT_TYPE).and_then(|h| h.to_str().ok()).unwrap_or_default().to_string();
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return failure(&Status::bad_request(format!("reading the body: {e}"))),
+    };
+    debug!(http.method = %method, http.path = %path, user.name = %user.username, "request");
+    let out = match r {
+        Route::Version => Ok(json(200, &discovery::version())),
+        Route::CoreVersions => Ok(json(200, &discovery::core_versions(shared.addr))),
+        Route::Groups => Ok(json(200, &discovery::groups(&shared.lock().registry))),
+        Route::Group(g) => discovery::group(&shared.lock().registry, &g).map(|v| json(200, &v)),
+        Route::Resources(g, v) => {
+            discovery::resources(&shared.lock().registry, &g, &v).map(|v| json(200, &v))
+        }
+        Route::Resource(target) => {
+            let req = Request { method, target, query, body, content_type, user };
+            handlers::dispatch(&shared, req).await
+        }
+        Route::Health => unreachable_health(),
+        Route::Unknown => {
+            Err(Status::new(404, "NotFound", "the server could not find the requested resource"))
+        }
+    };
+    out.unwrap_or_else(|s| {
+        debug!(http.path = %path, status.code = s.code, status.reason = %s.reason, "request failed");
+        failure(&s)
+    })
+}
+
+fn unreachable_health() -> Result<Response<Body>, Status> {
+    Ok(Response::new(Full::new(Bytes::from_static(b"ok")).boxed()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_decoding() {
+        let q = Query::parse("labelSelector=app%3Dweb%2Ctier+in+%28a%29&watch=true&x=");
+        assert_eq!(q.get("labelSelector"), Some("app=web,tier in (a)"));
+        assert!(q.flag("watch") && q.get("x").is_none() && !q.flag("missing"));
+    }
+}

@@ -1,0 +1,210 @@
+//! Watches: initial events, history replay, live events, selectors, bookmarks, timeouts.
+
+use std::{convert::Infallible, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use http::{Response, header};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast::error::RecvError, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tracing::{Instrument, debug, info_span};
+
+use super::{
+    Status,
+    handlers::{Selectors, to_served},
+    resources::ResourceInfo,
+    server::{Body, Request, Shared},
+    store::{Change, EventType, ns_of},
+};
+
+type Tx = mpsc::Sender<Result<Frame<Bytes>, Infallible>>;
+
+struct Watcher {
+    shared: Arc<Shared>,
+    res: ResourceInfo,
+    ns: Option<String>,
+    sel: Selectors,
+    tx: Tx,
+}
+
+impl Watcher {
+    async fn send(&self, ty: &str, object: Value) -> bool {
+        let mut line = serde_json::to_vec(&json!({"type": ty, "object": object})).unwrap_or_default();
+        line.push(b'\n');
+        self.tx.send(Ok(Frame::data(Bytes::from(line)))).await.is_ok()
+    }
+
+    async fn send_object(&self, ty: EventType, object: Value) -> bool {
+        match to_served(&self.shared, &self.res, vec![object]).await {
+            Ok(mut v) => self.send(ty.as_str(), v.remove(0)).await,
+            Err(s) => {
+                self.send("ERROR", s.to_json()).await;
+                false
+            }
+        }
+    }
+
+    fn bookmark(&self, rv: u64, initial_end: bool) -> Value {
+        let mut meta = json!({"resourceVersion": rv.to_string()});
+        if initial_end {
+            meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        json!({"kind": self.res.kind, "apiVersion": self.res.api_version(), "metadata": meta})
+    }
+
+    /// The event this watcher sees for a change, as the real server's cacher decides it:
+    /// an object entering the selection is ADDED, one leaving it is DELETED (with its
+    /// previous content and the new resourceVersion).
+    fn translate(&self, c: &Change) -> Option<(EventType, Value)> {
+        if c.key != self.res.key() {
+            return None;
+        }
+        let in_ns = |o: &Value| self.ns.as_deref().is_none_or(|n| ns_of(o) == n);
+        let passes = |o: &Value| in_ns(o) && self.sel.matches(o);
+        let cur = c.kind != EventType::Deleted && passes(&c.object);
+        let old = c.prev.as_ref().is_some_and(passes);
+        match (cur, old) {
+            (true, false) => Some((EventType::Added, c.object.clone())),
+            (true, true) => Some((EventType::Modified, c.object.clone())),
+            (false, true) => {
+                let mut prev = c.prev.clone().unwrap_or_default();
+                prev["metadata"]["resourceVersion"] = json!(c.rv.to_string());
+                Some((EventType::Deleted, prev))
+            }
+            (false, false) => None,
+        }
+    }
+}
+
+/// Serves `?watch=true`.
+///
+/// # Errors
+/// 400 for bad selectors, 422 for `sendInitialEvents` without its companions.
+pub async fn watch(shared: &Arc<Shared>, res: ResourceInfo, req: Request) -> Result<Response<Body>, Status> {
+    let sel = Selectors::parse(&res, &req)?;
+    let q = &req.query;
+    let send_initial = q.get("sendInitialEvents").map(|v| v == "true");
+    let bookmarks = q.flag("allowWatchBookmarks");
+    if send_initial.is_some() && (q.get("resourceVersionMatch") != Some("NotOlderThan") || !bookmarks) {
+        return Err(Status::invalid(
+            "ListOptions",
+            "meta.k8s.io",
+            "",
+            vec![Status::invalid_value(
+                "sendInitialEvents",
+                &json!(send_initial),
+                "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled \
+                 and resourceVersionMatch is NotOlderThan and allowWatchBookmarks is true",
+            )],
+        ));
+    }
+    let rv = q.get("resourceVersion").unwrap_or("0");
+    let timeout = q.get("timeoutSeconds").and_then(|t| t.parse().ok()).map(Duration::from_secs);
+    let ns = req.target.namespace.clone().filter(|_| res.namespaced);
+    let (tx, rx) = mpsc::channel(256);
+    let w = Watcher { shared: shared.clone(), res, ns, sel, tx };
+
+    // Decide the starting events and subscribe under one lock, so nothing falls between.
+    let (initial, replay, live, start_rv) = {
+        let state = shared.lock();
+        let live = state.subscribe();
+        let start_rv = state.rv();
+        let synthetic = send_initial == Some(true) || (send_initial.is_none() && matches!(rv, "0" | ""));
+        if synthetic {
+            let objs: Vec<Value> =
+                state.list(&w.res.key(), w.ns.as_deref()).filter(|o| w.sel.matches(o)).cloned().collect();
+            (objs, Ok(Vec::new()), live, start_rv)
+        } else {
+            let n: u64 =
+                rv.parse().map_err(|_| Status::bad_request(format!("invalid resource version: {rv}")))?;
+            (Vec::new(), state.since(&w.res.key(), n), live, start_rv)
+        }
+    };
+    let span = info_span!("watch", resource = %w.res.key(), ns = w.ns.as_deref().unwrap_or(""));
+    tokio::spawn(
+        async move {
+            run(w, initial, replay, live, start_rv, send_initial == Some(true), bookmarks, timeout).await;
+            debug!("watch ended");
+        }
+        .instrument(span),
+    );
+    let body = StreamBody::new(ReceiverStream::new(rx)).boxed();
+    Response::builder()
+        .status(200)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::TRANSFER_ENCODING, "chunked")
+        .body(body)
+        .map_err(|e| Status::internal(e.to_string()))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    w: Watcher,
+    initial: Vec<Value>,
+    replay: Result<Vec<Arc<Change>>, Status>,
+    mut live: tokio::sync::broadcast::Receiver<Arc<Change>>,
+    start_rv: u64,
+    initial_end_bookmark: bool,
+    bookmarks: bool,
+    timeout: Option<Duration>,
+) {
+    let deadline = tokio::time::sleep(timeout.unwrap_or(Duration::from_secs(3600 * 24)));
+    tokio::pin!(deadline);
+    for o in initial {
+        if !w.send_object(EventType::Added, o).await {
+            return;
+        }
+    }
+    if initial_end_bookmark && !w.send("BOOKMARK", w.bookmark(start_rv, true)).await {
+        return;
+    }
+    let mut last_rv = start_rv;
+    match replay {
+        Err(s) => {
+            w.send("ERROR", s.to_json()).await;
+            return;
+        }
+        Ok(changes) => {
+            for c in changes {
+                last_rv = last_rv.max(c.rv);
+                if let Some((ty, o)) = w.translate(&c)
+                    && !w.send_object(ty, o).await
+                {
+                    return;
+                }
+            }
+        }
+    }
+    let mut tick = tokio::time::interval(w.shared.bookmark_interval);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            () = &mut deadline => return,
+            () = w.shared.shutdown.cancelled() => return,
+            () = w.tx.closed() => return,
+            _ = tick.tick(), if bookmarks => {
+                if !w.send("BOOKMARK", w.bookmark(last_rv, false)).await {
+                    return;
+                }
+            }
+            c = live.recv() => match c {
+                Ok(c) => {
+                    if c.rv <= last_rv {
+                        continue;
+                    }
+                    last_rv = c.rv;
+                    if let Some((ty, o)) = w.translate(&c) && !w.send_object(ty, o).await {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    w.send("ERROR", Status::expired("watch fell behind; too old resource version").to_json()).await;
+                    return;
+                }
+                Err(RecvError::Closed) => return,
+            },
+        }
+    }
+}
