@@ -4,11 +4,11 @@
 //! kubelet 1.33 does, writing their status through `pods/status`.
 //!
 //! - [`node`]: the Node object and its Lease.
-//! - [`worker`]: one task per pod (kubelet's pod workers), re-syncing every
+//! - `worker`: one task per pod (kubelet's pod workers), re-syncing every
 //!   [`Config::sync_interval`] and on every change of the pod.
-//! - [`sync`]: one sync of one pod against CRI (kubelet's `SyncPod`/`computePodActions`),
-//!   with [`spec`] building the CRI configs and [`volumes`] the pod's dirs.
-//! - [`status`], [`env`], [`hash`]: the pure parts.
+//! - `sync`: one sync of one pod against CRI (kubelet's `SyncPod`/`computePodActions`),
+//!   with `spec` building the CRI configs and `volumes` the pod's dirs.
+//! - [`status`], [`mod@env`], [`hash`]: the pure parts.
 //! - [`hollow`]: no CRI at all — containers run at once; a fleet of hollow nodes
 //!   shares one pod watcher.
 //!
