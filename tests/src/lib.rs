@@ -5,6 +5,8 @@
 //! - [`testbed`]: a real containerd (CRI plugin) with a local registry and locally
 //!   built images, one isolated instance per test.
 //! - [`pods`]: CRI requests shaped as kubelet sends them.
+//! - [`kubelet`], [`scheduler`]: a simulated kubelet (CRI or hollow) and scheduler
+//!   for the simulated API server.
 //! - [`proxy_process`], [`controller_process`]: the real binaries as child processes.
 //! - [`mod@bench`], [`demo`]: the benchmark and the README's demo.
 
@@ -14,6 +16,8 @@ pub mod bins;
 pub mod controller_process;
 pub mod cri;
 pub mod demo;
+pub mod kubelet;
 pub mod pods;
 pub mod proxy_process;
+pub mod scheduler;
 pub mod testbed;
