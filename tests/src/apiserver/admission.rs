@@ -381,12 +381,12 @@ impl Dispatcher {
         if response.get("allowed").and_then(Value::as_bool) != Some(true) {
             return Err(denial(hook.name, response.get("status")));
         }
-        let Some(patch) = response.get("patch").and_then(Value::as_str).filter(|p| !p.is_empty()) else {
+        let Some(bytes) = patch_bytes(response).map_err(|e| {
+            Rejection::internal(format!("webhook {:?} returned an undecodable patch: {e}", hook.name))
+        })?
+        else {
             return Ok(Outcome::Allowed(None));
         };
-        let bytes = base64::engine::general_purpose::STANDARD.decode(patch).map_err(|e| {
-            Rejection::internal(format!("webhook {:?} returned an undecodable patch: {e}", hook.name))
-        })?;
         let patch: json_patch::Patch = serde_json::from_slice(&bytes).map_err(|e| {
             Rejection::internal(format!("webhook {:?} returned an invalid JSON patch: {e}", hook.name))
         })?;
@@ -438,6 +438,25 @@ fn review(uid: &str, attrs: &Attributes, object: &Value) -> Value {
     json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": req})
 }
 
+/// The answer's `patch`: Go decodes a `[]byte` field from a base64 string (how Go
+/// clients send it) or from an array of numbers (how kube-rs sends it); `None` when
+/// absent or empty.
+fn patch_bytes(response: &Value) -> Result<Option<Vec<u8>>, String> {
+    let bytes = match response.get("patch") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => {
+            base64::engine::general_purpose::STANDARD.decode(s).map_err(|e| e.to_string())?
+        }
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_u64().and_then(|n| u8::try_from(n).ok()))
+            .collect::<Option<Vec<u8>>>()
+            .ok_or("patch array holds something other than bytes")?,
+        Some(other) => return Err(format!("patch is neither a base64 string nor a byte array: {other}")),
+    };
+    Ok((!bytes.is_empty()).then_some(bytes))
+}
+
 /// kube-apiserver's checks of an `AdmissionReview` v1 answer.
 fn verify_response<'a>(answer: &'a Value, uid: &str, mutating: bool) -> Result<&'a Value, String> {
     let api_version = answer.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
@@ -452,7 +471,7 @@ fn verify_response<'a>(answer: &'a Value, uid: &str, mutating: bool) -> Result<&
     if got != uid {
         return Err(format!("expected response.uid={uid:?}, got {got:?}"));
     }
-    let patch = response.get("patch").and_then(Value::as_str).filter(|p| !p.is_empty());
+    let patch = patch_bytes(response)?;
     let patch_type = response.get("patchType").and_then(Value::as_str).unwrap_or_default();
     if patch.is_some() {
         if !mutating {
