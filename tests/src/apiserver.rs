@@ -223,10 +223,17 @@ impl ApiServer {
     /// # Errors
     /// kube rejects the generated kubeconfig (a bug).
     pub async fn client_as(&self, token: &str) -> Result<kube::Client, Error> {
+        Ok(kube::Client::try_from(self.config_as(token).await?)?)
+    }
+
+    /// The client configuration for `token`, to adjust before building a client (for
+    /// example `default_retry = false`, so that a 429 comes back at once).
+    ///
+    /// # Errors
+    /// kube rejects the generated kubeconfig (a bug).
+    pub async fn config_as(&self, token: &str) -> Result<kube::Config, Error> {
         let kc = kube::config::Kubeconfig::from_yaml(&self.kubeconfig(token))?;
-        let cfg =
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?;
-        Ok(kube::Client::try_from(cfg)?)
+        Ok(kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?)
     }
 
     /// Stops accepting connections and ends every watch.
