@@ -114,6 +114,10 @@ pub struct Options {
     pub history_limit: usize,
     /// How often `allowWatchBookmarks` watches get a BOOKMARK.
     pub bookmark_interval: Duration,
+    /// The user of requests without an `Authorization` header (`None`: 401, as with
+    /// `--anonymous-auth=false`). kubectl (client-go) sends no token over plain HTTP, so
+    /// kubectl needs this.
+    pub anonymous: Option<UserInfo>,
 }
 
 impl Default for Options {
@@ -127,6 +131,7 @@ impl Default for Options {
             hooks: Hooks::default(),
             history_limit: 1000,
             bookmark_interval: Duration::from_secs(5),
+            anonymous: None,
         }
     }
 }
@@ -170,6 +175,7 @@ impl ApiServer {
             state: std::sync::Mutex::new(state),
             hooks: opts.hooks,
             tokens: opts.tokens,
+            anonymous: opts.anonymous,
             bookmark_interval: opts.bookmark_interval,
             shutdown: shutdown.clone(),
             addr,
