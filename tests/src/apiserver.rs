@@ -118,6 +118,10 @@ pub struct Options {
     pub history_limit: usize,
     /// How often `allowWatchBookmarks` watches get a BOOKMARK.
     pub bookmark_interval: Duration,
+    /// The user of requests without an `Authorization` header (`None`: 401, as with
+    /// `--anonymous-auth=false`). kubectl (client-go) sends no token over plain HTTP, so
+    /// kubectl needs this.
+    pub anonymous: Option<UserInfo>,
 }
 
 impl Default for Options {
@@ -131,6 +135,7 @@ impl Default for Options {
             hooks: Hooks::default(),
             history_limit: 1000,
             bookmark_interval: Duration::from_secs(5),
+            anonymous: None,
         }
     }
 }
@@ -174,6 +179,7 @@ impl ApiServer {
             state: std::sync::Mutex::new(state),
             hooks: opts.hooks,
             tokens: opts.tokens,
+            anonymous: opts.anonymous,
             bookmark_interval: opts.bookmark_interval,
             shutdown: shutdown.clone(),
             addr,
@@ -227,10 +233,17 @@ impl ApiServer {
     /// # Errors
     /// kube rejects the generated kubeconfig (a bug).
     pub async fn client_as(&self, token: &str) -> Result<kube::Client, Error> {
+        Ok(kube::Client::try_from(self.config_as(token).await?)?)
+    }
+
+    /// The client configuration for `token`, to adjust before building a client (for
+    /// example `default_retry = false`, so that a 429 comes back at once).
+    ///
+    /// # Errors
+    /// kube rejects the generated kubeconfig (a bug).
+    pub async fn config_as(&self, token: &str) -> Result<kube::Config, Error> {
         let kc = kube::config::Kubeconfig::from_yaml(&self.kubeconfig(token))?;
-        let cfg =
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?;
-        Ok(kube::Client::try_from(cfg)?)
+        Ok(kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?)
     }
 
     /// Stops accepting connections and ends every watch.

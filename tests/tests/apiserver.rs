@@ -13,20 +13,20 @@ use kube::{
 use serde_json::json;
 use stevedore_tests::apiserver::{ApiServer, Options, UserInfo};
 
-async fn start() -> (ApiServer, Client) {
+pub(crate) async fn start() -> (ApiServer, Client) {
     let server = ApiServer::start(Options::default()).await.expect("start the simulated apiserver");
     let client = server.client().await.expect("admin client");
     (server, client)
 }
 
-fn api_err<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> Box<Status> {
+pub(crate) fn api_err<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> Box<Status> {
     match r {
         Err(kube::Error::Api(s)) => s,
         other => panic!("expected an API error, got {other:?}"),
     }
 }
 
-fn pod(name: &str) -> Pod {
+pub(crate) fn pod(name: &str) -> Pod {
     serde_json::from_value(json!({
         "metadata": {"name": name, "labels": {"app": "web"}},
         "spec": {"containers": [{"name": "app", "image": "app:v1"}]},
@@ -339,3 +339,12 @@ async fn selectors_are_as_strict_as_the_real_server() {
         r#""data.x" is not a known field selector: only "metadata.name", "metadata.namespace""#
     );
 }
+
+#[path = "apiserver/writes.rs"]
+mod writes;
+
+#[path = "apiserver/custom.rs"]
+mod custom;
+
+#[path = "apiserver/lifecycle.rs"]
+mod lifecycle;

@@ -33,6 +33,17 @@ pub async fn dispatch(shared: &Arc<Shared>, req: Request) -> Result<Response<Bod
     {
         return Err(no_resource());
     }
+    let ct = req.content_type.split(';').next().unwrap_or_default().trim();
+    if matches!(req.method, Method::POST | Method::PUT) && !matches!(ct, "" | "application/json" | "*/*") {
+        return Err(Status::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: \
+                 application/json (this simulated server does not decode {ct})"
+            ),
+        ));
+    }
     let sub = t.sub.clone();
     match (&req.method, t.name.is_some(), sub.as_deref()) {
         (&Method::GET, false, None) if req.query.flag("watch") => watch::watch(shared, res, req).await,

@@ -33,6 +33,8 @@ pub struct Shared {
     pub hooks: Hooks,
     /// Bearer tokens.
     pub tokens: Tokens,
+    /// The user of requests without credentials, if they are allowed.
+    pub anonymous: Option<UserInfo>,
     /// How often watches with `allowWatchBookmarks` get a BOOKMARK.
     pub bookmark_interval: Duration,
     /// Fires when the server stops; ends every watch.
@@ -172,7 +174,11 @@ async fn handle(shared: Arc<Shared>, req: hyper::Request<Incoming>) -> Response<
         return Response::new(Full::new(Bytes::from_static(b"ok")).boxed());
     }
     let auth = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
-    let Some(user) = shared.tokens.authenticate(auth) else {
+    let user = match auth {
+        None => shared.anonymous.clone(),
+        Some(_) => shared.tokens.authenticate(auth),
+    };
+    let Some(user) = user else {
         debug!(http.method = %method, http.path = %path, "unauthorized");
         return failure(&Status::unauthorized());
     };

@@ -16,9 +16,12 @@ struct Args {
     /// Write an admin kubeconfig here once listening.
     #[arg(long, env = "STEVEDORE_APISERVER_KUBECONFIG_OUT")]
     kubeconfig_out: Option<PathBuf>,
-    /// JSON file of extra tokens: {"<token>": {"username": …, "groups": […], "extra": {…}}}.
+    /// JSON file of extra tokens: `{"TOKEN": {"username": …, "groups": […], "extra": {…}}}`.
     #[arg(long, env = "STEVEDORE_APISERVER_TOKENS")]
     tokens: Option<PathBuf>,
+    /// Serve requests without a token as the admin: kubectl sends no token over plain HTTP.
+    #[arg(long, env = "STEVEDORE_APISERVER_ANONYMOUS_ADMIN")]
+    anonymous_admin: bool,
     /// The admin's bearer token.
     #[arg(long, env = "STEVEDORE_APISERVER_ADMIN_TOKEN", default_value = ADMIN_TOKEN)]
     admin_token: String,
@@ -42,6 +45,9 @@ fn main() -> anyhow::Result<()> {
         opts.tokens = tokens;
     } else {
         opts.tokens.insert(args.admin_token.clone(), stevedore_tests::apiserver::UserInfo::admin());
+    }
+    if args.anonymous_admin {
+        opts.anonymous = Some(stevedore_tests::apiserver::UserInfo::admin());
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async {
