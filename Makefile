@@ -20,7 +20,8 @@ check:
 test: deps check
 	JOBS=$(JOBS) bash tests/run-all.sh
 
-# A pod through the proxy on a real containerd, each step timed; leaves nothing running.
+# A Pod applied to the simulated cluster, run by a simulated kubelet through the proxy on a
+# real containerd and reported Running through the API; each step timed, nothing left running.
 demo: deps
 	$(CARGO) build -j$(JOBS) --workspace --bins
 	$(CARGO) run -j$(JOBS) -q -p stevedore-tests --bin stevedore-demo

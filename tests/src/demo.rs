@@ -1,23 +1,27 @@
-//! The local demo: the test bed's containerd with the real proxy in front, one pod
-//! run through the proxy the way kubelet runs it, each step timed, then everything
-//! torn down.
+//! The local demo: the test bed's containerd with the real proxy in front, the
+//! simulated API server, one simulated node (kubelet) driving CRI through the proxy,
+//! and the scheduler. A plain Pod is applied through the API, scheduled, run on the
+//! real containerd and reported Running back through the API; then it is deleted and
+//! everything torn down. Each step is timed.
 
 use std::{
     future::Future,
     time::{Duration, Instant},
 };
 
-use anyhow::Context as _;
-use stevedore_proto::cri::{
-    ContainerStatusRequest, ExecSyncRequest, ImageSpec, PullImageRequest, RemoveContainerRequest,
-    RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest, StopContainerRequest,
-    StopPodSandboxRequest, VersionRequest,
-};
+use anyhow::{Context as _, bail};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::json;
+use stevedore_proto::cri::{ContainerFilter, ExecSyncRequest, ListContainersRequest, VersionRequest};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
-    cri::{connect, image_client, runtime_client},
-    pods::{self, Network},
+    apiserver::{ADMIN_TOKEN, ApiServer, Options},
+    cri::{connect, runtime_client},
+    kubelet::{self, Kubelet},
     proxy_process::ProxyProcess,
+    scheduler::Scheduler,
     testbed::TestBed,
 };
 
@@ -32,13 +36,41 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+async fn until<T>(
+    what: &str,
+    within: Duration,
+    mut f: impl AsyncFnMut() -> anyhow::Result<Option<T>>,
+) -> anyhow::Result<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await? {
+            return Ok(v);
+        }
+        if start.elapsed() > within {
+            bail!("{what}: not within {within:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn phase(p: &Pod) -> &str {
+    p.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Pending")
+}
+
+fn ready(p: &Pod) -> bool {
+    let conditions = p.status.as_ref().and_then(|s| s.conditions.as_ref());
+    conditions.is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
 /// Runs the demo, printing as it goes.
 ///
 /// # Errors
 /// Any step failing, named.
 pub async fn run() -> anyhow::Result<()> {
     let total = Instant::now();
-    println!("stevedore demo: kubelet -> stevedore-cri-proxy -> containerd (Debian's), on this machine\n");
+    println!(
+        "stevedore demo: simulated API server + simulated kubelet -> stevedore-cri-proxy -> containerd (Debian's)\n"
+    );
     let bed = step("start the test bed: containerd + runc + local registry", TestBed::start()).await?;
     println!("             containerd socket {}", bed.containerd_socket().display());
     let sock = bed.dir().join("stevedore-cri.sock");
@@ -48,86 +80,125 @@ pub async fn run() -> anyhow::Result<()> {
     )
     .await?;
     println!("             proxy socket {} (pid {})", proxy.socket().display(), proxy.pid());
-    let ch = connect(proxy.socket()).await?;
-    let (mut rt, mut img) = (runtime_client(ch.clone()), image_client(ch));
-
-    let v = step("Version", async { Ok(rt.version(VersionRequest::default()).await?.into_inner()) }).await?;
+    let mut rt = runtime_client(connect(proxy.socket()).await?);
+    let v = step("CRI Version through the proxy", async {
+        Ok(rt.version(VersionRequest::default()).await?.into_inner())
+    })
+    .await?;
     println!("             runtime {} {} (CRI {})", v.runtime_name, v.runtime_version, v.runtime_api_version);
+
+    let api =
+        step("start the simulated API server", async { Ok(ApiServer::start(Options::default()).await?) })
+            .await?;
+    let kubeconfig = bed.dir().join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig, ADMIN_TOKEN)?;
+    println!("             {} (kubeconfig {})", api.url(), kubeconfig.display());
+    let client = api.client().await?;
+
+    let stop = CancellationToken::new();
+    let mut cfg = kubelet::Config::new("node-1", Some(proxy.socket().to_owned()), bed.dir().join("kubelet"));
+    cfg.sync_interval = Duration::from_millis(300);
+    let node = step("start a simulated node (kubelet) on the proxy socket", async {
+        Ok(Kubelet::start(cfg, client.clone(), stop.clone()).await?)
+    })
+    .await?;
+    let n = Api::<Node>::all(client.clone()).get("node-1").await?;
+    let node_ready = n
+        .status
+        .and_then(|s| s.conditions)
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    println!("             Node node-1 registered, Ready={node_ready}");
+    let scheduler = Scheduler::start(client.clone(), stop.clone());
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let image = bed.image("app:v1");
-    let spec = || Some(ImageSpec { image: image.clone(), ..Default::default() });
-    let r = step("PullImage app:v1", async {
-        Ok(img.pull_image(PullImageRequest { image: spec(), ..Default::default() }).await?.into_inner())
+    let manifest: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "hello", "namespace": "default", "labels": {"app": "hello"}},
+        "spec": {
+            "terminationGracePeriodSeconds": 5,
+            "containers": [{"name": "app", "image": image, "imagePullPolicy": "IfNotPresent",
+                "env": [{"name": "MY_NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]}]
+        }
+    }))?;
+    step("apply Pod default/hello (no nodeName)", async {
+        Ok(pods.create(&PostParams::default(), &manifest).await?)
     })
     .await?;
-    println!("             {}", r.image_ref);
-    let cfg =
-        pods::sandbox("demo", "uid-demo", Network::Pod, &bed.log_dir().join("demo").display().to_string());
-    let pod = step("RunPodSandbox (own network namespace, CNI bridge)", async {
-        Ok(rt
-            .run_pod_sandbox(RunPodSandboxRequest {
-                config: Some(cfg.clone()),
-                runtime_handler: String::new(),
-            })
-            .await?
-            .into_inner()
-            .pod_sandbox_id)
+    let pod = step("scheduled, pulled, started: Running and Ready, read back through the API", async {
+        until("pod hello Running", Duration::from_secs(120), async || {
+            Ok(pods.get_opt("hello").await?.filter(|p| phase(p) == "Running" && ready(p)))
+        })
+        .await
     })
     .await?;
-    let ctr = step("CreateContainer app", async {
-        Ok(rt
-            .create_container(pods::container(&pod, &cfg, "app", &image, 0))
-            .await?
-            .into_inner()
-            .container_id)
-    })
-    .await?;
-    step("StartContainer app", async {
-        Ok(rt.start_container(StartContainerRequest { container_id: ctr.clone() }).await?)
-    })
-    .await?;
-    let status = step("ContainerStatus", async {
-        Ok(rt
-            .container_status(ContainerStatusRequest { container_id: ctr.clone(), verbose: false })
-            .await?
-            .into_inner())
-    })
-    .await?;
-    let state = status.status.as_ref().map(|s| s.state).unwrap_or_default();
+    let status = pod.status.clone().unwrap_or_default();
     println!(
-        "             container {} is {:?}",
-        &ctr[..12],
-        stevedore_proto::cri::ContainerState::try_from(state).unwrap_or_default()
+        "             phase {} on {} podIP {}",
+        phase(&pod),
+        pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or("?"),
+        status.pod_ip.as_deref().unwrap_or("?")
     );
-    let out = step("ExecSync cat /etc/app-version", async {
+    for c in status.container_statuses.iter().flatten() {
+        println!(
+            "             container {}: ready={} restarts={} image {}\n               imageID {}\n               {}",
+            c.name,
+            c.ready,
+            c.restart_count,
+            c.image,
+            c.image_id,
+            c.container_id.as_deref().unwrap_or("?")
+        );
+    }
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let filter = || ContainerFilter {
+        label_selector: [("io.kubernetes.pod.uid".to_owned(), uid.clone())].into_iter().collect(),
+        ..Default::default()
+    };
+    let containers =
+        step("the same pod seen on containerd through the proxy (ListContainers by pod uid)", async {
+            Ok(rt
+                .list_containers(ListContainersRequest { filter: Some(filter()) })
+                .await?
+                .into_inner()
+                .containers)
+        })
+        .await?;
+    let Some(ctr) = containers.first() else { bail!("no container of pod hello on containerd") };
+    println!("             {} container(s); {} is {:?}", containers.len(), &ctr.id[..12], ctr.state());
+    let out = step("ExecSync: the env kubelet resolved from spec.nodeName", async {
         let req = ExecSyncRequest {
-            container_id: ctr.clone(),
-            cmd: vec!["cat".into(), "/etc/app-version".into()],
+            container_id: ctr.id.clone(),
+            cmd: vec!["sh".into(), "-c".into(), "echo $MY_NODE".into()],
             timeout: 10,
         };
         Ok(rt.exec_sync(req).await?.into_inner())
     })
     .await?;
-    println!(
-        "             stdout: {:?}, exit code {}",
-        String::from_utf8_lossy(&out.stdout).trim(),
-        out.exit_code
-    );
-    step("StopContainer (grace 2 s; the app exits on SIGTERM)", async {
-        Ok(rt.stop_container(StopContainerRequest { container_id: ctr.clone(), timeout: 2 }).await?)
+    println!("             MY_NODE={:?}", String::from_utf8_lossy(&out.stdout).trim());
+
+    step("delete the Pod: the kubelet stops it, removes its sandbox, the API drops it", async {
+        pods.delete("hello", &DeleteParams::default()).await?;
+        until("pod hello gone", Duration::from_secs(60), async || {
+            Ok(pods.get_opt("hello").await?.is_none().then_some(()))
+        })
+        .await
     })
     .await?;
-    step("RemoveContainer", async {
-        Ok(rt.remove_container(RemoveContainerRequest { container_id: ctr.clone() }).await?)
+    let left =
+        rt.list_containers(ListContainersRequest { filter: Some(filter()) }).await?.into_inner().containers;
+    println!("             containers of the pod left on containerd: {}", left.len());
+    anyhow::ensure!(left.is_empty(), "the pod's containers were left behind");
+
+    step("stop the node, the scheduler and the API server", async {
+        stop.cancel();
+        node.join().await;
+        scheduler.join().await;
+        api.stop().await;
+        Ok(())
     })
     .await?;
-    step("StopPodSandbox", async {
-        Ok(rt.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: pod.clone() }).await?)
-    })
-    .await?;
-    step("RemovePodSandbox", async {
-        Ok(rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: pod.clone() }).await?)
-    })
-    .await?;
+    drop(rt);
     let exit = step("stop the proxy (SIGTERM: drain, remove socket)", proxy.stop()).await?;
     println!("             proxy exited: {exit}; socket still there: {}", sock.exists());
     let dir = bed.dir().to_owned();
