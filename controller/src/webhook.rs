@@ -56,9 +56,15 @@ pub trait Admit: Send + Sync + 'static {
 }
 
 /// Reads an admission request's object as its type `K`.
+/// A field the type cannot read is named by its path: `spec.updateStrategy.type:
+/// unknown variant ...`.
 pub(crate) fn typed<K: serde::de::DeserializeOwned>(obj: &DynamicObject) -> Result<K, String> {
     let value = serde_json::to_value(obj).map_err(|e| e.to_string())?;
-    serde_json::from_value(value).map_err(|e| e.to_string())
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." { inner.to_string() } else { format!("{path}: {inner}") }
+    })
 }
 
 /// Converts one kind's objects between its versions.
@@ -182,5 +188,16 @@ mod tests {
             admission_path(Operation::Validate, "apps.kruise.io", "", "SidecarSet"),
             "/validate-apps-kruise-io-sidecarset"
         );
+    }
+
+    #[test]
+    fn a_field_the_type_cannot_read_is_named_by_its_path() {
+        let obj: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "apps.kruise.io/v1alpha1", "kind": "CloneSet", "metadata": {"name": "web"},
+            "spec": {"selector": {}, "template": {}, "updateStrategy": {"type": "Sideways"}}
+        }))
+        .unwrap();
+        let err = typed::<stevedore_proto::crd::clone_set::CloneSet>(&obj).unwrap_err();
+        assert!(err.starts_with("spec.updateStrategy.type: unknown variant `Sideways`"), "{err}");
     }
 }
