@@ -296,9 +296,9 @@ mod tests {
         let all: Vec<_> = webhooks.chain(validating).collect();
         assert_eq!(all.len(), registry.routes().len());
         let pub_ =
-            all.iter().find(|w| w.0 == "vpodunavailablebudget-v1alpha1.kruise.io").expect("PUB webhook");
+            all.iter().find(|w| w.0 == "vpodunavailablebudget.kruise.io").expect("PUB webhook");
         let service = pub_.1.service.as_ref().unwrap();
-        assert_eq!(service.path.as_deref(), Some("/validate-policy-kruise-io-v1alpha1-podunavailablebudget"));
+        assert_eq!(service.path.as_deref(), Some("/validate-policy-kruise-io-podunavailablebudget"));
         assert_eq!(pub_.1.ca_bundle.as_ref().unwrap().0, b"CA");
         let rule = &pub_.2.as_ref().unwrap()[0];
         assert_eq!(rule.resources.as_deref(), Some(&["podunavailablebudgets".to_owned()][..]));

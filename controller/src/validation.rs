@@ -94,7 +94,8 @@ pub fn register(registry: &mut Registry) {
     registry.admission(
         Operation::Validate,
         POLICY_GROUP,
-        "v1alpha1",
+        // OpenKruise serves it at a path without the version.
+        "",
         "PodUnavailableBudget",
         Arc::new(Validator::new(pod_unavailable_budget)),
     );
@@ -270,7 +271,7 @@ mod tests {
         let mut registry = Registry::default();
         register(&mut registry);
         let handler =
-            registry.admission_handler("/validate-policy-kruise-io-v1alpha1-podunavailablebudget").unwrap();
+            registry.admission_handler("/validate-policy-kruise-io-podunavailablebudget").unwrap();
         let good = serde_json::to_value(by_selector(IntOrString::Int(1))).unwrap();
         assert!(handler.admit(&review("CREATE", good.clone(), serde_json::Value::Null)).allowed);
         let mut bad = good.clone();
