@@ -113,7 +113,7 @@ pub fn v1beta1(new: &b1::DaemonSet, old: Option<&b1::DaemonSet>) -> Vec<FieldErr
 fn common(ds: Common<'_>) -> Vec<FieldError> {
     let mut errors = Vec::new();
     rules::object_name(ds.meta, &mut errors);
-    rules::label_selector("spec.selector", ds.selector, &mut errors);
+    rules::label_selector(rules::Wording::Workloads, "spec.selector", ds.selector, &mut errors);
     let labels = ds.template.metadata.as_ref().and_then(|m| m.labels.as_ref());
     rules::selects_template("spec.template", ds.selector, labels, &mut errors);
     if rules::selector_is_empty(ds.selector) {
