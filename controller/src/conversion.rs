@@ -130,6 +130,25 @@ pub struct Refusal {
     pub reason: &'static str,
 }
 
+/// Why one step between the versions failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The target version cannot express the object.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The fields the versions share did not read as the target's ([`copied`]).
+    #[error(transparent)]
+    Copy(#[from] serde_json::Error),
+}
+
+/// One version's struct built from the other's, for structs whose fields share
+/// names and types: through JSON, so a field only the target has is left unset and
+/// one only the source has is dropped. Each kind then sets by hand what its
+/// versions do differently.
+fn copied<S: Serialize, T: DeserializeOwned>(source: S) -> Result<T, serde_json::Error> {
+    serde_json::from_value(serde_json::to_value(source)?)
+}
+
 /// One kind's two versions, and the field-by-field conversion between them.
 pub trait Versions: 'static {
     /// The v1alpha1 type.
@@ -137,11 +156,12 @@ pub trait Versions: 'static {
     /// The v1beta1 type (the hub).
     type Beta: DeserializeOwned + Serialize + Resource<DynamicType = ()>;
 
-    /// Up to the hub; every v1alpha1 object has a v1beta1 form.
-    fn to_beta(alpha: Self::Alpha) -> Self::Beta;
+    /// Up to the hub; every v1alpha1 object has a v1beta1 form (never
+    /// [`StepError::Refused`]).
+    fn to_beta(alpha: Self::Alpha) -> Result<Self::Beta, StepError>;
 
     /// Down from the hub, or the field v1alpha1 cannot express.
-    fn to_alpha(beta: Self::Beta) -> Result<Self::Alpha, Refusal>;
+    fn to_alpha(beta: Self::Beta) -> Result<Self::Alpha, StepError>;
 }
 
 /// Why an object was not converted.
@@ -227,21 +247,24 @@ impl<V: Versions> Hub<V> {
             source,
         };
         let write = |source| Error::Write { kind: kind.clone(), name: name.clone(), source };
+        let step = |e| match e {
+            StepError::Refused(refusal) => Error::Refused {
+                kind: kind.clone(),
+                name: name.clone(),
+                api_version: desired.to_owned(),
+                refusal,
+            },
+            StepError::Copy(source) => write(source),
+        };
         if from == desired && (from == alpha || from == beta) {
             return Ok(object);
         }
         if from == alpha && desired == beta {
             let source: V::Alpha = serde_json::from_value(object).map_err(invalid)?;
-            serde_json::to_value(V::to_beta(source)).map_err(write)
+            serde_json::to_value(V::to_beta(source).map_err(step)?).map_err(write)
         } else if from == beta && desired == alpha {
             let source: V::Beta = serde_json::from_value(object).map_err(invalid)?;
-            let target = V::to_alpha(source).map_err(|refusal| Error::Refused {
-                kind: kind.clone(),
-                name: name.clone(),
-                api_version: desired.to_owned(),
-                refusal,
-            })?;
-            serde_json::to_value(target).map_err(write)
+            serde_json::to_value(V::to_alpha(source).map_err(step)?).map_err(write)
         } else {
             Err(Error::Versions { kind, from, to: desired.to_owned() })
         }

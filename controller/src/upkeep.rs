@@ -111,6 +111,20 @@ fn client_config(target: &Target, path: &str, ca: &[u8]) -> WebhookClientConfig 
     }
 }
 
+/// The same client config in apiextensions' type, for a CRD's conversion webhook.
+fn crd_client_config(c: WebhookClientConfig) -> CrdClientConfig {
+    CrdClientConfig {
+        service: c.service.map(|s| CrdServiceReference {
+            namespace: s.namespace,
+            name: s.name,
+            path: s.path,
+            port: s.port,
+        }),
+        ca_bundle: c.ca_bundle,
+        url: c.url,
+    }
+}
+
 /// The rule of an endpoint: its kind's resource, from the CRDs the controller
 /// installs, in the endpoint's version (every served version for an endpoint that
 /// serves them all).
@@ -195,16 +209,7 @@ pub fn conversion(target: &Target, ca: &[u8]) -> CustomResourceConversion {
     CustomResourceConversion {
         strategy: "Webhook".to_owned(),
         webhook: Some(WebhookConversion {
-            client_config: Some(CrdClientConfig {
-                service: Some(CrdServiceReference {
-                    namespace: target.namespace.clone(),
-                    name: target.service.clone(),
-                    path: Some(CONVERT_PATH.to_owned()),
-                    port: Some(target.port),
-                }),
-                ca_bundle: (!ca.is_empty()).then(|| ByteString(ca.to_vec())),
-                url: None,
-            }),
+            client_config: Some(crd_client_config(client_config(target, CONVERT_PATH, ca))),
             conversion_review_versions: vec!["v1".to_owned()],
         }),
     }

@@ -4,20 +4,15 @@
 
 use std::{fmt, marker::PhantomData, sync::Arc};
 
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::core::{
     DynamicObject,
     admission::{AdmissionRequest, AdmissionResponse, Operation as AdmissionOperation},
 };
 use serde::de::DeserializeOwned;
-use stevedore_proto::{
-    crd::{POLICY_GROUP, pod_unavailable_budget::PodUnavailableBudget},
-    intstr::{self, IntOrPercent, Percent},
-};
+use stevedore_proto::crd::{POLICY_GROUP, pod_unavailable_budget::PodUnavailableBudget};
 
 use crate::webhook::{Admit, Operation, Registry, typed};
 
-mod checks;
 pub mod jobs;
 mod rules;
 mod workloads;
@@ -103,16 +98,6 @@ pub fn register(registry: &mut Registry) {
     jobs::register(registry);
 }
 
-/// An int-or-percent budget of a PodUnavailableBudget: whole percentages only, at
-/// most 100%.
-fn budget(field: &str, v: &IntOrString, errors: &mut Vec<FieldError>) {
-    match intstr::parse(v, Percent::Integer) {
-        Ok(IntOrPercent::Percent(p)) if p > 100.0 => errors.push(err(field, "must not be greater than 100%")),
-        Ok(_) => {}
-        Err(e) => errors.push(err(field, e.to_string())),
-    }
-}
-
 /// PodUnavailableBudget (`policy.kruise.io/v1alpha1`): exactly one of selector and
 /// targetRef, exactly one of maxUnavailable and minAvailable, a non-empty selector,
 /// budgets of whole percentages up to 100% or non-negative integers, and a selector
@@ -128,9 +113,7 @@ pub fn pod_unavailable_budget(
         (Some(_), Some(_)) => errors.push(err("spec", "selector and targetRef are mutually exclusive")),
         (None, None) => errors.push(err("spec", "one of selector and targetRef is required")),
         (Some(sel), None) => {
-            let empty = sel.match_labels.as_ref().is_none_or(|m| m.is_empty())
-                && sel.match_expressions.as_ref().is_none_or(|m| m.is_empty());
-            if empty {
+            if rules::selector_is_empty(sel) {
                 errors.push(err("spec.selector", "must not be empty"));
             }
         }
@@ -149,8 +132,12 @@ pub fn pod_unavailable_budget(
             errors.push(err("spec", "maxUnavailable and minAvailable are mutually exclusive"))
         }
         (None, None) => errors.push(err("spec", "one of maxUnavailable and minAvailable is required")),
-        (Some(v), None) => budget("spec.maxUnavailable", v, &mut errors),
-        (None, Some(v)) => budget("spec.minAvailable", v, &mut errors),
+        (Some(v), None) => {
+            rules::whole_int_or_percent("spec.maxUnavailable", v, true, &mut errors);
+        }
+        (None, Some(v)) => {
+            rules::whole_int_or_percent("spec.minAvailable", v, true, &mut errors);
+        }
     }
     if let Some(old) = old {
         if old.spec.selector != spec.selector {
@@ -166,7 +153,7 @@ pub fn pod_unavailable_budget(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+    use k8s_openapi::apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString};
     use stevedore_proto::crd::pod_unavailable_budget::{PodUnavailableBudgetSpec, TargetReference};
 
     fn pub_(spec: PodUnavailableBudgetSpec) -> PodUnavailableBudget {

@@ -12,7 +12,7 @@ use stevedore_proto::crd::daemon_set::{
     v1alpha1 as a1, v1beta1 as b1,
 };
 
-use super::{Refusal, Versions};
+use super::{StepError, Versions, copied};
 
 /// The v1alpha1 annotation that v1beta1's `scaleStrategy.partitionedScaling` replaces.
 pub const PROGRESSIVE_CREATE_POD_ANNOTATION: &str = "daemonset.kruise.io/progressive-create-pod";
@@ -25,72 +25,37 @@ impl Versions for DaemonSet {
     type Alpha = a1::DaemonSet;
     type Beta = b1::DaemonSet;
 
-    fn to_beta(alpha: a1::DaemonSet) -> b1::DaemonSet {
+    fn to_beta(alpha: a1::DaemonSet) -> Result<b1::DaemonSet, StepError> {
         let progressive = alpha
             .metadata
             .annotations
             .as_ref()
             .and_then(|a| a.get(PROGRESSIVE_CREATE_POD_ANNOTATION))
             .is_some_and(|v| v == "true");
-        let s = alpha.spec;
-        let spec = b1::DaemonSetSpec {
-            selector: s.selector,
-            template: s.template,
-            update_strategy: s.update_strategy.map(without_surging),
-            min_ready_seconds: s.min_ready_seconds,
-            burst_replicas: s.burst_replicas,
-            revision_history_limit: s.revision_history_limit,
-            lifecycle: s.lifecycle,
-            scale_strategy: progressive.then_some(DaemonSetScaleStrategy { partitioned_scaling: Some(true) }),
-        };
-        let status = alpha.status.map(|t| b1::DaemonSetStatus {
-            current_number_scheduled: t.current_number_scheduled,
-            number_misscheduled: t.number_misscheduled,
-            desired_number_scheduled: t.desired_number_scheduled,
-            number_ready: t.number_ready,
-            observed_generation: t.observed_generation,
-            updated_number_scheduled: t.updated_number_scheduled,
-            number_available: t.number_available,
-            number_unavailable: t.number_unavailable,
-            collision_count: t.collision_count,
-            conditions: t.conditions,
-            update_revision: t.daemon_set_hash,
+        let mut spec: b1::DaemonSetSpec = copied(alpha.spec)?;
+        spec.update_strategy = spec.update_strategy.map(without_surging);
+        spec.scale_strategy =
+            progressive.then_some(DaemonSetScaleStrategy { partitioned_scaling: Some(true) });
+        let status = alpha.status.map(|t| {
+            let update_revision = t.daemon_set_hash.clone();
+            copied(t).map(|t| b1::DaemonSetStatus { update_revision, ..t })
         });
-        b1::DaemonSet { metadata: alpha.metadata, spec, status }
+        Ok(b1::DaemonSet { metadata: alpha.metadata, spec, status: status.transpose()? })
     }
 
-    fn to_alpha(beta: b1::DaemonSet) -> Result<a1::DaemonSet, Refusal> {
+    fn to_alpha(beta: b1::DaemonSet) -> Result<a1::DaemonSet, StepError> {
         let mut metadata = beta.metadata;
-        let s = beta.spec;
-        if s.scale_strategy.is_some_and(|p| p.partitioned_scaling == Some(true)) {
+        if beta.spec.scale_strategy.as_ref().is_some_and(|p| p.partitioned_scaling == Some(true)) {
             metadata
                 .annotations
                 .get_or_insert_with(BTreeMap::new)
                 .insert(PROGRESSIVE_CREATE_POD_ANNOTATION.to_owned(), "true".to_owned());
         }
-        let spec = a1::DaemonSetSpec {
-            selector: s.selector,
-            template: s.template,
-            update_strategy: s.update_strategy,
-            min_ready_seconds: s.min_ready_seconds,
-            burst_replicas: s.burst_replicas,
-            revision_history_limit: s.revision_history_limit,
-            lifecycle: s.lifecycle,
-        };
-        let status = beta.status.map(|t| a1::DaemonSetStatus {
-            current_number_scheduled: t.current_number_scheduled,
-            number_misscheduled: t.number_misscheduled,
-            desired_number_scheduled: t.desired_number_scheduled,
-            number_ready: t.number_ready,
-            observed_generation: t.observed_generation,
-            updated_number_scheduled: t.updated_number_scheduled,
-            number_available: t.number_available,
-            number_unavailable: t.number_unavailable,
-            collision_count: t.collision_count,
-            conditions: t.conditions,
-            daemon_set_hash: t.update_revision,
+        let status = beta.status.map(|t| {
+            let daemon_set_hash = t.update_revision.clone();
+            copied(t).map(|t| a1::DaemonSetStatus { daemon_set_hash, ..t })
         });
-        Ok(a1::DaemonSet { metadata, spec, status })
+        Ok(a1::DaemonSet { metadata, spec: copied(beta.spec)?, status: status.transpose()? })
     }
 }
 

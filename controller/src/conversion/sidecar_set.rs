@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use stevedore_proto::crd::sidecar_set::{v1alpha1 as a1, v1beta1 as b1};
 
-use super::{Refusal, Versions};
+use super::{StepError, Versions, copied};
 
 /// The v1alpha1 label that v1beta1's `spec.customVersion` replaces.
 pub const CUSTOM_VERSION_LABEL: &str = "apps.kruise.io/sidecarset-custom-version";
@@ -29,7 +29,7 @@ impl Versions for SidecarSet {
     type Alpha = a1::SidecarSet;
     type Beta = b1::SidecarSet;
 
-    fn to_beta(alpha: a1::SidecarSet) -> b1::SidecarSet {
+    fn to_beta(alpha: a1::SidecarSet) -> Result<b1::SidecarSet, StepError> {
         let mut metadata = alpha.metadata;
         let custom_version = metadata.labels.as_mut().and_then(|l| l.remove(CUSTOM_VERSION_LABEL));
         // Go leaves an empty map, which it never writes.
@@ -37,51 +37,31 @@ impl Versions for SidecarSet {
             metadata.labels = None;
         }
         let s = alpha.spec;
-        let namespace_selector = match s.namespace.filter(|n| !n.is_empty()) {
+        let namespace_selector = match s.namespace.clone().filter(|n| !n.is_empty()) {
             Some(namespace) => Some(LabelSelector {
                 match_labels: Some(BTreeMap::from([(METADATA_NAME_LABEL.to_owned(), namespace)])),
                 match_expressions: None,
             }),
-            None => s.namespace_selector,
+            None => s.namespace_selector.clone(),
         };
         let spec = b1::SidecarSetSpec {
-            selector: s.selector,
             namespace_selector,
-            init_containers: s.init_containers,
-            containers: s.containers,
-            volumes: s.volumes,
-            update_strategy: s.update_strategy,
-            injection_strategy: s.injection_strategy,
-            image_pull_secrets: s.image_pull_secrets,
-            revision_history_limit: s.revision_history_limit,
-            patch_pod_metadata: s.patch_pod_metadata,
             custom_version: custom_version.filter(|v| !v.is_empty()),
+            ..copied(s)?
         };
-        b1::SidecarSet { metadata, spec, status: alpha.status }
+        Ok(b1::SidecarSet { metadata, spec, status: alpha.status })
     }
 
-    fn to_alpha(beta: b1::SidecarSet) -> Result<a1::SidecarSet, Refusal> {
+    fn to_alpha(beta: b1::SidecarSet) -> Result<a1::SidecarSet, StepError> {
         let mut metadata = beta.metadata;
         let s = beta.spec;
-        if let Some(version) = s.custom_version.filter(|v| !v.is_empty()) {
+        if let Some(version) = s.custom_version.clone().filter(|v| !v.is_empty()) {
             metadata
                 .labels
                 .get_or_insert_with(BTreeMap::new)
                 .insert(CUSTOM_VERSION_LABEL.to_owned(), version);
         }
-        let spec = a1::SidecarSetSpec {
-            selector: s.selector,
-            namespace: None,
-            namespace_selector: s.namespace_selector,
-            init_containers: s.init_containers,
-            containers: s.containers,
-            volumes: s.volumes,
-            update_strategy: s.update_strategy,
-            injection_strategy: s.injection_strategy,
-            image_pull_secrets: s.image_pull_secrets,
-            revision_history_limit: s.revision_history_limit,
-            patch_pod_metadata: s.patch_pod_metadata,
-        };
+        let spec = a1::SidecarSetSpec { namespace: None, ..copied(s)? };
         Ok(a1::SidecarSet { metadata, spec, status: beta.status })
     }
 }

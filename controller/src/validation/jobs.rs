@@ -32,7 +32,10 @@ use stevedore_proto::{
     intstr::{self, IntOrPercent, Percent},
 };
 
-use super::{FieldError, Validator, checks, err};
+use super::{
+    FieldError, Validator, err,
+    rules::{self, Wording},
+};
 use crate::webhook::{Operation, Registry};
 
 mod sidecar_set;
@@ -68,7 +71,7 @@ const BROADCAST_JOB_POD_LABELS: [&str; 2] = ["broadcastjob-name", "broadcastjob-
 /// A pod template's spec, checked as Kubernetes checks a template.
 fn pod_template(template: &PodTemplateSpec, path: &str, errors: &mut Vec<FieldError>) {
     let spec = template.spec.clone().unwrap_or_default();
-    checks::pod_spec(&spec, &format!("{path}.spec"), errors);
+    rules::pod_spec(&spec, &format!("{path}.spec"), errors);
 }
 
 /// A completion policy's deadline and TTL work only with `Always`.
@@ -90,7 +93,7 @@ fn only_with_always(policy: &CompletionPolicy, path: &str, errors: &mut Vec<Fiel
 /// percentage.
 pub fn broadcast_job(new: &BroadcastJob, _old: Option<&BroadcastJob>) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    checks::object_name(new.metadata.name.as_deref(), &mut errors);
+    rules::short_object_name(new.metadata.name.as_deref(), &mut errors);
     let spec = &new.spec;
     only_with_always(&spec.completion_policy, "spec.completionPolicy", &mut errors);
     let restart = spec.template.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or_default();
@@ -129,7 +132,7 @@ const MAX_ACTIVE_DEADLINE_SECONDS: i64 = 24 * 3600;
 pub fn advanced_cron_job(new: &AdvancedCronJob, old: Option<&AdvancedCronJob>) -> Vec<FieldError> {
     let mut errors = Vec::new();
     if old.is_none() {
-        checks::object_name(new.metadata.name.as_deref(), &mut errors);
+        rules::short_object_name(new.metadata.name.as_deref(), &mut errors);
     }
     let spec = &new.spec;
     if spec.schedule.is_empty() {
@@ -259,9 +262,9 @@ fn selectors(t: &ImagePullJobTemplate, path: &str, errors: &mut Vec<FieldError>)
             if sel.names.is_some() {
                 errors.push(err(&format!("{path}.selector"), "names and labels are mutually exclusive"));
             }
-            checks::label_selector(&labels, &format!("{path}.selector"), errors);
+            rules::label_selector(Wording::Jobs, &format!("{path}.selector"), &labels, errors);
         }
-        for name in checks::duplicates(sel.names.iter().flatten().map(String::as_str)) {
+        for name in rules::duplicates(sel.names.iter().flatten().map(String::as_str)) {
             errors.push(err(&format!("{path}.selector.names"), format!("duplicate name {name:?}")));
         }
     }
@@ -269,7 +272,7 @@ fn selectors(t: &ImagePullJobTemplate, path: &str, errors: &mut Vec<FieldError>)
         if t.selector.is_some() {
             errors.push(err(path, "selector and podSelector are mutually exclusive"));
         }
-        checks::label_selector(pods, &format!("{path}.podSelector"), errors);
+        rules::label_selector(Wording::Jobs, &format!("{path}.podSelector"), pods, errors);
     }
 }
 
@@ -281,11 +284,11 @@ fn images(images: &[String], path: &str, errors: &mut Vec<FieldError>) {
     if images.len() > 255 {
         errors.push(err(path, "must not hold more than 255 images"));
     }
-    for image in checks::duplicates(images.iter().map(String::as_str)) {
+    for image in rules::duplicates(images.iter().map(String::as_str)) {
         errors.push(err(path, format!("duplicate image {image:?}")));
     }
     for (i, image) in images.iter().enumerate() {
-        if let Err(e) = checks::image_reference(image) {
+        if let Err(e) = rules::image_reference(image) {
             errors.push(err(&format!("{path}[{i}]"), format!("invalid image {image:?}: {e}")));
         }
     }
@@ -313,7 +316,7 @@ pub fn image_pull_job(new: &ImagePullJob, old: Option<&ImagePullJob>) -> Vec<Fie
     selectors(t, "spec", &mut errors);
     if new.spec.image.is_empty() {
         errors.push(err("spec.image", "must not be empty"));
-    } else if let Err(e) = checks::image_reference(&new.spec.image) {
+    } else if let Err(e) = rules::image_reference(&new.spec.image) {
         errors.push(err("spec.image", format!("invalid image {:?}: {e}", new.spec.image)));
     }
     match &t.parallelism {
@@ -431,7 +434,7 @@ pub fn container_recreate_request(
     if spec.containers.is_empty() {
         errors.push(err("spec.containers", "must not be empty"));
     }
-    for name in checks::duplicates(spec.containers.iter().map(|c| c.name.as_str())) {
+    for name in rules::duplicates(spec.containers.iter().map(|c| c.name.as_str())) {
         errors.push(err("spec.containers", format!("container {name:?} is listed more than once")));
     }
     for (i, c) in spec.containers.iter().enumerate() {
@@ -525,7 +528,7 @@ pub fn workload_spread(new: &WorkloadSpread, old: Option<&WorkloadSpread>) -> Ve
         }
     }
     if let Some(selector) = spec.target_filter.as_ref().and_then(|f| f.selector.as_ref()) {
-        checks::label_selector(selector, "spec.targetFilter.selector", &mut errors);
+        rules::label_selector(Wording::Jobs, "spec.targetFilter.selector", selector, &mut errors);
     }
     if let Some(old) = old {
         let o = &old.spec.target_reference;
@@ -605,7 +608,7 @@ fn subsets(ws: &WorkloadSpread, errors: &mut Vec<FieldError>) {
 fn node_selector_term(term: &NodeSelectorTerm, path: &str, errors: &mut Vec<FieldError>) {
     for (i, r) in term.match_expressions.iter().flatten().enumerate() {
         let at = format!("{path}.matchExpressions[{i}]");
-        if !checks::is_qualified_name(&r.key) {
+        if !rules::is_qualified_name(&r.key) {
             errors.push(err(&format!("{at}.key"), format!("{:?} is not a valid label key", r.key)));
         }
         node_requirement(r, &at, errors);
@@ -652,7 +655,7 @@ fn node_requirement(r: &NodeSelectorRequirement, at: &str, errors: &mut Vec<Fiel
 fn toleration(t: &Toleration, at: &str, errors: &mut Vec<FieldError>) {
     let key = t.key.as_deref().unwrap_or_default();
     let op = t.operator.as_deref().unwrap_or_default();
-    if !key.is_empty() && !checks::is_qualified_name(key) {
+    if !key.is_empty() && !rules::is_qualified_name(key) {
         errors.push(err(&format!("{at}.key"), format!("{key:?} is not a valid key")));
     }
     if key.is_empty() && op != "Exists" {
@@ -660,7 +663,7 @@ fn toleration(t: &Toleration, at: &str, errors: &mut Vec<FieldError>) {
     }
     match op {
         "" | "Equal" => {
-            if !checks::is_label_value(t.value.as_deref().unwrap_or_default()) {
+            if !rules::is_label_value(t.value.as_deref().unwrap_or_default()) {
                 errors.push(err(&format!("{at}.value"), "is not a valid label value"));
             }
         }

@@ -1,15 +1,11 @@
 //! Checks several kinds share: names, label selectors and whether they select a
-//! template, the basics of a pod template, int-or-percent fields, update priority
-//! and scatter strategies. Each pushes what is wrong, with its field path, onto
-//! the caller's list.
+//! template, the basics of a pod template, image references, int-or-percent fields,
+//! update priority and scatter strategies. Each pushes what is wrong, with its field
+//! path, onto the caller's list.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
-use k8s_openapi::{
-    api::core::v1::PodTemplateSpec,
-    apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
-};
-use kube::core::ObjectMeta;
+use k8s_openapi::{api::core::v1::PodTemplateSpec, apimachinery::pkg::util::intstr::IntOrString};
 use stevedore_proto::{
     crd::common::{UpdatePriorityStrategy, UpdateScatterTerm},
     intstr::{self, IntOrPercent, Percent},
@@ -17,213 +13,36 @@ use stevedore_proto::{
 
 use super::{FieldError, err};
 
-/// Why `s` is not a DNS-1123 label (`web-0`), if it is not.
-pub fn dns1123_label(s: &str) -> Option<String> {
-    if s.len() > 63 {
-        return Some("must be no more than 63 characters".into());
-    }
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    let ok = !s.is_empty()
-        && s.bytes().all(|b| alnum(b) || b == b'-')
-        && alnum(s.as_bytes()[0])
-        && alnum(s.as_bytes()[s.len() - 1]);
-    (!ok).then(|| {
-        "must consist of lower case alphanumeric characters or '-', and start and end with one".into()
-    })
-}
+mod image;
+mod names;
+mod pod;
+mod selectors;
 
-/// Why `s` is not a DNS-1123 subdomain (`web.shop`), if it is not.
-pub fn dns1123_subdomain(s: &str) -> Option<String> {
-    if s.len() > 253 {
-        return Some("must be no more than 253 characters".into());
-    }
-    let ok = !s.is_empty() && s.split('.').all(|l| dns1123_label(l).is_none());
-    (!ok).then(|| {
-        "must consist of lower case alphanumeric characters, '-' or '.', and start and end with an \
-         alphanumeric character"
-            .into()
-    })
-}
+pub use image::image_reference;
+pub use names::{
+    dns1123_label, is_label_value, is_qualified_name, label_value, object_name, qualified_name,
+    short_object_name,
+};
+#[cfg(test)]
+pub(crate) use pod::template;
+pub use pod::{containers, pod_spec, workload_pod_template};
+pub use selectors::{label_selector, selector_is_empty, selects_template, workload_selector};
 
-/// Letters, digits, '-', '_' and '.', starting and ending with a letter or digit.
-fn label_chars(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-}
-
-/// Why `key` is not a label key (`[prefix/]name`), if it is not.
-pub fn qualified_name(key: &str) -> Option<String> {
-    let (prefix, name) = match key.split_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, key),
-    };
-    if let Some(reason) = prefix.and_then(|p| dns1123_subdomain(p).map(|r| format!("prefix {r}"))) {
-        return Some(reason);
-    }
-    if name.len() > 63 || !label_chars(name) {
-        return Some(
-            "name part must be at most 63 alphanumeric characters, '-', '_' or '.', starting and \
-             ending with an alphanumeric character"
-                .into(),
-        );
-    }
-    None
-}
-
-/// Why `value` is not a label value, if it is not (empty is allowed).
-pub fn label_value(value: &str) -> Option<String> {
-    let ok = value.is_empty() || (value.len() <= 63 && label_chars(value));
-    (!ok).then(|| {
-        "must be empty or at most 63 alphanumeric characters, '-', '_' or '.', starting and ending \
-         with an alphanumeric character"
-            .into()
-    })
-}
-
-/// `metadata.name` is a DNS-1123 subdomain (or left to `generateName`).
-pub fn object_name(meta: &ObjectMeta, errors: &mut Vec<FieldError>) {
-    match meta.name.as_deref() {
-        Some(name) if !name.is_empty() => {
-            if let Some(reason) = dns1123_subdomain(name) {
-                errors.push(err("metadata.name", format!("{name:?} {reason}")));
-            }
-        }
-        _ if meta.generate_name.as_deref().is_some_and(|g| !g.is_empty()) => {}
-        _ => errors.push(err("metadata.name", "name or generateName is required")),
-    }
+/// How a check words what it finds. The workloads' webhooks and the jobs' ones were
+/// written apart, as OpenKruise's are, and their messages differ; a check shared by
+/// both says things as its caller does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wording {
+    /// CloneSet, Advanced StatefulSet, UnitedDeployment, Advanced DaemonSet.
+    Workloads,
+    /// The jobs, SidecarSet and WorkloadSpread, mostly in Kubernetes' own words.
+    Jobs,
 }
 
 /// `value` is >= 0.
 pub fn non_negative(field: &str, value: i64, errors: &mut Vec<FieldError>) {
     if value < 0 {
         errors.push(err(field, format!("{value} must be greater than or equal to 0")));
-    }
-}
-
-/// Whether a selector selects nothing in particular (no labels, no expressions).
-pub fn selector_is_empty(sel: &LabelSelector) -> bool {
-    sel.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
-        && sel.match_expressions.as_ref().is_none_or(Vec::is_empty)
-}
-
-/// A well-formed label selector: valid keys and values, operators with the values
-/// they need.
-pub fn label_selector(field: &str, sel: &LabelSelector, errors: &mut Vec<FieldError>) {
-    for (key, value) in sel.match_labels.iter().flatten() {
-        if let Some(reason) = qualified_name(key) {
-            errors.push(err(&format!("{field}.matchLabels"), format!("key {key:?}: {reason}")));
-        }
-        if let Some(reason) = label_value(value) {
-            errors.push(err(&format!("{field}.matchLabels"), format!("value {value:?}: {reason}")));
-        }
-    }
-    for (i, req) in sel.match_expressions.iter().flatten().enumerate() {
-        let at = format!("{field}.matchExpressions[{i}]");
-        let values = req.values.as_deref().unwrap_or_default();
-        match req.operator.as_str() {
-            "In" | "NotIn" if values.is_empty() => {
-                errors.push(err(&format!("{at}.values"), "must be specified for In and NotIn"));
-            }
-            "Exists" | "DoesNotExist" if !values.is_empty() => {
-                errors.push(err(&format!("{at}.values"), "must be empty for Exists and DoesNotExist"));
-            }
-            "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
-            other => errors.push(err(
-                &format!("{at}.operator"),
-                format!("{other:?} is not one of In, NotIn, Exists, DoesNotExist"),
-            )),
-        }
-        if let Some(reason) = qualified_name(&req.key) {
-            errors.push(err(&format!("{at}.key"), format!("{:?}: {reason}", req.key)));
-        }
-        for value in values {
-            if let Some(reason) = label_value(value) {
-                errors.push(err(&format!("{at}.values"), format!("{value:?}: {reason}")));
-            }
-        }
-    }
-}
-
-/// A workload's selector: present, well-formed and not empty. `kind` names the
-/// workload in the message (`cloneset`).
-pub fn workload_selector(field: &str, sel: &LabelSelector, kind: &str, errors: &mut Vec<FieldError>) {
-    label_selector(field, sel, errors);
-    if selector_is_empty(sel) {
-        errors.push(err(field, format!("an empty selector is invalid for a {kind}")));
-    }
-}
-
-/// Whether `sel` selects an object with `labels` (as Kubernetes matches: a `NotIn`
-/// or `DoesNotExist` on a missing key matches).
-pub fn selector_matches(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let by_labels = sel.match_labels.iter().flatten().all(|(k, v)| labels.get(k) == Some(v));
-    let by_exprs = sel.match_expressions.iter().flatten().all(|req| {
-        let values = req.values.as_deref().unwrap_or_default();
-        let has = labels.get(&req.key);
-        match req.operator.as_str() {
-            "In" => has.is_some_and(|v| values.contains(v)),
-            "NotIn" => has.is_none_or(|v| !values.contains(v)),
-            "Exists" => has.is_some(),
-            "DoesNotExist" => has.is_none(),
-            _ => false,
-        }
-    });
-    by_labels && by_exprs
-}
-
-/// A non-empty `sel` selects the labels of the template at `template_field`.
-pub fn selects_template(
-    template_field: &str,
-    sel: &LabelSelector,
-    labels: Option<&BTreeMap<String, String>>,
-    errors: &mut Vec<FieldError>,
-) {
-    let empty = BTreeMap::new();
-    if !selector_is_empty(sel) && !selector_matches(sel, labels.unwrap_or(&empty)) {
-        errors.push(err(&format!("{template_field}.metadata.labels"), "the selector does not match them"));
-    }
-}
-
-/// What matters of a pod template for a workload: at least one container; every
-/// container (init ones too) named with a unique DNS-1123 label and given an image;
-/// restartPolicy Always (or unset, which defaults to it); no activeDeadlineSeconds.
-/// Not the whole of Kubernetes' pod validation: volumes, probes, resources, ports
-/// and the rest are left to the API server when the pods are created.
-pub fn workload_pod_template(field: &str, template: &PodTemplateSpec, errors: &mut Vec<FieldError>) {
-    let Some(spec) = &template.spec else {
-        errors.push(err(&format!("{field}.spec.containers"), "at least one container is required"));
-        return;
-    };
-    if spec.containers.is_empty() {
-        errors.push(err(&format!("{field}.spec.containers"), "at least one container is required"));
-    }
-    let mut names = HashSet::new();
-    let init = spec.init_containers.iter().flatten().map(|c| ("initContainers", c));
-    let indexed = init.enumerate().chain(spec.containers.iter().map(|c| ("containers", c)).enumerate());
-    for (i, (list, c)) in indexed {
-        let at = format!("{field}.spec.{list}[{i}]");
-        if c.name.is_empty() {
-            errors.push(err(&format!("{at}.name"), "is required"));
-        } else if let Some(reason) = dns1123_label(&c.name) {
-            errors.push(err(&format!("{at}.name"), format!("{:?} {reason}", c.name)));
-        } else if !names.insert(c.name.as_str()) {
-            errors.push(err(&format!("{at}.name"), format!("{:?} is a duplicate container name", c.name)));
-        }
-        if c.image.as_deref().is_none_or(|i| i.trim().is_empty()) {
-            errors.push(err(&format!("{at}.image"), "is required"));
-        }
-    }
-    if let Some(policy) = spec.restart_policy.as_deref().filter(|p| *p != "Always") {
-        errors.push(err(
-            &format!("{field}.spec.restartPolicy"),
-            format!("{policy:?} is not supported: only Always"),
-        ));
-    }
-    if spec.active_deadline_seconds.is_some() {
-        errors.push(err(&format!("{field}.spec.activeDeadlineSeconds"), "is not supported in a workload"));
     }
 }
 
@@ -280,7 +99,7 @@ pub fn priority_strategy(field: &str, p: &UpdatePriorityStrategy, errors: &mut V
         if selector_is_empty(&w.match_selector) {
             errors.push(err(&format!("{at}.matchSelector"), "must not be empty"));
         } else {
-            label_selector(&format!("{at}.matchSelector"), &w.match_selector, errors);
+            label_selector(Wording::Workloads, &format!("{at}.matchSelector"), &w.match_selector, errors);
         }
     }
     for (i, o) in orders.iter().enumerate() {
@@ -300,6 +119,12 @@ pub fn scatter_strategy(field: &str, terms: &[UpdateScatterTerm], errors: &mut V
             errors.push(err(&format!("{field}[{i}]"), format!("{}={} is a duplicate", t.key, t.value)));
         }
     }
+}
+
+/// Names that occur more than once, in order of their second occurrence.
+pub fn duplicates<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut seen = HashSet::new();
+    names.into_iter().filter(|n| !seen.insert(*n)).collect()
 }
 
 /// Whether the change from `old` to `new` pod template spec only replaces container
@@ -334,175 +159,28 @@ fn is_image_path(path: &str) -> bool {
     })
 }
 
-/// A pod template with these labels and (name, image) containers; an empty image
-/// is left unset.
-#[cfg(test)]
-pub(super) fn template(label: &[(&str, &str)], containers: &[(&str, &str)]) -> PodTemplateSpec {
-    PodTemplateSpec {
-        metadata: Some(ObjectMeta {
-            labels: Some(label.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
-            ..Default::default()
-        }),
-        spec: Some(k8s_openapi::api::core::v1::PodSpec {
-            containers: containers
-                .iter()
-                .map(|(n, i)| k8s_openapi::api::core::v1::Container {
-                    name: n.to_string(),
-                    image: (!i.is_empty()).then(|| i.to_string()),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use k8s_openapi::{
-        api::core::v1::Container,
-        apimachinery::pkg::apis::meta::v1::{LabelSelectorRequirement, ObjectMeta as Meta},
-    };
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
     use stevedore_proto::crd::common::{UpdatePriorityOrderTerm, UpdatePriorityWeightTerm};
 
-    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    use super::*;
+
+    /// A label map of these pairs.
+    pub(super) fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
-    fn expr(key: &str, op: &str, values: &[&str]) -> LabelSelectorRequirement {
-        LabelSelectorRequirement {
-            key: key.into(),
-            operator: op.into(),
-            values: (!values.is_empty()).then(|| values.iter().map(|v| v.to_string()).collect()),
-        }
-    }
-
-    fn fields(errors: &[FieldError]) -> Vec<String> {
+    /// The errors as `field: reason` strings.
+    pub(super) fn fields(errors: &[FieldError]) -> Vec<String> {
         errors.iter().map(ToString::to_string).collect()
     }
 
     #[test]
-    fn names_are_dns_labels_and_subdomains() {
-        for good in ["a", "web-0", "0a"] {
-            assert_eq!(dns1123_label(good), None, "{good}");
-        }
-        for bad in ["", "Web", "-a", "a-", "a_b", "a.b", &"a".repeat(64)] {
-            assert!(dns1123_label(bad).is_some(), "{bad}");
-        }
-        assert_eq!(dns1123_subdomain("web.shop-1"), None);
-        for bad in ["", "a..b", ".a", "A.b", &"a".repeat(254)] {
-            assert!(dns1123_subdomain(bad).is_some(), "{bad}");
-        }
-        let mut errors = Vec::new();
-        object_name(&Meta { name: Some("web".into()), ..Default::default() }, &mut errors);
-        object_name(&Meta { generate_name: Some("web-".into()), ..Default::default() }, &mut errors);
-        assert!(errors.is_empty());
-        object_name(&Meta { name: Some("Web_1".into()), ..Default::default() }, &mut errors);
-        object_name(&Meta::default(), &mut errors);
-        assert_eq!(
-            fields(&errors),
-            [
-                "metadata.name: \"Web_1\" must consist of lower case alphanumeric characters, '-' or '.', \
-                 and start and end with an alphanumeric character",
-                "metadata.name: name or generateName is required"
-            ]
-        );
-    }
-
-    #[test]
-    fn label_keys_and_values() {
-        for good in ["app", "apps.kruise.io/name", "A_b.c-D"] {
-            assert_eq!(qualified_name(good), None, "{good}");
-        }
-        for bad in ["", "/a", "a/", "Bad_/x", "-a", &"a".repeat(64)] {
-            assert!(qualified_name(bad).is_some(), "{bad}");
-        }
-        assert_eq!(label_value(""), None);
-        assert_eq!(label_value("v1.2_x"), None);
-        assert!(label_value("v!").is_some());
-    }
-
-    #[test]
-    fn selectors_are_well_formed() {
-        let good = LabelSelector {
-            match_labels: Some(labels(&[("app", "web")])),
-            match_expressions: Some(vec![expr("tier", "In", &["a", "b"]), expr("x", "Exists", &[])]),
-        };
-        let mut errors = Vec::new();
-        workload_selector("spec.selector", &good, "cloneset", &mut errors);
-        assert!(errors.is_empty(), "{errors:?}");
-        let bad = LabelSelector {
-            match_labels: Some(labels(&[("bad key!", "v")])),
-            match_expressions: Some(vec![
-                expr("a", "In", &[]),
-                expr("b", "Exists", &["x"]),
-                expr("c", "Near", &[]),
-            ]),
-        };
-        label_selector("spec.selector", &bad, &mut errors);
-        workload_selector("spec.selector", &LabelSelector::default(), "cloneset", &mut errors);
-        let got = fields(&errors);
-        assert!(got[0].starts_with("spec.selector.matchLabels: key \"bad key!\""), "{got:?}");
-        assert_eq!(
-            got[1..],
-            [
-                "spec.selector.matchExpressions[0].values: must be specified for In and NotIn",
-                "spec.selector.matchExpressions[1].values: must be empty for Exists and DoesNotExist",
-                "spec.selector.matchExpressions[2].operator: \"Near\" is not one of In, NotIn, Exists, \
-                 DoesNotExist",
-                "spec.selector: an empty selector is invalid for a cloneset",
-            ]
-        );
-    }
-
-    #[test]
-    fn selectors_match_like_kubernetes() {
-        let l = labels(&[("app", "web"), ("tier", "a")]);
-        let sel = |exprs: Vec<LabelSelectorRequirement>| LabelSelector {
-            match_labels: Some(labels(&[("app", "web")])),
-            match_expressions: Some(exprs),
-        };
-        assert!(selector_matches(&sel(vec![expr("tier", "In", &["a", "b"])]), &l));
-        assert!(selector_matches(&sel(vec![expr("zone", "NotIn", &["x"])]), &l), "NotIn on a missing key");
-        assert!(selector_matches(&sel(vec![expr("zone", "DoesNotExist", &[])]), &l));
-        assert!(!selector_matches(&sel(vec![expr("tier", "NotIn", &["a"])]), &l));
-        assert!(!selector_matches(&sel(vec![expr("zone", "In", &["x"])]), &l));
-        assert!(!selector_matches(&sel(vec![expr("zone", "Exists", &[])]), &l));
-        let mut errors = Vec::new();
-        selects_template("spec.template", &sel(vec![]), Some(&l), &mut errors);
-        assert!(errors.is_empty());
-        selects_template("spec.template", &sel(vec![]), None, &mut errors);
-        assert_eq!(fields(&errors), ["spec.template.metadata.labels: the selector does not match them"]);
-    }
-
-    #[test]
-    fn pod_template_basics() {
-        let mut errors = Vec::new();
-        workload_pod_template("spec.template", &template(&[], &[("app", "nginx")]), &mut errors);
-        assert!(errors.is_empty());
-        let mut bad = template(&[], &[("app", "nginx"), ("app", "x"), ("Bad", "x"), ("", "")]);
-        let spec = bad.spec.as_mut().unwrap();
-        spec.init_containers = Some(vec![Container { name: "init".into(), ..Default::default() }]);
-        spec.restart_policy = Some("Never".into());
-        spec.active_deadline_seconds = Some(5);
-        workload_pod_template("spec.template", &bad, &mut errors);
-        assert_eq!(
-            fields(&errors),
-            [
-                "spec.template.spec.initContainers[0].image: is required",
-                "spec.template.spec.containers[1].name: \"app\" is a duplicate container name",
-                "spec.template.spec.containers[2].name: \"Bad\" must consist of lower case alphanumeric \
-                 characters or '-', and start and end with one",
-                "spec.template.spec.containers[3].name: is required",
-                "spec.template.spec.containers[3].image: is required",
-                "spec.template.spec.restartPolicy: \"Never\" is not supported: only Always",
-                "spec.template.spec.activeDeadlineSeconds: is not supported in a workload",
-            ]
-        );
-        errors.clear();
-        workload_pod_template("spec.template", &template(&[], &[]), &mut errors);
-        assert_eq!(fields(&errors), ["spec.template.spec.containers: at least one container is required"]);
+    fn duplicate_names() {
+        assert_eq!(duplicates(["a", "b", "a", "c", "b", "a"]), ["a", "b", "a"]);
     }
 
     #[test]

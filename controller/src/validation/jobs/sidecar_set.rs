@@ -14,7 +14,10 @@ use stevedore_proto::{
     intstr::{self, Percent},
 };
 
-use super::super::{FieldError, checks, err};
+use super::super::{
+    FieldError, err,
+    rules::{self, Wording},
+};
 
 /// SidecarSet: the object name rule; a valid, non-empty selector (and
 /// namespaceSelector when set); at least one container or init container, passing
@@ -29,7 +32,7 @@ use super::super::{FieldError, checks, err};
 /// no key twice. On update, no new container names and no upgradeType change.
 pub fn sidecar_set(new: &SidecarSet, old: Option<&SidecarSet>) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    checks::object_name(new.metadata.name.as_deref(), &mut errors);
+    rules::short_object_name(new.metadata.name.as_deref(), &mut errors);
     let spec = &new.spec;
     let init = spec.init_containers.as_deref().unwrap_or_default();
     let containers = spec.containers.as_deref().unwrap_or_default();
@@ -85,7 +88,7 @@ pub fn sidecar_set(new: &SidecarSet, old: Option<&SidecarSet>) -> Vec<FieldError
     }
     let core = |list: &[SidecarContainer]| list.iter().map(|c| c.container.clone()).collect::<Vec<_>>();
     let volumes: Vec<Volume> = spec.volumes.iter().flatten().map(|v| v.0.clone()).collect();
-    checks::containers(&core(init), &core(containers), &volumes, "spec", &mut errors);
+    rules::containers(&core(init), &core(containers), &volumes, "spec", &mut errors);
     let mut keys = HashSet::new();
     for (i, patch) in spec.patch_pod_metadata.iter().flatten().enumerate() {
         let path = format!("spec.patchPodMetadata[{i}]");
@@ -97,7 +100,7 @@ pub fn sidecar_set(new: &SidecarSet, old: Option<&SidecarSet>) -> Vec<FieldError
             errors.push(err(&format!("{path}.patchPolicy"), "is required"));
         }
         for key in annotations.keys() {
-            if !checks::is_qualified_name(&key.to_lowercase()) {
+            if !rules::is_qualified_name(&key.to_lowercase()) {
                 errors.push(err(
                     &format!("{path}.annotations"),
                     format!("{key:?} is not a valid annotation key"),
@@ -147,8 +150,8 @@ fn selector(
     path: &str,
     e: &mut Vec<FieldError>,
 ) {
-    checks::label_selector(sel, path, e);
-    if checks::selector_is_empty(sel) {
+    rules::label_selector(Wording::Jobs, path, sel, e);
+    if rules::selector_is_empty(sel) {
         e.push(err(path, "an empty selector is not valid for a SidecarSet"));
     }
 }
@@ -197,10 +200,10 @@ fn priority_strategy(p: &UpdatePriorityStrategy, errors: &mut Vec<FieldError>) {
         if !(0..=100).contains(&w.weight) {
             errors.push(err(&format!("{at}.weight"), "must be in the range 0-100"));
         }
-        if checks::selector_is_empty(&w.match_selector) {
+        if rules::selector_is_empty(&w.match_selector) {
             errors.push(err(&format!("{at}.matchSelector"), "must not be empty"));
         }
-        checks::label_selector(&w.match_selector, &format!("{at}.matchSelector"), errors);
+        rules::label_selector(Wording::Jobs, &format!("{at}.matchSelector"), &w.match_selector, errors);
     }
     for (i, o) in orders.iter().enumerate() {
         if o.ordered_key.is_empty() {
@@ -240,10 +243,10 @@ fn field_ref(f: &ObjectFieldSelector, path: &str, errors: &mut Vec<FieldError>) 
     }
     let subscripted = f.field_path.strip_suffix("']").and_then(|p| p.split_once("['"));
     match subscripted {
-        Some(("metadata.labels", key)) if !checks::is_qualified_name(key) => {
+        Some(("metadata.labels", key)) if !rules::is_qualified_name(key) => {
             errors.push(err(path, format!("{key:?} is not a valid label key")))
         }
-        Some(("metadata.annotations", key)) if !checks::is_qualified_name(&key.to_lowercase()) => {
+        Some(("metadata.annotations", key)) if !rules::is_qualified_name(&key.to_lowercase()) => {
             errors.push(err(path, format!("{key:?} is not a valid annotation key")))
         }
         Some(("metadata.labels" | "metadata.annotations", _)) => {}

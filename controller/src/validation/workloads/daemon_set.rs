@@ -32,13 +32,17 @@ struct Common<'a> {
     revision_history_limit: Option<i32>,
     lifecycle: Option<&'a Lifecycle>,
     surging_allowed: bool,
+    /// On update, the old object's selector.
+    old_selector: Option<&'a LabelSelector>,
+    /// The spec fields that may change, for the message when the selector did.
+    may_change: &'static str,
 }
 
 /// v1alpha1 DaemonSet: see [`common`]; on update only template, updateStrategy,
 /// lifecycle, burstReplicas, minReadySeconds and revisionHistoryLimit may change.
 pub fn v1alpha1(new: &a1::DaemonSet, old: Option<&a1::DaemonSet>) -> Vec<FieldError> {
     let s = &new.spec;
-    let mut errors = common(Common {
+    common(Common {
         meta: &new.metadata,
         selector: &s.selector,
         template: &s.template,
@@ -47,32 +51,17 @@ pub fn v1alpha1(new: &a1::DaemonSet, old: Option<&a1::DaemonSet>) -> Vec<FieldEr
         revision_history_limit: s.revision_history_limit,
         lifecycle: s.lifecycle.as_ref(),
         surging_allowed: true,
-    });
-    if let Some(old) = old {
-        let mut frozen = s.clone();
-        let was = old.spec.clone();
-        frozen.template = was.template;
-        frozen.update_strategy = was.update_strategy;
-        frozen.lifecycle = was.lifecycle;
-        frozen.burst_replicas = was.burst_replicas;
-        frozen.min_ready_seconds = was.min_ready_seconds;
-        frozen.revision_history_limit = was.revision_history_limit;
-        if frozen != old.spec {
-            errors.push(err(
-                "spec",
-                "only template, updateStrategy, lifecycle, burstReplicas, minReadySeconds and \
-                 revisionHistoryLimit may change",
-            ));
-        }
-    }
-    errors
+        old_selector: old.map(|o| &o.spec.selector),
+        may_change: "template, updateStrategy, lifecycle, burstReplicas, minReadySeconds and \
+                     revisionHistoryLimit",
+    })
 }
 
 /// v1beta1 DaemonSet: see [`common`], with no Surging type; on update scaleStrategy
 /// may change as well.
 pub fn v1beta1(new: &b1::DaemonSet, old: Option<&b1::DaemonSet>) -> Vec<FieldError> {
     let s = &new.spec;
-    let mut errors = common(Common {
+    common(Common {
         meta: &new.metadata,
         selector: &s.selector,
         template: &s.template,
@@ -81,26 +70,10 @@ pub fn v1beta1(new: &b1::DaemonSet, old: Option<&b1::DaemonSet>) -> Vec<FieldErr
         revision_history_limit: s.revision_history_limit,
         lifecycle: s.lifecycle.as_ref(),
         surging_allowed: false,
-    });
-    if let Some(old) = old {
-        let mut frozen = s.clone();
-        let was = old.spec.clone();
-        frozen.template = was.template;
-        frozen.update_strategy = was.update_strategy;
-        frozen.lifecycle = was.lifecycle;
-        frozen.burst_replicas = was.burst_replicas;
-        frozen.min_ready_seconds = was.min_ready_seconds;
-        frozen.revision_history_limit = was.revision_history_limit;
-        frozen.scale_strategy = was.scale_strategy;
-        if frozen != old.spec {
-            errors.push(err(
-                "spec",
-                "only template, updateStrategy, lifecycle, burstReplicas, minReadySeconds, \
-                 revisionHistoryLimit and scaleStrategy may change",
-            ));
-        }
-    }
-    errors
+        old_selector: old.map(|o| &o.spec.selector),
+        may_change: "template, updateStrategy, lifecycle, burstReplicas, minReadySeconds, \
+                     revisionHistoryLimit and scaleStrategy",
+    })
 }
 
 /// Both versions: a DNS-subdomain name; a well-formed, non-empty selector that
@@ -109,11 +82,13 @@ pub fn v1beta1(new: &b1::DaemonSet, old: Option<&b1::DaemonSet>) -> Vec<FieldErr
 /// RollingUpdate (with its rollingUpdate) or OnDelete; exactly one of maxUnavailable
 /// and maxSurge non-zero, each an int or whole percentage up to 100%; maxSurge 0
 /// for InPlaceIfPossible and maxUnavailable 0 for Surging (v1alpha1 only); a
-/// partition that is an int >= 0 or a whole percentage up to 100%.
+/// partition that is an int >= 0 or a whole percentage up to 100%. On update, every
+/// field of the spec but the selector may change (in both versions), so a changed
+/// selector is the one change refused.
 fn common(ds: Common<'_>) -> Vec<FieldError> {
     let mut errors = Vec::new();
     rules::object_name(ds.meta, &mut errors);
-    rules::label_selector("spec.selector", ds.selector, &mut errors);
+    rules::label_selector(rules::Wording::Workloads, "spec.selector", ds.selector, &mut errors);
     let labels = ds.template.metadata.as_ref().and_then(|m| m.labels.as_ref());
     rules::selects_template("spec.template", ds.selector, labels, &mut errors);
     if rules::selector_is_empty(ds.selector) {
@@ -127,6 +102,9 @@ fn common(ds: Common<'_>) -> Vec<FieldError> {
     }
     if ds.lifecycle.is_some_and(|l| l.in_place_update.is_some()) {
         errors.push(err("spec.lifecycle.inPlaceUpdate", "is not supported for a daemonset"));
+    }
+    if ds.old_selector.is_some_and(|old| old != ds.selector) {
+        errors.push(err("spec", format!("only {} may change", ds.may_change)));
     }
     errors
 }
