@@ -402,3 +402,9 @@ mod custom;
 
 #[path = "apiserver/lifecycle.rs"]
 mod lifecycle;
+
+#[path = "apiserver/hook_server.rs"]
+mod hook_server;
+
+#[path = "apiserver/webhooks.rs"]
+mod webhooks;
