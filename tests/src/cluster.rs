@@ -100,7 +100,10 @@ pub fn skipped_on_real_cluster(reason: &str) -> Result<bool, Error> {
 /// Where webhook Services are reached in the simulator: `name.namespace.svc:port` →
 /// a local address, set by the test that starts the webhook server.
 #[derive(Debug, Clone, Default)]
-pub struct Services(Arc<Mutex<HashMap<(String, String, i32), SocketAddr>>>);
+pub struct Services(Arc<Mutex<HashMap<ServiceKey, SocketAddr>>>);
+
+/// Namespace, name, port.
+type ServiceKey = (String, String, i32);
 
 impl Services {
     /// Routes `name.namespace.svc:port` to `addr`.
