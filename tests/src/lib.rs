@@ -1,6 +1,8 @@
 //! Stevedore test beds.
 //!
 //! - [`apiserver`]: a simulated Kubernetes API server that kube-rs and kubectl use unchanged.
+//! - [`cluster`]: the simulator or, with `STEVEDORE_E2E_CLUSTER=kubeconfig`, a real
+//!   cluster, and a fresh namespace per test.
 //! - [`cri`]: tonic channels and CRI clients over a unix socket.
 //! - [`testbed`]: a real containerd (CRI plugin) with a local registry and locally
 //!   built images, one isolated instance per test.
@@ -13,6 +15,7 @@
 pub mod apiserver;
 pub mod bench;
 pub mod bins;
+pub mod cluster;
 pub mod controller_process;
 pub mod cri;
 pub mod demo;

@@ -1,9 +1,14 @@
-//! The simulated API server, driven by kube-rs exactly as controllers drive a real one.
+//! The simulated API server, driven by kube-rs exactly as controllers drive a real one:
+//! a conformance suite that also runs against a real cluster
+//! (`STEVEDORE_E2E_CLUSTER=kubeconfig`, see `stevedore_tests::cluster`). Each test
+//! works in a fresh namespace of its own; the parts that need what only the
+//! simulator has say so and are skipped against a real cluster, never against the
+//! simulator.
 
-use std::time::Duration;
+use std::{future::Future, time::Duration};
 
 use futures_util::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use kube::{
     Api, Client, Discovery, ResourceExt,
     api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams},
@@ -11,12 +16,27 @@ use kube::{
     runtime::watcher,
 };
 use serde_json::json;
-use stevedore_tests::apiserver::{ApiServer, Options, UserInfo};
+use stevedore_tests::{
+    apiserver::{ApiServer, Options, UserInfo},
+    cluster::{Services, TestCluster},
+};
 
-pub(crate) async fn start() -> (ApiServer, Client) {
-    let server = ApiServer::start(Options::default()).await.expect("start the simulated apiserver");
-    let client = server.client().await.expect("admin client");
-    (server, client)
+pub(crate) async fn start() -> TestCluster {
+    TestCluster::start().await.expect("start the test cluster")
+}
+
+/// Waits until `check` holds: at once in the simulator, whose controllers (garbage
+/// collection, CRD clean-up) are synchronous; a real cluster's run in the background.
+pub(crate) async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 pub(crate) fn api_err<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> Box<Status> {
@@ -26,10 +46,14 @@ pub(crate) fn api_err<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> Box<Stat
     }
 }
 
+/// A scheduler no cluster runs: on a real cluster the test pods stay unscheduled and
+/// untouched by controllers, as in the simulator.
+pub(crate) const NO_SCHEDULER: &str = "stevedore-e2e-unscheduled";
+
 pub(crate) fn pod(name: &str) -> Pod {
     serde_json::from_value(json!({
         "metadata": {"name": name, "labels": {"app": "web"}},
-        "spec": {"containers": [{"name": "app", "image": "app:v1"}]},
+        "spec": {"containers": [{"name": "app", "image": "app:v1"}], "schedulerName": NO_SCHEDULER},
     }))
     .unwrap()
 }
@@ -70,8 +94,9 @@ fn event_name(e: &WatchEvent<Pod>) -> (&'static str, String) {
 
 #[tokio::test]
 async fn crud_with_real_errors() {
-    let (_server, client) = start().await;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let cluster = start().await;
+    let client = cluster.client();
+    let pods: Api<Pod> = cluster.api();
     let p = pods.create(&PostParams::default(), &pod("a")).await.unwrap();
     assert!(p.uid().is_some() && p.creation_timestamp().is_some());
     assert_eq!(p.status.as_ref().unwrap().phase.as_deref(), Some("Pending"));
@@ -109,25 +134,22 @@ async fn crud_with_real_errors() {
     assert!(g.name_any().starts_with("gen-") && g.name_any().len() == 9, "{}", g.name_any());
     let e = api_err(pods.create(&PostParams::default(), &pod("Bad_Name")).await);
     assert_eq!((e.code, e.reason.as_str()), (422, "Invalid"));
+    let missing = cluster.unique("missing");
     let e = api_err(
-        Api::<Pod>::namespaced(client.clone(), "missing").create(&PostParams::default(), &pod("x")).await,
+        Api::<Pod>::namespaced(client.clone(), &missing).create(&PostParams::default(), &pod("x")).await,
     );
-    assert_eq!((e.code, e.message.as_str()), (404, r#"namespaces "missing" not found"#));
+    assert_eq!((e.code, e.message), (404, format!(r#"namespaces "{missing}" not found"#)));
 
     // Cluster-scoped and all-namespaces.
     let nss: Api<Namespace> = Api::all(client.clone());
     let names: Vec<String> =
         nss.list(&ListParams::default()).await.unwrap().iter().map(|n| n.name_any()).collect();
     assert!(names.contains(&"default".to_string()) && names.contains(&"kube-system".to_string()));
-    nss.create(
-        &PostParams::default(),
-        &serde_json::from_value(json!({"metadata": {"name": "other"}})).unwrap(),
-    )
-    .await
-    .unwrap();
-    Api::<Pod>::namespaced(client.clone(), "other").create(&PostParams::default(), &pod("b")).await.unwrap();
+    let other = cluster.create_namespace("other").await.unwrap();
+    Api::<Pod>::namespaced(client.clone(), &other).create(&PostParams::default(), &pod("b")).await.unwrap();
     let all = Api::<Pod>::all(client.clone()).list(&ListParams::default()).await.unwrap();
-    assert_eq!(all.items.len(), 3);
+    let ours = |p: &&Pod| [cluster.namespace(), other.as_str()].contains(&p.namespace().unwrap().as_str());
+    assert_eq!(all.items.iter().filter(ours).count(), 3);
     assert_eq!(pods.list(&ListParams::default()).await.unwrap().items.len(), 2);
 
     // Pod spec is immutable except images.
@@ -137,11 +159,16 @@ async fn crud_with_real_errors() {
     let mut p = pods.get("a").await.unwrap();
     p.spec.as_mut().unwrap().containers[0].name = "renamed".into();
     assert_eq!(api_err(pods.replace("a", &PostParams::default(), &p).await).code, 422);
+    cluster.finish().await.unwrap();
 }
 
 #[tokio::test]
 async fn unknown_or_missing_token_is_401() {
-    let (server, _) = start().await;
+    let Some(cluster) = TestCluster::simulator_only("token users are the simulator's own").await.unwrap()
+    else {
+        return;
+    };
+    let server = cluster.simulator().unwrap();
     let bad = server.client_as("not-a-token").await.unwrap();
     let e = api_err(Api::<Pod>::namespaced(bad, "default").list(&ListParams::default()).await);
     assert_eq!((e.code, e.reason.as_str()), (401, "Unauthorized"));
@@ -150,11 +177,13 @@ async fn unknown_or_missing_token_is_401() {
     let s2 = ApiServer::start(opts).await.unwrap();
     let node = s2.client_as("node-token").await.unwrap();
     Api::<Pod>::namespaced(node, "default").list(&ListParams::default()).await.unwrap();
+    cluster.finish().await.unwrap();
 }
 
 #[tokio::test]
 async fn discovery_and_kubeconfig() {
-    let (server, client) = start().await;
+    let cluster = start().await;
+    let client = cluster.client();
     let d = Discovery::new(client.clone()).run().await.unwrap();
     for (g, k) in
         [("apps", "Deployment"), ("", "Pod"), ("coordination.k8s.io", "Lease"), ("batch", "CronJob")]
@@ -165,7 +194,11 @@ async fn discovery_and_kubeconfig() {
         assert_eq!(ar.kind, k);
     }
     let info = client.apiserver_version().await.unwrap();
-    assert_eq!((info.major.as_str(), info.minor.as_str()), ("1", "33"));
+    assert_eq!(info.major, "1");
+    let Some(server) = cluster.simulator_for("the version and the kubeconfig are the simulator's") else {
+        return cluster.finish().await.unwrap();
+    };
+    assert_eq!(info.minor, "33");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kubeconfig");
     server.write_kubeconfig(&path, stevedore_tests::apiserver::ADMIN_TOKEN).unwrap();
@@ -174,14 +207,16 @@ async fn discovery_and_kubeconfig() {
     assert_eq!(cfg.default_namespace, "default");
     let c = Client::try_from(cfg).unwrap();
     Api::<ConfigMap>::default_namespaced(c).list(&ListParams::default()).await.unwrap();
+    cluster.finish().await.unwrap();
 }
 
 #[tokio::test]
 async fn list_pages_with_limit_and_continue() {
-    let (_server, client) = start().await;
-    let cms: Api<ConfigMap> = Api::default_namespaced(client);
+    let cluster = start().await;
+    // Secrets: a real cluster puts a ConfigMap (kube-root-ca.crt) in every namespace.
+    let cms: Api<Secret> = cluster.api();
     for i in 0..5 {
-        let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": format!("c{i}")}})).unwrap();
+        let cm: Secret = serde_json::from_value(json!({"metadata": {"name": format!("c{i}")}})).unwrap();
         cms.create(&PostParams::default(), &cm).await.unwrap();
     }
     let first = cms.list(&ListParams::default().limit(2)).await.unwrap();
@@ -196,15 +231,13 @@ async fn list_pages_with_limit_and_continue() {
     assert_eq!(third.items.len(), 1);
     assert!(third.metadata.continue_.is_none());
     assert_eq!(first.metadata.resource_version, second.metadata.resource_version);
+    cluster.finish().await.unwrap();
 }
 
 #[tokio::test]
 async fn watch_semantics() {
-    let mut opts = Options { history_limit: 5, ..Options::default() };
-    opts.bookmark_interval = Duration::from_millis(100);
-    let server = ApiServer::start(opts).await.unwrap();
-    let client = server.client().await.unwrap();
-    let pods: Api<Pod> = Api::default_namespaced(client);
+    let cluster = start().await;
+    let pods: Api<Pod> = cluster.api();
     pods.create(&PostParams::default(), &pod("a")).await.unwrap();
     let rv0 = pods.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
 
@@ -222,26 +255,11 @@ async fn watch_semantics() {
 
     // rv=N: replay from history.
     let mut w = pods.watch(&WatchParams::default(), &rv0).await.unwrap().boxed();
-    let got: Vec<_> = [(); 3].iter().map(|_| ()).collect::<Vec<_>>();
     let mut seen = Vec::new();
-    for _ in got {
+    for _ in 0..3 {
         seen.push(event_name(&next_event(&mut w).await));
     }
     assert_eq!(seen, [("ADDED", "b".into()), ("MODIFIED", "b".into()), ("DELETED", "b".into())]);
-
-    // Older than the history: an ERROR event with 410.
-    for i in 0..6 {
-        pods.patch(
-            "a",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {"i": i.to_string()}}})),
-        )
-        .await
-        .unwrap();
-    }
-    let mut w = pods.watch(&WatchParams::default(), &rv0).await.unwrap().boxed();
-    let (ty, what) = event_name(&next_event(&mut w).await);
-    assert_eq!((ty, what.as_str()), ("ERROR", "410 Expired"));
 
     // Label selector: leaving the selection is DELETED for that watcher.
     let mut w = pods.watch(&WatchParams::default().labels("app=web"), "0").await.unwrap().boxed();
@@ -255,10 +273,9 @@ async fn watch_semantics() {
         .unwrap();
     assert_eq!(event_name(&next_event(&mut w).await), ("ADDED", "a".into()));
 
-    // Bookmarks, and timeoutSeconds ends the stream.
+    // timeoutSeconds ends the stream.
     let mut w = pods.watch(&WatchParams::default().timeout(1), "0").await.unwrap().boxed();
-    assert_eq!(event_name(&next_raw(&mut w).await).0, "ADDED");
-    assert_eq!(event_name(&next_raw(&mut w).await).0, "BOOKMARK");
+    assert_eq!(event_name(&next_event(&mut w).await).0, "ADDED");
     let end = tokio::time::timeout(Duration::from_secs(3), async {
         while let Some(e) = w.next().await {
             e.unwrap();
@@ -280,12 +297,47 @@ async fn watch_semantics() {
         }
         other => panic!("expected the initial-events-end bookmark, got {:?}", event_name(&other)),
     }
+    cluster.finish().await.unwrap();
+}
+
+#[tokio::test]
+async fn watch_history_limit_and_bookmarks() {
+    let mut opts = Options { history_limit: 5, ..Options::default() };
+    opts.bookmark_interval = Duration::from_millis(100);
+    let reason = "a 5-event watch history and 100 ms bookmarks are simulator options";
+    let Some(cluster) = TestCluster::simulator_only_with(reason, opts, Services::default()).await.unwrap()
+    else {
+        return;
+    };
+    let pods: Api<Pod> = cluster.api();
+    pods.create(&PostParams::default(), &pod("a")).await.unwrap();
+    let rv0 = pods.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+
+    // Older than the history: an ERROR event with 410.
+    for i in 0..6 {
+        pods.patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"i": i.to_string()}}})),
+        )
+        .await
+        .unwrap();
+    }
+    let mut w = pods.watch(&WatchParams::default(), &rv0).await.unwrap().boxed();
+    let (ty, what) = event_name(&next_event(&mut w).await);
+    assert_eq!((ty, what.as_str()), ("ERROR", "410 Expired"));
+
+    // Bookmarks between events.
+    let mut w = pods.watch(&WatchParams::default().timeout(1), "0").await.unwrap().boxed();
+    assert_eq!(event_name(&next_raw(&mut w).await).0, "ADDED");
+    assert_eq!(event_name(&next_raw(&mut w).await).0, "BOOKMARK");
+    cluster.finish().await.unwrap();
 }
 
 #[tokio::test]
 async fn runtime_watcher_sees_the_lifecycle() {
-    let (_server, client) = start().await;
-    let pods: Api<Pod> = Api::default_namespaced(client);
+    let cluster = start().await;
+    let pods: Api<Pod> = cluster.api();
     pods.create(&PostParams::default(), &pod("a")).await.unwrap();
     for cfg in [watcher::Config::default(), watcher::Config::default().streaming_lists()] {
         let mut s = watcher(pods.clone(), cfg).boxed();
@@ -300,12 +352,13 @@ async fn runtime_watcher_sees_the_lifecycle() {
         pods.delete(&name, &DeleteParams::default()).await.unwrap();
         assert!(matches!(next().await, Some(watcher::Event::Delete(p)) if p.name_any() == name));
     }
+    cluster.finish().await.unwrap();
 }
 
 #[tokio::test]
 async fn selectors_are_as_strict_as_the_real_server() {
-    let (_server, client) = start().await;
-    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let cluster = start().await;
+    let pods: Api<Pod> = cluster.api();
     pods.create(&PostParams::default(), &pod("a")).await.unwrap();
     let mut b = pod("b");
     b.labels_mut().insert("tier".into(), "be".into());
@@ -332,12 +385,13 @@ async fn selectors_are_as_strict_as_the_real_server() {
         (e.code, e.reason.as_str(), e.message.as_str()),
         (400, "BadRequest", "field label not supported: spec.containers")
     );
-    let cms: Api<ConfigMap> = Api::default_namespaced(client);
+    let cms: Api<ConfigMap> = cluster.api();
     let e = api_err(cms.list(&ListParams::default().fields("data.x=1")).await);
     assert_eq!(
         e.message,
         r#""data.x" is not a known field selector: only "metadata.name", "metadata.namespace""#
     );
+    cluster.finish().await.unwrap();
 }
 
 #[path = "apiserver/writes.rs"]
@@ -348,3 +402,9 @@ mod custom;
 
 #[path = "apiserver/lifecycle.rs"]
 mod lifecycle;
+
+#[path = "apiserver/hook_server.rs"]
+mod hook_server;
+
+#[path = "apiserver/webhooks.rs"]
+mod webhooks;

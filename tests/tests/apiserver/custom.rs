@@ -10,23 +10,31 @@ use std::{
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
-    Api, Client, Discovery, ResourceExt,
+    Api, Discovery, ResourceExt,
     api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams},
     runtime::{conditions, wait::await_condition},
 };
 use serde_json::{Value, json};
-use stevedore_tests::apiserver::{
-    Admission, AdmissionPhase, AdmitRequest, ApiServer, Converter, HookFuture, Hooks,
-    NoSchemaCheckConfigured, Options, Status,
+use stevedore_tests::{
+    apiserver::{
+        Admission, AdmissionPhase, AdmitRequest, Converter, HookFuture, Hooks, NoSchemaCheckConfigured,
+        Options, Status,
+    },
+    cluster::{Services, TestCluster},
 };
 
 use super::api_err;
 
-fn crd() -> CustomResourceDefinition {
+/// The test's own API group: CRDs are cluster-scoped, and a real cluster is shared.
+fn group(cluster: &TestCluster) -> String {
+    format!("c{}.stevedore.test", cluster.suffix())
+}
+
+fn crd(group: &str) -> CustomResourceDefinition {
     serde_json::from_value(json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "widgets.example.com"},
-        "spec": {"group": "example.com", "scope": "Namespaced",
+        "metadata": {"name": format!("widgets.{group}")},
+        "spec": {"group": group, "scope": "Namespaced",
                  "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wd"]},
                  "versions": [
                     {"name": "v1alpha1", "served": true, "storage": false,
@@ -39,48 +47,54 @@ fn crd() -> CustomResourceDefinition {
     .unwrap()
 }
 
-fn widgets(client: &Client, version: &str) -> Api<DynamicObject> {
+fn widgets(cluster: &TestCluster, version: &str) -> Api<DynamicObject> {
     let ar = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("example.com", version, "Widget"),
+        &GroupVersionKind::gvk(&group(cluster), version, "Widget"),
         "widgets",
     );
-    Api::namespaced_with(client.clone(), "default", &ar)
+    Api::namespaced_with(cluster.client(), cluster.namespace(), &ar)
 }
 
-fn widget(name: &str, version: &str) -> DynamicObject {
-    serde_json::from_value(json!({"apiVersion": format!("example.com/{version}"), "kind": "Widget",
+fn widget(cluster: &TestCluster, name: &str, version: &str) -> DynamicObject {
+    serde_json::from_value(json!({"apiVersion": format!("{}/{version}", group(cluster)), "kind": "Widget",
         "metadata": {"name": name}, "spec": {"size": 1, "color": "red"}}))
     .unwrap()
 }
 
-async fn install(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.create(&PostParams::default(), &crd()).await.unwrap();
-    let established = await_condition(crds, "widgets.example.com", conditions::is_crd_established());
-    tokio::time::timeout(Duration::from_secs(5), established).await.unwrap().unwrap();
+/// Creates `crd`, to be deleted at the end, and waits until it is established.
+pub(crate) async fn install(cluster: &TestCluster, crd: &CustomResourceDefinition) {
+    let crds: Api<CustomResourceDefinition> = Api::all(cluster.client());
+    let name = crd.name_any();
+    cluster.delete_at_end::<CustomResourceDefinition>(&name);
+    crds.create(&PostParams::default(), crd).await.unwrap();
+    let established = await_condition(crds, &name, conditions::is_crd_established());
+    tokio::time::timeout(Duration::from_secs(10), established).await.unwrap().unwrap();
 }
 
 #[tokio::test]
 async fn crd_serves_its_versions() {
-    let (_server, client) = super::start().await;
-    install(&client).await;
-    let got = Api::<CustomResourceDefinition>::all(client.clone()).get("widgets.example.com").await.unwrap();
+    let cluster = super::start().await;
+    let client = cluster.client();
+    let group = group(&cluster);
+    install(&cluster, &crd(&group)).await;
+    let crd_name = format!("widgets.{group}");
+    let got = Api::<CustomResourceDefinition>::all(client.clone()).get(&crd_name).await.unwrap();
     let st = got.status.unwrap();
     assert_eq!(st.accepted_names.unwrap().kind, "Widget");
     assert_eq!(st.stored_versions, Some(vec!["v1".to_string()]));
 
     let d = Discovery::new(client.clone()).run().await.unwrap();
-    let (ar, caps) = d.resolve_gvk(&GroupVersionKind::gvk("example.com", "v1", "Widget")).unwrap();
+    let (ar, caps) = d.resolve_gvk(&GroupVersionKind::gvk(&group, "v1", "Widget")).unwrap();
     assert_eq!(ar.plural, "widgets");
     assert!(caps.subresources.iter().any(|(s, _)| s.plural == "scale"));
-    assert_eq!(d.get("example.com").unwrap().preferred_version_or_latest(), "v1");
+    assert_eq!(d.get(&group).unwrap().preferred_version_or_latest(), "v1");
 
-    let v1 = widgets(&client, "v1");
-    let created = v1.create(&PostParams::default(), &widget("w", "v1")).await.unwrap();
+    let v1 = widgets(&cluster, "v1");
+    let created = v1.create(&PostParams::default(), &widget(&cluster, "w", "v1")).await.unwrap();
     assert_eq!(created.metadata.generation, Some(1));
     // Read through the other version: only apiVersion changes (no conversion webhook).
-    let old = widgets(&client, "v1alpha1").get("w").await.unwrap();
-    assert_eq!(old.types.unwrap().api_version, "example.com/v1alpha1");
+    let old = widgets(&cluster, "v1alpha1").get("w").await.unwrap();
+    assert_eq!(old.types.unwrap().api_version, format!("{group}/v1alpha1"));
     assert_eq!(old.data["spec"]["size"], 1);
     // Strategic merge is refused for custom resources.
     let e = api_err(
@@ -110,10 +124,12 @@ async fn crd_serves_its_versions() {
 
     // Deleting the CRD removes its objects and its API.
     Api::<CustomResourceDefinition>::all(client.clone())
-        .delete("widgets.example.com", &Default::default())
+        .delete(&crd_name, &Default::default())
         .await
         .unwrap();
+    super::eventually("the CRD's objects to go", || async { v1.get("w").await.is_err() }).await;
     assert_eq!(api_err(v1.get("w").await).code, 404);
+    cluster.finish().await.unwrap();
 }
 
 /// Converts by renaming `spec.size` (v1) ↔ `spec.count` (v1alpha1), counting calls.
@@ -177,24 +193,30 @@ async fn hooks_are_called_on_writes_and_reads() {
     let adm = Arc::new(Recording::default());
     let hooks =
         Hooks { admission: adm.clone(), schema: Arc::new(NoSchemaCheckConfigured), converter: conv.clone() };
-    let server = ApiServer::start(Options { hooks, ..Options::default() }).await.unwrap();
-    let client = server.client().await.unwrap();
-    install(&client).await;
+    let reason = "in-process hooks that count their calls are simulator plug points";
+    let opts = Options { hooks, ..Options::default() };
+    let Some(cluster) = TestCluster::simulator_only_with(reason, opts, Services::default()).await.unwrap()
+    else {
+        return;
+    };
+    install(&cluster, &crd(&group(&cluster))).await;
 
-    let mut w = widget("w", "v1alpha1");
+    let mut w = widget(&cluster, "w", "v1alpha1");
     w.data["spec"] = json!({"count": 3});
-    let created = widgets(&client, "v1alpha1").create(&PostParams::default(), &w).await.unwrap();
+    let created = widgets(&cluster, "v1alpha1").create(&PostParams::default(), &w).await.unwrap();
     assert_eq!(created.data["spec"]["count"], 3);
     assert_eq!(created.labels().get("admitted").map(String::as_str), Some("yes"));
-    let stored_as_v1 = widgets(&client, "v1").get("w").await.unwrap();
+    let stored_as_v1 = widgets(&cluster, "v1").get("w").await.unwrap();
     assert_eq!(stored_as_v1.data["spec"]["size"], 3);
     assert!(conv.0.load(Ordering::SeqCst) >= 2);
 
-    let e = api_err(widgets(&client, "v1").create(&PostParams::default(), &widget("bad-one", "v1")).await);
+    let bad = widget(&cluster, "bad-one", "v1");
+    let e = api_err(widgets(&cluster, "v1").create(&PostParams::default(), &bad).await);
     assert_eq!((e.code, e.reason.as_str()), (403, "Forbidden"));
-    assert_eq!(api_err(widgets(&client, "v1").get("bad-one").await).code, 404);
+    assert_eq!(api_err(widgets(&cluster, "v1").get("bad-one").await).code, 404);
     let seen = adm.0.lock().unwrap().clone();
     assert!(
         seen.iter().any(|(p, k, u)| *p == AdmissionPhase::Validating && k == "Widget" && u == "system:admin")
     );
+    cluster.finish().await.unwrap();
 }

@@ -13,10 +13,12 @@ use kube::{
 };
 use serde_json::json;
 
-use super::{api_err, pod, start};
+use stevedore_tests::cluster::skipped_on_real_cluster;
 
-async fn bind(client: &Client, name: &str, node: &str) -> Result<(), kube::Error> {
-    let req = http::Request::post(format!("/api/v1/namespaces/default/pods/{name}/binding"))
+use super::{api_err, eventually, pod, start};
+
+async fn bind(client: &Client, namespace: &str, name: &str, node: &str) -> Result<(), kube::Error> {
+    let req = http::Request::post(format!("/api/v1/namespaces/{namespace}/pods/{name}/binding"))
         .header("content-type", "application/json")
         .body(
             serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Binding",
@@ -29,24 +31,28 @@ async fn bind(client: &Client, name: &str, node: &str) -> Result<(), kube::Error
 
 #[tokio::test]
 async fn binding_and_eviction() {
-    let (server, _) = start().await;
+    let cluster = start().await;
+    let ns = cluster.namespace();
     // kube retries 429 with backoff by default; here it must come back at once.
-    let mut cfg = server.config_as(stevedore_tests::apiserver::ADMIN_TOKEN).await.unwrap();
+    let mut cfg = cluster.config();
     cfg.default_retry = false;
     let client = Client::try_from(cfg).unwrap();
-    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     pods.create(&PostParams::default(), &pod("a")).await.unwrap();
-    bind(&client, "a", "n1").await.unwrap();
+    bind(&client, ns, "a", "n1").await.unwrap();
     assert_eq!(pods.get("a").await.unwrap().spec.unwrap().node_name.as_deref(), Some("n1"));
-    let e = api_err(bind(&client, "a", "n2").await);
+    let e = api_err(bind(&client, ns, "a", "n2").await);
     assert_eq!((e.code, e.reason.as_str()), (409, "Conflict"));
     let nodes = ListParams::default().fields("spec.nodeName=n1");
     assert_eq!(pods.list(&nodes).await.unwrap().items.len(), 1);
 
-    // A running pod under a budget allowing no disruption cannot be evicted.
-    let running = Patch::Merge(json!({"status": {"phase": "Running"}}));
+    // A running pod under a budget allowing no disruption cannot be evicted. The test
+    // writes the budget's status as the disruption controller computes it (a real
+    // cluster's does the same).
+    let running = Patch::Merge(json!({"status": {"phase": "Running",
+        "conditions": [{"type": "Ready", "status": "True"}]}}));
     pods.patch_status("a", &PatchParams::default(), &running).await.unwrap();
-    let pdbs: Api<PodDisruptionBudget> = Api::default_namespaced(client.clone());
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
     let pdb: PodDisruptionBudget = serde_json::from_value(json!({"metadata": {"name": "web"},
         "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}}))
     .unwrap();
@@ -58,7 +64,11 @@ async fn binding_and_eviction() {
     let e = api_err(pods.evict("a", &EvictParams::default()).await);
     assert_eq!((e.code, e.reason.as_str()), (429, "TooManyRequests"));
     assert!(pods.get("a").await.is_ok());
-    let st = Patch::Merge(json!({"status": {"disruptionsAllowed": 1}}));
+    let spec = Patch::Merge(json!({"spec": {"minAvailable": 0}}));
+    pdbs.patch("web", &PatchParams::default(), &spec).await.unwrap();
+    let st = Patch::Merge(
+        json!({"status": {"disruptionsAllowed": 1, "desiredHealthy": 0, "observedGeneration": 2}}),
+    );
     pdbs.patch_status("web", &PatchParams::default(), &st).await.unwrap();
     // kube sends `delete_options` (not `deleteOptions`), which a real server ignores too:
     // the pod gets its default grace period and waits for its kubelet.
@@ -67,6 +77,7 @@ async fn binding_and_eviction() {
     pods.delete("a", &DeleteParams::default().grace_period(0)).await.unwrap();
     assert_eq!(api_err(pods.get("a").await).code, 404);
     assert_eq!(pdbs.get("web").await.unwrap().status.unwrap().disruptions_allowed, 0);
+    cluster.finish().await.unwrap();
 }
 
 fn owned(kind: &str, name: &str, owner: &ReplicaSet, block: bool) -> serde_json::Value {
@@ -82,10 +93,10 @@ fn replicaset(name: &str) -> ReplicaSet {
 
 #[tokio::test]
 async fn garbage_collection() {
-    let (_server, client) = start().await;
-    let rss: Api<ReplicaSet> = Api::default_namespaced(client.clone());
-    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
-    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let cluster = start().await;
+    let rss: Api<ReplicaSet> = cluster.api();
+    let cms: Api<ConfigMap> = cluster.api();
+    let pods: Api<Pod> = cluster.api();
     async fn mk(rss: &Api<ReplicaSet>, cms: &Api<ConfigMap>, n: &str) -> ReplicaSet {
         let rs = rss.create(&PostParams::default(), &replicaset(n)).await.unwrap();
         let cm: ConfigMap =
@@ -93,14 +104,21 @@ async fn garbage_collection() {
         cms.create(&PostParams::default(), &cm).await.unwrap();
         rs
     }
+    let gone = |cms: &Api<ConfigMap>, name: &'static str| {
+        let cms = cms.clone();
+        async move { matches!(cms.get(name).await, Err(kube::Error::Api(s)) if s.code == 404) }
+    };
     // Background: dependents go after the owner.
     mk(&rss, &cms, "bg").await;
     rss.delete("bg", &DeleteParams::background()).await.unwrap();
-    assert_eq!(api_err(cms.get("bg-cm").await).code, 404);
+    eventually("background deletion", || gone(&cms, "bg-cm")).await;
     // Orphan: dependents stay, without the reference.
     mk(&rss, &cms, "or").await;
     rss.delete("or", &DeleteParams::orphan()).await.unwrap();
-    assert!(cms.get("or-cm").await.unwrap().owner_references().is_empty());
+    eventually("the orphaned dependent to lose its reference", || async {
+        cms.get("or-cm").await.unwrap().owner_references().is_empty()
+    })
+    .await;
     // Foreground: the owner waits (with its finalizer) for a blocking dependent that
     // itself waits, here a pod bound to a node in its grace period.
     let rs = mk(&rss, &cms, "fg").await;
@@ -111,14 +129,24 @@ async fn garbage_collection() {
     rss.delete("fg", &DeleteParams::foreground()).await.unwrap();
     let waiting = rss.get("fg").await.unwrap();
     assert!(waiting.finalizers().contains(&"foregroundDeletion".to_string()));
-    assert_eq!(api_err(cms.get("fg-cm").await).code, 404);
-    assert!(pods.get("fg-pod").await.unwrap().metadata.deletion_timestamp.is_some());
+    eventually("foreground deletion of the dependents", || async {
+        gone(&cms, "fg-cm").await && pods.get("fg-pod").await.unwrap().metadata.deletion_timestamp.is_some()
+    })
+    .await;
+    assert!(rss.get("fg").await.is_ok(), "the owner waits for its blocking dependent");
     pods.delete("fg-pod", &DeleteParams::default().grace_period(0)).await.unwrap();
-    assert_eq!(api_err(rss.get("fg").await).code, 404);
+    eventually("the owner to go", || async {
+        matches!(rss.get("fg").await, Err(kube::Error::Api(s)) if s.code == 404)
+    })
+    .await;
+    cluster.finish().await.unwrap();
 }
 
 #[tokio::test]
 async fn binary_serves_with_a_kubeconfig() {
+    if skipped_on_real_cluster("it tests the simulator's binary").unwrap() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     let tokens = dir.path().join("tokens.json");
