@@ -300,8 +300,7 @@ mod tests {
         let validating = v.webhooks.iter().flatten().map(|w| (&w.name, &w.client_config, &w.rules));
         let all: Vec<_> = webhooks.chain(validating).collect();
         assert_eq!(all.len(), registry.routes().len());
-        let pub_ =
-            all.iter().find(|w| w.0 == "vpodunavailablebudget.kruise.io").expect("PUB webhook");
+        let pub_ = all.iter().find(|w| w.0 == "vpodunavailablebudget.kruise.io").expect("PUB webhook");
         let service = pub_.1.service.as_ref().unwrap();
         assert_eq!(service.path.as_deref(), Some("/validate-policy-kruise-io-podunavailablebudget"));
         assert_eq!(pub_.1.ca_bundle.as_ref().unwrap().0, b"CA");

@@ -257,8 +257,7 @@ mod tests {
     fn the_validator_reads_the_review_and_names_every_broken_rule() {
         let mut registry = Registry::default();
         register(&mut registry);
-        let handler =
-            registry.admission_handler("/validate-policy-kruise-io-podunavailablebudget").unwrap();
+        let handler = registry.admission_handler("/validate-policy-kruise-io-podunavailablebudget").unwrap();
         let good = serde_json::to_value(by_selector(IntOrString::Int(1))).unwrap();
         assert!(handler.admit(&review("CREATE", good.clone(), serde_json::Value::Null)).allowed);
         let mut bad = good.clone();

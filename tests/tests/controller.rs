@@ -326,3 +326,30 @@ async fn replicas_share_one_certificate_and_hand_over_leadership() {
     assert!(message.contains("admission webhook"), "{message}");
     drop(c.server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_certificate_is_replaced_and_the_new_ca_published() {
+    let c = cluster().await;
+    let a = c.controller("a").await;
+    c.serve_through(&a);
+    let old = configured(&c.client).await;
+    // The Secret is lost: the replica makes a new CA and certificate, serves it, and
+    // (leading) publishes the new CA to the webhook configurations and CRDs.
+    Api::<Secret>::namespaced(c.client.clone(), NAMESPACE)
+        .delete(SECRET, &DeleteParams::default())
+        .await
+        .unwrap();
+    let new = eventually("a new CA published", Duration::from_secs(30), || async {
+        let ca = configured(&c.client).await;
+        (ca != old).then_some(ca)
+    })
+    .await;
+    assert!(String::from_utf8(new).unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+    // The API server reaches the webhook with the new CA: a broken object is refused
+    // by the controller, a valid one admitted.
+    let mut bad = example("podunavailablebudget.yaml");
+    bad["spec"]["maxUnavailable"] = json!("150%");
+    let (_, message) = refusal(create(&c.client, &bad).await);
+    assert!(message.contains("admission webhook"), "{message}\n{}", a.log_tail(10));
+    create(&c.client, &example("podunavailablebudget.yaml")).await.unwrap();
+}
