@@ -20,7 +20,7 @@ use kube::{
 use stevedore_proto::keys;
 use tracing::info;
 
-use crate::webhook::tls::{self, Bundle};
+use crate::webhook::tls::{self, Bundle, Ca};
 
 /// Certificate store failures.
 #[derive(Debug, thiserror::Error)]
@@ -59,25 +59,47 @@ pub struct Settings {
     pub validity: Duration,
 }
 
-const CA_CERT: &str = "ca.crt";
-const CA_KEY: &str = "ca.key";
+/// The trust bundle (what clients put in `caBundle`).
+const CA_BUNDLE: &str = "ca.crt";
 const TLS_CERT: &str = "tls.crt";
 const TLS_KEY: &str = "tls.key";
+/// The CAs: (certificate key, private key, expiry annotation).
+const SIGNER: (&str, &str, &str) = ("signer-ca.crt", "signer-ca.key", keys::CA_NOT_AFTER);
+const NEXT: (&str, &str, &str) = ("next-ca.crt", "next-ca.key", keys::NEXT_CA_NOT_AFTER);
+const RETIRED: (&str, &str, &str) = ("retired-ca.crt", "retired-ca.key", keys::RETIRED_CA_NOT_AFTER);
+
+fn rfc3339(t: SystemTime) -> String {
+    Timestamp::try_from(t).map(|t| t.to_string()).unwrap_or_default()
+}
 
 /// The Secret holding `bundle`.
 pub fn to_secret(settings: &Settings, bundle: &Bundle) -> Secret {
     let text = |s: &str| ByteString(s.as_bytes().to_vec());
-    let time = |t: SystemTime| Timestamp::try_from(t).map(|t| t.to_string()).unwrap_or_default();
+    let mut annotations = BTreeMap::from([
+        (keys::CERT_NOT_BEFORE.to_owned(), rfc3339(bundle.not_before)),
+        (keys::CERT_NOT_AFTER.to_owned(), rfc3339(bundle.not_after)),
+        (keys::CERT_DNS_NAMES.to_owned(), settings.dns_names.join(",")),
+    ]);
+    let mut data = BTreeMap::from([
+        (CA_BUNDLE.to_owned(), text(&bundle.ca_pem)),
+        (TLS_CERT.to_owned(), text(&bundle.cert_pem)),
+        (TLS_KEY.to_owned(), text(&bundle.key_pem)),
+    ]);
+    for ((cert, key, expiry), ca) in
+        [(SIGNER, Some(&bundle.ca)), (NEXT, bundle.next_ca.as_ref()), (RETIRED, bundle.retired_ca.as_ref())]
+    {
+        let Some(ca) = ca else { continue };
+        data.insert(cert.to_owned(), text(&ca.cert_pem));
+        if !ca.key_pem.is_empty() {
+            data.insert(key.to_owned(), text(&ca.key_pem));
+        }
+        annotations.insert(expiry.to_owned(), rfc3339(ca.not_after));
+    }
     Secret {
         metadata: ObjectMeta {
             name: Some(settings.secret.clone()),
             namespace: Some(settings.namespace.clone()),
-            annotations: Some(BTreeMap::from([
-                (keys::CERT_NOT_BEFORE.to_owned(), time(bundle.not_before)),
-                (keys::CERT_NOT_AFTER.to_owned(), time(bundle.not_after)),
-                (keys::CA_NOT_AFTER.to_owned(), time(bundle.ca_not_after)),
-                (keys::CERT_DNS_NAMES.to_owned(), settings.dns_names.join(",")),
-            ])),
+            annotations: Some(annotations),
             labels: Some(BTreeMap::from([(
                 "app.kubernetes.io/managed-by".to_owned(),
                 "stevedore-controller".to_owned(),
@@ -85,12 +107,7 @@ pub fn to_secret(settings: &Settings, bundle: &Bundle) -> Secret {
             ..ObjectMeta::default()
         },
         type_: Some("Opaque".to_owned()),
-        data: Some(BTreeMap::from([
-            (CA_CERT.to_owned(), text(&bundle.ca_pem)),
-            (CA_KEY.to_owned(), text(&bundle.ca_key_pem)),
-            (TLS_CERT.to_owned(), text(&bundle.cert_pem)),
-            (TLS_KEY.to_owned(), text(&bundle.key_pem)),
-        ])),
+        data: Some(data),
         ..Secret::default()
     }
 }
@@ -104,10 +121,23 @@ pub fn from_secret(secret: &Secret) -> Option<(Bundle, Vec<String>)> {
     let time = |key: &str| -> Option<SystemTime> {
         Some(SystemTime::from(annotations.get(key)?.parse::<Timestamp>().ok()?))
     };
+    let ca = |(cert, key, expiry): (&str, &str, &str)| -> Option<Ca> {
+        Some(Ca { cert_pem: text(cert)?, key_pem: text(key).unwrap_or_default(), not_after: time(expiry)? })
+    };
+    let signer = ca(SIGNER).filter(|c| !c.key_pem.is_empty())?;
+    let next = match data.contains_key(NEXT.0) {
+        true => Some(ca(NEXT).filter(|c| !c.key_pem.is_empty())?),
+        false => None,
+    };
+    let retired = match data.contains_key(RETIRED.0) {
+        true => Some(ca(RETIRED)?),
+        false => None,
+    };
     let bundle = Bundle {
-        ca_pem: text(CA_CERT)?,
-        ca_key_pem: text(CA_KEY)?,
-        ca_not_after: time(keys::CA_NOT_AFTER)?,
+        ca_pem: text(CA_BUNDLE)?,
+        ca: signer,
+        next_ca: next,
+        retired_ca: retired,
         cert_pem: text(TLS_CERT)?,
         key_pem: text(TLS_KEY)?,
         not_after: time(keys::CERT_NOT_AFTER)?,
@@ -209,6 +239,22 @@ mod tests {
         let (back, names) = from_secret(&to_secret(&s, &bundle)).unwrap();
         assert_eq!(back, bundle);
         assert_eq!(names, s.dns_names);
+    }
+
+    #[test]
+    fn next_and_retired_cas_round_trip_through_the_secret() {
+        let s = settings();
+        let mut now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let mut bundle = Bundle::generate(&s.dns_names, now, s.validity).unwrap();
+        let mut seen = (false, false);
+        for _ in 0..20 {
+            now += s.validity * 2 / 3;
+            bundle = bundle.renew(&s.dns_names, now, s.validity).unwrap();
+            let (back, _) = from_secret(&to_secret(&s, &bundle)).unwrap();
+            assert_eq!(back, bundle);
+            seen = (seen.0 || bundle.next_ca.is_some(), seen.1 || bundle.retired_ca.is_some());
+        }
+        assert_eq!(seen, (true, true), "renewals went through a next and a retired CA");
     }
 
     #[test]

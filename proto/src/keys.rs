@@ -15,8 +15,13 @@ pub const CRR_SYNC_CONTAINER_STATUSES: &str = "crr.apps.kruise.io/sync-container
 pub const CERT_NOT_BEFORE: &str = "stevedore.dev/cert-not-before";
 /// Webhook certificate Secret: when the serving certificate expires (RFC 3339).
 pub const CERT_NOT_AFTER: &str = "stevedore.dev/cert-not-after";
-/// Webhook certificate Secret: when the CA expires (RFC 3339).
+/// Webhook certificate Secret: when the signing CA expires (RFC 3339).
 pub const CA_NOT_AFTER: &str = "stevedore.dev/ca-not-after";
+/// Webhook certificate Secret: when the next CA (published ahead of its use)
+/// expires.
+pub const NEXT_CA_NOT_AFTER: &str = "stevedore.dev/next-ca-not-after";
+/// Webhook certificate Secret: when the retired CA (still trusted) expires.
+pub const RETIRED_CA_NOT_AFTER: &str = "stevedore.dev/retired-ca-not-after";
 /// Webhook certificate Secret: the DNS names the serving certificate is for,
 /// comma-separated.
 pub const CERT_DNS_NAMES: &str = "stevedore.dev/cert-dns-names";

@@ -34,19 +34,56 @@ pub enum Error {
     Key(#[from] rustls::Error),
 }
 
-/// A CA and the serving certificate it signed, as PEM (what the Secret holds).
+/// A CA: its certificate, its key and when it expires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ca {
+    /// The certificate, PEM.
+    pub cert_pem: String,
+    /// The private key, PEM (empty for a retired CA, which signs nothing more).
+    pub key_pem: String,
+    /// When it expires.
+    pub not_after: SystemTime,
+}
+
+/// How long a CA lives, in serving-certificate lifetimes: a CA signs several
+/// renewals before it is replaced.
+const CA_LIFETIMES: u32 = 5;
+
+impl Ca {
+    /// A new self-signed CA valid from `now` for [`CA_LIFETIMES`] × `validity`.
+    fn generate(now: SystemTime, validity: Duration) -> Result<Self, Error> {
+        let key = KeyPair::generate()?;
+        let not_after = now + validity * CA_LIFETIMES;
+        let cert = ca_params(now - SKEW, not_after)?.self_signed(&key)?;
+        Ok(Self { cert_pem: cert.pem(), key_pem: key.serialize_pem(), not_after })
+    }
+
+    /// Whether it is still valid at `t`.
+    fn valid_at(&self, t: SystemTime) -> bool {
+        self.not_after > t
+    }
+}
+
+/// The webhook's certificates, as PEM (what the Secret holds): the CA signing the
+/// serving certificate, the next CA published ahead of its use, the previous CA
+/// still trusted until it expires, and the serving certificate.
+///
+/// A CA is replaced without a moment in which a client and a server disagree: the
+/// next CA joins the trust bundle one renewal before it signs anything, so by the time
+/// a replica serves a certificate it signed, every client has had a whole renewal
+/// period to get the bundle that trusts it; and the CA it replaces stays in the bundle
+/// until it expires, for replicas still serving what it signed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bundle {
-    /// The CAs clients should trust: the `caBundle` of webhook configurations and
-    /// CRDs. The current CA first; while a CA is being replaced, the previous one
-    /// too, so clients holding the old bundle and servers holding the new
-    /// certificate still meet.
+    /// The CAs clients should trust, the `caBundle` of webhook configurations and
+    /// CRDs: the signing CA, then the next one, then the retired one.
     pub ca_pem: String,
-    /// The current CA's private key, kept so a renewal can sign a new serving
-    /// certificate without changing the trust bundle.
-    pub ca_key_pem: String,
-    /// When the current CA expires.
-    pub ca_not_after: SystemTime,
+    /// The CA that signed the serving certificate.
+    pub ca: Ca,
+    /// The CA that will sign the following renewals, published already.
+    pub next_ca: Option<Ca>,
+    /// The previous signing CA, trusted until it expires.
+    pub retired_ca: Option<Ca>,
     /// The serving certificate.
     pub cert_pem: String,
     /// The serving certificate's private key.
@@ -57,15 +94,20 @@ pub struct Bundle {
     pub not_before: SystemTime,
 }
 
-/// The CA's subject: also the issuer of every serving certificate it signs.
-const CA_NAME: &str = "stevedore-webhook-ca";
 /// Allowance for clock skew between nodes: certificates are valid from this long
 /// before they are made.
 const SKEW: Duration = Duration::from_secs(300);
 
+/// A CA's subject, unique per CA (several can be in one bundle), derived from its
+/// expiry so that it can be rebuilt as the issuer of what it signs.
+fn ca_name(not_after: SystemTime) -> String {
+    let secs = not_after.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
+    format!("stevedore-webhook-ca-{secs}")
+}
+
 fn ca_params(not_before: SystemTime, not_after: SystemTime) -> Result<CertificateParams, Error> {
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.distinguished_name.push(DnType::CommonName, CA_NAME);
+    ca.distinguished_name.push(DnType::CommonName, ca_name(not_after));
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     ca.not_before = not_before.into();
@@ -74,52 +116,54 @@ fn ca_params(not_before: SystemTime, not_after: SystemTime) -> Result<Certificat
 }
 
 impl Bundle {
-    /// Makes a new CA and a serving certificate for `dns_names` (the Service's
-    /// `name.namespace.svc` forms), valid from `now` for `validity`. The CA lives
-    /// twice as long, so renewals re-use it.
+    /// A new CA and a serving certificate for `dns_names` (the Service's
+    /// `name.namespace.svc` forms), valid from `now` for `validity`.
     ///
     /// # Errors
     /// Key or certificate generation failed.
     pub fn generate(dns_names: &[String], now: SystemTime, validity: Duration) -> Result<Self, Error> {
-        let ca_key = KeyPair::generate()?;
-        let ca_not_after = now + validity * 2;
-        let ca_cert = ca_params(now - SKEW, ca_not_after)?.self_signed(&ca_key)?;
-        Self::issue(ca_cert.pem(), ca_key, ca_not_after, dns_names, now, validity)
+        Self::issue(Ca::generate(now, validity)?, None, None, dns_names, now, validity)
     }
 
-    /// A new serving certificate for `dns_names`, valid from `now` for `validity`.
-    /// Signed by the current CA when that outlives the new certificate, so the trust
-    /// bundle stays as it is; otherwise by a new CA, with the old one kept in the
-    /// bundle until it expires.
+    /// A new serving certificate for `dns_names`, valid from `now` for `validity`,
+    /// signed by the current CA while it outlives the certificate, else by the next
+    /// CA (published one renewal ago), else, when there is none, by a new CA.
     ///
     /// # Errors
-    /// The CA key does not parse, or generation failed.
+    /// A CA key does not parse, or generation failed.
     pub fn renew(&self, dns_names: &[String], now: SystemTime, validity: Duration) -> Result<Self, Error> {
-        if self.ca_not_after > now + validity + SKEW {
-            let ca_key = KeyPair::from_pem(&self.ca_key_pem)?;
-            return Self::issue(self.ca_pem.clone(), ca_key, self.ca_not_after, dns_names, now, validity);
-        }
-        let mut next = Self::generate(dns_names, now, validity)?;
-        if self.ca_not_after > now {
-            let current = first_certificate(&self.ca_pem);
-            next.ca_pem = format!("{}{current}", next.ca_pem);
-        }
-        Ok(next)
+        let leaf_end = now + validity + SKEW;
+        let retire = |ca: &Ca| ca.valid_at(now).then(|| Ca { key_pem: String::new(), ..ca.clone() });
+        let (signer, next, retired) = if self.ca.valid_at(leaf_end) {
+            let retired = self.retired_ca.clone().filter(|r| r.valid_at(now));
+            (self.ca.clone(), self.next_ca.clone(), retired)
+        } else if let Some(next) = self.next_ca.clone().filter(|n| n.valid_at(leaf_end)) {
+            (next, None, retire(&self.ca))
+        } else {
+            (Ca::generate(now, validity)?, None, retire(&self.ca))
+        };
+        Self::issue(signer, next, retired, dns_names, now, validity)
     }
 
     fn issue(
-        ca_pem: String,
-        ca_key: KeyPair,
-        ca_not_after: SystemTime,
+        ca: Ca,
+        mut next_ca: Option<Ca>,
+        retired_ca: Option<Ca>,
         dns_names: &[String],
         now: SystemTime,
         validity: Duration,
     ) -> Result<Self, Error> {
-        let ca_key_pem = ca_key.serialize_pem();
+        // The following renewal, two thirds of a lifetime from now, needs a signer
+        // that outlives its certificate: if this CA will not, publish the next now.
+        let following_leaf_end = now + validity * 2 / 3 + validity + SKEW;
+        if next_ca.is_none() && !ca.valid_at(following_leaf_end) {
+            next_ca = Some(Ca::generate(now, validity)?);
+        }
         // The issuer is rebuilt from the CA's subject and key: a serving certificate
-        // names its issuer by subject and key identifier, both of which are the
-        // same as the stored CA certificate's.
-        let issuer = rcgen::Issuer::new(ca_params(now - SKEW, ca_not_after)?, ca_key);
+        // names its issuer by subject and key identifier, both the same as the stored
+        // CA certificate's.
+        let issuer =
+            rcgen::Issuer::new(ca_params(now - SKEW, ca.not_after)?, KeyPair::from_pem(&ca.key_pem)?);
         let not_before = now - SKEW;
         let not_after = now + validity;
         let key = KeyPair::generate()?;
@@ -131,10 +175,16 @@ impl Bundle {
         leaf.not_before = not_before.into();
         leaf.not_after = not_after.into();
         let cert = leaf.signed_by(&key, &issuer)?;
+        let ca_pem = [Some(&ca), next_ca.as_ref(), retired_ca.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|c| c.cert_pem.as_str())
+            .collect::<String>();
         Ok(Self {
             ca_pem,
-            ca_key_pem,
-            ca_not_after,
+            ca,
+            next_ca,
+            retired_ca,
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
             not_after,
@@ -200,15 +250,6 @@ impl CertResolver {
     }
 }
 
-/// The first PEM certificate block of `pem`, with its trailing newline.
-fn first_certificate(pem: &str) -> &str {
-    const END: &str = "-----END CERTIFICATE-----";
-    pem.find(END).map_or(pem, |at| {
-        let end = at + END.len();
-        &pem[..if pem[end..].starts_with('\n') { end + 1 } else { end }]
-    })
-}
-
 impl ResolvesServerCert for CertResolver {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.current.read().unwrap_or_else(|e| e.into_inner()).clone())
@@ -269,24 +310,48 @@ mod tests {
         let names = vec!["svc.ns.svc".to_owned()];
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let day = Duration::from_secs(86_400);
-        let first = Bundle::generate(&names, t0, 10 * day).unwrap();
+        let first = Bundle::generate(&names, t0, 30 * day).unwrap();
         assert!(trusted(&first.ca_pem, &first, "svc.ns.svc", t0));
         assert!(!trusted(&first.ca_pem, &first, "other.ns.svc", t0));
-        // Renewed after 7 days: the CA (20 days) outlives the new certificate.
-        let second = first.renew(&names, t0 + 7 * day, 10 * day).unwrap();
+        let second = first.renew(&names, t0 + 20 * day, 30 * day).unwrap();
         assert_eq!(second.ca_pem, first.ca_pem, "the trust bundle stays");
         assert_ne!(second.cert_pem, first.cert_pem);
-        assert!(trusted(&first.ca_pem, &second, "svc.ns.svc", t0 + 7 * day));
-        // Renewed after 14 days: a new CA; the bundle carries both until the old
-        // one expires, so old and new certificates are trusted by the new bundle.
-        let third = second.renew(&names, t0 + 14 * day, 10 * day).unwrap();
-        assert_ne!(third.ca_key_pem, second.ca_key_pem);
-        assert!(third.ca_pem.ends_with(&second.ca_pem));
-        assert!(trusted(&third.ca_pem, &third, "svc.ns.svc", t0 + 14 * day));
-        assert!(trusted(&third.ca_pem, &second, "svc.ns.svc", t0 + 14 * day));
-        assert!(!trusted(&first.ca_pem, &third, "svc.ns.svc", t0 + 14 * day));
-        // Once the old CA has expired, the next new CA does not carry it along.
-        let fourth = third.renew(&names, t0 + 40 * day, 10 * day).unwrap();
-        assert_eq!(fourth.ca_pem.matches("BEGIN CERTIFICATE").count(), 1);
+        assert!(trusted(&first.ca_pem, &second, "svc.ns.svc", t0 + 20 * day));
+    }
+
+    #[test]
+    fn cas_are_replaced_without_a_moment_of_distrust() {
+        // Renewed on time (at two thirds of each certificate's life) for twenty
+        // lifetimes: every new certificate is trusted by the bundle published one
+        // renewal before it (clients not yet updated), every old one by the new
+        // bundle (replicas not yet rotated), and CAs do get replaced.
+        let names = vec!["svc.ns.svc".to_owned()];
+        let validity = Duration::from_secs(30 * 86_400);
+        let mut now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let mut current = Bundle::generate(&names, now, validity).unwrap();
+        let mut signers = std::collections::BTreeSet::from([current.ca.cert_pem.clone()]);
+        for _ in 0..30 {
+            now += validity * 2 / 3;
+            assert!(current.needs_renewal(now));
+            let next = current.renew(&names, now, validity).unwrap();
+            assert!(trusted(&current.ca_pem, &next, "svc.ns.svc", now), "new certificate, old bundle");
+            assert!(trusted(&next.ca_pem, &current, "svc.ns.svc", now), "old certificate, new bundle");
+            assert!(next.ca_pem.matches("BEGIN CERTIFICATE").count() <= 3);
+            signers.insert(next.ca.cert_pem.clone());
+            current = next;
+        }
+        assert!(signers.len() >= 4, "CAs were replaced: {}", signers.len());
+    }
+
+    #[test]
+    fn a_late_renewal_past_every_ca_makes_a_new_one() {
+        let names = vec!["svc.ns.svc".to_owned()];
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let day = Duration::from_secs(86_400);
+        let first = Bundle::generate(&names, t0, 10 * day).unwrap();
+        let late = first.renew(&names, t0 + 400 * day, 10 * day).unwrap();
+        assert_ne!(late.ca, first.ca);
+        assert!(late.retired_ca.is_none(), "an expired CA is not carried");
+        assert!(trusted(&late.ca_pem, &late, "svc.ns.svc", t0 + 400 * day));
     }
 }
