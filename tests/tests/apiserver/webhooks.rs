@@ -114,6 +114,9 @@ async fn admission_webhooks() {
         (review["operation"].as_str(), review["namespace"].as_str()),
         (Some("CREATE"), Some(ns.as_str()))
     );
+    // The authenticated user travels to the webhook, so permission rules can be tested.
+    assert_eq!(review["userInfo"]["username"], "system:admin", "{review}");
+    assert!(review["userInfo"]["groups"].as_array().unwrap().contains(&json!("system:masters")), "{review}");
 
     // Mutated: the label is added, on create and on update.
     let created = cms.create(&PostParams::default(), &config_map("ok", json!({"app": "x"}))).await.unwrap();
