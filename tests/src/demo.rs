@@ -23,6 +23,7 @@ use crate::{
     proxy_process::ProxyProcess,
     scheduler::Scheduler,
     testbed::TestBed,
+    wait::until,
 };
 
 async fn step<T, F: Future<Output = anyhow::Result<T>>>(name: &str, f: F) -> anyhow::Result<T> {
@@ -34,23 +35,6 @@ async fn step<T, F: Future<Output = anyhow::Result<T>>>(name: &str, f: F) -> any
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-async fn until<T>(
-    what: &str,
-    within: Duration,
-    mut f: impl AsyncFnMut() -> anyhow::Result<Option<T>>,
-) -> anyhow::Result<T> {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await? {
-            return Ok(v);
-        }
-        if start.elapsed() > within {
-            bail!("{what}: not within {within:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn phase(p: &Pod) -> &str {

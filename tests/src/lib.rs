@@ -24,3 +24,4 @@ pub mod pods;
 pub mod proxy_process;
 pub mod scheduler;
 pub mod testbed;
+pub mod wait;

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use kube::api::{Api, DeleteParams, PostParams};
@@ -24,18 +23,9 @@ use tokio_util::sync::CancellationToken;
 async fn wait_for<T>(
     what: &str,
     secs: u64,
-    mut f: impl AsyncFnMut() -> anyhow::Result<Option<T>>,
+    check: impl AsyncFnMut() -> anyhow::Result<Option<T>>,
 ) -> anyhow::Result<T> {
-    let t0 = Instant::now();
-    loop {
-        if let Some(v) = f().await? {
-            return Ok(v);
-        }
-        if t0.elapsed() > Duration::from_secs(secs) {
-            bail!("{what}: not within {secs} s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    stevedore_tests::wait::until(what, Duration::from_secs(secs), check).await
 }
 
 fn pod(name: &str, spec: Value) -> Pod {

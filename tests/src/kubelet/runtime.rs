@@ -51,18 +51,25 @@ fn ts(ns: i64) -> Option<Timestamp> {
 pub type Waiting = (String, String);
 
 impl Runtime {
-    /// The pod's sandboxes, newest first.
-    pub async fn sandboxes(&self, uid: &str) -> Result<Vec<Sandbox>> {
-        let filter =
-            PodSandboxFilter { label_selector: spec::owner_labels(uid, &self.node), ..Default::default() };
-        let items = self
+    /// The sandboxes carrying every label of `labels`.
+    async fn list_sandboxes(
+        &self,
+        labels: HashMap<String, String>,
+    ) -> Result<Vec<stevedore_proto::cri::PodSandbox>> {
+        let filter = PodSandboxFilter { label_selector: labels, ..Default::default() };
+        Ok(self
             .rt
             .clone()
             .list_pod_sandbox(ListPodSandboxRequest { filter: Some(filter) })
             .await
             .map_err(cri("ListPodSandbox"))?
             .into_inner()
-            .items;
+            .items)
+    }
+
+    /// The pod's sandboxes, newest first.
+    pub async fn sandboxes(&self, uid: &str) -> Result<Vec<Sandbox>> {
+        let items = self.list_sandboxes(spec::owner_labels(uid, &self.node)).await?;
         let mut out: Vec<Sandbox> = items
             .into_iter()
             .map(|s| Sandbox {
@@ -78,18 +85,8 @@ impl Runtime {
 
     /// Every sandbox with this node's label: `(id, pod uid)`.
     pub async fn node_sandboxes(&self) -> Result<Vec<(String, String)>> {
-        let filter = PodSandboxFilter {
-            label_selector: HashMap::from([(super::NODE_LABEL.to_owned(), self.node.clone())]),
-            ..Default::default()
-        };
-        let items = self
-            .rt
-            .clone()
-            .list_pod_sandbox(ListPodSandboxRequest { filter: Some(filter) })
-            .await
-            .map_err(cri("ListPodSandbox"))?
-            .into_inner()
-            .items;
+        let items =
+            self.list_sandboxes(HashMap::from([(super::NODE_LABEL.to_owned(), self.node.clone())])).await?;
         Ok(items
             .into_iter()
             .map(|s| {
