@@ -19,7 +19,9 @@ pub mod stateful_set;
 pub mod united_deployment;
 pub mod workload_spread;
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+};
 use kube::{CustomResourceExt, core::crd::merge_crds};
 
 /// OpenKruise's workload group.
@@ -45,6 +47,50 @@ pub enum Error {
 
 /// Every CRD Stevedore installs, one per kind with all its served versions.
 pub fn all() -> Vec<CustomResourceDefinition> {
+    let mut crds = generated();
+    for crd in &mut crds {
+        for version in &mut crd.spec.versions {
+            if let Some(schema) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
+                drop_zero_defaults(schema);
+            }
+        }
+    }
+    crds
+}
+
+/// Removes the `default: {}`, `0` and `false` schemars derives from `#[serde(default)]`:
+/// OpenKruise's CRDs have none, and an API server would otherwise write them into
+/// every object (`completionPolicy: {}`, `status.active: 0`) where OpenKruise leaves
+/// the field out.
+fn drop_zero_defaults(schema: &mut JSONSchemaProps) {
+    let zero = |v: &serde_json::Value| match v {
+        serde_json::Value::Object(m) => m.is_empty(),
+        serde_json::Value::Bool(b) => !b,
+        serde_json::Value::Number(n) => n.as_f64() == Some(0.0),
+        _ => false,
+    };
+    if schema.default.as_ref().is_some_and(|d| zero(&d.0)) {
+        schema.default = None;
+    }
+    let nested = schema.properties.iter_mut().flat_map(|p| p.values_mut());
+    let items: Vec<&mut JSONSchemaProps> = match schema.items.as_mut() {
+        Some(JSONSchemaPropsOrArray::Schema(s)) => vec![s.as_mut()],
+        Some(JSONSchemaPropsOrArray::Schemas(v)) => v.iter_mut().collect(),
+        None => Vec::new(),
+    };
+    let additional = match schema.additional_properties.as_mut() {
+        Some(JSONSchemaPropsOrBool::Schema(s)) => Some(s.as_mut()),
+        _ => None,
+    };
+    let combined = [&mut schema.all_of, &mut schema.any_of, &mut schema.one_of]
+        .into_iter()
+        .flat_map(|v| v.iter_mut().flatten());
+    for child in nested.chain(items).chain(additional).chain(combined).chain(schema.not.as_deref_mut()) {
+        drop_zero_defaults(child);
+    }
+}
+
+fn generated() -> Vec<CustomResourceDefinition> {
     use advanced_cron_job as acj;
     use broadcast_job as bcj;
     use image_list_pull_job as ilpj;
@@ -103,4 +149,22 @@ pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, Error> {
     Ok(format!(
         "# Generated from the Rust types in proto/src/crd/ by `cargo run -p stevedore-controller --bin crdgen`.\n# Do not edit: change the types and regenerate.\n---\n{body}"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zero_defaults(crds: &[CustomResourceDefinition]) -> usize {
+        let yaml: String = crds.iter().map(|c| serde_yaml::to_string(c).unwrap()).collect();
+        yaml.lines().filter(|l| matches!(l.trim(), "default: {}" | "default: 0" | "default: false")).count()
+    }
+
+    #[test]
+    fn zero_defaults_from_serde_are_dropped_and_others_kept() {
+        assert!(zero_defaults(&generated()) > 0, "schemars derives them from #[serde(default)]");
+        assert_eq!(zero_defaults(&all()), 0);
+        let sidecarset = all().into_iter().find(|c| c.spec.names.kind == "SidecarSet").unwrap();
+        assert!(serde_yaml::to_string(&sidecarset).unwrap().contains("default: .*"), "OpenKruise's own stay");
+    }
 }
