@@ -408,3 +408,6 @@ mod hook_server;
 
 #[path = "apiserver/webhooks.rs"]
 mod webhooks;
+
+#[path = "apiserver/runtime.rs"]
+mod runtime;
