@@ -122,6 +122,10 @@ pub struct Options {
     /// `--anonymous-auth=false`). kubectl (client-go) sends no token over plain HTTP, so
     /// kubectl needs this.
     pub anonymous: Option<UserInfo>,
+    /// Ends every watch after this long, even one that asked for a longer
+    /// `timeoutSeconds` (kube-rs asks for 290 s): tests use it to see clients
+    /// reconnect. `None` (the default): `timeoutSeconds` as asked.
+    pub max_watch_duration: Option<Duration>,
 }
 
 impl Default for Options {
@@ -136,6 +140,7 @@ impl Default for Options {
             history_limit: 1000,
             bookmark_interval: Duration::from_secs(5),
             anonymous: None,
+            max_watch_duration: None,
         }
     }
 }
@@ -146,6 +151,7 @@ pub struct ApiServer {
     addr: SocketAddr,
     admin_token: String,
     shutdown: CancellationToken,
+    shared: Arc<server::Shared>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -182,13 +188,15 @@ impl ApiServer {
             anonymous: opts.anonymous,
             bookmark_interval: opts.bookmark_interval,
             shutdown: shutdown.clone(),
+            watch_generation: tokio::sync::watch::Sender::new(0),
+            max_watch_duration: opts.max_watch_duration,
             addr,
         });
         let task = tokio::spawn(
-            server::serve(listener, shared).instrument(info_span!("apiserver", listen.addr = %addr)),
+            server::serve(listener, shared.clone()).instrument(info_span!("apiserver", listen.addr = %addr)),
         );
         info!(listen.addr = %addr, "simulated apiserver listening");
-        Ok(Self { addr, admin_token: opts.admin_token, shutdown, task: Some(task) })
+        Ok(Self { addr, admin_token: opts.admin_token, shutdown, shared, task: Some(task) })
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -244,6 +252,14 @@ impl ApiServer {
     pub async fn config_as(&self, token: &str) -> Result<kube::Config, Error> {
         let kc = kube::config::Kubeconfig::from_yaml(&self.kubeconfig(token))?;
         Ok(kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?)
+    }
+
+    /// What a kube-apiserver restart after an etcd compaction does to watches: every
+    /// open watch ends, and resuming one (or a list's `continue`) from any earlier
+    /// resourceVersion gets 410 Gone, so clients must relist.
+    pub fn expire_watches(&self) {
+        self.shared.lock().forget_history();
+        self.shared.watch_generation.send_modify(|g| *g += 1);
     }
 
     /// Stops accepting connections and ends every watch.

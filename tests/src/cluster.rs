@@ -161,6 +161,16 @@ impl TestCluster {
         Self::start_on(Target::from_env()?, opts, services).await
     }
 
+    /// Like [`TestCluster::start`], with the simulator's options (its hooks are used as
+    /// given: `services` is what [`TestCluster::services`] returns); on a real cluster
+    /// they are ignored.
+    ///
+    /// # Errors
+    /// As [`TestCluster::start`].
+    pub async fn start_with(opts: Options, services: Services) -> Result<Self, Error> {
+        Self::start_on(Target::from_env()?, opts, services).await
+    }
+
     /// Like [`TestCluster::start`], for a test that only the simulator can run: against
     /// a real cluster it prints `reason` and returns `None`; against the simulator it
     /// never does.

@@ -231,6 +231,14 @@ async fn list_pages_with_limit_and_continue() {
     assert_eq!(third.items.len(), 1);
     assert!(third.metadata.continue_.is_none());
     assert_eq!(first.metadata.resource_version, second.metadata.resource_version);
+
+    // One resourceVersion sequence for every resource, as etcd's revision: a list of
+    // pods is at least as new as the last Secret written.
+    let rv = |o: &kube::core::ObjectMeta| o.resource_version.clone().unwrap().parse::<u64>().unwrap();
+    let last = cms.get("c4").await.unwrap();
+    let pods = cluster.api::<Pod>().list(&ListParams::default()).await.unwrap();
+    let pods_rv: u64 = pods.metadata.resource_version.unwrap().parse().unwrap();
+    assert!(pods_rv >= rv(&last.metadata), "{pods_rv} < {}", rv(&last.metadata));
     cluster.finish().await.unwrap();
 }
 
@@ -408,3 +416,6 @@ mod hook_server;
 
 #[path = "apiserver/webhooks.rs"]
 mod webhooks;
+
+#[path = "apiserver/runtime.rs"]
+mod runtime;

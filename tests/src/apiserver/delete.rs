@@ -12,6 +12,7 @@ use super::{
     server::{Body, Request, Shared, json as reply},
     status::success,
     store::{State, name_of, ns_of, rv_of, uid_of},
+    write::admit_delete,
 };
 
 const FOREGROUND: &str = "foregroundDeletion";
@@ -39,6 +40,8 @@ pub struct Options {
     pub uid: Option<String>,
     /// `preconditions.resourceVersion`.
     pub rv: Option<String>,
+    /// `dryRun: [All]` in the body (kube-rs sends it there) or `dryRun=All` in the query.
+    pub dry_run: bool,
 }
 
 impl Options {
@@ -63,7 +66,10 @@ impl Options {
         };
         let propagation = if body["orphanDependents"] == true { Propagation::Orphan } else { propagation };
         let pre = &body["preconditions"];
+        let dry_run = req.query.get("dryRun") == Some("All")
+            || body["dryRun"].as_array().is_some_and(|d| d.contains(&json!("All")));
         Ok(Self {
+            dry_run,
             grace,
             propagation,
             uid: pre["uid"].as_str().map(String::from),
@@ -73,7 +79,7 @@ impl Options {
 
     /// Default options.
     pub fn background() -> Self {
-        Self { grace: None, propagation: Propagation::Background, uid: None, rv: None }
+        Self { grace: None, propagation: Propagation::Background, uid: None, rv: None, dry_run: false }
     }
 }
 
@@ -325,10 +331,11 @@ fn respond(res: &ResourceInfo, outcome: Outcome) -> (u16, Value, bool) {
     }
 }
 
-/// DELETE of one object.
+/// DELETE of one object: admission (DELETE, with the object as `oldObject`), then the
+/// deletion; with `dryRun=All` the object is only admitted and returned.
 ///
 /// # Errors
-/// 404, 409 for failed preconditions, 400 for bad options.
+/// 404, 409 for failed preconditions, 400 for bad options, or a hook's rejection.
 pub async fn delete(
     shared: &Arc<Shared>,
     res: &ResourceInfo,
@@ -337,16 +344,24 @@ pub async fn delete(
     let opts = Options::from_request(&req)?;
     let name = req.target.name.clone().unwrap_or_default();
     let ns = namespace(res, &req);
+    let current = shared.lock().get(&res.key(), &ns, &name).cloned();
+    let current = current.ok_or_else(|| Status::not_found(res.qualified(), &name))?;
+    let old = to_served(shared, res, vec![current]).await?.remove(0);
+    admit_delete(shared, res, old.clone(), &req.user, opts.dry_run).await?;
+    if opts.dry_run {
+        return Ok(reply(200, &old));
+    }
     let outcome = delete_object(&mut shared.lock(), &res.key(), &ns, &name, &opts)?;
     let (code, body, is_object) = respond(res, outcome);
     let body = if is_object { to_served(shared, res, vec![body]).await?.remove(0) } else { body };
     Ok(reply(code, &body))
 }
 
-/// DELETE of a collection (with selectors); answers the list of what was deleted.
+/// DELETE of a collection (with selectors): each object admitted and deleted in turn;
+/// answers the list of what was deleted.
 ///
 /// # Errors
-/// 400 for bad selectors or options.
+/// 400 for bad selectors or options, or the first admission rejection.
 pub async fn delete_collection(
     shared: &Arc<Shared>,
     res: &ResourceInfo,
@@ -355,23 +370,22 @@ pub async fn delete_collection(
     let opts = Options::from_request(&req)?;
     let sel = Selectors::parse(res, &req)?;
     let ns = req.target.namespace.clone().filter(|_| res.namespaced);
-    let items = {
-        let mut state = shared.lock();
-        let targets: Vec<(String, String)> = state
-            .list(&res.key(), ns.as_deref())
-            .filter(|o| sel.matches(o))
-            .map(|o| (ns_of(o).to_string(), name_of(o).to_string()))
-            .collect();
-        let mut items = Vec::new();
-        for (n, m) in targets {
-            match delete_object(&mut state, &res.key(), &n, &m, &opts) {
-                Ok(Outcome::Pending(o) | Outcome::Removed(o)) => items.push(o),
-                Err(_) => {}
-            }
+    let targets: Vec<Value> =
+        shared.lock().list(&res.key(), ns.as_deref()).filter(|o| sel.matches(o)).cloned().collect();
+    let mut items = Vec::new();
+    for target in targets {
+        let old = to_served(shared, res, vec![target]).await?.remove(0);
+        admit_delete(shared, res, old.clone(), &req.user, opts.dry_run).await?;
+        if opts.dry_run {
+            items.push(old);
+            continue;
         }
-        items
-    };
-    let items = to_served(shared, res, items).await?;
+        // Gone or changed meanwhile: skipped, as by the real server.
+        let outcome = delete_object(&mut shared.lock(), &res.key(), ns_of(&old), name_of(&old), &opts);
+        if let Ok(Outcome::Pending(o) | Outcome::Removed(o)) = outcome {
+            items.extend(to_served(shared, res, vec![o]).await?);
+        }
+    }
     let rv = shared.lock().rv();
     Ok(reply(
         200,

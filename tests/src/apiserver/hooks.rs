@@ -3,7 +3,7 @@
 //! The server calls these on every write of a custom resource (schema, conversion) and
 //! of every resource (admission); the defaults pass everything through unchanged.
 
-use std::{future::Future, pin::Pin, sync::Arc};
+use std::{collections::BTreeMap, future::Future, pin::Pin, sync::Arc};
 
 use serde_json::Value;
 
@@ -51,6 +51,9 @@ pub struct AdmitRequest {
     pub sub_resource: String,
     /// Namespace, empty for cluster-scoped objects.
     pub namespace: String,
+    /// The labels of that namespace as stored (webhooks' `namespaceSelector`s match
+    /// them); empty for cluster-scoped objects.
+    pub namespace_labels: BTreeMap<String, String>,
     /// Object name (may be empty on create with generateName).
     pub name: String,
     /// The new object (`None` on delete).

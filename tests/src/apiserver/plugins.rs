@@ -4,7 +4,7 @@
 //! all three; a resolver says where a webhook Service is reached (there is no
 //! cluster network: usually a process on loopback).
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::sync::Arc;
 
 use k8s_openapi::{
     api::{
@@ -111,14 +111,7 @@ fn attributes(req: &AdmitRequest) -> Attributes {
             extra: Some(user.extra.clone()),
         },
         dry_run: req.dry_run,
-        // The real server labels every namespace with its name; selectors on other
-        // namespace labels are not matched here (the request carries no namespace
-        // object).
-        namespace_labels: if req.namespace.is_empty() {
-            BTreeMap::new()
-        } else {
-            BTreeMap::from([("kubernetes.io/metadata.name".to_owned(), req.namespace.clone())])
-        },
+        namespace_labels: req.namespace_labels.clone(),
         ..Attributes::default()
     }
 }

@@ -49,6 +49,19 @@ fn meta(obj: &mut Value) -> &mut Map<String, Value> {
     }
 }
 
+/// The label kube-apiserver puts on every namespace (and puts back when removed), which
+/// webhooks' `namespaceSelector`s and network policies select namespaces by.
+const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+fn name_label(ns: &mut Value) {
+    let name = name_of(ns).to_string();
+    let m = meta(ns);
+    if !m.get("labels").is_some_and(Value::is_object) {
+        m.insert("labels".into(), json!({}));
+    }
+    m["labels"][NAMESPACE_NAME_LABEL] = json!(name);
+}
+
 /// Fills system fields, resets status, applies defaults and checks the name.
 ///
 /// # Errors
@@ -96,6 +109,7 @@ pub fn for_create(res: &ResourceInfo, obj: &mut Value, ns: &str, uid: &str) -> R
     match (res.group.as_str(), res.plural.as_str()) {
         ("", "pods") => pod_defaults(obj),
         ("", "namespaces") => {
+            name_label(obj);
             obj["status"] = json!({"phase": "Active"});
             obj["spec"]["finalizers"] = json!(["kubernetes"]);
         }
@@ -228,6 +242,9 @@ tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it
                 field: "spec".into(),
             }],
         ));
+    }
+    if res.group.is_empty() && res.plural == "namespaces" {
+        name_label(&mut new);
     }
     if res.generation {
         let ignored: &[&str] = if res.has("status") { &["metadata", "status"] } else { &["metadata"] };

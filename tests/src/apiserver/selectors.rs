@@ -181,7 +181,12 @@ impl FieldSelector {
 fn field_path(r: &ResourceInfo, label: &str) -> Option<String> {
     match label {
         "metadata.name" => Some(label.into()),
-        "metadata.namespace" if r.namespaced || r.crd.is_none() => Some(label.into()),
+        // Nodes and namespaces have conversion functions of their own that leave it out.
+        "metadata.namespace"
+            if r.namespaced || (r.crd.is_none() && r.field_labels == FieldLabels::Default) =>
+        {
+            Some(label.into())
+        }
         _ => r.fields.iter().find(|(l, _)| l == label).map(|(_, p)| p.clone()),
     }
 }
@@ -238,6 +243,12 @@ mod tests {
         assert!(!m("spec.nodeName==n2") && !m("status.phase=Running"));
         let e = FieldSelector::parse("spec.foo=x", pods).unwrap_err();
         assert_eq!((e.code, e.message.as_str()), (400, "field label not supported: spec.foo"));
+        let nodes = reg.find("", "v1", "nodes").unwrap();
+        let e = FieldSelector::parse("metadata.namespace=x", nodes).unwrap_err();
+        assert_eq!(e.message, "field label not supported: metadata.namespace");
+        assert!(FieldSelector::parse("metadata.name=n,spec.unschedulable=false", nodes).is_ok());
+        let pvs = reg.find("", "v1", "persistentvolumes").unwrap();
+        assert!(FieldSelector::parse("metadata.namespace=", pvs).is_ok());
         let cm = reg.find("", "v1", "configmaps").unwrap();
         let e = FieldSelector::parse("data.x=1", cm).unwrap_err();
         assert_eq!(

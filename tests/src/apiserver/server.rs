@@ -39,6 +39,10 @@ pub struct Shared {
     pub bookmark_interval: Duration,
     /// Fires when the server stops; ends every watch.
     pub shutdown: CancellationToken,
+    /// Ends every open watch when it changes ([`super::ApiServer::expire_watches`]).
+    pub watch_generation: tokio::sync::watch::Sender<u64>,
+    /// The longest a watch runs, whatever its `timeoutSeconds`.
+    pub max_watch_duration: Option<Duration>,
     /// The listening address.
     pub addr: SocketAddr,
 }

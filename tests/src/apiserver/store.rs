@@ -66,6 +66,8 @@ pub struct State {
     objects: BTreeMap<String, Objects>,
     history: HashMap<String, History>,
     history_limit: usize,
+    /// No watch can start before this resourceVersion (history lost, see [`State::forget_history`]).
+    floor: u64,
     tx: broadcast::Sender<Arc<Change>>,
 }
 
@@ -105,6 +107,7 @@ impl State {
             objects: BTreeMap::new(),
             history: HashMap::new(),
             history_limit,
+            floor: 0,
             tx,
         }
     }
@@ -196,16 +199,27 @@ impl State {
     /// # Errors
     /// 410 Expired when `rv` is older than the retained history.
     pub fn since(&self, key: &str, rv: u64) -> Result<Vec<Arc<Change>>, Status> {
-        let Some(h) = self.history.get(key) else { return Ok(Vec::new()) };
-        if rv < h.compacted {
-            return Err(Status::expired(format!("too old resource version: {rv} ({})", h.compacted)));
+        let compacted = self.compacted(key);
+        if rv < compacted {
+            return Err(Status::expired(format!("too old resource version: {rv} ({compacted})")));
         }
+        let Some(h) = self.history.get(key) else { return Ok(Vec::new()) };
         Ok(h.events.iter().filter(|c| c.rv > rv).cloned().collect())
     }
 
     /// The oldest resourceVersion from which a watch of `key` can still start.
     pub fn compacted(&self, key: &str) -> u64 {
-        self.history.get(key).map_or(0, |h| h.compacted)
+        self.history.get(key).map_or(0, |h| h.compacted).max(self.floor)
+    }
+
+    /// Drops every resource's watch history, as a kube-apiserver restart after an etcd
+    /// compaction does: every watch or continue token from a resourceVersion before
+    /// now gets 410 Gone (the counter moves on by one, so even a client that saw the
+    /// newest version relists).
+    pub fn forget_history(&mut self) {
+        self.rv += 1;
+        self.floor = self.rv;
+        self.history.clear();
     }
 }
 
@@ -228,5 +242,9 @@ mod tests {
         assert_eq!(rv_of(&gone), 6);
         assert_eq!(s.list("/configmaps", Some("d")).count(), 3);
         assert_ne!(s.next_uid(), s.next_uid());
+        s.forget_history();
+        assert_eq!(s.since("/configmaps", 6).unwrap_err().code, 410);
+        assert_eq!(s.since("/secrets", 6).unwrap_err().code, 410, "also resources without events");
+        assert!(s.since("/secrets", 7).unwrap().is_empty());
     }
 }

@@ -27,6 +27,8 @@ struct Watcher {
     ns: Option<String>,
     sel: Selectors,
     tx: Tx,
+    /// Changes when every watch is to end ([`super::ApiServer::expire_watches`]).
+    generation: tokio::sync::watch::Receiver<u64>,
 }
 
 impl Watcher {
@@ -102,9 +104,15 @@ pub async fn watch(shared: &Arc<Shared>, res: ResourceInfo, req: Request) -> Res
     }
     let rv = q.get("resourceVersion").unwrap_or("0");
     let timeout = q.get("timeoutSeconds").and_then(|t| t.parse().ok()).map(Duration::from_secs);
+    let timeout = match (timeout, shared.max_watch_duration) {
+        (Some(t), Some(max)) => Some(t.min(max)),
+        (t, max) => t.or(max),
+    };
     let ns = req.target.namespace.clone().filter(|_| res.namespaced);
     let (tx, rx) = mpsc::channel(256);
-    let w = Watcher { shared: shared.clone(), res, ns, sel, tx };
+    // Subscribed before the store is read: an expiry in between ends this watch too.
+    let generation = shared.watch_generation.subscribe();
+    let w = Watcher { shared: shared.clone(), res, ns, sel, tx, generation };
 
     // Decide the starting events and subscribe under one lock, so nothing falls between.
     let (initial, replay, live, start_rv) = {
@@ -152,6 +160,8 @@ async fn run(
 ) {
     let deadline = tokio::time::sleep(timeout.unwrap_or(Duration::from_secs(3600 * 24)));
     tokio::pin!(deadline);
+    // A clone keeps the version seen at subscription.
+    let mut generation = w.generation.clone();
     for o in initial {
         if !w.send_object(EventType::Added, o).await {
             return;
@@ -183,6 +193,7 @@ async fn run(
         tokio::select! {
             () = &mut deadline => return,
             () = w.shared.shutdown.cancelled() => return,
+            _ = generation.changed() => return,
             () = w.tx.closed() => return,
             _ = tick.tick(), if bookmarks => {
                 if !w.send("BOOKMARK", w.bookmark(last_rv, false)).await {

@@ -1,6 +1,6 @@
 //! Create, update and patch: system fields, status rules, generation, hooks, commit.
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
 use http::Response;
 use serde_json::{Value, json};
@@ -134,8 +134,68 @@ async fn admit(
             obj = shared.hooks.schema.check(&crd, &res.version, obj)?;
         }
     }
-    let configs = |key: &str| -> Vec<Value> { shared.lock().list(key, None).cloned().collect() };
-    let mut req = AdmitRequest {
+    let mut req = admit_request(shared, res, operation, sub, &obj, old, user, dry_run);
+    req.object = Some(obj.clone());
+    let mutated = shared.hooks.admission.admit(req.clone()).await?;
+    let mutated = if mutated.is_object() { mutated } else { obj };
+    req.phase = AdmissionPhase::Validating;
+    req.object = Some(mutated.clone());
+    req.webhook_configurations = configurations(shared, AdmissionPhase::Validating);
+    shared.hooks.admission.admit(req).await?;
+    Ok(mutated)
+}
+
+/// Runs mutating then validating admission for the DELETE of `old` (in the served
+/// version), as kube-apiserver does before it deletes: no object, only `oldObject`;
+/// what a mutating webhook returns is dropped.
+///
+/// # Errors
+/// A hook's rejection.
+pub async fn admit_delete(
+    shared: &Shared,
+    res: &ResourceInfo,
+    old: Value,
+    user: &UserInfo,
+    dry_run: bool,
+) -> Result<(), Status> {
+    let mut req = admit_request(shared, res, Operation::Delete, "", &old, Some(old.clone()), user, dry_run);
+    shared.hooks.admission.admit(req.clone()).await?;
+    req.phase = AdmissionPhase::Validating;
+    req.webhook_configurations = configurations(shared, AdmissionPhase::Validating);
+    shared.hooks.admission.admit(req).await?;
+    Ok(())
+}
+
+fn configurations(shared: &Shared, phase: AdmissionPhase) -> Vec<Value> {
+    let key = match phase {
+        AdmissionPhase::Mutating => "admissionregistration.k8s.io/mutatingwebhookconfigurations",
+        AdmissionPhase::Validating => "admissionregistration.k8s.io/validatingwebhookconfigurations",
+    };
+    shared.lock().list(key, None).cloned().collect()
+}
+
+/// The mutating pass's request about `obj` (without `object`, which the caller sets).
+#[allow(clippy::too_many_arguments)]
+fn admit_request(
+    shared: &Shared,
+    res: &ResourceInfo,
+    operation: Operation,
+    sub: &str,
+    obj: &Value,
+    old: Option<Value>,
+    user: &UserInfo,
+    dry_run: bool,
+) -> AdmitRequest {
+    let namespace = super::store::ns_of(obj).to_string();
+    let namespace_labels = if namespace.is_empty() {
+        BTreeMap::new()
+    } else {
+        let state = shared.lock();
+        let labels =
+            state.get("/namespaces", "", &namespace).and_then(|n| n["metadata"]["labels"].as_object());
+        labels.into_iter().flatten().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect()
+    };
+    AdmitRequest {
         phase: AdmissionPhase::Mutating,
         operation,
         group: res.group.clone(),
@@ -143,21 +203,15 @@ async fn admit(
         kind: res.kind.clone(),
         resource: res.plural.clone(),
         sub_resource: sub.into(),
-        namespace: super::store::ns_of(&obj).into(),
-        name: super::store::name_of(&obj).into(),
-        object: Some(obj.clone()),
+        name: super::store::name_of(obj).into(),
+        namespace,
+        namespace_labels,
+        object: None,
         old_object: old,
         user: user.clone(),
         dry_run,
-        webhook_configurations: configs("admissionregistration.k8s.io/mutatingwebhookconfigurations"),
-    };
-    let mutated = shared.hooks.admission.admit(req.clone()).await?;
-    let mutated = if mutated.is_object() { mutated } else { obj };
-    req.phase = AdmissionPhase::Validating;
-    req.object = Some(mutated.clone());
-    req.webhook_configurations = configs("admissionregistration.k8s.io/validatingwebhookconfigurations");
-    shared.hooks.admission.admit(req).await?;
-    Ok(mutated)
+        webhook_configurations: configurations(shared, AdmissionPhase::Mutating),
+    }
 }
 
 /// PUT of an object or its status.

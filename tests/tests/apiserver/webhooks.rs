@@ -3,17 +3,22 @@
 //! the servers by the simulator's resolver. Simulator-only: on a real cluster the
 //! webhook servers would have to run inside it.
 
+use std::time::Duration;
+
 use base64::Engine as _;
 use k8s_openapi::{
     api::{
         admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration},
-        core::v1::ConfigMap,
+        core::v1::{ConfigMap, Namespace, Secret},
     },
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{
     Api, ResourceExt,
-    api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams},
+    api::{
+        ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+        PostParams,
+    },
 };
 use serde_json::{Value, json};
 use stevedore_tests::cluster::TestCluster;
@@ -233,5 +238,122 @@ async fn conversion_webhook() {
     let e = api_err(gadgets("v2").get("g").await);
     assert_eq!(e.code, 500, "{}", e.message);
     assert!(e.message.contains("conversion webhook"), "{}", e.message);
+    cluster.finish().await.unwrap();
+}
+
+/// A validating webhook on DELETE only, for namespaces carrying `label`.
+fn delete_webhook(cluster: &TestCluster, ca: &str, label: &str) -> ValidatingWebhookConfiguration {
+    let mut hook = webhook(cluster, DENY, "/validate", ca, "Fail");
+    hook["rules"][0]["operations"] = json!(["DELETE"]);
+    hook["namespaceSelector"] = json!({"matchLabels": {label: "on"}});
+    serde_json::from_value(json!({"metadata": {"name": cluster.unique("deny-delete")}, "webhooks": [hook]}))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn admission_on_delete_with_namespace_labels() {
+    let Some(cluster) = TestCluster::simulator_only(REASON).await.unwrap() else { return };
+    let ns = cluster.namespace().to_owned();
+    let server = HookServer::start(&[format!("hooks.{ns}.svc")], admission).await;
+    cluster.services().expose(&ns, "hooks", 443, server.addr);
+    // Selected by a label of the namespace's own, not by its name.
+    let label = "stevedore.test/hooks";
+    let namespaces: Api<Namespace> = Api::all(cluster.client());
+    let on = Patch::Merge(json!({"metadata": {"labels": {label: "on"}}}));
+    namespaces.patch(&ns, &PatchParams::default(), &on).await.unwrap();
+    let config = delete_webhook(&cluster, &server.ca_pem, label);
+    cluster.delete_at_end::<ValidatingWebhookConfiguration>(&config.name_any());
+    Api::<ValidatingWebhookConfiguration>::all(cluster.client())
+        .create(&PostParams::default(), &config)
+        .await
+        .unwrap();
+    let cms: Api<ConfigMap> = cluster.api();
+    for name in ["deny-a", "keep"] {
+        cms.create(&PostParams::default(), &config_map(name, json!({"set": "x"}))).await.unwrap();
+    }
+    assert!(server.paths().is_empty(), "the webhook is for DELETE only");
+
+    // Denied, with the stored object as oldObject and no object.
+    let e = api_err(cms.delete("deny-a", &DeleteParams::default()).await);
+    assert_eq!(e.code, 403, "{}", e.message);
+    let review = &server.bodies()[0]["request"];
+    assert_eq!(review["operation"], "DELETE");
+    assert_eq!(review["oldObject"]["metadata"]["name"], "deny-a");
+    assert!(review["object"].is_null(), "{review}");
+    // Also each object of a deletecollection, and a dry run.
+    let e = api_err(
+        cms.delete_collection(&DeleteParams::default(), &ListParams::default().labels("set=x")).await,
+    );
+    assert_eq!(e.code, 403, "{}", e.message);
+    cms.delete("keep", &DeleteParams::default().dry_run()).await.unwrap();
+    assert!(cms.get_opt("keep").await.unwrap().is_some(), "a dry run deletes nothing");
+    cms.delete("keep", &DeleteParams::default()).await.unwrap();
+    assert!(cms.get_opt("keep").await.unwrap().is_none());
+    assert!(cms.get_opt("deny-a").await.unwrap().is_some());
+
+    // Without the label the namespace is not selected.
+    let other = cluster.create_namespace("other").await.unwrap();
+    let elsewhere = Api::<ConfigMap>::namespaced(cluster.client(), &other);
+    elsewhere.create(&PostParams::default(), &config_map("deny-b", json!({}))).await.unwrap();
+    let calls = server.paths().len();
+    elsewhere.delete("deny-b", &DeleteParams::default()).await.unwrap();
+    assert_eq!(server.paths().len(), calls);
+    cluster.finish().await.unwrap();
+}
+
+/// A webhook Service that accepts connections and never answers.
+async fn black_hole() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn);
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn a_slow_webhook_holds_up_only_its_own_request() {
+    let Some(cluster) = TestCluster::simulator_only(REASON).await.unwrap() else { return };
+    let ns = cluster.namespace().to_owned();
+    let (addr, hole) = black_hole().await;
+    cluster.services().expose(&ns, "hooks", 443, addr);
+    // Only for a valid caBundle: the Service leads to the black hole.
+    let ca = HookServer::start(&[format!("hooks.{ns}.svc")], admission).await.ca_pem.clone();
+    let mut hook = webhook(&cluster, LABEL, "/mutate", &ca, "Ignore");
+    hook["timeoutSeconds"] = json!(2);
+    let config: MutatingWebhookConfiguration =
+        serde_json::from_value(json!({"metadata": {"name": cluster.unique("slow")}, "webhooks": [hook]}))
+            .unwrap();
+    cluster.delete_at_end::<MutatingWebhookConfiguration>(&config.name_any());
+    Api::<MutatingWebhookConfiguration>::all(cluster.client())
+        .create(&PostParams::default(), &config)
+        .await
+        .unwrap();
+    let cms: Api<ConfigMap> = cluster.api();
+    let start = tokio::time::Instant::now();
+    let slow = tokio::spawn({
+        let cms = cms.clone();
+        async move { cms.create(&PostParams::default(), &config_map("slow", json!({}))).await }
+    });
+    // Meanwhile other requests are served at once, also writes of other resources.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let secrets: Api<Secret> = cluster.api();
+    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "s"}})).unwrap();
+    secrets.create(&PostParams::default(), &secret).await.unwrap();
+    cms.list(&ListParams::default()).await.unwrap();
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "blocked behind the webhook: {:?}",
+        start.elapsed()
+    );
+    assert!(!slow.is_finished());
+    // The webhook's timeoutSeconds ends the wait; failurePolicy Ignore admits.
+    let created = tokio::time::timeout(Duration::from_secs(5), slow).await.unwrap().unwrap().unwrap();
+    assert!(!created.labels().contains_key("mutated"));
+    assert!(start.elapsed() >= Duration::from_secs(2), "{:?}", start.elapsed());
+    hole.abort();
     cluster.finish().await.unwrap();
 }
