@@ -136,7 +136,7 @@ pub enum StepError {
     /// The target version cannot express the object.
     #[error(transparent)]
     Refused(#[from] Refusal),
-    /// The fields the versions share did not read as the target's ([`copied`]).
+    /// The fields the versions share did not read as the target's (`copied`).
     #[error(transparent)]
     Copy(#[from] serde_json::Error),
 }
