@@ -1,0 +1,216 @@
+//! SidecarSet rules.
+
+use serde_json::{Value, json};
+
+use super::*;
+
+fn sidecar(name: &str) -> Value {
+    json!({"name": name, "image": "proxy:1.0", "volumeMounts": [{"name": "certs", "mountPath": "/certs"}],
+           "upgradeStrategy": {"upgradeType": "ColdUpgrade"},
+           "transferEnv": [{"sourceContainerNameFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.labels['app']"}}, "envName": "X"}]})
+}
+
+pub(super) fn sidecar_set_object() -> Value {
+    json!({"metadata": {"name": "mesh"}, "spec": {
+        "selector": {"matchLabels": {"mesh": "on"}},
+        "namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "NotIn", "values": ["ops"]}]},
+        "initContainers": [{"name": "init-mesh", "image": "init:1.0"}],
+        "containers": [sidecar("proxy")],
+        "volumes": [{"name": "certs", "secret": {"secretName": "c"}}],
+        "updateStrategy": {"type": "RollingUpdate", "partition": "10%", "maxUnavailable": 2,
+                           "priorityStrategy": {"weightPriority": [{"weight": 50, "matchSelector": {"matchLabels": {"a": "b"}}}]},
+                           "scatterStrategy": [{"key": "zone", "value": "a"}]},
+        "injectionStrategy": {"revision": {"customVersion": "v1", "policy": "Partial"}},
+        "patchPodMetadata": [{"annotations": {"mesh.io/inject": "true"}, "patchPolicy": "Retain"}]}})
+}
+
+#[test]
+fn sidecar_set_rules() {
+    table(
+        sidecar_set,
+        &sidecar_set_object(),
+        vec![
+            |v| v["spec"].as_object_mut().unwrap().remove("containers").map(drop).unwrap(),
+            |v| v["spec"]["initContainers"] = json!([]),
+            |v| {
+                v["spec"]["updateStrategy"] = json!({"type": "NotUpdate"});
+                v["spec"]["initContainers"][0]["restartPolicy"] = json!("Always");
+            },
+            |v| {
+                v["spec"]["updateStrategy"]["partition"] = json!(0);
+                v["spec"]["updateStrategy"]["selector"] = json!({"matchLabels": {"canary": "true"}});
+            },
+            |v| {
+                v["spec"]["containers"][0]["resourcesPolicy"] = json!({"targetContainersMode": "sum",
+                    "resourcesExpr": {"limits": {"cpu": "cpu*50%"}}});
+            },
+            |v| {
+                v["spec"]["containers"][0]["transferEnv"][0]["sourceContainerNameFrom"]["fieldRef"]["fieldPath"] =
+                    json!("metadata.name")
+            },
+        ],
+        vec![
+            (
+                |v| v["metadata"]["name"] = json!("mesh.v2"),
+                "metadata.name: \"mesh.v2\" must consist of alphanumeric characters or '-'",
+            ),
+            (
+                |v| v["spec"].as_object_mut().unwrap().remove("selector").map(drop).unwrap(),
+                "spec.selector: is required",
+            ),
+            (
+                |v| v["spec"]["selector"] = json!({}),
+                "spec.selector: an empty selector is not valid for a SidecarSet",
+            ),
+            (
+                |v| v["spec"]["namespaceSelector"]["matchExpressions"][0]["operator"] = json!("Exists"),
+                "spec.namespaceSelector.matchExpressions[0].values: may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+            ),
+            (
+                |v| {
+                    v["spec"]["containers"] = json!([]);
+                    v["spec"]["initContainers"] = json!([]);
+                },
+                "spec: at least one container or init container is required",
+            ),
+            (
+                |v| v["spec"]["containers"][0]["name"] = json!("init-mesh"),
+                "spec.containers[0].name: duplicate name \"init-mesh\" (init containers and containers share one namespace)",
+            ),
+            (
+                |v| push(&mut v["spec"]["containers"], sidecar("proxy")),
+                "spec.containers[1].name: duplicate name \"proxy\" (init containers and containers share one namespace)",
+            ),
+            (
+                |v| v["spec"]["volumes"][0]["name"] = json!("keys"),
+                "spec.containers[0].volumeMounts[0].name: volume \"certs\" not found",
+            ),
+            (
+                |v| v["spec"]["initContainers"][0]["restartPolicy"] = json!("Always"),
+                "spec.updateStrategy: init containers with restartPolicy Always cannot be updated in place",
+            ),
+            (
+                |v| {
+                    v["spec"]["initContainers"][0]["resourcesPolicy"] =
+                        json!({"targetContainersMode": "max", "resourcesExpr": {"requests": {}}})
+                },
+                "spec.initContainers[0].resourcesPolicy: is only supported on init containers with restartPolicy Always",
+            ),
+            (
+                |v| {
+                    v["spec"]["containers"][0]["resourcesPolicy"] =
+                        json!({"targetContainersMode": "sum", "resourcesExpr": {"limits": {}}});
+                    v["spec"]["containers"][0]["resources"] = json!({"limits": {"cpu": "1"}});
+                },
+                "spec.containers[0].resourcesPolicy: resourcesPolicy and resources cannot be configured together",
+            ),
+            (
+                |v| {
+                    v["spec"]["containers"][0]["resourcesPolicy"] =
+                        json!({"targetContainersMode": "sum", "resourcesExpr": {}})
+                },
+                "spec.containers[0].resourcesPolicy.resourcesExpr: at least one of limits or requests must be configured",
+            ),
+            (
+                |v| {
+                    v["spec"]["containers"][0]["transferEnv"][0]["sourceContainerNameFrom"]["fieldRef"]["fieldPath"] =
+                        json!("spec.nodeName")
+                },
+                "spec.containers[0].transferEnv[0].sourceContainerNameFrom.fieldRef.fieldPath: \"spec.nodeName\" is not supported (metadata.annotations, metadata.labels, metadata.name)",
+            ),
+            (
+                |v| {
+                    v["spec"]["containers"][0]["transferEnv"][0]["sourceContainerNameFrom"]["fieldRef"]["fieldPath"] =
+                        json!("metadata.labels['bad key']")
+                },
+                "spec.containers[0].transferEnv[0].sourceContainerNameFrom.fieldRef: \"bad key\" is not a valid label key",
+            ),
+            (
+                |v| v["spec"]["injectionStrategy"]["revision"] = json!({"policy": "Always"}),
+                "spec.injectionStrategy.revision: one of revisionName and customVersion is required",
+            ),
+            (
+                |v| v["spec"]["updateStrategy"]["selector"] = json!({"matchLabels": {"canary": "true"}}),
+                "spec.updateStrategy: partition and selector cannot be used together",
+            ),
+            (
+                |v| v["spec"]["updateStrategy"]["maxUnavailable"] = json!("12.5%"),
+                "spec.updateStrategy.maxUnavailable: \"12.5%\" must be a whole percentage like \"25%\"",
+            ),
+            (
+                |v| v["spec"]["updateStrategy"]["partition"] = json!(-1),
+                "spec.updateStrategy.partition: -1 must not be negative",
+            ),
+            (
+                |v| {
+                    v["spec"]["updateStrategy"]["priorityStrategy"]["orderPriority"] =
+                        json!([{"orderedKey": "k"}])
+                },
+                "spec.updateStrategy.priorityStrategy: only one of weightPriority and orderPriority can be used",
+            ),
+            (
+                |v| {
+                    v["spec"]["updateStrategy"]["priorityStrategy"]["weightPriority"][0]["weight"] =
+                        json!(101)
+                },
+                "spec.updateStrategy.priorityStrategy.weightPriority[0].weight: must be in the range 0-100",
+            ),
+            (
+                |v| {
+                    push(
+                        &mut v["spec"]["updateStrategy"]["scatterStrategy"],
+                        json!({"key": "zone", "value": "a"}),
+                    )
+                },
+                "spec.updateStrategy.scatterStrategy[1]: duplicate term zone=a",
+            ),
+            (
+                |v| v["spec"]["patchPodMetadata"][0]["annotations"] = json!({}),
+                "spec.patchPodMetadata[0].annotations: must not be empty",
+            ),
+            (
+                |v| {
+                    v["spec"]["patchPodMetadata"][0]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("patchPolicy")
+                        .map(drop)
+                        .unwrap()
+                },
+                "spec.patchPodMetadata[0].patchPolicy: is required",
+            ),
+            (
+                |v| {
+                    push(
+                        &mut v["spec"]["patchPodMetadata"],
+                        json!({"annotations": {"mesh.io/inject": "false"}, "patchPolicy": "Overwrite"}),
+                    )
+                },
+                "spec.patchPodMetadata[1].annotations: annotation \"mesh.io/inject\" is patched twice",
+            ),
+        ],
+    );
+    // NotUpdate skips the rolling-update rules
+    let mut v = sidecar_set_object();
+    v["spec"]["updateStrategy"] = json!({"type": "NotUpdate", "partition": "12.5%"});
+    assert_eq!(check(sidecar_set, &v, None), Vec::<String>::new());
+}
+
+#[test]
+fn sidecar_set_updates_keep_containers_and_upgrade_types() {
+    let old = sidecar_set_object();
+    let mut new = old.clone();
+    new["spec"]["containers"][0]["image"] = json!("proxy:2.0");
+    assert_eq!(check(sidecar_set, &new, Some(&old)), Vec::<String>::new());
+    new["spec"]["containers"][0]["upgradeStrategy"]["upgradeType"] = json!("HotUpgrade");
+    let mut extra = sidecar("logger");
+    extra["volumeMounts"] = json!([]);
+    push(&mut new["spec"]["containers"], extra);
+    assert_eq!(
+        check(sidecar_set, &new, Some(&old)),
+        [
+            "spec.containers[0].upgradeStrategy.upgradeType: container \"proxy\": upgradeType is immutable",
+            "spec.containers[1].name: container \"logger\" is new: containers cannot be added"
+        ]
+    );
+}
