@@ -100,10 +100,7 @@ pub fn to_secret(settings: &Settings, bundle: &Bundle) -> Secret {
             name: Some(settings.secret.clone()),
             namespace: Some(settings.namespace.clone()),
             annotations: Some(annotations),
-            labels: Some(BTreeMap::from([(
-                "app.kubernetes.io/managed-by".to_owned(),
-                "stevedore-controller".to_owned(),
-            )])),
+            labels: Some(BTreeMap::from([(keys::MANAGED_BY.to_owned(), "stevedore-controller".to_owned())])),
             ..ObjectMeta::default()
         },
         type_: Some("Opaque".to_owned()),
@@ -151,8 +148,8 @@ pub fn from_secret(secret: &Secret) -> Option<(Bundle, Vec<String>)> {
 /// What to do with the Secret as read.
 #[derive(Debug, PartialEq, Eq)]
 enum Verdict {
-    /// Serve it.
-    Keep,
+    /// Serve it: the bundle it holds.
+    Keep(Box<Bundle>),
     /// Replace it by a renewal of this bundle.
     Renew(Box<Bundle>),
     /// Replace it by a new CA and certificate.
@@ -165,7 +162,7 @@ fn judge(secret: Option<&Secret>, settings: &Settings, now: SystemTime) -> Verdi
     if names != settings.dns_names || bundle.needs_renewal(now) {
         Verdict::Renew(Box::new(bundle))
     } else {
-        Verdict::Keep
+        Verdict::Keep(Box::new(bundle))
     }
 }
 
@@ -187,10 +184,7 @@ pub async fn ensure(client: &Client, settings: &Settings) -> Result<Bundle, Erro
         let current = api.get_opt(&settings.secret).await.map_err(|e| fail("read", e))?;
         let now = SystemTime::now();
         let next = match judge(current.as_ref(), settings, now) {
-            Verdict::Keep => {
-                let (bundle, _) = current.as_ref().and_then(from_secret).expect("judged readable");
-                return Ok(bundle);
-            }
+            Verdict::Keep(bundle) => return Ok(*bundle),
             Verdict::Renew(old) => {
                 info!(secret = %settings.secret, "renewing the webhook serving certificate");
                 old.renew(&settings.dns_names, now, settings.validity)?
@@ -264,7 +258,7 @@ mod tests {
         let bundle = Bundle::generate(&s.dns_names, now, s.validity).unwrap();
         let secret = to_secret(&s, &bundle);
         assert_eq!(judge(None, &s, now), Verdict::Generate("missing"));
-        assert_eq!(judge(Some(&secret), &s, now), Verdict::Keep);
+        assert!(matches!(judge(Some(&secret), &s, now), Verdict::Keep(_)));
         assert!(matches!(judge(Some(&secret), &s, now + s.validity * 3 / 4), Verdict::Renew(_)));
         let mut broken = secret.clone();
         broken.data.as_mut().unwrap().insert(TLS_KEY.into(), ByteString(b"garbage".to_vec()));

@@ -1,7 +1,7 @@
 //! What the leader keeps current in the cluster for the webhook server: the
 //! mutating and validating webhook configurations (one webhook per registered
 //! endpoint, generated from the [`Registry`] so they always match this binary) and
-//! the conversion section of every CRD with more than one version, each carrying the
+//! the conversion section of every CRD the registry has a converter for, each carrying the
 //! CA bundle of the certificate the replicas serve.
 //!
 //! The same generator writes `deploy/webhooks.yaml` (with an empty CA bundle, which
@@ -267,7 +267,11 @@ pub async fn sync(
     }
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let wanted = conversion(target, ca);
-    for crd in crds.iter().filter(|c| c.spec.versions.len() > 1) {
+    let converted = registry.converted_kinds();
+    let has_converter = |c: &&CustomResourceDefinition| {
+        converted.iter().any(|(group, kind)| *group == c.spec.group && *kind == c.spec.names.kind)
+    };
+    for crd in crds.iter().filter(has_converter) {
         let name = crd.metadata.name.clone().unwrap_or_default();
         let Some(mut current) = api.get_opt(&name).await.map_err(fail("read", &name))? else {
             warn!(crd = %name, "CRD not installed; its conversion webhook is not configured");

@@ -25,3 +25,16 @@ pub const RETIRED_CA_NOT_AFTER: &str = "stevedore.dev/retired-ca-not-after";
 /// Webhook certificate Secret: the DNS names the serving certificate is for,
 /// comma-separated.
 pub const CERT_DNS_NAMES: &str = "stevedore.dev/cert-dns-names";
+
+/// The finalizer that keeps an ImagePullJob (and other protected objects) from being
+/// deleted before its owner lets go.
+pub const DELETION_PROTECTION_FINALIZER: &str = "apps.kruise.io/deletion-protection";
+/// Advanced DaemonSet v1alpha1: `"true"` asks for progressive pod creation, which is
+/// v1beta1's `scaleStrategy.partitionedScaling`.
+pub const PROGRESSIVE_CREATE_POD: &str = "daemonset.kruise.io/progressive-create-pod";
+/// SidecarSet v1alpha1: the custom version, v1beta1's `spec.customVersion`.
+pub const SIDECARSET_CUSTOM_VERSION: &str = "apps.kruise.io/sidecarset-custom-version";
+/// The label the API server puts on every Namespace: its name.
+pub const NAMESPACE_NAME: &str = "kubernetes.io/metadata.name";
+/// Who manages an object (the controller, on its certificate Secret).
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";

@@ -172,7 +172,6 @@ impl std::fmt::Debug for NodeCtx {
 /// A running simulated kubelet.
 #[derive(Debug)]
 pub struct Kubelet {
-    node_name: String,
     task: JoinHandle<()>,
 }
 
@@ -192,9 +191,8 @@ impl Kubelet {
             }
         };
         node::register(&cfg, &client).await?;
-        let node_name = cfg.node_name.clone();
+        let span = tracing::info_span!("kubelet", node = %cfg.node_name);
         let ctx = Arc::new(NodeCtx { cfg, client, runtime });
-        let span = tracing::info_span!("kubelet", node = %node_name);
         let task = tokio::spawn(
             async move {
                 let heartbeat = node::heartbeat(ctx.clone(), shutdown.clone());
@@ -203,12 +201,7 @@ impl Kubelet {
             }
             .instrument(span),
         );
-        Ok(Kubelet { node_name, task })
-    }
-
-    /// The node's name.
-    pub fn node_name(&self) -> &str {
-        &self.node_name
+        Ok(Kubelet { task })
     }
 
     /// Waits until it has stopped (after its shutdown token fired).

@@ -6,7 +6,7 @@
 
 pub mod predicates;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
@@ -161,10 +161,8 @@ async fn schedule_pass(client: &kube::Client, st: &mut State) {
     let mut pending: Vec<Pod> =
         st.pods.values().filter(|p| is_pending(p) && !st.assumed.contains_key(uid(p))).cloned().collect();
     pending.sort_by_key(|p| (p.metadata.creation_timestamp.clone().map(|t| t.0), p.metadata.name.clone()));
-    let mut seen = HashSet::new();
     for pod in pending {
         let id = uid(&pod).to_owned();
-        seen.insert(id.clone());
         match pick(&pod, &st.nodes, &counts) {
             Ok(node) => {
                 let node = node.to_owned();

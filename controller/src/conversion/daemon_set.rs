@@ -15,7 +15,7 @@ use stevedore_proto::crd::daemon_set::{
 use super::{StepError, Versions, copied};
 
 /// The v1alpha1 annotation that v1beta1's `scaleStrategy.partitionedScaling` replaces.
-pub const PROGRESSIVE_CREATE_POD_ANNOTATION: &str = "daemonset.kruise.io/progressive-create-pod";
+pub use stevedore_proto::keys::PROGRESSIVE_CREATE_POD as PROGRESSIVE_CREATE_POD_ANNOTATION;
 
 /// The Advanced DaemonSet's versions.
 #[derive(Debug)]

@@ -16,10 +16,10 @@ use stevedore_proto::crd::sidecar_set::{v1alpha1 as a1, v1beta1 as b1};
 use super::{StepError, Versions, copied};
 
 /// The v1alpha1 label that v1beta1's `spec.customVersion` replaces.
-pub const CUSTOM_VERSION_LABEL: &str = "apps.kruise.io/sidecarset-custom-version";
+pub use stevedore_proto::keys::SIDECARSET_CUSTOM_VERSION as CUSTOM_VERSION_LABEL;
 
 /// The label every namespace carries with its own name (Kubernetes 1.21+).
-pub const METADATA_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+pub use stevedore_proto::keys::NAMESPACE_NAME as METADATA_NAME_LABEL;
 
 /// The SidecarSet's versions.
 #[derive(Debug)]

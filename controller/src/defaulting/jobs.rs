@@ -35,6 +35,7 @@ use stevedore_proto::crd::{
         SidecarSetPatchPolicyType, SidecarSetUpdateStrategyType, v1beta1::SidecarSet,
     },
 };
+use stevedore_proto::keys;
 
 use super::Defaulter;
 use crate::{
@@ -240,7 +241,7 @@ fn pull_policy(t: &mut ImagePullJobTemplate) {
 }
 
 /// The finalizer that holds an ImagePullJob until its pulls are cleaned up.
-pub const PROTECTION_FINALIZER: &str = "apps.kruise.io/deletion-protection";
+pub use keys::DELETION_PROTECTION_FINALIZER as PROTECTION_FINALIZER;
 
 /// ImagePullJob: completionPolicy Always, a pull timeout of 600s and 3 retries,
 /// imagePullPolicy IfNotPresent.
@@ -292,6 +293,6 @@ pub fn node_image(ni: &mut NodeImage) {
 /// and the containers' preStop, ports and statusContext are filled in from the pod,
 /// which needs the API server.)
 pub fn container_recreate_request(crr: &mut ContainerRecreateRequest) {
-    crr.metadata.labels.get_or_insert_default().insert("crr.apps.kruise.io/active".into(), "true".into());
+    crr.metadata.labels.get_or_insert_default().insert(keys::CRR_ACTIVE.into(), "true".into());
     crr.spec.strategy.get_or_insert_default().failure_policy.get_or_insert(CrrFailurePolicy::Fail);
 }

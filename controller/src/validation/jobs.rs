@@ -30,6 +30,7 @@ use stevedore_proto::{
     },
     cron,
     intstr::{self, IntOrPercent, Percent},
+    keys,
 };
 
 use super::{
@@ -397,9 +398,7 @@ pub fn node_image(new: &NodeImage, _old: Option<&NodeImage>) -> Vec<FieldError> 
 }
 
 /// The labels of a ContainerRecreateRequest that never change once set.
-const CRR_IMMUTABLE_LABELS: [&str; 2] = ["crr.apps.kruise.io/pod-uid", "crr.apps.kruise.io/node-name"];
-/// The annotation that never changes once set.
-const CRR_UNREADY_ACQUIRED: &str = "crr.apps.kruise.io/unready-acquired";
+const CRR_IMMUTABLE_LABELS: [&str; 2] = [keys::CRR_POD_UID, keys::CRR_NODE_NAME];
 
 /// ContainerRecreateRequest (checked by its mutating webhook, as in OpenKruise): on
 /// create, a podName; at least one container, each named once, without the
@@ -421,9 +420,10 @@ pub fn container_recreate_request(
                 errors.push(err(&format!("metadata.labels[{key}]"), "is immutable"));
             }
         }
-        let before = old.annotations().get(CRR_UNREADY_ACQUIRED).filter(|v| !v.is_empty());
-        if before.is_some_and(|b| new.annotations().get(CRR_UNREADY_ACQUIRED) != Some(b)) {
-            errors.push(err(&format!("metadata.annotations[{CRR_UNREADY_ACQUIRED}]"), "is immutable"));
+        let before = old.annotations().get(keys::CRR_UNREADY_ACQUIRED).filter(|v| !v.is_empty());
+        if before.is_some_and(|b| new.annotations().get(keys::CRR_UNREADY_ACQUIRED) != Some(b)) {
+            errors
+                .push(err(&format!("metadata.annotations[{}]", keys::CRR_UNREADY_ACQUIRED), "is immutable"));
         }
         return errors;
     }

@@ -51,7 +51,7 @@ fn meta(obj: &mut Value) -> &mut Map<String, Value> {
 
 /// The label kube-apiserver puts on every namespace (and puts back when removed), which
 /// webhooks' `namespaceSelector`s and network policies select namespaces by.
-const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+use stevedore_proto::keys::NAMESPACE_NAME as NAMESPACE_NAME_LABEL;
 
 fn name_label(ns: &mut Value) {
     let name = name_of(ns).to_string();

@@ -207,8 +207,8 @@ pub fn resource_field_ref(
         "requests.memory" => get(false, "memory")?.or(get(true, "memory")?).unwrap_or(0.0),
         other => return Err(EnvError::Unsupported { what: "resourceFieldRef", path: other.to_owned() }),
     };
-    let divisor = match divisor {
-        Some(d) if !d.is_empty() && quantity::parse(d)? != 0.0 => quantity::parse(d)?,
+    let divisor = match divisor.filter(|d| !d.is_empty()).map(quantity::parse).transpose()? {
+        Some(d) if d != 0.0 => d,
         _ => 1.0,
     };
     Ok(quantity::divide_ceil(value, divisor).to_string())

@@ -103,7 +103,6 @@ pub async fn sync(client: &kube::Client, host_ip: &str, pod: &Pod) -> Result<Out
 #[derive(Debug)]
 pub struct HollowFleet {
     task: JoinHandle<()>,
-    nodes: usize,
 }
 
 impl HollowFleet {
@@ -128,17 +127,7 @@ impl HollowFleet {
             }
             .instrument(info_span!("hollow_fleet", nodes)),
         );
-        Ok(HollowFleet { task, nodes })
-    }
-
-    /// How many nodes it runs.
-    pub fn len(&self) -> usize {
-        self.nodes
-    }
-
-    /// True when it runs none.
-    pub fn is_empty(&self) -> bool {
-        self.nodes == 0
+        Ok(HollowFleet { task })
     }
 
     /// Waits until it has stopped.

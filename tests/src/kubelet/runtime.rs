@@ -67,6 +67,20 @@ impl Runtime {
             .items)
     }
 
+    /// The pod's containers on this node, in every sandbox.
+    async fn list_containers(&self, uid: &str) -> Result<Vec<stevedore_proto::cri::Container>> {
+        let filter =
+            ContainerFilter { label_selector: spec::owner_labels(uid, &self.node), ..Default::default() };
+        Ok(self
+            .rt
+            .clone()
+            .list_containers(ListContainersRequest { filter: Some(filter) })
+            .await
+            .map_err(cri("ListContainers"))?
+            .into_inner()
+            .containers)
+    }
+
     /// The pod's sandboxes, newest first.
     pub async fn sandboxes(&self, uid: &str) -> Result<Vec<Sandbox>> {
         let items = self.list_sandboxes(spec::owner_labels(uid, &self.node)).await?;
@@ -111,16 +125,7 @@ impl Runtime {
     /// The pod's containers (all sandboxes), per name, newest first; readiness probes
     /// (exec) of running ones are run.
     pub async fn containers(&self, pod: &Pod, uid: &str) -> Result<HashMap<String, Vec<CtrObs>>> {
-        let filter =
-            ContainerFilter { label_selector: spec::owner_labels(uid, &self.node), ..Default::default() };
-        let list = self
-            .rt
-            .clone()
-            .list_containers(ListContainersRequest { filter: Some(filter) })
-            .await
-            .map_err(cri("ListContainers"))?
-            .into_inner()
-            .containers;
+        let list = self.list_containers(uid).await?;
         let spec = pod.spec.clone().unwrap_or_default();
         let mut out: HashMap<String, Vec<(i64, CtrObs)>> = HashMap::new();
         for c in list {
@@ -281,27 +286,20 @@ impl Runtime {
     /// Stops every container of the pod with `grace` seconds (in parallel), then stops
     /// and removes its sandboxes and containers.
     pub async fn teardown(&self, uid: &str, grace: i64) -> Result<()> {
-        let filter =
-            ContainerFilter { label_selector: spec::owner_labels(uid, &self.node), ..Default::default() };
-        let ctrs = self
-            .rt
-            .clone()
-            .list_containers(ListContainersRequest { filter: Some(filter) })
-            .await
-            .map_err(cri("ListContainers"))?
-            .into_inner()
-            .containers;
+        let ctrs = self.list_containers(uid).await?;
         let stops = ctrs.iter().filter(|c| c.state == 1).map(|c| self.stop_container(&c.id, grace));
         for r in futures_util::future::join_all(stops).await {
             r?;
         }
-        for s in self.sandboxes(uid).await? {
+        // Only the pod's own worker makes sandboxes for its uid: the list stays true.
+        let sandboxes = self.sandboxes(uid).await?;
+        for s in &sandboxes {
             self.stop_sandbox(&s.id).await?;
         }
         for c in &ctrs {
             self.remove_container(&c.id).await?;
         }
-        for s in self.sandboxes(uid).await? {
+        for s in sandboxes {
             match self.rt.clone().remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: s.id }).await {
                 Ok(_) => {}
                 Err(st) if st.code() == tonic::Code::NotFound => {}
