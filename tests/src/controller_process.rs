@@ -5,10 +5,8 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     process::Command,
-    time::{Duration, Instant},
+    time::Duration,
 };
-
-use anyhow::{Context, bail};
 
 use crate::testbed::procs::{self, Daemon};
 
@@ -53,19 +51,13 @@ impl ControllerProcess {
             &dir.join(format!("controller-{identity}.pid")),
         )?;
         let mut controller = Self { daemon, listen, log };
-        let start = Instant::now();
-        while tokio::net::TcpStream::connect(listen).await.is_err() {
-            if controller.daemon.exited() {
-                bail!("stevedore-controller exited at start:\n{}", procs::tail(&controller.log, 20));
-            }
-            if start.elapsed() > Duration::from_secs(30) {
-                bail!(
-                    "stevedore-controller did not listen on {listen} within 30 s:\n{}",
-                    procs::tail(&controller.log, 20)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let what = format!("listen on {listen}");
+        controller
+            .daemon
+            .wait_ready(&controller.log, Duration::from_secs(30), &what, async || {
+                tokio::net::TcpStream::connect(listen).await.is_ok()
+            })
+            .await?;
         Ok(controller)
     }
 
@@ -84,8 +76,7 @@ impl ControllerProcess {
     /// # Errors
     /// The status cannot be read.
     pub async fn stop(&mut self) -> anyhow::Result<std::process::ExitStatus> {
-        self.daemon.stop(STOP_GRACE).await;
-        self.daemon.status().context("stevedore-controller's exit status is unknown")
+        self.daemon.stop_status(STOP_GRACE).await
     }
 }
 

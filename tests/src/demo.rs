@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     apiserver::{ADMIN_TOKEN, ApiServer, Options},
     cri::{connect, runtime_client},
-    kubelet::{self, Kubelet},
+    kubelet::{self, Kubelet, status::running_and_ready},
     proxy_process::ProxyProcess,
     scheduler::Scheduler,
     testbed::TestBed,
@@ -39,11 +39,6 @@ fn ms(d: Duration) -> f64 {
 
 fn phase(p: &Pod) -> &str {
     p.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Pending")
-}
-
-fn ready(p: &Pod) -> bool {
-    let conditions = p.status.as_ref().and_then(|s| s.conditions.as_ref());
-    conditions.is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// Runs the demo, printing as it goes.
@@ -111,7 +106,7 @@ pub async fn run() -> anyhow::Result<()> {
     .await?;
     let pod = step("scheduled, pulled, started: Running and Ready, read back through the API", async {
         until("pod hello Running", Duration::from_secs(120), async || {
-            Ok(pods.get_opt("hello").await?.filter(|p| phase(p) == "Running" && ready(p)))
+            Ok(pods.get_opt("hello").await?.filter(running_and_ready))
         })
         .await
     })

@@ -3,12 +3,10 @@
 use std::{
     path::{Path, PathBuf},
     process::Command,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use anyhow::{Context as _, bail};
-
-use crate::testbed::procs::{self, Daemon};
+use crate::testbed::procs::Daemon;
 
 /// How long a proxy may drain after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(15);
@@ -48,16 +46,13 @@ impl ProxyProcess {
         let log = socket.with_extension("log");
         let daemon = Daemon::spawn("stevedore-cri-proxy", cmd, &log, &socket.with_extension("pid"))?;
         let mut proxy = ProxyProcess { daemon, socket: socket.to_owned(), log };
-        let start = Instant::now();
-        while tokio::net::UnixStream::connect(socket).await.is_err() {
-            if proxy.daemon.exited() {
-                bail!("stevedore-cri-proxy exited at start:\n{}", procs::tail(&proxy.log, 20));
-            }
-            if start.elapsed() > Duration::from_secs(10) {
-                bail!("stevedore-cri-proxy did not listen on {} within 10 s", socket.display());
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let listen = format!("listen on {}", socket.display());
+        proxy
+            .daemon
+            .wait_ready(&proxy.log, Duration::from_secs(10), &listen, async || {
+                tokio::net::UnixStream::connect(socket).await.is_ok()
+            })
+            .await?;
         Ok(proxy)
     }
 
@@ -77,8 +72,7 @@ impl ProxyProcess {
     /// # Errors
     /// The status cannot be read.
     pub async fn stop(&mut self) -> anyhow::Result<std::process::ExitStatus> {
-        self.daemon.stop(STOP_GRACE).await;
-        self.daemon.status().context("stevedore-cri-proxy's exit status is unknown")
+        self.daemon.stop_status(STOP_GRACE).await
     }
 }
 

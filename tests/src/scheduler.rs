@@ -9,6 +9,7 @@ pub mod predicates;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use crate::kubelet::status::is_terminal;
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod, PodCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -54,9 +55,7 @@ pub fn is_pending(pod: &Pod) -> bool {
     let spec = pod.spec.as_ref();
     let unbound = spec.and_then(|s| s.node_name.as_deref()).is_none_or(str::is_empty);
     let ours = spec.and_then(|s| s.scheduler_name.as_deref()).is_none_or(|n| n == SCHEDULER_NAME);
-    let terminal =
-        matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
-    unbound && ours && !terminal && pod.metadata.deletion_timestamp.is_none()
+    unbound && ours && !is_terminal(pod) && pod.metadata.deletion_timestamp.is_none()
 }
 
 /// Picks the node for `pod`: the fitting node with the fewest pods. `Err` has the
@@ -147,8 +146,7 @@ async fn run(client: kube::Client, shutdown: CancellationToken) {
 async fn schedule_pass(client: &kube::Client, st: &mut State) {
     let mut counts: HashMap<String, usize> = HashMap::new();
     for p in st.pods.values() {
-        let terminal =
-            matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
+        let terminal = is_terminal(p);
         if let Some(n) =
             p.spec.as_ref().and_then(|s| s.node_name.clone()).filter(|n| !n.is_empty() && !terminal)
         {

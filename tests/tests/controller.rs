@@ -13,7 +13,7 @@ use std::{
         Arc,
         atomic::{AtomicU16, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use k8s_openapi::{
@@ -33,6 +33,7 @@ use serde_json::{Value, json};
 use stevedore_tests::{
     apiserver::{ApiServer, Hooks, Options},
     controller_process::{ControllerProcess, free_addr},
+    wait::until,
 };
 
 const NAMESPACE: &str = "stevedore-system";
@@ -96,49 +97,37 @@ impl Cluster {
     }
 }
 
-/// Polls `check` until it returns `Some`, for up to `within`.
-async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < within, "timed out after {within:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn ca_bundle(client: &Client) -> Option<Vec<u8>> {
     let secret = Api::<Secret>::namespaced(client.clone(), NAMESPACE).get_opt(SECRET).await.ok()??;
     Some(secret.data?.get("ca.crt")?.0.clone())
 }
 
+/// The Secret's CA once the leader has written it into the configurations and
+/// conversion sections, `None` before.
+async fn published_ca(client: &Client) -> Option<Vec<u8>> {
+    let ca = ca_bundle(client).await?;
+    let vwc = Api::<ValidatingWebhookConfiguration>::all(client.clone()).get_opt(VALIDATING).await.ok()??;
+    let all_hooks = vwc.webhooks.unwrap_or_default();
+    if all_hooks.is_empty()
+        || all_hooks.iter().any(|w| w.client_config.ca_bundle.as_ref().map(|b| &b.0) != Some(&ca))
+    {
+        return None;
+    }
+    let crd =
+        Api::<CustomResourceDefinition>::all(client.clone()).get("statefulsets.apps.kruise.io").await.ok()?;
+    let conversion = crd.spec.conversion?;
+    let bundle = conversion.webhook?.client_config?.ca_bundle?;
+    (conversion.strategy == "Webhook" && bundle.0 == ca).then_some(ca)
+}
+
 /// Waits until the leader has written the configurations and conversion sections
 /// with the Secret's CA, and returns that CA.
 async fn configured(client: &Client) -> Vec<u8> {
-    eventually("the webhook configurations and CRD conversion", Duration::from_secs(30), || async {
-        let ca = ca_bundle(client).await?;
-        let vwc =
-            Api::<ValidatingWebhookConfiguration>::all(client.clone()).get_opt(VALIDATING).await.ok()??;
-        let all_hooks = vwc.webhooks.unwrap_or_default();
-        if all_hooks.is_empty()
-            || all_hooks.iter().any(|w| w.client_config.ca_bundle.as_ref().map(|b| &b.0) != Some(&ca))
-        {
-            return None;
-        }
-        let crd = Api::<CustomResourceDefinition>::all(client.clone())
-            .get("statefulsets.apps.kruise.io")
-            .await
-            .ok()?;
-        let conversion = crd.spec.conversion?;
-        let bundle = conversion.webhook?.client_config?.ca_bundle?;
-        (conversion.strategy == "Webhook" && bundle.0 == ca).then_some(ca)
+    until("the webhook configurations and CRD conversion", Duration::from_secs(30), async || {
+        Ok(published_ca(client).await)
     })
     .await
+    .unwrap()
 }
 
 fn example(file: &str) -> Value {
@@ -309,10 +298,12 @@ async fn replicas_share_one_certificate_and_hand_over_leadership() {
     // a stops (and releases the Lease); b serves and leads.
     assert!(a.stop().await.unwrap().success(), "a exits cleanly");
     c.serve_through(&b);
-    eventually("b to lead", Duration::from_secs(15), || async {
-        (holder(leases.get("stevedore-controller").await.ok()?).as_deref() == Some("b")).then_some(())
+    until("b to lead", Duration::from_secs(15), async || {
+        let lease = leases.get("stevedore-controller").await?;
+        Ok((holder(lease).as_deref() == Some("b")).then_some(()))
     })
-    .await;
+    .await
+    .unwrap();
     // The new leader puts back what someone deleted.
     Api::<ValidatingWebhookConfiguration>::all(c.client.clone())
         .delete(VALIDATING, &DeleteParams::default())
@@ -339,11 +330,11 @@ async fn a_lost_certificate_is_replaced_and_the_new_ca_published() {
         .delete(SECRET, &DeleteParams::default())
         .await
         .unwrap();
-    let new = eventually("a new CA published", Duration::from_secs(30), || async {
-        let ca = configured(&c.client).await;
-        (ca != old).then_some(ca)
+    let new = until("a new CA published", Duration::from_secs(30), async || {
+        Ok(published_ca(&c.client).await.filter(|ca| *ca != old))
     })
-    .await;
+    .await
+    .unwrap();
     assert!(String::from_utf8(new).unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
     // The API server reaches the webhook with the new CA: a broken object is refused
     // by the controller, a valid one admitted.

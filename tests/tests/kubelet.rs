@@ -34,12 +34,7 @@ fn pod(name: &str, spec: Value) -> Pod {
     .unwrap()
 }
 
-fn is_running(p: &Pod) -> bool {
-    let s = p.status.as_ref();
-    s.and_then(|s| s.phase.as_deref()) == Some("Running")
-        && s.and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
+use stevedore_tests::kubelet::status::running_and_ready as is_running;
 
 async fn running(pods: &Api<Pod>, name: &str, secs: u64) -> anyhow::Result<Pod> {
     wait_for(&format!("pod {name} Running and Ready"), secs, async || {

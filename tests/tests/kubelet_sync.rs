@@ -121,12 +121,7 @@ fn status_of<'a>(pod: &'a Pod, name: &str) -> &'a k8s_openapi::api::core::v1::Co
         .unwrap()
 }
 
-fn running(pod: &Pod) -> bool {
-    pod.status.as_ref().is_some_and(|s| {
-        s.phase.as_deref() == Some("Running")
-            && s.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True")
-    })
-}
+use stevedore_tests::kubelet::status::running_and_ready as running;
 
 fn condition(pod: &Pod, t: &str) -> String {
     pod.status.as_ref().unwrap().conditions.iter().flatten().find(|c| c.type_ == t).unwrap().status.clone()

@@ -374,17 +374,14 @@ impl Dispatcher {
             Ok(a) => a,
             Err(e) => return Ok(Outcome::Failed(e.to_string())),
         };
-        let response = match verify_response(&answer, &uid, mutating) {
+        let (response, patch) = match verify_response(&answer, &uid, mutating) {
             Ok(r) => r,
             Err(e) => return Ok(Outcome::Failed(format!("received invalid webhook response: {e}"))),
         };
         if response.get("allowed").and_then(Value::as_bool) != Some(true) {
             return Err(denial(hook.name, response.get("status")));
         }
-        let Some(bytes) = patch_bytes(response).map_err(|e| {
-            Rejection::internal(format!("webhook {:?} returned an undecodable patch: {e}", hook.name))
-        })?
-        else {
+        let Some(bytes) = patch else {
             return Ok(Outcome::Allowed(None));
         };
         let patch: json_patch::Patch = serde_json::from_slice(&bytes).map_err(|e| {
@@ -457,8 +454,11 @@ fn patch_bytes(response: &Value) -> Result<Option<Vec<u8>>, String> {
     Ok((!bytes.is_empty()).then_some(bytes))
 }
 
-/// kube-apiserver's checks of an `AdmissionReview` v1 answer.
-fn verify_response<'a>(answer: &'a Value, uid: &str, mutating: bool) -> Result<&'a Value, String> {
+/// kube-apiserver's checks of an `AdmissionReview` v1 answer; the response and its
+/// decoded patch.
+type Verified<'a> = (&'a Value, Option<Vec<u8>>);
+
+fn verify_response<'a>(answer: &'a Value, uid: &str, mutating: bool) -> Result<Verified<'a>, String> {
     let api_version = answer.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
     let kind = answer.get("kind").and_then(Value::as_str).unwrap_or_default();
     if api_version != "admission.k8s.io/v1" || kind != "AdmissionReview" {
@@ -483,7 +483,7 @@ fn verify_response<'a>(answer: &'a Value, uid: &str, mutating: bool) -> Result<&
     } else if !patch_type.is_empty() {
         return Err("webhook returned patchType without a patch".into());
     }
-    Ok(response)
+    Ok((response, patch))
 }
 
 /// A denial as kube-apiserver reports it: the webhook's status, with at least 400

@@ -24,6 +24,8 @@ type Tx = mpsc::Sender<Result<Frame<Bytes>, Infallible>>;
 struct Watcher {
     shared: Arc<Shared>,
     res: ResourceInfo,
+    /// `res`'s storage key, made once: every change on the server is compared with it.
+    key: String,
     ns: Option<String>,
     sel: Selectors,
     tx: Tx,
@@ -60,7 +62,7 @@ impl Watcher {
     /// an object entering the selection is ADDED, one leaving it is DELETED (with its
     /// previous content and the new resourceVersion).
     fn translate(&self, c: &Change) -> Option<(EventType, Value)> {
-        if c.key != self.res.key() {
+        if c.key != self.key {
             return None;
         }
         let in_ns = |o: &Value| self.ns.as_deref().is_none_or(|n| ns_of(o) == n);
@@ -112,7 +114,8 @@ pub async fn watch(shared: &Arc<Shared>, res: ResourceInfo, req: Request) -> Res
     let (tx, rx) = mpsc::channel(256);
     // Subscribed before the store is read: an expiry in between ends this watch too.
     let generation = shared.watch_generation.subscribe();
-    let w = Watcher { shared: shared.clone(), res, ns, sel, tx, generation };
+    let key = res.key();
+    let w = Watcher { shared: shared.clone(), res, key, ns, sel, tx, generation };
 
     // Decide the starting events and subscribe under one lock, so nothing falls between.
     let (initial, replay, live, start_rv) = {

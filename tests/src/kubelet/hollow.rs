@@ -92,7 +92,7 @@ pub async fn sync(client: &kube::Client, host_ip: &str, pod: &Pod) -> Result<Out
         api::delete_pod(client, pod).await?;
         return Ok(Outcome::Deleted);
     }
-    if matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed")) {
+    if super::status::is_terminal(pod) {
         return Ok(Outcome::Synced);
     }
     api::write_status(client, pod, &observe(pod, host_ip, Timestamp::now())).await?;

@@ -87,6 +87,19 @@ impl Observed {
     }
 }
 
+/// Whether the pod has finished for good (`Succeeded` or `Failed`).
+pub fn is_terminal(pod: &Pod) -> bool {
+    matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
+}
+
+/// Whether the pod is `Running` with its `Ready` condition `True`.
+pub fn running_and_ready(pod: &Pod) -> bool {
+    pod.status.as_ref().is_some_and(|s| {
+        s.phase.as_deref() == Some("Running")
+            && s.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
 /// True when the init containers are done: each one's newest instance exited 0 (or
 /// the pod already runs its containers, which kubelet also counts as initialized).
 pub fn initialized(pod: &Pod, obs: &Observed) -> bool {

@@ -105,8 +105,7 @@ pub async fn sync(ctx: &NodeCtx, rt: &Runtime, pod: &Pod) -> Result<Outcome> {
         return Ok(Outcome::Deleted);
     }
     let (sandbox, mut obs) = rt.observe(pod, &ctx.cfg.host_ip).await?;
-    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-    if matches!(phase, Some("Succeeded" | "Failed")) {
+    if super::status::is_terminal(pod) {
         // Done for good: kubelet kills what is left and keeps the status.
         if let Some(s) = sandbox.filter(|s| s.ready) {
             rt.stop_sandbox(&s.id).await?;

@@ -14,6 +14,8 @@ use nix::unistd::Pid;
 
 /// How often the waits here poll.
 const POLL: Duration = Duration::from_millis(25);
+/// How often a starting daemon is probed (its start-up time is often measured).
+const READY_POLL: Duration = Duration::from_millis(5);
 
 /// A daemon this process started: in its own process group, output appended to a log
 /// file, its pid recorded in a pid file (for the cleanup after a killed run).
@@ -82,6 +84,37 @@ impl Daemon {
         }
         signal(self.pid(), Signal::SIGKILL);
         let _ = self.child.wait();
+    }
+
+    /// Polls `ready` until it holds; fails with the last lines of `log` when the daemon
+    /// exits first or `within` passes.
+    pub(crate) async fn wait_ready(
+        &mut self,
+        log: &Path,
+        within: Duration,
+        what: &str,
+        mut ready: impl AsyncFnMut() -> bool,
+    ) -> anyhow::Result<()> {
+        let start = Instant::now();
+        while !ready().await {
+            if self.exited() {
+                bail!("{} exited at start:\n{}", self.name, tail(log, 20));
+            }
+            if start.elapsed() > within {
+                bail!("{} did not {what} within {within:?}:\n{}", self.name, tail(log, 20));
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
+        Ok(())
+    }
+
+    /// [`Daemon::stop`], then its exit status.
+    ///
+    /// # Errors
+    /// The status cannot be read.
+    pub(crate) async fn stop_status(&mut self, grace: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        self.stop(grace).await;
+        self.status().with_context(|| format!("{}'s exit status is unknown", self.name))
     }
 
     /// As [`Daemon::stop_blocking`], without blocking the async runtime while waiting.
