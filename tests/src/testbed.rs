@@ -11,6 +11,7 @@
 //! (default `warn`).
 
 mod cleanup;
+pub mod clients;
 mod config;
 mod images;
 mod prereq;
