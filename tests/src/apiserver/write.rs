@@ -3,26 +3,59 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use http::Response;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps;
 use serde_json::{Value, json};
 
 use super::{
     Status, UserInfo, crd, delete,
+    fields::{self, Directive, Findings},
     handlers::{crd_of, namespace, to_served, to_storage},
     hooks::{AdmissionPhase, AdmitRequest, Operation},
+    negotiate::decode_body,
     patch::{self, CUSTOM_PATCH_TYPES, PatchType},
     prepare,
     resources::ResourceInfo,
-    server::{Body, Request, Shared, json as reply},
+    server::{Body, Request, Shared, json as reply, with_warnings},
     store::{rv_of, uid_of},
 };
 
-/// Parses a JSON request body.
+/// Parses the body of a subresource request (a built-in kind: Scale, Binding,
+/// Eviction) in any of the media types the server reads.
 ///
 /// # Errors
-/// 400 BadRequest.
-pub fn parse_json(body: &[u8]) -> Result<Value, Status> {
-    serde_json::from_slice(body)
-        .map_err(|e| Status::bad_request(format!("the request body is not valid JSON: {e}")))
+/// 400 or 415.
+pub fn parse_body(req: &Request) -> Result<Value, Status> {
+    decode_body(&req.content_type, &req.body, true, &mut Findings::default())
+}
+
+/// Decodes a create or update body as kube-apiserver does, with its field validation:
+/// the object without the fields its kind does not declare, and the warnings to send.
+///
+/// # Errors
+/// 400 for a body that does not decode, or for unknown or duplicate fields under
+/// `fieldValidation=Strict`.
+async fn decode(shared: &Shared, res: &ResourceInfo, req: &Request) -> Result<(Value, Vec<String>), Status> {
+    let directive = Directive::parse(req.query.get("fieldValidation"))?;
+    let mut findings = Findings::default();
+    let mut obj = decode_body(&req.content_type, &req.body, res.crd.is_none(), &mut findings)?;
+    undeclared(shared, res, &mut obj, &mut findings);
+    let warnings = findings.outcome(directive, &fields::decode_prefix(res))?;
+    Ok((obj, warnings))
+}
+
+/// Finds the fields of `obj` its kind does not declare: built-in kinds lose them here,
+/// custom resources when their schema prunes them (admission's schema check).
+fn undeclared(shared: &Shared, res: &ResourceInfo, obj: &mut Value, findings: &mut Findings) {
+    if res.crd.is_none() {
+        findings.unknown(fields::prune_builtin(res, obj));
+        return;
+    }
+    let crd = crd_of(&shared.lock(), res);
+    let Some(crd) = crd else { return };
+    let schema = super::openapi::crd_version_schema(&crd, &res.version);
+    let Ok(schema) = serde_json::from_value::<JSONSchemaProps>(schema) else { return };
+    let mut copy = obj.clone();
+    findings.unknown(super::schema::prune(&schema, &mut copy));
 }
 
 fn dry_run(req: &Request) -> bool {
@@ -38,10 +71,10 @@ pub async fn create(
     res: &ResourceInfo,
     req: Request,
 ) -> Result<Response<Body>, Status> {
-    let obj = parse_json(&req.body)?;
+    let (obj, warnings) = decode(shared, res, &req).await?;
     let ns = namespace(res, &req);
     let out = create_object(shared, res, &req.user, &ns, obj, dry_run(&req)).await?;
-    Ok(reply(201, &out))
+    Ok(with_warnings(reply(201, &out), &warnings))
 }
 
 /// Creates one object given in the served version; returns it as stored, in the served version.
@@ -223,7 +256,7 @@ pub async fn update(
     res: &ResourceInfo,
     req: Request,
 ) -> Result<Response<Body>, Status> {
-    let new = parse_json(&req.body)?;
+    let (new, warnings) = decode(shared, res, &req).await?;
     let name = req.target.name.clone().unwrap_or_default();
     let body_name = super::store::name_of(&new);
     if !body_name.is_empty() && body_name != name {
@@ -256,7 +289,7 @@ pub async fn update(
     };
     let sub = req.target.sub.clone().unwrap_or_default();
     let out = commit_update(shared, res, &req.user, &sub, old, new, expect, dry_run(&req)).await?;
-    Ok(reply(200, &out))
+    Ok(with_warnings(reply(200, &out), &warnings))
 }
 
 /// Finishes an update given the old and new objects in the served version.
@@ -321,6 +354,7 @@ pub async fn patch(shared: &Arc<Shared>, res: &ResourceInfo, req: Request) -> Re
             vec![Status::required("fieldManager", "is required for apply patch")],
         ));
     }
+    let directive = Directive::parse(req.query.get("fieldValidation"))?;
     let name = req.target.name.clone().unwrap_or_default();
     let ns = namespace(res, &req);
     let sub = req.target.sub.clone().unwrap_or_default();
@@ -330,13 +364,19 @@ pub async fn patch(shared: &Arc<Shared>, res: &ResourceInfo, req: Request) -> Re
             if pt == PatchType::Apply && sub.is_empty() {
                 let mut obj = body.clone();
                 obj["metadata"]["name"] = json!(name);
+                let mut findings = Findings::default();
+                undeclared(shared, res, &mut obj, &mut findings);
+                let warnings = findings.outcome(directive, "")?;
                 let out = create_object(shared, res, &req.user, &ns, obj, dry_run(&req)).await?;
-                return Ok(reply(201, &out));
+                return Ok(with_warnings(reply(201, &out), &warnings));
             }
             return Err(Status::not_found(res.qualified(), &name));
         };
         let old = to_served(shared, res, vec![old]).await?.remove(0);
         let mut new = patch::apply(pt, &old, &body)?;
+        let mut findings = Findings::default();
+        undeclared(shared, res, &mut new, &mut findings);
+        let warnings = findings.outcome(directive, "")?;
         let explicit_rv = new["metadata"]["resourceVersion"] != old["metadata"]["resourceVersion"];
         if explicit_rv && !new["metadata"]["resourceVersion"].is_null() {
             return Err(Status::stale(res.qualified(), &name));
@@ -345,7 +385,7 @@ pub async fn patch(shared: &Arc<Shared>, res: &ResourceInfo, req: Request) -> Re
         match commit_update(shared, res, &req.user, &sub, old.clone(), new, rv_of(&old), dry_run(&req)).await
         {
             Err(s) if s.reason == "Conflict" && attempt < 5 => continue,
-            r => return r.map(|v| reply(200, &v)),
+            r => return r.map(|v| with_warnings(reply(200, &v), &warnings)),
         }
     }
     unreachable_loop()
