@@ -52,6 +52,8 @@ pub mod endpoints;
 mod fields;
 mod handlers;
 mod hooks;
+mod logs;
+pub mod managed;
 mod negotiate;
 pub mod openapi;
 mod patch;

@@ -3,6 +3,7 @@
 //! - [`apiserver`]: a simulated Kubernetes API server that kube-rs and kubectl use unchanged.
 //! - [`cluster`]: the simulator or, with `STEVEDORE_E2E_CLUSTER=kubeconfig`, a real
 //!   cluster, and a fresh namespace per test.
+//! - [`clients`]: kubectl and helm as a user runs them against a cluster.
 //! - [`cri`]: tonic channels and CRI clients over a unix socket.
 //! - [`testbed`]: a real containerd (CRI plugin) with a local registry and locally
 //!   built images, one isolated instance per test.
@@ -15,6 +16,7 @@
 pub mod apiserver;
 pub mod bench;
 pub mod bins;
+pub mod clients;
 pub mod cluster;
 pub mod controller_process;
 pub mod cri;

@@ -81,6 +81,7 @@ async fn serve(
         (&Method::POST, true, Some("binding")) if res.has("binding") => {
             subresources::bind(shared, &res, req).await
         }
+        (&Method::GET, true, Some("log")) if res.has("log") => super::logs::pod_log(shared, &res, req).await,
         (&Method::POST, true, Some("eviction")) if res.has("eviction") => {
             subresources::evict(shared, &res, req).await
         }

@@ -258,6 +258,57 @@ fn add_paths(paths: &mut Map<String, Value>, r: &ResourceInfo, definition: &str)
     }
 }
 
+/// `/openapi/v2` in JSON (Swagger 2.0): every group/version's paths and definitions,
+/// `$ref`s pointing at `#/definitions/`. (kube-apiserver also serves it as gnostic
+/// protobuf, which client-go asks for; this server answers that with 406.)
+pub fn v2_document(registry: &Registry, crds: &Crds) -> Value {
+    let mut gvs: BTreeSet<(String, String)> = BTreeSet::new();
+    for r in registry.all() {
+        gvs.insert((r.group.clone(), r.version.clone()));
+    }
+    let (mut paths, mut definitions) = (Map::new(), Map::new());
+    for (g, v) in gvs {
+        let Ok(doc) = v3_document(registry, crds, &g, &v) else { continue };
+        let text = serde_json::to_string(&doc).unwrap_or_default().replace(REF_PREFIX, "#/definitions/");
+        let doc: Value = serde_json::from_str(&text).unwrap_or_default();
+        for (name, schema) in doc["components"]["schemas"].as_object().into_iter().flatten() {
+            definitions.insert(name.clone(), schema.clone());
+        }
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            let mut item = item.clone();
+            for op in item.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
+                for p in op["parameters"].as_array_mut().into_iter().flatten() {
+                    let ty = p["schema"]["type"].clone();
+                    if let Some(m) = p.as_object_mut() {
+                        m.remove("schema");
+                        m.insert("type".into(), ty);
+                    }
+                }
+                if let Some(m) = op.as_object_mut() {
+                    let schema =
+                        m.remove("requestBody").map(|b| b["content"]["application/json"]["schema"].clone());
+                    if let Some(schema) = schema {
+                        m["parameters"].as_array_mut().into_iter().for_each(|ps| {
+                            ps.push(
+                                json!({"name": "body", "in": "body", "required": true, "schema": schema}),
+                            );
+                        });
+                    }
+                    let ok = m["responses"]["200"]["content"]["application/json"]["schema"].clone();
+                    m.insert("responses".into(), json!({"200": {"description": "OK", "schema": ok}}));
+                }
+            }
+            paths.insert(path.clone(), item);
+        }
+    }
+    json!({
+        "swagger": "2.0",
+        "info": {"title": "Kubernetes", "version": super::discovery::version()["gitVersion"]},
+        "paths": paths,
+        "definitions": definitions,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -121,6 +121,8 @@ pub struct Request {
     pub content_type: String,
     /// `Accept`.
     pub accept: String,
+    /// `User-Agent` (its first word names the field manager when none is given).
+    pub user_agent: String,
     /// Who sent it.
     pub user: UserInfo,
 }
@@ -205,6 +207,7 @@ async fn handle(shared: Arc<Shared>, req: hyper::Request<Incoming>) -> Response<
     };
     let content_type = header_of(header::CONTENT_TYPE);
     let accept = header_of(header::ACCEPT);
+    let user_agent = header_of(header::USER_AGENT);
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => return failure(&Status::bad_request(format!("reading the body: {e}"))),
@@ -219,7 +222,7 @@ async fn handle(shared: Arc<Shared>, req: hyper::Request<Incoming>) -> Response<
             discovery::resources(&shared.lock().registry, &g, &v).map(|v| json(200, &v))
         }
         Route::Resource(target) => {
-            let req = Request { method, target, query, body, content_type, accept, user };
+            let req = Request { method, target, query, body, content_type, accept, user_agent, user };
             handlers::dispatch(&shared, req).await
         }
         Route::OpenApiV3Index => {
@@ -230,8 +233,14 @@ async fn handle(shared: Arc<Shared>, req: hyper::Request<Incoming>) -> Response<
             let (registry, crds) = openapi_inputs(&shared);
             openapi::v3_document(&registry, &crds, &g, &v).map(|d| json(200, &d))
         }
+        Route::OpenApiV2 if !accepts_json(&accept) => Err(Status::new(
+            406,
+            "NotAcceptable",
+            "this simulated server serves /openapi/v2 as JSON only (use /openapi/v3)",
+        )),
         Route::OpenApiV2 => {
-            Err(Status::new(404, "NotFound", "this simulated server serves OpenAPI v3 only (/openapi/v3)"))
+            let (registry, crds) = openapi_inputs(&shared);
+            Ok(json(200, &openapi::v2_document(&registry, &crds)))
         }
         Route::Health => unreachable_health(),
         Route::Unknown => {
@@ -242,6 +251,14 @@ async fn handle(shared: Arc<Shared>, req: hyper::Request<Incoming>) -> Response<
         debug!(http.path = %path, status.code = s.code, status.reason = %s.reason, "request failed");
         failure(&s)
     })
+}
+
+/// Whether `Accept` takes JSON (or says nothing).
+fn accepts_json(accept: &str) -> bool {
+    accept.trim().is_empty()
+        || accept
+            .split(',')
+            .any(|m| matches!(m.split(';').next().unwrap_or_default().trim(), "application/json" | "*/*"))
 }
 
 /// What the OpenAPI documents are built from, copied out of the store.

@@ -81,6 +81,8 @@ impl Column {
                 };
                 match (self.ty.as_str(), &v) {
                     ("string", Value::Number(_) | Value::Bool(_)) => Value::String(plain(&v)),
+                    // Dates print as ages, as kube-apiserver's CRD table convertor does.
+                    ("date", Value::String(t)) => builtin::age_of(Some(t)),
                     _ => v,
                 }
             }
@@ -122,7 +124,7 @@ impl Printer {
         let columns = match res.crd {
             Some(_) => {
                 let crd = crd_of(&shared.lock(), res);
-                crd.map(|c| custom_columns(&c, &res.version)).unwrap_or_else(default_columns)
+                custom_columns(&crd.unwrap_or_default(), &res.version)
             }
             None => builtin::columns(&res.group, &res.plural).unwrap_or_else(default_columns),
         };
@@ -172,7 +174,7 @@ pub fn of_object(shared: &Shared, res: &ResourceInfo, req: &Request, obj: Value,
     Printer::for_request(shared, res, req).table(&[obj], rv, beta)
 }
 
-/// Name and Created At: kube-apiserver's default.
+/// Name and Created At (RFC 3339): kube-apiserver's default table convertor.
 fn default_columns() -> Vec<Column> {
     vec![Column::name_column(), {
         let mut c = Column::new("Created At", "date", 0, |o| o["metadata"]["creationTimestamp"].clone());
@@ -183,13 +185,13 @@ fn default_columns() -> Vec<Column> {
     }]
 }
 
-/// A CRD version's `additionalPrinterColumns` after Name (or the defaults without any).
+/// A CRD version's `additionalPrinterColumns` after Name; a CRD without any gets the
+/// Age column kube-apiserver's CRD defaulting adds.
 fn custom_columns(crd: &Value, version: &str) -> Vec<Column> {
     let v = crd["spec"]["versions"].as_array().into_iter().flatten().find(|v| v["name"] == version);
-    let Some(cols) = v.and_then(|v| v["additionalPrinterColumns"].as_array()).filter(|c| !c.is_empty())
-    else {
-        return default_columns();
-    };
+    let age = json!([{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]);
+    let cols = v.and_then(|v| v["additionalPrinterColumns"].as_array()).filter(|c| !c.is_empty());
+    let cols = cols.unwrap_or_else(|| age.as_array().expect("a list"));
     let mut out = vec![Column::name_column()];
     for c in cols {
         out.push(Column {
@@ -220,12 +222,14 @@ mod tests {
                        "spec": {"replicas": 3, "template": {"spec": {"containers": [{"image": "a"}, {"image": "b"}]}}},
                        "status": {"conditions": [{"type": "X", "status": "False"}, {"type": "Ready", "status": "True"}]}});
         let t = p.table(std::slice::from_ref(&o), json!({"resourceVersion": "5"}), false);
-        assert_eq!(t["rows"][0]["cells"], json!(["web", 3, "True", "a,b", "2026-01-01T00:00:00Z"]));
+        let age = t["rows"][0]["cells"][4].as_str().unwrap().to_string();
+        assert!(age.ends_with('d') || age.ends_with('y'), "a date column prints as an age: {age}");
+        assert_eq!(t["rows"][0]["cells"], json!(["web", 3, "True", "a,b", age]));
         assert_eq!(t["columnDefinitions"][3]["priority"], 1);
         assert_eq!(t["rows"][0]["object"], o);
         let none = Printer { columns: custom_columns(&json!({}), "v1"), include: Include::Metadata };
         let t = none.table(&[o], json!({}), true);
-        assert_eq!(t["columnDefinitions"][1]["name"], "Created At");
+        assert_eq!(t["columnDefinitions"][1]["name"], "Age");
         assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
         assert_eq!(t["apiVersion"], "meta.k8s.io/v1beta1");
     }

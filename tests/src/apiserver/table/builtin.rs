@@ -261,7 +261,7 @@ fn age(o: &Value) -> Value {
     age_of(o["metadata"]["creationTimestamp"].as_str())
 }
 
-fn age_of(t: Option<&str>) -> Value {
+pub(super) fn age_of(t: Option<&str>) -> Value {
     let Some(t) = t.and_then(|t| t.parse::<Timestamp>().ok()) else { return json!("<unknown>") };
     json!(human_duration(Timestamp::now().as_second() - t.as_second()))
 }
