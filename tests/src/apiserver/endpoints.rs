@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::{admission::client::ServiceResolver, server::Shared, store::State};
 
 /// Resolves Services through the Endpoints and EndpointSlices of the server it is
-/// bound to ([`StoredEndpoints::bind`]); before that, or once the server is gone,
+/// bound to (when [`super::ApiServer::start`] starts it); before that, or once the server is gone,
 /// nothing resolves.
 #[derive(Debug, Clone, Default)]
 pub struct StoredEndpoints(Arc<RwLock<Weak<Shared>>>);
