@@ -7,6 +7,7 @@ pub mod certs;
 pub mod conversion;
 pub mod defaulting;
 pub mod leader;
+pub mod runtime;
 pub mod upkeep;
 pub mod validation;
 pub mod webhook;

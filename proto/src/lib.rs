@@ -5,6 +5,7 @@
 //! process-wide shutdown signal. Later the CRD types and the control API join it.
 #![deny(missing_docs)]
 
+pub mod control;
 pub mod crd;
 pub mod cron;
 pub mod intstr;
