@@ -231,10 +231,10 @@ mod tests {
     fn a_field_the_type_cannot_read_is_named_by_its_path() {
         let obj: DynamicObject = serde_json::from_value(serde_json::json!({
             "apiVersion": "apps.kruise.io/v1alpha1", "kind": "CloneSet", "metadata": {"name": "web"},
-            "spec": {"selector": {}, "template": {}, "updateStrategy": {"type": "Sideways"}}
+            "spec": {"selector": {}, "template": {}, "replicas": "three"}
         }))
         .unwrap();
         let err = typed::<stevedore_proto::crd::clone_set::CloneSet>(&obj).unwrap_err();
-        assert!(err.starts_with("spec.updateStrategy.type: unknown variant `Sideways`"), "{err}");
+        assert!(err.starts_with("spec.replicas: invalid type: string \"three\""), "{err}");
     }
 }

@@ -233,7 +233,7 @@ pub fn advanced_cron_job(new: &AdvancedCronJob, old: Option<&AdvancedCronJob>) -
     if let Some(old) = old {
         let mut kept = new.spec.clone();
         kept.schedule.clone_from(&old.spec.schedule);
-        kept.concurrency_policy = old.spec.concurrency_policy;
+        kept.concurrency_policy.clone_from(&old.spec.concurrency_policy);
         kept.successful_jobs_history_limit = old.spec.successful_jobs_history_limit;
         kept.failed_jobs_history_limit = old.spec.failed_jobs_history_limit;
         kept.starting_deadline_seconds = old.spec.starting_deadline_seconds;
@@ -298,8 +298,12 @@ fn images(images: &[String], path: &str, errors: &mut Vec<FieldError>) {
 /// A completion policy of an image pull: a type, and a deadline and TTL only with
 /// Always.
 fn pull_completion(policy: &CompletionPolicy, errors: &mut Vec<FieldError>) {
-    if policy.type_.is_none() {
-        errors.push(err("spec.completionPolicy.type", "is required"));
+    match &policy.type_ {
+        None => errors.push(err("spec.completionPolicy.type", "is required")),
+        Some(CompletionPolicyType::Other(other)) => {
+            errors.push(err("spec.completionPolicy.type", format!("{other:?} must be Always or Never")))
+        }
+        Some(_) => {}
     }
     only_with_always(policy, "spec.completionPolicy", errors);
 }
@@ -449,6 +453,12 @@ pub fn container_recreate_request(
         errors.push(err("spec.activeDeadlineSeconds", "must be at least 3"));
     }
     let strategy = spec.strategy.clone().unwrap_or_default();
+    if let Some(policy) = strategy.failure_policy.as_ref().filter(|p| !p.is_known()) {
+        errors.push(err(
+            "spec.strategy.failurePolicy",
+            format!("{:?} must be Fail or Ignore", policy.as_str()),
+        ));
+    }
     for (field, value) in [
         ("terminationGracePeriodSeconds", strategy.termination_grace_period_seconds),
         ("unreadyGracePeriodSeconds", strategy.unready_grace_period_seconds),

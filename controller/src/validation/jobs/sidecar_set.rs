@@ -7,8 +7,8 @@ use stevedore_proto::{
     crd::{
         common::UpdatePriorityStrategy,
         sidecar_set::{
-            SidecarContainer, SidecarContainerUpgradeType, SidecarSetUpdateStrategy,
-            SidecarSetUpdateStrategyType, v1beta1::SidecarSet,
+            PodInjectPolicy, ShareVolumePolicyType, SidecarContainer, SidecarContainerUpgradeType,
+            SidecarSetUpdateStrategy, SidecarSetUpdateStrategyType, v1beta1::SidecarSet,
         },
     },
     intstr::{self, Percent},
@@ -37,7 +37,7 @@ pub fn sidecar_set(new: &SidecarSet, old: Option<&SidecarSet>) -> Vec<FieldError
     let init = spec.init_containers.as_deref().unwrap_or_default();
     let containers = spec.containers.as_deref().unwrap_or_default();
     let strategy = spec.update_strategy.clone().unwrap_or_default();
-    let rolling = strategy.type_.unwrap_or_default() == SidecarSetUpdateStrategyType::RollingUpdate;
+    let rolling = strategy.type_.clone().unwrap_or_default() == SidecarSetUpdateStrategyType::RollingUpdate;
     if rolling && init.iter().any(|c| is_native_sidecar(&c.container)) {
         errors.push(err(
             "spec.updateStrategy",
@@ -76,6 +76,21 @@ pub fn sidecar_set(new: &SidecarSet, old: Option<&SidecarSet>) -> Vec<FieldError
         }
     }
     for (i, c) in containers.iter().enumerate() {
+        // the values OpenKruise checks after its defaults (on containers; init
+        // containers' are left alone)
+        if let Some(policy) = c.pod_inject_policy.as_ref().filter(|p| !p.is_known()) {
+            errors.push(err(
+                &format!("spec.containers[{i}].podInjectPolicy"),
+                format!("{:?} is not one of {:?}", policy.as_str(), PodInjectPolicy::VALUES),
+            ));
+        }
+        let share = c.share_volume_policy.as_ref().and_then(|p| p.type_.as_ref());
+        if let Some(share) = share.filter(|t| !t.is_known()) {
+            errors.push(err(
+                &format!("spec.containers[{i}].shareVolumePolicy.type"),
+                format!("{:?} is not one of {:?}", share.as_str(), ShareVolumePolicyType::VALUES),
+            ));
+        }
         for (j, env) in c.transfer_env.iter().flatten().enumerate() {
             if let Some(f) = env.source_container_name_from.as_ref().and_then(|s| s.field_ref.as_ref()) {
                 let path = format!("spec.containers[{i}].transferEnv[{j}].sourceContainerNameFrom.fieldRef");
@@ -120,16 +135,18 @@ pub fn sidecar_set(new: &SidecarSet, old: Option<&SidecarSet>) -> Vec<FieldError
             .containers
             .iter()
             .flatten()
-            .map(|c| (c.container.name.as_str(), c.upgrade_strategy.as_ref().and_then(|u| u.upgrade_type)))
+            .map(|c| {
+                (c.container.name.as_str(), c.upgrade_strategy.as_ref().and_then(|u| u.upgrade_type.clone()))
+            })
             .collect();
         for (i, c) in containers.iter().enumerate() {
-            let now = c.upgrade_strategy.as_ref().and_then(|u| u.upgrade_type);
+            let now = c.upgrade_strategy.as_ref().and_then(|u| u.upgrade_type.clone());
             match before.get(c.container.name.as_str()) {
                 None => errors.push(err(
                     &format!("spec.containers[{i}].name"),
                     format!("container {:?} is new: containers cannot be added", c.container.name),
                 )),
-                Some(Some(was)) if now != Some(*was) => errors.push(err(
+                Some(Some(was)) if now.as_ref() != Some(was) => errors.push(err(
                     &format!("spec.containers[{i}].upgradeStrategy.upgradeType"),
                     format!("container {:?}: upgradeType is immutable", c.container.name),
                 )),

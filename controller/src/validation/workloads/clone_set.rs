@@ -57,7 +57,8 @@ pub fn clone_set(new: &CloneSet, old: Option<&CloneSet>) -> Vec<FieldError> {
                  revisionHistoryLimit, minReadySeconds, lifecycle and progressDeadlineSeconds may change",
             ));
         }
-        let in_place_only = spec.update_strategy.as_ref().and_then(|s| s.type_) == Some(Type::InPlaceOnly);
+        let in_place_only =
+            spec.update_strategy.as_ref().and_then(|s| s.type_.as_ref()) == Some(&Type::InPlaceOnly);
         if in_place_only && let Err(change) = rules::only_images_changed(&old.spec.template, &spec.template) {
             errors.push(err("spec.template", format!("InPlaceOnly allows only image changes, not {change}")));
         }
@@ -76,13 +77,13 @@ fn scale_strategy(strategy: Option<&CloneSetScaleStrategy>, errors: &mut Vec<Fie
 
 fn update_strategy(strategy: &CloneSetUpdateStrategy, replicas: i64, errors: &mut Vec<FieldError>) {
     const AT: &str = "spec.updateStrategy";
-    match strategy.type_ {
+    match &strategy.type_ {
         Some(Type::ReCreate | Type::InPlaceIfPossible | Type::InPlaceOnly) => {}
-        Some(Type::OnDelete) | None => errors.push(err(
+        other => errors.push(err(
             &format!("{AT}.type"),
             format!(
-                "{} must be ReCreate, InPlaceIfPossible or InPlaceOnly",
-                strategy.type_.map_or("\"\"".into(), |t| format!("{t:?}"))
+                "{:?} must be ReCreate, InPlaceIfPossible or InPlaceOnly",
+                other.as_ref().map_or("", Type::as_str)
             ),
         )),
     }
@@ -205,7 +206,11 @@ mod tests {
         assert_eq!(check(set(Some(Type::InPlaceIfPossible))), Vec::<String>::new());
         assert_eq!(
             check(set(Some(Type::OnDelete))),
-            ["spec.updateStrategy.type: OnDelete must be ReCreate, InPlaceIfPossible or InPlaceOnly"]
+            ["spec.updateStrategy.type: \"OnDelete\" must be ReCreate, InPlaceIfPossible or InPlaceOnly"]
+        );
+        assert_eq!(
+            check(set(Some(Type::from("Sideways")))),
+            ["spec.updateStrategy.type: \"Sideways\" must be ReCreate, InPlaceIfPossible or InPlaceOnly"]
         );
         assert_eq!(
             check(set(None)),

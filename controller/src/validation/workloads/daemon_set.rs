@@ -114,8 +114,7 @@ fn update_strategy(
     surging_allowed: bool,
     errors: &mut Vec<FieldError>,
 ) {
-    match strategy.and_then(|s| s.type_) {
-        None => errors.push(err("spec.updateStrategy.type", "must be RollingUpdate or OnDelete")),
+    match strategy.and_then(|s| s.type_.as_ref()) {
         Some(DaemonSetUpdateStrategyType::OnDelete) => {}
         Some(DaemonSetUpdateStrategyType::RollingUpdate) => {
             match strategy.and_then(|s| s.rolling_update.as_ref()) {
@@ -123,6 +122,7 @@ fn update_strategy(
                 Some(r) => rolling_update(r, surging_allowed, errors),
             }
         }
+        _ => errors.push(err("spec.updateStrategy.type", "must be RollingUpdate or OnDelete")),
     }
 }
 
@@ -149,8 +149,12 @@ fn rolling_update(r: &RollingUpdateDaemonSet, surging_allowed: bool, errors: &mu
         }
         _ => {}
     }
-    match r.type_ {
+    match &r.type_ {
         None | Some(RollingUpdateType::Standard) => {}
+        Some(RollingUpdateType::Other(other)) => errors.push(err(
+            &format!("{AT}.rollingUpdateType"),
+            format!("{other:?} is not supported: Standard, Surging (v1alpha1) or InPlaceIfPossible"),
+        )),
         Some(RollingUpdateType::InPlaceIfPossible) if surge => {
             errors.push(err(&format!("{AT}.maxSurge"), "must be 0 for InPlaceIfPossible"));
         }

@@ -3,8 +3,8 @@
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use stevedore_proto::crd::stateful_set::{
-    PersistentVolumeClaimRetentionPolicy, PodManagementPolicy, PodUpdatePolicyType,
-    RollingUpdateStatefulSetStrategy, StatefulSetUpdateStrategyType,
+    PersistentVolumeClaimRetentionPolicy, PersistentVolumeClaimRetentionPolicyType, PodManagementPolicy,
+    PodUpdatePolicyType, RollingUpdateStatefulSetStrategy, StatefulSetUpdateStrategyType,
     v1beta1::{StatefulSet, StatefulSetSpec},
 };
 
@@ -37,8 +37,11 @@ pub fn stateful_set(new: &StatefulSet, old: Option<&StatefulSet>) -> Vec<FieldEr
     let mut errors = Vec::new();
     let spec = &new.spec;
     rules::object_name(&new.metadata, &mut errors);
-    if spec.pod_management_policy.is_none() {
-        errors.push(err("spec.podManagementPolicy", "is required"));
+    match &spec.pod_management_policy {
+        None => errors.push(err("spec.podManagementPolicy", "is required")),
+        Some(PodManagementPolicy::Other(other)) => errors
+            .push(err("spec.podManagementPolicy", format!("{other:?} must be OrderedReady or Parallel"))),
+        Some(_) => {}
     }
     reserve_ordinals(spec, &mut errors);
     if let Some(mu) = spec.scale_strategy.as_ref().and_then(|s| s.max_unavailable.as_ref()) {
@@ -75,8 +78,8 @@ pub fn stateful_set(new: &StatefulSet, old: Option<&StatefulSet>) -> Vec<FieldEr
                  updateStrategy and scaleStrategy may change",
             ));
         }
-        let policy = rolling(spec).and_then(|r| r.pod_update_policy);
-        if policy == Some(PodUpdatePolicyType::InPlaceOnly)
+        let policy = rolling(spec).and_then(|r| r.pod_update_policy.as_ref());
+        if policy == Some(&PodUpdatePolicyType::InPlaceOnly)
             && let Err(change) = rules::only_images_changed(&old.spec.template, &spec.template)
         {
             errors.push(err("spec.template", format!("InPlaceOnly allows only image changes, not {change}")));
@@ -131,8 +134,10 @@ fn max_unavailable(field: &str, value: &IntOrString, spec: &StatefulSetSpec, err
 
 fn update_strategy(spec: &StatefulSetSpec, errors: &mut Vec<FieldError>) {
     const AT: &str = "spec.updateStrategy.rollingUpdate";
-    match spec.update_strategy.as_ref().and_then(|u| u.type_) {
+    match spec.update_strategy.as_ref().and_then(|u| u.type_.as_ref()) {
         None => errors.push(err("spec.updateStrategy.type", "is required")),
+        Some(StatefulSetUpdateStrategyType::Other(other)) => errors
+            .push(err("spec.updateStrategy.type", format!("{other:?} must be RollingUpdate or OnDelete"))),
         Some(StatefulSetUpdateStrategyType::OnDelete) => {
             if rolling(spec).is_some() {
                 errors.push(err(AT, "is allowed only with updateStrategy RollingUpdate"));
@@ -150,17 +155,19 @@ fn update_strategy(spec: &StatefulSetSpec, errors: &mut Vec<FieldError>) {
                 None => errors.push(err(&format!("{AT}.maxUnavailable"), "is required")),
                 Some(mu) => max_unavailable(&format!("{AT}.maxUnavailable"), mu, spec, errors),
             }
-            match r.pod_update_policy {
+            match &r.pod_update_policy {
                 None => errors.push(err(&format!("{AT}.podUpdatePolicy"), "is required")),
                 Some(PodUpdatePolicyType::ReCreate) => {}
+                Some(PodUpdatePolicyType::Other(other)) => errors.push(err(
+                    &format!("{AT}.podUpdatePolicy"),
+                    format!("{other:?} must be ReCreate, InPlaceIfPossible or InPlaceOnly"),
+                )),
                 Some(policy) => {
                     let gated = spec.template.spec.as_ref().and_then(|s| s.readiness_gates.as_ref());
                     if !gated.into_iter().flatten().any(|g| g.condition_type == IN_PLACE_UPDATE_READY) {
                         errors.push(err(
                             "spec.template.spec.readinessGates",
-                            format!(
-                                "must contain {IN_PLACE_UPDATE_READY} when podUpdatePolicy is {policy:?}"
-                            ),
+                            format!("must contain {IN_PLACE_UPDATE_READY} when podUpdatePolicy is {policy}"),
                         ));
                     }
                 }
@@ -178,8 +185,8 @@ fn update_strategy(spec: &StatefulSetSpec, errors: &mut Vec<FieldError>) {
 }
 
 fn retention_policy(policy: &PersistentVolumeClaimRetentionPolicy, errors: &mut Vec<FieldError>) {
-    for (name, value) in [("whenDeleted", policy.when_deleted), ("whenScaled", policy.when_scaled)] {
-        if value.is_none() {
+    for (name, value) in [("whenDeleted", &policy.when_deleted), ("whenScaled", &policy.when_scaled)] {
+        if !value.as_ref().is_some_and(PersistentVolumeClaimRetentionPolicyType::is_known) {
             errors.push(err(
                 &format!("spec.persistentVolumeClaimRetentionPolicy.{name}"),
                 "must be Retain or Delete",
