@@ -87,6 +87,23 @@ fn decode<K: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<K,
     })
 }
 
+/// A refusal of `req` with HTTP `code` and `message`, as OpenKruise's handlers
+/// answer (`admission.Errored(code, err)`); kube-apiserver prefixes the message with
+/// the webhook's name and answers the client with the code. 403 carries the reason
+/// `Forbidden`, as `admission.Denied` does.
+pub fn refused(
+    req: &AdmissionRequest<DynamicObject>,
+    code: u16,
+    message: impl Into<String>,
+) -> AdmissionResponse {
+    let mut resp = AdmissionResponse::from(req).deny(message.into());
+    resp.result.code = code;
+    if code == 403 {
+        resp.result.reason = "Forbidden".into();
+    }
+    resp
+}
+
 /// Converts one kind's objects between its versions.
 pub trait Convert: Send + Sync + 'static {
     /// Converts `object` to `desired_api_version` (`group/version`), or says why it
