@@ -12,7 +12,7 @@ use kube::core::{
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
 
-use crate::webhook::{Admit, Registry, typed};
+use crate::webhook::{Admit, Registry, refused, typed};
 
 pub mod jobs;
 mod workloads;
@@ -50,9 +50,9 @@ impl<K: DeserializeOwned + Serialize + 'static> Admit for Defaulter<K> {
             Ok(patch) if patch.0.is_empty() => resp,
             Ok(patch) => match resp.with_patch(patch) {
                 Ok(resp) => resp,
-                Err(e) => AdmissionResponse::from(req).deny(format!("cannot encode the defaults: {e}")),
+                Err(e) => refused(req, 500, format!("cannot encode the defaults: {e}")),
             },
-            Err(e) => resp.deny(format!("invalid object: {e}")),
+            Err(e) => refused(req, 400, e),
         }
     }
 }

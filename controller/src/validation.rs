@@ -9,39 +9,43 @@ use kube::core::{
     admission::{AdmissionRequest, AdmissionResponse, Operation as AdmissionOperation},
 };
 use serde::de::DeserializeOwned;
-use stevedore_proto::crd::{POLICY_GROUP, pod_unavailable_budget::PodUnavailableBudget};
+use stevedore_proto::crd::{
+    POLICY_GROUP,
+    pod_unavailable_budget::{
+        PROTECT_OPERATIONS_ANNOTATION, PROTECT_TOTAL_REPLICAS_ANNOTATION, PodUnavailableBudget,
+    },
+};
 
-use crate::webhook::{Admit, Operation, Registry, typed};
+use crate::webhook::{Admit, Operation, Registry, refused, typed};
 
+pub mod field;
 pub mod jobs;
 mod rules;
 mod workloads;
 
-/// One broken rule.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FieldError {
-    /// The field's path, `spec.maxUnavailable`.
-    pub field: String,
-    /// Why the value is refused.
-    pub reason: String,
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.reason)
-    }
-}
-
-fn err(field: &str, reason: impl Into<String>) -> FieldError {
-    FieldError { field: field.to_owned(), reason: reason.into() }
-}
+pub use field::{ErrorType, FieldError};
+use field::{invalid, required};
 
 /// The rules of one kind: the new object, and the old one on update.
 pub type Rules<K> = fn(&K, Option<&K>) -> Vec<FieldError>;
 
-/// Admits objects of kind `K` that break none of its rules.
+/// The HTTP code a refusal carries, from the operation and the broken rules: the
+/// code OpenKruise's handler for the kind answers with.
+pub type Code = fn(&AdmissionOperation, &[FieldError]) -> u16;
+
+/// Always `C`: 422 (the workloads' field errors), 400 (most jobs), 500 (where
+/// OpenKruise's handler reports field errors as its own failure).
+pub fn always<const C: u16>(_: &AdmissionOperation, _: &[FieldError]) -> u16 {
+    C
+}
+
+/// Admits objects of kind `K` that break none of its rules; refuses the others
+/// with every broken rule, as Kubernetes aggregates a `field.ErrorList`, and the
+/// kind's HTTP code. An object the type cannot read is refused with 400, as
+/// OpenKruise's decoder does.
 pub struct Validator<K> {
     rules: Rules<K>,
+    code: Code,
     kind: PhantomData<fn() -> K>,
 }
 
@@ -52,9 +56,16 @@ impl<K> fmt::Debug for Validator<K> {
 }
 
 impl<K> Validator<K> {
-    /// A validator applying `rules`.
+    /// A validator applying `rules`, refusing with 422.
     pub fn new(rules: Rules<K>) -> Self {
-        Self { rules, kind: PhantomData }
+        Self { rules, code: always::<422>, kind: PhantomData }
+    }
+
+    /// Refuses with the code `code` picks.
+    #[must_use]
+    pub fn code(mut self, code: Code) -> Self {
+        self.code = code;
+        self
     }
 }
 
@@ -66,12 +77,12 @@ impl<K: DeserializeOwned + 'static> Admit for Validator<K> {
         };
         let new: K = match typed(object) {
             Ok(k) => k,
-            Err(e) => return resp.deny(format!("invalid object: {e}")),
+            Err(e) => return refused(req, 400, e),
         };
         let old = match (&req.old_object, req.operation == AdmissionOperation::Update) {
             (Some(o), true) => match typed::<K>(o) {
                 Ok(k) => Some(k),
-                Err(e) => return resp.deny(format!("invalid stored object: {e}")),
+                Err(e) => return refused(req, 400, format!("the stored object: {e}")),
             },
             _ => None,
         };
@@ -79,7 +90,7 @@ impl<K: DeserializeOwned + 'static> Admit for Validator<K> {
         if errors.is_empty() {
             resp
         } else {
-            resp.deny(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+            refused(req, (self.code)(&req.operation, &errors), field::aggregate(&errors))
         }
     }
 }
@@ -92,46 +103,80 @@ pub fn register(registry: &mut Registry) {
         // OpenKruise serves it at a path without the version.
         "",
         "PodUnavailableBudget",
-        Arc::new(Validator::new(pod_unavailable_budget)),
+        Arc::new(Validator::new(pod_unavailable_budget).code(always::<400>)),
     );
     workloads::register(registry);
     jobs::register(registry);
 }
 
-/// PodUnavailableBudget (`policy.kruise.io/v1alpha1`): exactly one of selector and
-/// targetRef, exactly one of maxUnavailable and minAvailable, a non-empty selector,
-/// budgets of whole percentages up to 100% or non-negative integers, and a selector
-/// or targetRef that never changes. (The rule that no two budgets in a namespace
-/// cover the same pods needs the API server and lives with the PUB controller.)
+/// PodUnavailableBudget (`policy.kruise.io/v1alpha1`), as OpenKruise's
+/// `validatingPodUnavailableBudgetFn`: the protect-operations annotation lists only
+/// DELETE, UPDATE, EVICT and RESIZE, the total-replicas annotation is an int32;
+/// exactly one of selector and targetRef (a complete targetRef with a well-formed
+/// apiVersion; a well-formed, non-empty selector), exactly one of maxUnavailable and
+/// minAvailable (ints >= 0 or whole percentages up to 100%), and on update the same
+/// selector and targetRef. (That no two budgets in a namespace cover the same pods
+/// needs the API server and lives with the PUB controller.)
 pub fn pod_unavailable_budget(
     new: &PodUnavailableBudget,
     old: Option<&PodUnavailableBudget>,
 ) -> Vec<FieldError> {
     let mut errors = Vec::new();
+    let annotations = new.metadata.annotations.clone().unwrap_or_default();
+    if let Some(operations) = annotations.get(PROTECT_OPERATIONS_ANNOTATION)
+        && operations.split(',').any(|op| !PROTECTED_OPERATIONS.contains(&op))
+    {
+        errors.push(field::internal(
+            "metadata",
+            format!("annotation[{PROTECT_OPERATIONS_ANNOTATION}] is invalid"),
+        ));
+    }
+    if let Some(replicas) = annotations.get(PROTECT_TOTAL_REPLICAS_ANNOTATION)
+        && replicas.parse::<i32>().is_err()
+    {
+        errors.push(field::internal(
+            "metadata",
+            format!("annotation[{PROTECT_TOTAL_REPLICAS_ANNOTATION}] is invalid"),
+        ));
+    }
     let spec = &new.spec;
     match (&spec.selector, &spec.target_ref) {
-        (Some(_), Some(_)) => errors.push(err("spec", "selector and targetRef are mutually exclusive")),
-        (None, None) => errors.push(err("spec", "one of selector and targetRef is required")),
+        (Some(_), Some(_)) => {
+            errors.push(required("spec.selector, targetRef", "selector and targetRef are mutually exclusive"))
+        }
+        (None, None) => {
+            errors.push(required("spec.selector, targetRef", "one of selector and targetRef is required"))
+        }
         (Some(sel), None) => {
+            rules::label_selector("spec.selector", sel, &mut errors);
             if rules::selector_is_empty(sel) {
-                errors.push(err("spec.selector", "must not be empty"));
+                errors.push(invalid("spec.selector", sel, "an empty selector selects nothing to protect"));
             }
         }
         (None, Some(target)) => {
-            for (field, value) in
-                [("apiVersion", &target.api_version), ("kind", &target.kind), ("name", &target.name)]
-            {
-                if value.as_deref().is_none_or(str::is_empty) {
-                    errors.push(err(&format!("spec.targetRef.{field}"), "is required"));
-                }
+            let fields = [&target.api_version, &target.kind, &target.name];
+            if fields.iter().any(|v| v.as_deref().is_none_or(str::is_empty)) {
+                errors.push(invalid("spec.targetRef", target, "apiVersion, kind and name are all required"));
+            }
+            let api_version = target.api_version.as_deref().unwrap_or_default();
+            if api_version.matches('/').count() > 1 {
+                errors.push(invalid(
+                    "spec.targetRef",
+                    target,
+                    format!("unexpected GroupVersion string: {api_version}"),
+                ));
             }
         }
     }
     match (&spec.max_unavailable, &spec.min_available) {
-        (Some(_), Some(_)) => {
-            errors.push(err("spec", "maxUnavailable and minAvailable are mutually exclusive"))
-        }
-        (None, None) => errors.push(err("spec", "one of maxUnavailable and minAvailable is required")),
+        (Some(_), Some(_)) => errors.push(required(
+            "spec.maxUnavailable, minAvailable",
+            "maxUnavailable and minAvailable are mutually exclusive",
+        )),
+        (None, None) => errors.push(required(
+            "spec.maxUnavailable, minAvailable",
+            "one of maxUnavailable and minAvailable is required",
+        )),
         (Some(v), None) => {
             rules::whole_int_or_percent("spec.maxUnavailable", v, true, &mut errors);
         }
@@ -139,16 +184,16 @@ pub fn pod_unavailable_budget(
             rules::whole_int_or_percent("spec.minAvailable", v, true, &mut errors);
         }
     }
-    if let Some(old) = old {
-        if old.spec.selector != spec.selector {
-            errors.push(err("spec.selector", "is immutable"));
-        }
-        if old.spec.target_ref != spec.target_ref {
-            errors.push(err("spec.targetRef", "is immutable"));
-        }
+    if let Some(old) = old
+        && (old.spec.selector != spec.selector || old.spec.target_ref != spec.target_ref)
+    {
+        errors.push(required("spec.selector, targetRef", "selector and targetRef cannot be changed"));
     }
     errors
 }
+
+/// The operations the protect-operations annotation may list.
+const PROTECTED_OPERATIONS: [&str; 4] = ["DELETE", "UPDATE", "EVICT", "RESIZE"];
 
 #[cfg(test)]
 mod tests {
@@ -199,36 +244,45 @@ mod tests {
         assert_eq!(
             fields(&pod_unavailable_budget(&both, None)),
             [
-                "spec: selector and targetRef are mutually exclusive",
-                "spec: maxUnavailable and minAvailable are mutually exclusive"
+                "spec.selector, targetRef: Required value: selector and targetRef are mutually exclusive",
+                "spec.maxUnavailable, minAvailable: Required value: maxUnavailable and minAvailable are mutually exclusive"
             ]
         );
         let neither = pub_(PodUnavailableBudgetSpec::default());
         assert_eq!(
             fields(&pod_unavailable_budget(&neither, None)),
             [
-                "spec: one of selector and targetRef is required",
-                "spec: one of maxUnavailable and minAvailable is required"
+                "spec.selector, targetRef: Required value: one of selector and targetRef is required",
+                "spec.maxUnavailable, minAvailable: Required value: one of maxUnavailable and minAvailable is required"
             ]
         );
         let mut empty = by_selector(IntOrString::Int(1));
         empty.spec.selector = Some(LabelSelector::default());
-        assert_eq!(fields(&pod_unavailable_budget(&empty, None)), ["spec.selector: must not be empty"]);
+        assert_eq!(
+            fields(&pod_unavailable_budget(&empty, None)),
+            ["spec.selector: Invalid value: {}: an empty selector selects nothing to protect"]
+        );
     }
 
     #[test]
     fn budgets_are_whole_percentages_up_to_100_or_non_negative_ints() {
         for (v, reason) in [
-            (IntOrString::String("101%".into()), "spec.maxUnavailable: must not be greater than 100%"),
+            (
+                IntOrString::String("101%".into()),
+                "spec.maxUnavailable: Invalid value: \"101%\": must not be more than 100%",
+            ),
             (
                 IntOrString::String("12.5%".into()),
-                "spec.maxUnavailable: \"12.5%\" must be a whole percentage like \"25%\"",
+                "spec.maxUnavailable: Invalid value: \"12.5%\": must be an integer or a whole percentage like \"25%\"",
             ),
             (
                 IntOrString::String("3".into()),
-                "spec.maxUnavailable: \"3\" is not an integer or a percentage like \"25%\"",
+                "spec.maxUnavailable: Invalid value: \"3\": must be an integer or a whole percentage like \"25%\"",
             ),
-            (IntOrString::Int(-1), "spec.maxUnavailable: -1 must not be negative"),
+            (
+                IntOrString::Int(-1),
+                "spec.maxUnavailable: Invalid value: -1: must be an integer or a whole percentage like \"25%\"",
+            ),
         ] {
             assert_eq!(fields(&pod_unavailable_budget(&by_selector(v), None)), [reason]);
         }
@@ -264,11 +318,19 @@ mod tests {
         bad["spec"]["minAvailable"] = serde_json::json!("150%");
         let denied = handler.admit(&review("UPDATE", bad, good.clone()));
         assert!(!denied.allowed);
-        assert_eq!(denied.result.message, "spec: maxUnavailable and minAvailable are mutually exclusive");
+        assert_eq!(
+            denied.result.message,
+            "spec.maxUnavailable, minAvailable: Required value: maxUnavailable and minAvailable are mutually exclusive"
+        );
         let mut garbage = good;
         garbage["spec"]["maxUnavailable"] = serde_json::json!([1]);
         let denied = handler.admit(&review("CREATE", garbage, serde_json::Value::Null));
-        assert!(denied.result.message.starts_with("invalid object:"), "{}", denied.result.message);
+        assert!(
+            denied.result.message.starts_with("spec.maxUnavailable: invalid type"),
+            "{}",
+            denied.result.message
+        );
+        assert_eq!(denied.result.code, 400);
     }
 
     #[test]
@@ -278,6 +340,9 @@ mod tests {
         new.spec.max_unavailable = Some(IntOrString::Int(2));
         assert!(pod_unavailable_budget(&new, Some(&old)).is_empty(), "the budget itself may change");
         new.spec.selector.as_mut().unwrap().match_labels = Some([("app".to_owned(), "db".to_owned())].into());
-        assert_eq!(fields(&pod_unavailable_budget(&new, Some(&old))), ["spec.selector: is immutable"]);
+        assert_eq!(
+            fields(&pod_unavailable_budget(&new, Some(&old))),
+            ["spec.selector, targetRef: Required value: selector and targetRef cannot be changed"]
+        );
     }
 }

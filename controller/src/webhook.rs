@@ -56,15 +56,52 @@ pub trait Admit: Send + Sync + 'static {
 }
 
 /// Reads an admission request's object as its type `K`.
-/// A field the type cannot read is named by its path: `spec.updateStrategy.type:
-/// unknown variant ...`.
+/// A field the type cannot read is named by its path: `spec.replicas: invalid type
+/// ...`.
+///
+/// The status is read leniently: a status the type cannot read (`status: {}` as
+/// `kubectl get -o yaml` writes it, without the counts the type requires) is left
+/// out. No webhook judges the status: kube-apiserver drops it from a create and puts
+/// the stored one back on an update, after the mutating webhooks ran.
 pub(crate) fn typed<K: serde::de::DeserializeOwned>(obj: &DynamicObject) -> Result<K, String> {
     let value = serde_json::to_value(obj).map_err(|e| e.to_string())?;
+    match decode(value.clone()) {
+        Err((path, _)) if path == "status" || path.starts_with("status.") || path.starts_with("status[") => {
+            let mut value = value;
+            if let Some(map) = value.as_object_mut() {
+                map.remove("status");
+            }
+            decode(value).map_err(|(_, message)| message)
+        }
+        result => result.map_err(|(_, message)| message),
+    }
+}
+
+/// `value` as a `K`, or the path of the field it could not read and the message.
+fn decode<K: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<K, (String, String)> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path == "." { inner.to_string() } else { format!("{path}: {inner}") }
+        let message = if path == "." { inner.to_string() } else { format!("{path}: {inner}") };
+        (path, message)
     })
+}
+
+/// A refusal of `req` with HTTP `code` and `message`, as OpenKruise's handlers
+/// answer (`admission.Errored(code, err)`); kube-apiserver prefixes the message with
+/// the webhook's name and answers the client with the code. 403 carries the reason
+/// `Forbidden`, as `admission.Denied` does.
+pub fn refused(
+    req: &AdmissionRequest<DynamicObject>,
+    code: u16,
+    message: impl Into<String>,
+) -> AdmissionResponse {
+    let mut resp = AdmissionResponse::from(req).deny(message.into());
+    resp.result.code = code;
+    if code == 403 {
+        resp.result.reason = "Forbidden".into();
+    }
+    resp
 }
 
 /// Converts one kind's objects between its versions.
@@ -191,13 +228,30 @@ mod tests {
     }
 
     #[test]
+    fn a_status_the_type_cannot_read_is_left_out() {
+        let obj: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "apps.kruise.io/v1alpha1", "kind": "CloneSet", "metadata": {"name": "web"},
+            "spec": {"selector": {}, "template": {}}, "status": {}
+        }))
+        .unwrap();
+        let cs = typed::<stevedore_proto::crd::clone_set::CloneSet>(&obj).unwrap();
+        assert_eq!(cs.status, None);
+        let mut good = serde_json::to_value(&obj).unwrap();
+        good["status"] = serde_json::json!({"replicas": 1, "readyReplicas": 1, "availableReplicas": 1,
+                                            "updatedReplicas": 1, "updatedReadyReplicas": 1});
+        let obj: DynamicObject = serde_json::from_value(good).unwrap();
+        let cs = typed::<stevedore_proto::crd::clone_set::CloneSet>(&obj).unwrap();
+        assert_eq!(cs.status.map(|s| s.replicas), Some(1), "a status it can read is kept");
+    }
+
+    #[test]
     fn a_field_the_type_cannot_read_is_named_by_its_path() {
         let obj: DynamicObject = serde_json::from_value(serde_json::json!({
             "apiVersion": "apps.kruise.io/v1alpha1", "kind": "CloneSet", "metadata": {"name": "web"},
-            "spec": {"selector": {}, "template": {}, "updateStrategy": {"type": "Sideways"}}
+            "spec": {"selector": {}, "template": {}, "replicas": "three"}
         }))
         .unwrap();
         let err = typed::<stevedore_proto::crd::clone_set::CloneSet>(&obj).unwrap_err();
-        assert!(err.starts_with("spec.updateStrategy.type: unknown variant `Sideways`"), "{err}");
+        assert!(err.starts_with("spec.replicas: invalid type: string \"three\""), "{err}");
     }
 }

@@ -16,6 +16,7 @@ pub mod node_state;
 pub mod pod_unavailable_budget;
 pub mod sidecar_set;
 pub mod stateful_set;
+pub mod strings;
 pub mod united_deployment;
 pub mod workload_spread;
 
@@ -61,7 +62,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
 /// Removes the `default: {}`, `0` and `false` schemars derives from `#[serde(default)]`:
 /// OpenKruise's CRDs have none, and an API server would otherwise write them into
 /// every object (`completionPolicy: {}`, `status.active: 0`) where OpenKruise leaves
-/// the field out.
+/// the field out. Also drops the `null` schemars adds to optional enums.
 fn drop_zero_defaults(schema: &mut JSONSchemaProps) {
     let zero = |v: &serde_json::Value| match v {
         serde_json::Value::Object(m) => m.is_empty(),
@@ -71,6 +72,11 @@ fn drop_zero_defaults(schema: &mut JSONSchemaProps) {
     };
     if schema.default.as_ref().is_some_and(|d| zero(&d.0)) {
         schema.default = None;
+    }
+    // schemars lists `null` among an optional field's enum values; the CRD says
+    // `nullable` instead, as OpenKruise's do.
+    if let Some(values) = schema.enum_.as_mut() {
+        values.retain(|v| !v.0.is_null());
     }
     let nested = schema.properties.iter_mut().flat_map(|p| p.values_mut());
     let items: Vec<&mut JSONSchemaProps> = match schema.items.as_mut() {

@@ -138,16 +138,12 @@ pub fn parse(spec: &str) -> Result<Schedule, Error> {
     })
 }
 
-/// Whether `name` looks like an IANA zone name (`UTC`, `Asia/Shanghai`,
-/// `Etc/GMT+8`). Whether the zone exists is left to whoever loads it.
+/// Whether `name` is a zone of the IANA time zone database (`UTC`,
+/// `Asia/Shanghai`, `Etc/GMT+8`), spelled as the database spells it, as Go's
+/// `time.LoadLocation` finds zones on Linux. The database is jiff's bundled copy of
+/// the IANA one, so the answer does not depend on the machine's zoneinfo files.
 pub fn is_zone_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.split('/').all(|part| {
-            !part.is_empty()
-                && part != "."
-                && part != ".."
-                && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+-.".contains(&b))
-        })
+    jiff::tz::db().get(name).is_ok_and(|tz| tz.iana_name() == Some(name))
 }
 
 fn all(b: &Bounds) -> u64 {
@@ -374,6 +370,16 @@ impl Civil {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn zones_exist_in_the_iana_database() {
+        for name in ["UTC", "Asia/Shanghai", "America/Argentina/Buenos_Aires", "Etc/GMT+8", "Europe/Kyiv"] {
+            assert!(is_zone_name(name), "{name}");
+        }
+        for name in ["", "Local", "Mars/Olympus_Mons", "asia/shanghai", "../etc", "Asia/"] {
+            assert!(!is_zone_name(name), "{name}");
+        }
+    }
     use super::*;
 
     fn at(year: i64, month: u32, day: u32, hour: u32, minute: u32) -> i64 {

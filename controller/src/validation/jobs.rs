@@ -11,10 +11,7 @@
 
 use std::{collections::HashSet, sync::Arc};
 
-use k8s_openapi::{
-    api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm, PodTemplateSpec, Toleration},
-    apimachinery::pkg::util::intstr::IntOrString,
-};
+use k8s_openapi::{api::core::v1::PodTemplateSpec, apimachinery::pkg::util::intstr::IntOrString};
 use kube::ResourceExt;
 use stevedore_proto::{
     crd::{
@@ -34,8 +31,9 @@ use stevedore_proto::{
 };
 
 use super::{
-    FieldError, Validator, err,
-    rules::{self, Wording},
+    FieldError, Validator, always,
+    field::{self, duplicate, forbidden, invalid, required, too_many},
+    rules,
 };
 use crate::webhook::{Operation, Registry};
 
@@ -51,18 +49,32 @@ pub use sidecar_set::sidecar_set;
 /// OpenKruise: its mutating one refuses bad requests, see `defaulting::jobs`.)
 pub fn register(registry: &mut Registry) {
     let v = Operation::Validate;
-    registry.admission(v, APPS_GROUP, "", "SidecarSet", Arc::new(Validator::new(sidecar_set)));
-    registry.admission(v, APPS_GROUP, "", "BroadcastJob", Arc::new(Validator::new(broadcast_job)));
+    // The HTTP codes of OpenKruise's handlers: SidecarSet and BroadcastJob report
+    // field errors as their own failure (500); the image kinds and WorkloadSpread
+    // answer 400 (and an ImagePullJob's changed pullSecrets 403).
+    let sidecar_set = Validator::new(sidecar_set).code(always::<500>);
+    registry.admission(v, APPS_GROUP, "", "SidecarSet", Arc::new(sidecar_set));
+    let broadcast_job = Validator::new(broadcast_job).code(always::<500>);
+    registry.admission(v, APPS_GROUP, "", "BroadcastJob", Arc::new(broadcast_job));
     registry.admission(v, APPS_GROUP, "", "AdvancedCronJob", Arc::new(Validator::new(advanced_cron_job)));
-    registry.admission(v, APPS_GROUP, "", "ImagePullJob", Arc::new(Validator::new(image_pull_job)));
-    registry.admission(v, APPS_GROUP, "", "ImageListPullJob", Arc::new(Validator::new(image_list_pull_job)));
-    registry.admission(v, APPS_GROUP, "", "NodeImage", Arc::new(Validator::new(node_image)));
+    let image_pull_job = Validator::new(image_pull_job)
+        .code(|_, errors| if errors.iter().any(|e| e.field == "spec.pullSecrets") { 403 } else { 400 });
+    registry.admission(v, APPS_GROUP, "", "ImagePullJob", Arc::new(image_pull_job));
+    let image_list_pull_job = Validator::new(image_list_pull_job).code(always::<400>);
+    registry.admission(v, APPS_GROUP, "", "ImageListPullJob", Arc::new(image_list_pull_job));
+    registry.admission(
+        v,
+        APPS_GROUP,
+        "",
+        "NodeImage",
+        Arc::new(Validator::new(node_image).code(always::<400>)),
+    );
     registry.admission(
         v,
         APPS_GROUP,
         "v1alpha1",
         "WorkloadSpread",
-        Arc::new(Validator::new(workload_spread)),
+        Arc::new(Validator::new(workload_spread).code(always::<400>)),
     );
 }
 
@@ -78,11 +90,19 @@ fn pod_template(template: &PodTemplateSpec, path: &str, errors: &mut Vec<FieldEr
 /// A completion policy's deadline and TTL work only with `Always`.
 fn only_with_always(policy: &CompletionPolicy, path: &str, errors: &mut Vec<FieldError>) {
     if policy.type_ == Some(CompletionPolicyType::Never) {
-        if policy.ttl_seconds_after_finished.is_some() {
-            errors.push(err(&format!("{path}.ttlSecondsAfterFinished"), "works only with the Always type"));
+        if let Some(ttl) = policy.ttl_seconds_after_finished {
+            errors.push(invalid(
+                &format!("{path}.ttlSecondsAfterFinished"),
+                ttl,
+                "works only with the Always type",
+            ));
         }
-        if policy.active_deadline_seconds.is_some() {
-            errors.push(err(&format!("{path}.activeDeadlineSeconds"), "works only with the Always type"));
+        if let Some(d) = policy.active_deadline_seconds {
+            errors.push(invalid(
+                &format!("{path}.activeDeadlineSeconds"),
+                d,
+                "works only with the Always type",
+            ));
         }
     }
 }
@@ -99,21 +119,24 @@ pub fn broadcast_job(new: &BroadcastJob, _old: Option<&BroadcastJob>) -> Vec<Fie
     only_with_always(&spec.completion_policy, "spec.completionPolicy", &mut errors);
     let restart = spec.template.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or_default();
     if restart != "Never" && restart != "OnFailure" {
-        errors
-            .push(err("spec.template.spec.restartPolicy", format!("{restart:?} must be Never or OnFailure")));
+        errors.push(invalid("spec.template.spec.restartPolicy", restart, "must be Never or OnFailure"));
     }
     let labels = spec.template.metadata.as_ref().and_then(|m| m.labels.as_ref());
     if let Some(preset) = BROADCAST_JOB_POD_LABELS
         .iter()
         .find(|k| labels.and_then(|l| l.get(**k)).is_some_and(|v| !v.is_empty()))
     {
-        errors.push(err("spec.template.metadata.labels", format!("{preset:?} is set by the controller")));
+        errors.push(invalid(
+            "spec.template.metadata.labels",
+            labels,
+            format!("{preset:?} is set by the controller"),
+        ));
     }
     pod_template(&spec.template, "spec.template", &mut errors);
     if let Some(p) = &spec.parallelism
         && let Err(e) = intstr::parse(p, Percent::Float)
     {
-        errors.push(err("spec.parallelism", e.to_string()));
+        errors.push(invalid("spec.parallelism", p, e.to_string()));
     }
     errors
 }
@@ -137,22 +160,20 @@ pub fn advanced_cron_job(new: &AdvancedCronJob, old: Option<&AdvancedCronJob>) -
     }
     let spec = &new.spec;
     if spec.schedule.is_empty() {
-        errors.push(err("spec.schedule", "must not be empty"));
+        errors.push(invalid("spec.schedule", "", "must not be empty"));
     } else if let Err(e) = cron::parse(&spec.schedule) {
-        errors.push(err("spec.schedule", format!("{:?} is not a cron schedule: {e}", spec.schedule)));
+        errors.push(invalid("spec.schedule", &spec.schedule, e.to_string()));
     }
     if spec.schedule.contains("TZ") && spec.time_zone.is_some() {
-        errors.push(err("spec.schedule", "cannot use both timeZone field and TZ or CRON_TZ in schedule"));
+        errors.push(invalid("spec.schedule", &spec.schedule, "cannot use both timeZone and TZ or CRON_TZ"));
     }
     match spec.time_zone.as_deref() {
         None => {}
-        Some("") => errors.push(err("spec.timeZone", "must be unset or a non-empty time zone")),
+        Some("") => errors.push(invalid("spec.timeZone", "", "must be unset or a non-empty time zone")),
         Some(tz) if tz.eq_ignore_ascii_case("local") => {
-            errors.push(err("spec.timeZone", "must be an explicit IANA time zone, not Local"))
+            errors.push(invalid("spec.timeZone", tz, "must be an explicit IANA time zone, not Local"))
         }
-        Some(tz) if !cron::is_zone_name(tz) => {
-            errors.push(err("spec.timeZone", format!("{tz:?} is not an IANA time zone name")))
-        }
+        Some(tz) if !cron::is_zone_name(tz) => errors.push(invalid("spec.timeZone", tz, "unknown time zone")),
         Some(_) => {}
     }
     for (field, value) in [
@@ -160,8 +181,8 @@ pub fn advanced_cron_job(new: &AdvancedCronJob, old: Option<&AdvancedCronJob>) -
         ("successfulJobsHistoryLimit", spec.successful_jobs_history_limit.map(i64::from)),
         ("failedJobsHistoryLimit", spec.failed_jobs_history_limit.map(i64::from)),
     ] {
-        if value.is_some_and(|v| v < 0) {
-            errors.push(err(&format!("spec.{field}"), "must be greater than or equal to 0"));
+        if let Some(v) = value {
+            rules::non_negative(&format!("spec.{field}"), v, &mut errors);
         }
     }
     let t = &spec.template;
@@ -174,12 +195,12 @@ pub fn advanced_cron_job(new: &AdvancedCronJob, old: Option<&AdvancedCronJob>) -
     .filter(|x| **x)
     .count()
     {
-        0 => errors.push(err(
+        0 => errors.push(forbidden(
             "spec.template",
             "one of jobTemplate, broadcastJobTemplate and imageListPullJobTemplate is required",
         )),
         1 => {}
-        _ => errors.push(err(
+        _ => errors.push(forbidden(
             "spec.template",
             "only one of jobTemplate, broadcastJobTemplate and imageListPullJobTemplate may be set",
         )),
@@ -194,8 +215,9 @@ pub fn advanced_cron_job(new: &AdvancedCronJob, old: Option<&AdvancedCronJob>) -
     }
     if let Some(ilpj) = &t.image_list_pull_job_template {
         if !matches!(spec.concurrency_policy, Some(ConcurrencyPolicy::Replace | ConcurrencyPolicy::Forbid)) {
-            errors.push(err(
+            errors.push(invalid(
                 "spec.concurrencyPolicy",
+                &spec.concurrency_policy,
                 "must be Replace or Forbid with an imageListPullJobTemplate",
             ));
         }
@@ -207,16 +229,18 @@ pub fn advanced_cron_job(new: &AdvancedCronJob, old: Option<&AdvancedCronJob>) -
         let policy = &tpl.completion_policy;
         let deadline = policy.active_deadline_seconds;
         if policy.type_ != Some(CompletionPolicyType::Always) {
-            errors.push(err(&format!("{path}.completionPolicy.type"), "must be Always"));
-        } else if policy.ttl_seconds_after_finished.is_some() {
-            errors.push(err(
+            errors.push(invalid(&format!("{path}.completionPolicy.type"), &policy.type_, "must be Always"));
+        } else if let Some(ttl) = policy.ttl_seconds_after_finished {
+            errors.push(invalid(
                 &format!("{path}.completionPolicy.ttlSecondsAfterFinished"),
+                ttl,
                 "is not supported in an AdvancedCronJob",
             ));
         }
-        if deadline.is_some_and(|d| d > MAX_ACTIVE_DEADLINE_SECONDS) {
-            errors.push(err(
+        if let Some(d) = deadline.filter(|d| *d > MAX_ACTIVE_DEADLINE_SECONDS) {
+            errors.push(invalid(
                 &format!("{path}.completionPolicy.activeDeadlineSeconds"),
+                d,
                 format!("must not be greater than {MAX_ACTIVE_DEADLINE_SECONDS}"),
             ));
         }
@@ -224,8 +248,9 @@ pub fn advanced_cron_job(new: &AdvancedCronJob, old: Option<&AdvancedCronJob>) -
         if let (Some(d), Some(timeout)) = (deadline, timeout)
             && i64::from(timeout) > d
         {
-            errors.push(err(
+            errors.push(invalid(
                 &format!("{path}.completionPolicy.activeDeadlineSeconds"),
+                d,
                 format!("must be greater than pullPolicy.timeoutSeconds ({timeout})"),
             ));
         }
@@ -233,7 +258,7 @@ pub fn advanced_cron_job(new: &AdvancedCronJob, old: Option<&AdvancedCronJob>) -
     if let Some(old) = old {
         let mut kept = new.spec.clone();
         kept.schedule.clone_from(&old.spec.schedule);
-        kept.concurrency_policy = old.spec.concurrency_policy;
+        kept.concurrency_policy.clone_from(&old.spec.concurrency_policy);
         kept.successful_jobs_history_limit = old.spec.successful_jobs_history_limit;
         kept.failed_jobs_history_limit = old.spec.failed_jobs_history_limit;
         kept.starting_deadline_seconds = old.spec.starting_deadline_seconds;
@@ -245,7 +270,7 @@ pub fn advanced_cron_job(new: &AdvancedCronJob, old: Option<&AdvancedCronJob>) -
                 .clone_from(&old.spec.template.image_list_pull_job_template);
         }
         if kept != old.spec {
-            errors.push(err(
+            errors.push(forbidden(
                 "spec",
                 "only schedule, concurrencyPolicy, successfulJobsHistoryLimit, failedJobsHistoryLimit, \
                  startingDeadlineSeconds, paused, timeZone and imageListPullJobTemplate may change",
@@ -261,36 +286,40 @@ fn selectors(t: &ImagePullJobTemplate, path: &str, errors: &mut Vec<FieldError>)
     if let Some(sel) = &t.selector {
         if let Some(labels) = sel.label_selector() {
             if sel.names.is_some() {
-                errors.push(err(&format!("{path}.selector"), "names and labels are mutually exclusive"));
+                errors.push(invalid(
+                    &format!("{path}.selector"),
+                    sel,
+                    "names and labels are mutually exclusive",
+                ));
             }
-            rules::label_selector(Wording::Jobs, &format!("{path}.selector"), &labels, errors);
+            rules::label_selector(&format!("{path}.selector"), &labels, errors);
         }
         for name in rules::duplicates(sel.names.iter().flatten().map(String::as_str)) {
-            errors.push(err(&format!("{path}.selector.names"), format!("duplicate name {name:?}")));
+            errors.push(duplicate(&format!("{path}.selector.names"), name));
         }
     }
     if let Some(pods) = &t.pod_selector {
         if t.selector.is_some() {
-            errors.push(err(path, "selector and podSelector are mutually exclusive"));
+            errors.push(forbidden(path, "selector and podSelector are mutually exclusive"));
         }
-        rules::label_selector(Wording::Jobs, &format!("{path}.podSelector"), pods, errors);
+        rules::label_selector(&format!("{path}.podSelector"), pods, errors);
     }
 }
 
 /// An image list: 1 to 255 unique, valid references.
 fn images(images: &[String], path: &str, errors: &mut Vec<FieldError>) {
     if images.is_empty() {
-        errors.push(err(path, "must not be empty"));
+        errors.push(required(path, "at least one image"));
     }
     if images.len() > 255 {
-        errors.push(err(path, "must not hold more than 255 images"));
+        errors.push(too_many(path, images.len(), 255));
     }
     for image in rules::duplicates(images.iter().map(String::as_str)) {
-        errors.push(err(path, format!("duplicate image {image:?}")));
+        errors.push(duplicate(path, image));
     }
     for (i, image) in images.iter().enumerate() {
         if let Err(e) = rules::image_reference(image) {
-            errors.push(err(&format!("{path}[{i}]"), format!("invalid image {image:?}: {e}")));
+            errors.push(invalid(&format!("{path}[{i}]"), image, e));
         }
     }
 }
@@ -298,8 +327,12 @@ fn images(images: &[String], path: &str, errors: &mut Vec<FieldError>) {
 /// A completion policy of an image pull: a type, and a deadline and TTL only with
 /// Always.
 fn pull_completion(policy: &CompletionPolicy, errors: &mut Vec<FieldError>) {
-    if policy.type_.is_none() {
-        errors.push(err("spec.completionPolicy.type", "is required"));
+    match &policy.type_ {
+        None => errors.push(required("spec.completionPolicy.type", "")),
+        Some(CompletionPolicyType::Other(other)) => {
+            errors.push(invalid("spec.completionPolicy.type", other, "must be Always or Never"))
+        }
+        Some(_) => {}
     }
     only_with_always(policy, "spec.completionPolicy", errors);
 }
@@ -312,24 +345,27 @@ pub fn image_pull_job(new: &ImagePullJob, old: Option<&ImagePullJob>) -> Vec<Fie
     let mut errors = Vec::new();
     let t = &new.spec.template;
     if old.is_some_and(|o| o.spec.template.pull_secrets != t.pull_secrets) {
-        errors.push(err("spec.pullSecrets", "is immutable"));
+        // checked first, alone, and answered with 403, as OpenKruise's handler does
+        return vec![forbidden("spec.pullSecrets", "is immutable")];
     }
     selectors(t, "spec", &mut errors);
     if new.spec.image.is_empty() {
-        errors.push(err("spec.image", "must not be empty"));
+        errors.push(required("spec.image", ""));
     } else if let Err(e) = rules::image_reference(&new.spec.image) {
-        errors.push(err("spec.image", format!("invalid image {:?}: {e}", new.spec.image)));
+        errors.push(invalid("spec.image", &new.spec.image, e));
     }
     match &t.parallelism {
         Some(IntOrString::String(s)) if s.ends_with('%') => {
-            errors.push(err("spec.parallelism", "must not be a percentage"))
+            errors.push(invalid("spec.parallelism", s, "must not be a percentage"))
         }
         Some(IntOrString::String(s)) => match s.parse::<i32>() {
-            Ok(v) if v < 0 => errors.push(err("spec.parallelism", "must not be negative")),
+            Ok(v) if v < 0 => errors.push(invalid("spec.parallelism", s, "must not be negative")),
             Ok(_) => {}
-            Err(_) => errors.push(err("spec.parallelism", format!("{s:?} is not an integer"))),
+            Err(_) => errors.push(invalid("spec.parallelism", s, "must be an integer")),
         },
-        Some(IntOrString::Int(v)) if *v < 0 => errors.push(err("spec.parallelism", "must not be negative")),
+        Some(IntOrString::Int(v)) if *v < 0 => {
+            errors.push(invalid("spec.parallelism", v, "must not be negative"))
+        }
         _ => {}
     }
     let policy = &t.completion_policy;
@@ -338,8 +374,9 @@ pub fn image_pull_job(new: &ImagePullJob, old: Option<&ImagePullJob>) -> Vec<Fie
     if policy.type_ == Some(CompletionPolicyType::Always)
         && policy.active_deadline_seconds.is_some_and(|d| i64::from(timeout) > d)
     {
-        errors.push(err(
+        errors.push(invalid(
             "spec.completionPolicy.activeDeadlineSeconds",
+            policy.active_deadline_seconds,
             format!("must be greater than pullPolicy.timeoutSeconds ({timeout})"),
         ));
     }
@@ -363,32 +400,32 @@ pub fn node_image(new: &NodeImage, _old: Option<&NodeImage>) -> Vec<FieldError> 
     let mut errors = Vec::new();
     let images = new.spec.images.clone().unwrap_or_default();
     if images.len() > 256 {
-        errors.push(err("spec.images", format!("{} images, more than 256", images.len())));
+        errors.push(too_many("spec.images", images.len(), 256));
     }
     for (name, image) in &images {
         if name.is_empty() {
-            errors.push(err("spec.images", "an image name must not be empty"));
+            errors.push(required("spec.images", "an image name must not be empty"));
         }
         let mut seen = HashSet::new();
         for (i, tag) in image.tags.iter().enumerate() {
             let path = format!("spec.images[{name}].tags[{i}]");
             if tag.tag.is_empty() {
-                errors.push(err(&format!("{path}.tag"), "must not be empty"));
+                errors.push(required(&format!("{path}.tag"), ""));
                 continue;
             }
             if !seen.insert(tag.tag.as_str()) {
-                errors.push(err(&format!("{path}.tag"), format!("duplicate tag {:?}", tag.tag)));
+                errors.push(duplicate(&format!("{path}.tag"), &tag.tag));
             }
             if tag.created_at.is_none() {
-                errors.push(err(&format!("{path}.createdAt"), "is required"));
+                errors.push(required(&format!("{path}.createdAt"), ""));
             }
-            if tag.version.is_some_and(|v| v < 0) {
-                errors.push(err(&format!("{path}.version"), "must not be negative"));
+            if let Some(v) = tag.version.filter(|v| *v < 0) {
+                errors.push(invalid(&format!("{path}.version"), v, "must not be negative"));
             }
             match &tag.pull_policy {
-                None => errors.push(err(&format!("{path}.pullPolicy"), "is required")),
+                None => errors.push(required(&format!("{path}.pullPolicy"), "")),
                 Some(p) if p.ttl_seconds_after_finished.is_none() => {
-                    errors.push(err(&format!("{path}.pullPolicy.ttlSecondsAfterFinished"), "is required"))
+                    errors.push(required(&format!("{path}.pullPolicy.ttlSecondsAfterFinished"), ""))
                 }
                 Some(_) => {}
             }
@@ -413,48 +450,53 @@ pub fn container_recreate_request(
     let mut errors = Vec::new();
     if let Some(old) = old {
         if new.spec != old.spec {
-            errors.push(err("spec", "is immutable"));
+            errors.push(forbidden("spec", "is immutable"));
         }
         for key in CRR_IMMUTABLE_LABELS {
             if new.labels().get(key) != old.labels().get(key) {
-                errors.push(err(&format!("metadata.labels[{key}]"), "is immutable"));
+                errors.push(forbidden(&format!("metadata.labels[{key}]"), "is immutable"));
             }
         }
         let before = old.annotations().get(keys::CRR_UNREADY_ACQUIRED).filter(|v| !v.is_empty());
         if before.is_some_and(|b| new.annotations().get(keys::CRR_UNREADY_ACQUIRED) != Some(b)) {
-            errors
-                .push(err(&format!("metadata.annotations[{}]", keys::CRR_UNREADY_ACQUIRED), "is immutable"));
+            errors.push(forbidden(
+                &format!("metadata.annotations[{}]", keys::CRR_UNREADY_ACQUIRED),
+                "is immutable",
+            ));
         }
         return errors;
     }
     let spec = &new.spec;
     if spec.pod_name.is_empty() {
-        errors.push(err("spec.podName", "must not be empty"));
+        errors.push(required("spec.podName", ""));
     }
     if spec.containers.is_empty() {
-        errors.push(err("spec.containers", "must not be empty"));
+        errors.push(required("spec.containers", ""));
     }
     for name in rules::duplicates(spec.containers.iter().map(|c| c.name.as_str())) {
-        errors.push(err("spec.containers", format!("container {name:?} is listed more than once")));
+        errors.push(duplicate("spec.containers", name));
     }
     for (i, c) in spec.containers.iter().enumerate() {
         if c.pre_stop.is_some() || c.ports.is_some() || c.status_context.is_some() {
-            errors.push(err(
+            errors.push(forbidden(
                 &format!("spec.containers[{i}]"),
                 "preStop, ports and statusContext are read-only",
             ));
         }
     }
-    if spec.active_deadline_seconds.is_some_and(|d| d < 3) {
-        errors.push(err("spec.activeDeadlineSeconds", "must be at least 3"));
+    if let Some(d) = spec.active_deadline_seconds.filter(|d| *d < 3) {
+        errors.push(invalid("spec.activeDeadlineSeconds", d, "must be at least 3"));
     }
     let strategy = spec.strategy.clone().unwrap_or_default();
+    if let Some(policy) = strategy.failure_policy.as_ref().filter(|p| !p.is_known()) {
+        errors.push(field::not_supported("spec.strategy.failurePolicy", policy, &["Fail", "Ignore"]));
+    }
     for (field, value) in [
         ("terminationGracePeriodSeconds", strategy.termination_grace_period_seconds),
         ("unreadyGracePeriodSeconds", strategy.unready_grace_period_seconds),
     ] {
-        if value.is_some_and(|v| v < 0) {
-            errors.push(err(&format!("spec.strategy.{field}"), "must not be negative"));
+        if let Some(v) = value {
+            rules::non_negative(&format!("spec.strategy.{field}"), v, &mut errors);
         }
     }
     errors
@@ -492,43 +534,51 @@ pub fn workload_spread(new: &WorkloadSpread, old: Option<&WorkloadSpread>) -> Ve
     let spec = &new.spec;
     let target = &spec.target_reference;
     if target.api_version.is_empty() || target.kind.is_empty() || target.name.is_empty() {
-        errors.push(err("spec.targetRef", "apiVersion, kind and name are required"));
+        errors.push(invalid("spec.targetRef", target, "apiVersion, kind and name are required"));
     } else {
         match SPREAD_TARGETS.iter().find(|(kind, _)| *kind == target.kind) {
             Some((kind, groups)) => {
                 if !api_group(&target.api_version).is_some_and(|g| groups.contains(&g)) {
-                    errors.push(err(
+                    errors.push(invalid(
                         "spec.targetRef",
-                        format!("{:?} is not an API of {kind}", target.api_version),
+                        target,
+                        format!("not a valid reference to a {kind}"),
                     ));
                 }
             }
-            None => errors.push(err("spec.targetRef", format!("kind {:?} is not supported", target.kind))),
+            None => errors.push(invalid("spec.targetRef", target, "the target's kind is not supported")),
         }
     }
     subsets(new, &mut errors);
     let strategy = spec.schedule_strategy.clone().unwrap_or_default();
     if let Some(adaptive) = &strategy.adaptive {
+        let seconds = adaptive.reschedule_critical_seconds;
         if strategy.type_ != Some(WorkloadSpreadScheduleStrategyType::Adaptive) {
-            errors.push(err("spec.scheduleStrategy.type", "must be Adaptive to use an adaptive strategy"));
+            errors.push(invalid(
+                "spec.scheduleStrategy.type",
+                seconds,
+                "must be Adaptive to use an adaptive strategy",
+            ));
         }
         let n = spec.subsets.len();
         if n > 1 && spec.subsets[n - 1].max_replicas.is_some() {
-            errors.push(err(
+            errors.push(invalid(
                 "spec.scheduleStrategy.adaptive",
+                seconds,
                 "the last subset must not set maxReplicas under an adaptive strategy",
             ));
         }
         let allowed = if n > 1 { 295 / (n as i32 - 1) } else { i32::MAX };
-        if adaptive.reschedule_critical_seconds.is_some_and(|s| !(0..=allowed).contains(&s)) {
-            errors.push(err(
+        if seconds.is_some_and(|s| !(0..=allowed).contains(&s)) {
+            errors.push(invalid(
                 "spec.scheduleStrategy.adaptive.rescheduleCriticalSeconds",
+                seconds,
                 format!("must be within 0..={allowed}"),
             ));
         }
     }
     if let Some(selector) = spec.target_filter.as_ref().and_then(|f| f.selector.as_ref()) {
-        rules::label_selector(Wording::Jobs, "spec.targetFilter.selector", selector, &mut errors);
+        rules::label_selector("spec.targetFilter.selector", selector, &mut errors);
     }
     if let Some(old) = old {
         let o = &old.spec.target_reference;
@@ -536,7 +586,7 @@ pub fn workload_spread(new: &WorkloadSpread, old: Option<&WorkloadSpread>) -> Ve
             || o.kind != target.kind
             || o.name != target.name
         {
-            errors.push(err("spec.targetRef", "is immutable"));
+            errors.push(forbidden("spec.targetRef", "may not change"));
         }
     }
     errors
@@ -545,7 +595,7 @@ pub fn workload_spread(new: &WorkloadSpread, old: Option<&WorkloadSpread>) -> Ve
 fn subsets(ws: &WorkloadSpread, errors: &mut Vec<FieldError>) {
     let subsets = &ws.spec.subsets;
     if subsets.is_empty() {
-        errors.push(err("spec.subsets", "at least one subset is required"));
+        errors.push(required("spec.subsets", "at least one subset"));
         return;
     }
     let mut names = HashSet::new();
@@ -554,132 +604,50 @@ fn subsets(ws: &WorkloadSpread, errors: &mut Vec<FieldError>) {
     for (i, subset) in subsets.iter().enumerate() {
         let path = format!("spec.subsets[{i}]");
         if subset.name.is_empty() {
-            errors.push(err(&format!("{path}.name"), "must not be empty"));
+            errors.push(invalid(&format!("{path}.name"), "", "must not be empty"));
         } else if !names.insert(subset.name.as_str()) {
-            errors.push(err(&format!("{path}.name"), format!("duplicate subset name {:?}", subset.name)));
+            errors.push(invalid(&format!("{path}.name"), &subset.name, "duplicate subset name"));
         }
         if let Some(term) = &subset.required_node_selector_term {
-            node_selector_term(term, &format!("{path}.requiredNodeSelectorTerm"), errors);
+            rules::node_selector_term(&format!("{path}.requiredNodeSelectorTerm"), term, errors);
         }
-        for (j, term) in subset.preferred_node_selector_terms.iter().flatten().enumerate() {
-            let at = format!("{path}.preferredNodeSelectorTerms[{j}]");
-            if !(1..=100).contains(&term.weight) {
-                errors.push(err(&format!("{at}.weight"), "must be in the range 1-100"));
-            }
-            node_selector_term(&term.preference, &format!("{at}.preference"), errors);
+        if let Some(terms) = &subset.preferred_node_selector_terms {
+            rules::preferred_terms(&format!("{path}.preferredNodeSelectorTerms"), terms, errors);
         }
-        for (j, t) in subset.tolerations.iter().flatten().enumerate() {
-            toleration(t, &format!("{path}.tolerations[{j}]"), errors);
+        if let Some(list) = &subset.tolerations {
+            rules::tolerations(&format!("{path}.tolerations"), list, errors);
         }
         let Some(max) = &subset.max_replicas else { continue };
         let is_int = matches!(max, IntOrString::Int(_));
         let field = format!("{path}.maxReplicas");
         if *first_is_int.get_or_insert(is_int) != is_int {
-            errors.push(err(&field, "all subsets' maxReplicas must be of the same type"));
+            errors.push(invalid(&field, max, "all subsets' maxReplicas must be of the same type"));
             return;
         }
         if ws.spec.target_reference.kind == "StatefulSet" && !is_int {
-            errors.push(err(&field, "must be an integer for a StatefulSet"));
+            errors.push(invalid(&field, max, "must be an integer for a StatefulSet"));
             return;
         }
         match intstr::parse(max, Percent::Integer) {
             Ok(IntOrPercent::Percent(p)) => {
                 percent_sum += p as i64;
                 if percent_sum > 100 {
-                    errors.push(err(&field, "the subsets' maxReplicas add up to more than 100%"));
+                    errors.push(invalid(&field, max, "the subsets' maxReplicas add up to more than 100%"));
                     return;
                 }
             }
             Ok(IntOrPercent::Int(_)) => {}
             Err(e) => {
-                errors.push(err(&field, e.to_string()));
+                errors.push(invalid(&field, max, e.to_string()));
                 return;
             }
         }
     }
     if first_is_int == Some(false) && percent_sum < 100 && subsets[subsets.len() - 1].max_replicas.is_some() {
-        errors.push(err(
+        errors.push(invalid(
             "spec.subsets[0].maxReplicas",
+            percent_sum,
             "percentages must add up to 100% when the last subset sets one",
         ));
-    }
-}
-
-fn node_selector_term(term: &NodeSelectorTerm, path: &str, errors: &mut Vec<FieldError>) {
-    for (i, r) in term.match_expressions.iter().flatten().enumerate() {
-        let at = format!("{path}.matchExpressions[{i}]");
-        if !rules::is_qualified_name(&r.key) {
-            errors.push(err(&format!("{at}.key"), format!("{:?} is not a valid label key", r.key)));
-        }
-        node_requirement(r, &at, errors);
-    }
-    for (i, r) in term.match_fields.iter().flatten().enumerate() {
-        let at = format!("{path}.matchFields[{i}]");
-        if r.key != "metadata.name" {
-            errors.push(err(
-                &format!("{at}.key"),
-                format!("{:?} is not a supported field (metadata.name)", r.key),
-            ));
-        }
-        let n = r.values.as_ref().map_or(0, Vec::len);
-        if (r.operator == "In" || r.operator == "NotIn") && n != 1 {
-            errors.push(err(&format!("{at}.values"), "must have one element"));
-        } else if r.operator != "In" && r.operator != "NotIn" {
-            errors.push(err(
-                &format!("{at}.operator"),
-                format!("{:?} is not supported (In, NotIn)", r.operator),
-            ));
-        }
-    }
-}
-
-fn node_requirement(r: &NodeSelectorRequirement, at: &str, errors: &mut Vec<FieldError>) {
-    let values = r.values.as_deref().unwrap_or_default();
-    let field = format!("{at}.values");
-    match r.operator.as_str() {
-        "In" | "NotIn" if values.is_empty() => {
-            errors.push(err(&field, "must be specified when `operator` is 'In' or 'NotIn'"))
-        }
-        "Exists" | "DoesNotExist" if !values.is_empty() => {
-            errors.push(err(&field, "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"))
-        }
-        "Gt" | "Lt" if values.len() != 1 || values[0].parse::<i64>().is_err() => {
-            errors.push(err(&field, "must be one integer when `operator` is 'Lt' or 'Gt'"))
-        }
-        "In" | "NotIn" | "Exists" | "DoesNotExist" | "Gt" | "Lt" => {}
-        op => errors
-            .push(err(&format!("{at}.operator"), format!("{op:?} is not a valid node selector operator"))),
-    }
-}
-
-fn toleration(t: &Toleration, at: &str, errors: &mut Vec<FieldError>) {
-    let key = t.key.as_deref().unwrap_or_default();
-    let op = t.operator.as_deref().unwrap_or_default();
-    if !key.is_empty() && !rules::is_qualified_name(key) {
-        errors.push(err(&format!("{at}.key"), format!("{key:?} is not a valid key")));
-    }
-    if key.is_empty() && op != "Exists" {
-        errors.push(err(&format!("{at}.operator"), "must be Exists when `key` is empty"));
-    }
-    match op {
-        "" | "Equal" => {
-            if !rules::is_label_value(t.value.as_deref().unwrap_or_default()) {
-                errors.push(err(&format!("{at}.value"), "is not a valid label value"));
-            }
-        }
-        "Exists" if t.value.as_deref().is_some_and(|v| !v.is_empty()) => {
-            errors.push(err(&format!("{at}.value"), "must be empty when `operator` is 'Exists'"))
-        }
-        "Exists" => {}
-        other => {
-            errors.push(err(&format!("{at}.operator"), format!("{other:?} is not supported (Equal, Exists)")))
-        }
-    }
-    let effect = t.effect.as_deref().unwrap_or_default();
-    if !["", "NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&effect) {
-        errors.push(err(&format!("{at}.effect"), format!("{effect:?} is not supported")));
-    }
-    if t.toleration_seconds.is_some() && effect != "NoExecute" {
-        errors.push(err(&format!("{at}.effect"), "must be NoExecute when tolerationSeconds is set"));
     }
 }

@@ -11,43 +11,35 @@ use stevedore_proto::{
     intstr::{self, IntOrPercent, Percent},
 };
 
-use super::{FieldError, err};
+use super::{
+    FieldError,
+    field::{invalid, required},
+};
 
 mod image;
 mod names;
 mod pod;
+mod scheduling;
 mod selectors;
 
 pub use image::image_reference;
-pub use names::{
-    dns1123_label, is_label_value, is_qualified_name, label_value, object_name, qualified_name,
-    short_object_name,
-};
+pub use names::{dns1123_label, object_name, object_name_by, qualified_name, short_object_name};
 #[cfg(test)]
 pub(crate) use pod::template;
 pub use pod::{containers, pod_spec, workload_pod_template};
+pub use scheduling::{node_selector_term, preferred_terms, tolerations};
 pub use selectors::{label_selector, selector_is_empty, selects_template, workload_selector};
 
-/// How a check words what it finds. The workloads' webhooks and the jobs' ones were
-/// written apart, as OpenKruise's are, and their messages differ; a check shared by
-/// both says things as its caller does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Wording {
-    /// CloneSet, Advanced StatefulSet, UnitedDeployment, Advanced DaemonSet.
-    Workloads,
-    /// The jobs, SidecarSet and WorkloadSpread, mostly in Kubernetes' own words.
-    Jobs,
-}
-
-/// `value` is >= 0.
+/// `value` is >= 0 (`ValidateNonnegativeField`).
 pub fn non_negative(field: &str, value: i64, errors: &mut Vec<FieldError>) {
     if value < 0 {
-        errors.push(err(field, format!("{value} must be greater than or equal to 0")));
+        errors.push(invalid(field, value, "must not be negative"));
     }
 }
 
-/// An int-or-percent that Kubernetes' helper checks: an int >= 0 or a whole
-/// percentage, and, with `at_most_100`, not above 100%. Returns the parsed value.
+/// An int-or-percent that Kubernetes' helpers check (`ValidatePositiveIntOrPercent`
+/// and, with `at_most_100`, `IsNotMoreThan100Percent`): an int >= 0 or a whole
+/// percentage, not above 100%. Returns the parsed value.
 pub fn whole_int_or_percent(
     field: &str,
     value: &IntOrString,
@@ -56,12 +48,16 @@ pub fn whole_int_or_percent(
 ) -> Option<IntOrPercent> {
     match intstr::parse(value, Percent::Integer) {
         Ok(IntOrPercent::Percent(p)) if at_most_100 && p > 100.0 => {
-            errors.push(err(field, "must not be greater than 100%"));
+            errors.push(invalid(field, value, "must not be more than 100%"));
+            None
+        }
+        Ok(IntOrPercent::Int(i)) if i < 0 => {
+            errors.push(invalid(field, i, "must not be negative"));
             None
         }
         Ok(v) => Some(v),
-        Err(e) => {
-            errors.push(err(field, e.to_string()));
+        Err(_) => {
+            errors.push(invalid(field, value, "must be an integer or a whole percentage like \"25%\""));
             None
         }
     }
@@ -76,48 +72,62 @@ pub fn scaled_up(field: &str, value: &IntOrString, base: i64, errors: &mut Vec<F
     match intstr::scaled(value, Percent::Float, base, intstr::Rounding::Up) {
         Ok(v) => Some(v),
         Err(e) => {
-            errors.push(err(field, e.to_string()));
+            errors.push(invalid(field, value, e.to_string()));
             None
         }
     }
 }
 
-/// An update priority strategy: one kind of priority only, weights 0 to 100 with
-/// non-empty selectors, non-empty order keys.
+/// An update priority strategy (`UpdatePriorityStrategy.FieldsValidation`): one
+/// kind of priority only, weights 0 to 100 with well-formed, non-empty selectors,
+/// non-empty order keys. The first problem, as one `Required` error on `field`.
 pub fn priority_strategy(field: &str, p: &UpdatePriorityStrategy, errors: &mut Vec<FieldError>) {
     let weights = p.weight_priority.as_deref().unwrap_or_default();
     let orders = p.order_priority.as_deref().unwrap_or_default();
-    if !weights.is_empty() && !orders.is_empty() {
-        errors.push(err(field, "only one of weightPriority and orderPriority may be set"));
-        return;
-    }
-    for (i, w) in weights.iter().enumerate() {
-        let at = format!("{field}.weightPriority[{i}]");
-        if !(0..=100).contains(&w.weight) {
-            errors.push(err(&format!("{at}.weight"), format!("{} must be between 0 and 100", w.weight)));
-        }
-        if selector_is_empty(&w.match_selector) {
-            errors.push(err(&format!("{at}.matchSelector"), "must not be empty"));
-        } else {
-            label_selector(Wording::Workloads, &format!("{at}.matchSelector"), &w.match_selector, errors);
-        }
-    }
-    for (i, o) in orders.iter().enumerate() {
-        if o.ordered_key.is_empty() {
-            errors.push(err(&format!("{field}.orderPriority[{i}].orderedKey"), "must not be empty"));
-        }
+    let problem = if !weights.is_empty() && !orders.is_empty() {
+        Some("only one of weightPriority and orderPriority may be set".to_owned())
+    } else {
+        weights
+            .iter()
+            .enumerate()
+            .find_map(|(i, w)| {
+                let mut bad = Vec::new();
+                label_selector(&format!("weightPriority[{i}].matchSelector"), &w.match_selector, &mut bad);
+                if !(0..=100).contains(&w.weight) {
+                    Some(format!("weightPriority[{i}].weight: {} is not between 0 and 100", w.weight))
+                } else if selector_is_empty(&w.match_selector) {
+                    Some(format!("weightPriority[{i}].matchSelector: must not be empty"))
+                } else {
+                    bad.first().map(ToString::to_string)
+                }
+            })
+            .or_else(|| {
+                orders
+                    .iter()
+                    .position(|o| o.ordered_key.is_empty())
+                    .map(|i| format!("orderPriority[{i}].orderedKey: must not be empty"))
+            })
+    };
+    if let Some(problem) = problem {
+        errors.push(required(field, problem));
     }
 }
 
-/// An update scatter strategy: keys non-empty, no key:value pair twice.
+/// An update scatter strategy (`UpdateScatterStrategy.FieldsValidation`): keys
+/// non-empty, no key=value pair twice. The first problem, as one `Required` error on
+/// `field`.
 pub fn scatter_strategy(field: &str, terms: &[UpdateScatterTerm], errors: &mut Vec<FieldError>) {
     let mut seen = HashSet::new();
     for (i, t) in terms.iter().enumerate() {
-        if t.key.is_empty() {
-            errors.push(err(&format!("{field}[{i}].key"), "must not be empty"));
+        let problem = if t.key.is_empty() {
+            format!("[{i}].key: must not be empty")
         } else if !seen.insert((t.key.as_str(), t.value.as_str())) {
-            errors.push(err(&format!("{field}[{i}]"), format!("{}={} is a duplicate", t.key, t.value)));
-        }
+            format!("[{i}]: {}={} is listed twice", t.key, t.value)
+        } else {
+            continue;
+        };
+        errors.push(required(field, problem));
+        return;
     }
 }
 
@@ -127,11 +137,24 @@ pub fn duplicates<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> 
     names.into_iter().filter(|n| !seen.insert(*n)).collect()
 }
 
+/// Which JSON patch paths count as an image change for InPlaceOnly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImagePaths {
+    /// Exactly `/containers/<n>/image` (CloneSet).
+    Exact,
+    /// Any path containing `/containers/<n>/image`, such as
+    /// `/containers/0/imagePullPolicy` (Advanced StatefulSet's unanchored pattern).
+    Containing,
+}
+
 /// Whether the change from `old` to `new` pod template spec only replaces container
 /// images, the one change an InPlaceOnly update allows. Returns the first other
-/// change (`add /volumes/0`). Like OpenKruise, any replaced path containing
-/// `/containers/<n>/image` counts as an image change.
-pub fn only_images_changed(old: &PodTemplateSpec, new: &PodTemplateSpec) -> Result<(), String> {
+/// change (`add /volumes/0`).
+pub fn only_images_changed(
+    old: &PodTemplateSpec,
+    new: &PodTemplateSpec,
+    paths: ImagePaths,
+) -> Result<(), String> {
     let to_json = |t: &PodTemplateSpec| serde_json::to_value(&t.spec).unwrap_or_default();
     let patch = json_patch::diff(&to_json(old), &to_json(new));
     for op in &patch.0 {
@@ -143,20 +166,25 @@ pub fn only_images_changed(old: &PodTemplateSpec, new: &PodTemplateSpec) -> Resu
             json_patch::PatchOperation::Copy(c) => ("copy", c.path.to_string()),
             json_patch::PatchOperation::Test(t) => ("test", t.path.to_string()),
         };
-        if name != "replace" || !is_image_path(&path) {
+        if name != "replace" || !is_image_path(&path, paths) {
             return Err(format!("{name} {path}"));
         }
     }
     Ok(())
 }
 
-/// Whether `path` contains `/containers/<digits>/image`.
-fn is_image_path(path: &str) -> bool {
-    path.match_indices("/containers/").any(|(i, m)| {
+/// Whether `path` is (or, for [`ImagePaths::Containing`], contains)
+/// `/containers/<digits>/image`.
+fn is_image_path(path: &str, paths: ImagePaths) -> bool {
+    let image_at = |i: usize, m: &str| {
         let rest = &path[i + m.len()..];
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        digits > 0 && rest[digits..].starts_with("/image")
-    })
+        (digits > 0 && rest[digits..].starts_with("/image")).then(|| &rest[digits + "/image".len()..])
+    };
+    match paths {
+        ImagePaths::Exact => path.starts_with("/containers/") && image_at(0, "/containers/") == Some(""),
+        ImagePaths::Containing => path.match_indices("/containers/").any(|(i, m)| image_at(i, m).is_some()),
+    }
 }
 
 #[cfg(test)]
@@ -204,9 +232,9 @@ mod tests {
         assert_eq!(
             fields(&errors),
             [
-                "f: must not be greater than 100%",
-                "f: \"1.5%\" must be a whole percentage like \"25%\"",
-                "f: \"5\" is not an integer or a percentage like \"25%\""
+                "f: Invalid value: \"101%\": must not be more than 100%",
+                "f: Invalid value: \"1.5%\": must be an integer or a whole percentage like \"25%\"",
+                "f: Invalid value: \"5\": \"5\" is not an integer or a percentage like \"25%\""
             ]
         );
     }
@@ -229,10 +257,15 @@ mod tests {
         };
         priority_strategy("p", &both, &mut errors);
         let bad = UpdatePriorityStrategy {
-            weight_priority: Some(vec![weight(101, app), weight(1, LabelSelector::default())]),
+            weight_priority: Some(vec![weight(101, app.clone()), weight(1, LabelSelector::default())]),
             ..Default::default()
         };
         priority_strategy("p", &bad, &mut errors);
+        let empty = UpdatePriorityStrategy {
+            weight_priority: Some(vec![weight(1, app), weight(1, LabelSelector::default())]),
+            ..Default::default()
+        };
+        priority_strategy("p", &empty, &mut errors);
         let order = UpdatePriorityStrategy {
             order_priority: Some(vec![UpdatePriorityOrderTerm { ordered_key: String::new() }]),
             ..Default::default()
@@ -240,15 +273,16 @@ mod tests {
         priority_strategy("p", &order, &mut errors);
         let term = |k: &str| UpdateScatterTerm { key: k.into(), value: "v".into() };
         scatter_strategy("s", &[term(""), term("k"), term("k")], &mut errors);
+        scatter_strategy("s", &[term("k"), term("k")], &mut errors);
         assert_eq!(
             fields(&errors),
             [
-                "p: only one of weightPriority and orderPriority may be set",
-                "p.weightPriority[0].weight: 101 must be between 0 and 100",
-                "p.weightPriority[1].matchSelector: must not be empty",
-                "p.orderPriority[0].orderedKey: must not be empty",
-                "s[0].key: must not be empty",
-                "s[2]: k=v is a duplicate",
+                "p: Required value: only one of weightPriority and orderPriority may be set",
+                "p: Required value: weightPriority[0].weight: 101 is not between 0 and 100",
+                "p: Required value: weightPriority[1].matchSelector: must not be empty",
+                "p: Required value: orderPriority[0].orderedKey: must not be empty",
+                "s: Required value: [0].key: must not be empty",
+                "s: Required value: [1]: k=v is listed twice",
             ]
         );
     }
@@ -257,11 +291,18 @@ mod tests {
     fn in_place_only_allows_image_changes() {
         let old = template(&[], &[("app", "nginx:1")]);
         let mut new = template(&[], &[("app", "nginx:2")]);
-        assert_eq!(only_images_changed(&old, &new), Ok(()));
+        assert_eq!(only_images_changed(&old, &new, ImagePaths::Exact), Ok(()));
         new.spec.as_mut().unwrap().containers[0].command = Some(vec!["sh".into()]);
-        assert_eq!(only_images_changed(&old, &new), Err("add /containers/0/command".into()));
-        assert!(is_image_path("/containers/12/image"));
-        assert!(!is_image_path("/initContainers/0/image"));
-        assert!(!is_image_path("/containers/x/image"));
+        assert_eq!(
+            only_images_changed(&old, &new, ImagePaths::Exact),
+            Err("add /containers/0/command".into())
+        );
+        for paths in [ImagePaths::Exact, ImagePaths::Containing] {
+            assert!(is_image_path("/containers/12/image", paths));
+            assert!(!is_image_path("/initContainers/0/image", paths));
+            assert!(!is_image_path("/containers/x/image", paths));
+        }
+        assert!(!is_image_path("/containers/0/imagePullPolicy", ImagePaths::Exact));
+        assert!(is_image_path("/containers/0/imagePullPolicy", ImagePaths::Containing));
     }
 }

@@ -23,7 +23,9 @@ use stevedore_proto::crd::{
     stateful_set::v1beta1 as sts_b1,
 };
 
-use super::Validator;
+use kube::core::admission::Operation as AdmissionOperation;
+
+use super::{FieldError, Validator};
 use crate::webhook::{ByVersion, Operation, Registry};
 
 /// Registers the workloads' validators at OpenKruise's paths. StatefulSet and
@@ -31,6 +33,10 @@ use crate::webhook::{ByVersion, Operation, Registry};
 /// StatefulSet is judged as the v1beta1 one it converts to (its fields are a
 /// subset), as OpenKruise does.
 pub fn register(registry: &mut Registry) {
+    // OpenKruise's DaemonSet handler reports field errors on create as its own
+    // failure (500) and answers 422 on update
+    let ds =
+        |op: &AdmissionOperation, _: &[FieldError]| if *op == AdmissionOperation::Create { 500 } else { 422 };
     registry.admission(
         Operation::Validate,
         APPS_GROUP,
@@ -60,8 +66,14 @@ pub fn register(registry: &mut Registry) {
         "DaemonSet",
         Arc::new(
             ByVersion::new()
-                .version("v1alpha1", Arc::new(Validator::<ds_a1::DaemonSet>::new(daemon_set::v1alpha1)))
-                .version("v1beta1", Arc::new(Validator::<ds_b1::DaemonSet>::new(daemon_set::v1beta1))),
+                .version(
+                    "v1alpha1",
+                    Arc::new(Validator::<ds_a1::DaemonSet>::new(daemon_set::v1alpha1).code(ds)),
+                )
+                .version(
+                    "v1beta1",
+                    Arc::new(Validator::<ds_b1::DaemonSet>::new(daemon_set::v1beta1).code(ds)),
+                ),
         ),
     );
 }

@@ -42,7 +42,7 @@ impl Admit for ByVersion {
         let version = &req.resource.version;
         match self.handlers.iter().find(|(v, _)| v == version) {
             Some((_, handler)) => handler.admit(req),
-            None => AdmissionResponse::from(req).deny(format!("unsupported version: {version:?}")),
+            None => super::refused(req, 400, format!("unsupported version: {version}")),
         }
     }
 }

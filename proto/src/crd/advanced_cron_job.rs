@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::common::Schemaless;
 
+use super::strings::open_enum;
+
 /// Emits one version's `AdvancedCronJobSpec` (and so its `AdvancedCronJob`), with
 /// that version's template type.
 macro_rules! advanced_cron_job_spec {
@@ -48,7 +50,7 @@ macro_rules! advanced_cron_job_spec {
             pub starting_deadline_seconds: Option<i64>,
             /// What to do when a run is due while an earlier one is active;
             /// defaults to `Allow` (to `Replace` with an ImageListPullJob template).
-            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[serde(default, deserialize_with = "crate::crd::strings::empty_as_none", skip_serializing_if = "Option::is_none")]
             pub concurrency_policy: Option<ConcurrencyPolicy>,
             /// Stop scheduling (default false).
             #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -129,16 +131,17 @@ pub struct ObjectTemplate<S> {
     pub spec: Option<S>,
 }
 
-/// What to do when a run is due while an earlier one is still active.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum ConcurrencyPolicy {
-    /// Run alongside it.
-    #[default]
-    Allow,
-    /// Skip the run.
-    Forbid,
-    /// Delete the active children, then run.
-    Replace,
+open_enum! {
+    /// What to do when a run is due while an earlier one is still active.
+    pub enum ConcurrencyPolicy(closed) {
+        /// Run alongside it.
+        #[default]
+        Allow = "Allow",
+        /// Skip the run.
+        Forbid = "Forbid",
+        /// Delete the active children, then run.
+        Replace = "Replace",
+    }
 }
 
 /// The kind of children an AdvancedCronJob creates.

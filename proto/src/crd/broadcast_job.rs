@@ -13,7 +13,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::CompletionPolicy;
+
 pub use super::common::Schemaless;
+use super::strings::open_enum;
 
 /// Emits one version's `BroadcastJobSpec` (and so its `BroadcastJob`): the
 /// versions share every field.
@@ -80,7 +82,12 @@ pub mod v1beta1 {
 #[serde(rename_all = "camelCase")]
 pub struct FailurePolicy {
     /// `FailFast` (default), `Continue` or `Pause`.
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::crd::strings::empty_as_none",
+        rename = "type",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub type_: Option<FailurePolicyType>,
     /// Restarts of a pod's containers (under `OnFailure`) after which the pod counts
     /// as failed.
@@ -88,16 +95,17 @@ pub struct FailurePolicy {
     pub restart_limit: Option<i32>,
 }
 
-/// See [`FailurePolicy`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum FailurePolicyType {
-    /// Ignore the failed pod; the job goes on.
-    Continue,
-    /// The job fails.
-    #[default]
-    FailFast,
-    /// The job is paused (`spec.paused` set).
-    Pause,
+open_enum! {
+    /// See [`FailurePolicy`].
+    pub enum FailurePolicyType(free) {
+        /// Ignore the failed pod; the job goes on.
+        Continue = "Continue",
+        /// The job fails.
+        #[default]
+        FailFast = "FailFast",
+        /// The job is paused (`spec.paused` set).
+        Pause = "Pause",
+    }
 }
 
 /// Where the job is. The counts are always serialized.

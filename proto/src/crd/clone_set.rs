@@ -17,6 +17,8 @@ use super::common::{
     InPlaceUpdateStrategy, Lifecycle, Schemaless, UpdatePriorityStrategy, UpdateScatterTerm,
 };
 
+use super::strings::open_enum;
+
 /// The pods a CloneSet keeps, and how it scales and updates them.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
@@ -94,7 +96,12 @@ pub struct CloneSetScaleStrategy {
 #[serde(rename_all = "camelCase")]
 pub struct CloneSetUpdateStrategy {
     /// ReCreate (default), InPlaceIfPossible or InPlaceOnly.
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::crd::strings::empty_as_none",
+        rename = "type",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub type_: Option<CloneSetUpdateStrategyType>,
     /// Pods kept on the old revision (int, or percent of replicas rounded up; default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -120,18 +127,19 @@ pub struct CloneSetUpdateStrategy {
     pub in_place_update_strategy: Option<InPlaceUpdateStrategy>,
 }
 
-/// How a pod moves to a new revision.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum CloneSetUpdateStrategyType {
-    /// Delete the pod and create a new one.
-    #[default]
-    ReCreate,
-    /// Update in place when only images (or labels and annotations) change, else recreate.
-    InPlaceIfPossible,
-    /// Update in place only; the template may change only images.
-    InPlaceOnly,
-    /// Update only pods that are deleted by hand (v1beta1's; v1alpha1's webhook rejects it).
-    OnDelete,
+open_enum! {
+    /// How a pod moves to a new revision.
+    pub enum CloneSetUpdateStrategyType(free) {
+        /// Delete the pod and create a new one.
+        #[default]
+        ReCreate = "ReCreate",
+        /// Update in place when only images (or labels and annotations) change, else recreate.
+        InPlaceIfPossible = "InPlaceIfPossible",
+        /// Update in place only; the template may change only images.
+        InPlaceOnly = "InPlaceOnly",
+        /// Update only pods that are deleted by hand (v1beta1's; v1alpha1's webhook rejects it).
+        OnDelete = "OnDelete",
+    }
 }
 
 /// What the CloneSet observed.

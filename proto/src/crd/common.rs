@@ -6,6 +6,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::strings::open_enum;
+
 /// Hooks that hold a pod at points of its life until other controllers let go.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -91,7 +93,12 @@ pub struct UpdateScatterTerm {
 #[serde(rename_all = "camelCase")]
 pub struct CompletionPolicy {
     /// `Always` (default): completes when every target is done; `Never`: keeps running.
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::crd::strings::empty_as_none",
+        rename = "type",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub type_: Option<CompletionPolicyType>,
     /// Seconds after start after which it is terminated (`Always` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,14 +108,15 @@ pub struct CompletionPolicy {
     pub ttl_seconds_after_finished: Option<i32>,
 }
 
-/// See [`CompletionPolicy`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum CompletionPolicyType {
-    /// Complete when done.
-    #[default]
-    Always,
-    /// Never complete.
-    Never,
+open_enum! {
+    /// See [`CompletionPolicy`].
+    pub enum CompletionPolicyType(free) {
+        /// Complete when done.
+        #[default]
+        Always = "Always",
+        /// Never complete.
+        Never = "Never",
+    }
 }
 
 /// A field whose schema is left open (`x-kubernetes-preserve-unknown-fields`), as

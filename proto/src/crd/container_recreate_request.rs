@@ -9,6 +9,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::strings::open_enum;
+
 /// What to recreate, and how.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
@@ -97,7 +99,11 @@ pub struct ContainerRecreateRequestContainerContext {
 #[serde(rename_all = "camelCase")]
 pub struct ContainerRecreateRequestStrategy {
     /// `Fail` (default) stops at the first failed container; `Ignore` goes on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::crd::strings::empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub failure_policy: Option<FailurePolicy>,
     /// Recreate one container after the previous one is started again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -116,14 +122,15 @@ pub struct ContainerRecreateRequestStrategy {
     pub min_started_seconds: Option<i32>,
 }
 
-/// What a failed container does to the request.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum FailurePolicy {
-    /// The request fails.
-    #[default]
-    Fail,
-    /// The request goes on with the next container.
-    Ignore,
+open_enum! {
+    /// What a failed container does to the request.
+    pub enum FailurePolicy(free) {
+        /// The request fails.
+        #[default]
+        Fail = "Fail",
+        /// The request goes on with the next container.
+        Ignore = "Ignore",
+    }
 }
 
 /// Where the request is.

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{Lifecycle, Schemaless};
 
+use super::strings::open_enum;
+
 /// Emits a version's spec struct: the fields both versions share, then the given ones.
 macro_rules! daemon_set_spec {
     ($(#[$attr:meta])* pub struct $name:ident { $($extra:tt)* }) => {
@@ -182,21 +184,27 @@ pub mod v1beta1 {
 #[serde(rename_all = "camelCase")]
 pub struct DaemonSetUpdateStrategy {
     /// `RollingUpdate` (default) or `OnDelete`.
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::crd::strings::empty_as_none",
+        rename = "type",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub type_: Option<DaemonSetUpdateStrategyType>,
     /// The rolling update's settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rolling_update: Option<RollingUpdateDaemonSet>,
 }
 
-/// How daemon pods move to a new revision: `RollingUpdate` (default) or `OnDelete`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum DaemonSetUpdateStrategyType {
-    /// The controller replaces old pods.
-    #[default]
-    RollingUpdate,
-    /// Old pods are replaced only when deleted by someone else.
-    OnDelete,
+open_enum! {
+    /// How daemon pods move to a new revision: `RollingUpdate` (default) or `OnDelete`.
+    pub enum DaemonSetUpdateStrategyType(free) {
+        /// The controller replaces old pods.
+        #[default]
+        RollingUpdate = "RollingUpdate",
+        /// Old pods are replaced only when deleted by someone else.
+        OnDelete = "OnDelete",
+    }
 }
 
 /// A rolling update's settings.
@@ -204,7 +212,12 @@ pub enum DaemonSetUpdateStrategyType {
 #[serde(rename_all = "camelCase")]
 pub struct RollingUpdateDaemonSet {
     /// `Standard` (default), `InPlaceIfPossible`, or the deprecated `Surging`.
-    #[serde(default, rename = "rollingUpdateType", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::crd::strings::empty_as_none",
+        rename = "rollingUpdateType",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub type_: Option<RollingUpdateType>,
     /// Nodes whose pod may be unavailable during the update (default 1 when neither
     /// this nor maxSurge is set).
@@ -224,16 +237,17 @@ pub struct RollingUpdateDaemonSet {
     pub paused: Option<bool>,
 }
 
-/// How a daemon pod is updated: `Standard` (default), `InPlaceIfPossible`, or the deprecated `Surging`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum RollingUpdateType {
-    /// Delete the old pod, then create the new one (or surge first when maxSurge is set).
-    #[default]
-    Standard,
-    /// Update in place when only images (or metadata) changed, else as Standard.
-    InPlaceIfPossible,
-    /// Deprecated: Standard with maxSurge 1 and maxUnavailable 0.
-    Surging,
+open_enum! {
+    /// How a daemon pod is updated: `Standard` (default), `InPlaceIfPossible`, or the deprecated `Surging`.
+    pub enum RollingUpdateType(free) {
+        /// Delete the old pod, then create the new one (or surge first when maxSurge is set).
+        #[default]
+        Standard = "Standard",
+        /// Update in place when only images (or metadata) changed, else as Standard.
+        InPlaceIfPossible = "InPlaceIfPossible",
+        /// Deprecated: Standard with maxSurge 1 and maxUnavailable 0.
+        Surging = "Surging",
+    }
 }
 
 /// How daemon pods are created.

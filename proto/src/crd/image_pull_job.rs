@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use super::common::CompletionPolicy;
 
+use super::strings::open_enum;
+
 /// Everything about an image pull job but the image(s): which nodes, how fast, how
 /// long, and when it is complete.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -46,7 +48,11 @@ pub struct ImagePullJobTemplate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox_config: Option<SandboxConfig>,
     /// `Always` or `IfNotPresent` (default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::crd::strings::empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub image_pull_policy: Option<ImagePullPolicy>,
 }
 
@@ -102,14 +108,15 @@ pub struct SandboxConfig {
     pub annotations: Option<BTreeMap<String, String>>,
 }
 
-/// When the daemon pulls an image.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum ImagePullPolicy {
-    /// Pull even if the image is present.
-    Always,
-    /// Pull only if the image is missing.
-    #[default]
-    IfNotPresent,
+open_enum! {
+    /// When the daemon pulls an image.
+    pub enum ImagePullPolicy(free) {
+        /// Pull even if the image is present.
+        Always = "Always",
+        /// Pull only if the image is missing.
+        #[default]
+        IfNotPresent = "IfNotPresent",
+    }
 }
 
 /// Where an ImagePullJob is.

@@ -34,7 +34,11 @@ pub struct ImageTagSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<i64>,
     /// `Always` or `IfNotPresent` (default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::crd::strings::empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub image_pull_policy: Option<ImagePullPolicy>,
 }
 
@@ -238,6 +242,8 @@ pub mod v1alpha1 {
 /// `apps.kruise.io/v1beta1` NodeImage (the stored version): v1alpha1 plus the pull
 /// secrets' `mode`.
 pub mod v1beta1 {
+    use crate::crd::strings::open_enum;
+
     node_image_version!("v1beta1");
 
     /// A secret, by namespace and name, and how it was synchronised.
@@ -252,17 +258,21 @@ pub mod v1beta1 {
         pub name: Option<String>,
         /// `batch`: the secret is synchronised once for every job that uses it and is
         /// cleaned up with the image; unset: the old per-job copy.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            deserialize_with = "crate::crd::strings::empty_as_none",
+            skip_serializing_if = "Option::is_none"
+        )]
         pub mode: Option<ReferenceObjectMode>,
     }
 
-    /// See [`ReferenceObject::mode`].
-    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-    pub enum ReferenceObjectMode {
-        /// Synchronised once, removed with the image.
-        #[default]
-        #[serde(rename = "batch")]
-        Batch,
+    open_enum! {
+        /// See [`ReferenceObject::mode`].
+        pub enum ReferenceObjectMode(free) {
+                /// Synchronised once, removed with the image.
+                #[default]
+            Batch = "batch",
+        }
     }
 }
 

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{Schemaless, UpdatePriorityStrategy, UpdateScatterTerm};
 
+use super::strings::open_enum;
+
 /// Emits a version's spec struct: the fields both versions share, then the given ones.
 macro_rules! sidecar_set_spec {
     ($(#[$attr:meta])* pub struct $name:ident { $($extra:tt)* }) => {
@@ -134,7 +136,11 @@ pub struct SidecarContainer {
     pub container: Container,
     /// `BeforeAppContainer` (default for containers) or `AfterAppContainer` (default
     /// for init containers).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::crd::strings::empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pod_inject_policy: Option<PodInjectPolicy>,
     /// Cold or hot upgrade.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -158,15 +164,16 @@ fn preserve_unknown_fields(schema: &mut Schema) {
     schema.insert("x-kubernetes-preserve-unknown-fields".into(), true.into());
 }
 
-/// Where a sidecar goes among the pod's containers: `BeforeAppContainer` (default for
-/// containers) or `AfterAppContainer` (default for init containers).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum PodInjectPolicy {
-    /// Before the app containers.
-    #[default]
-    BeforeAppContainer,
-    /// After the app containers.
-    AfterAppContainer,
+open_enum! {
+    /// Where a sidecar goes among the pod's containers: `BeforeAppContainer` (default for
+    /// containers) or `AfterAppContainer` (default for init containers).
+    pub enum PodInjectPolicy(free) {
+        /// Before the app containers.
+        #[default]
+        BeforeAppContainer = "BeforeAppContainer",
+        /// After the app containers.
+        AfterAppContainer = "AfterAppContainer",
+    }
 }
 
 /// How a sidecar is upgraded.
@@ -174,21 +181,26 @@ pub enum PodInjectPolicy {
 #[serde(rename_all = "camelCase")]
 pub struct SidecarContainerUpgradeStrategy {
     /// `ColdUpgrade` (default) or `HotUpgrade` (immutable).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::crd::strings::empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub upgrade_type: Option<SidecarContainerUpgradeType>,
     /// For hot upgrade: the image of the idle twin container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hot_upgrade_empty_image: Option<String>,
 }
 
-/// How a sidecar is upgraded: `ColdUpgrade` (default) or `HotUpgrade` (immutable).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum SidecarContainerUpgradeType {
-    /// Restart the container with the new image.
-    #[default]
-    ColdUpgrade,
-    /// Start the new one in a twin container, then stop the old one.
-    HotUpgrade,
+open_enum! {
+    /// How a sidecar is upgraded: `ColdUpgrade` (default) or `HotUpgrade` (immutable).
+    pub enum SidecarContainerUpgradeType(free) {
+        /// Restart the container with the new image.
+        #[default]
+        ColdUpgrade = "ColdUpgrade",
+        /// Start the new one in a twin container, then stop the old one.
+        HotUpgrade = "HotUpgrade",
+    }
 }
 
 /// Whether a sidecar shares the app containers' volumes (or devices).
@@ -196,19 +208,24 @@ pub enum SidecarContainerUpgradeType {
 #[serde(rename_all = "camelCase")]
 pub struct ShareVolumePolicy {
     /// `enabled` or `disabled` (default).
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::crd::strings::empty_as_none",
+        rename = "type",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub type_: Option<ShareVolumePolicyType>,
 }
 
-/// Whether volumes (or devices) are shared: `enabled` or `disabled` (default).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ShareVolumePolicyType {
-    /// Share.
-    Enabled,
-    /// Do not share.
-    #[default]
-    Disabled,
+open_enum! {
+    /// Whether volumes (or devices) are shared: `enabled` or `disabled` (default).
+    pub enum ShareVolumePolicyType(free) {
+        /// Share.
+        Enabled = "enabled",
+        /// Do not share.
+        #[default]
+        Disabled = "disabled",
+    }
 }
 
 /// An env var copied into a sidecar from an app container.
@@ -252,15 +269,15 @@ pub struct ResourcesPolicy {
     pub resources_expr: ResourcesExpr,
 }
 
-/// Whether the variables are the `sum` or the `max` over the target containers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum TargetContainersMode {
-    /// Add the target containers' resources.
-    #[default]
-    Sum,
-    /// Take the largest.
-    Max,
+open_enum! {
+    /// Whether the variables are the `sum` or the `max` over the target containers.
+    pub enum TargetContainersMode(closed) {
+        /// Add the target containers' resources.
+        #[default]
+        Sum = "sum",
+        /// Take the largest.
+        Max = "max",
+    }
 }
 
 /// Expressions for a sidecar's limits and requests.
@@ -292,7 +309,12 @@ pub struct ResourceExpr {
 #[serde(rename_all = "camelCase")]
 pub struct SidecarSetUpdateStrategy {
     /// `RollingUpdate` (default) or `NotUpdate`.
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::crd::strings::empty_as_none",
+        rename = "type",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub type_: Option<SidecarSetUpdateStrategyType>,
     /// Stop updating.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -314,14 +336,15 @@ pub struct SidecarSetUpdateStrategy {
     pub scatter_strategy: Option<Vec<UpdateScatterTerm>>,
 }
 
-/// Whether running pods' sidecars are updated: `RollingUpdate` (default) or `NotUpdate`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum SidecarSetUpdateStrategyType {
-    /// Running pods keep their sidecars.
-    NotUpdate,
-    /// Running pods' sidecars are updated in place.
-    #[default]
-    RollingUpdate,
+open_enum! {
+    /// Whether running pods' sidecars are updated: `RollingUpdate` (default) or `NotUpdate`.
+    pub enum SidecarSetUpdateStrategyType(free) {
+        /// Running pods keep their sidecars.
+        NotUpdate = "NotUpdate",
+        /// Running pods' sidecars are updated in place.
+        #[default]
+        RollingUpdate = "RollingUpdate",
+    }
 }
 
 /// Which revision new pods are injected with.
@@ -348,20 +371,25 @@ pub struct SidecarSetInjectRevision {
     pub revision_name: Option<String>,
     /// `Always` (default): every new pod gets it; `Partial`: only pods outside the
     /// update selector or partition.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::crd::strings::empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(extend("default" = "Always"))]
     pub policy: Option<SidecarSetInjectRevisionPolicy>,
 }
 
-/// Which new pods get the fixed revision: `Always` (default, every new pod) or
-/// `Partial` (only pods the update strategy's selector or partition does not reach).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum SidecarSetInjectRevisionPolicy {
-    /// Every new pod.
-    #[default]
-    Always,
-    /// Pods the update strategy does not reach.
-    Partial,
+open_enum! {
+    /// Which new pods get the fixed revision: `Always` (default, every new pod) or
+    /// `Partial` (only pods the update strategy's selector or partition does not reach).
+    pub enum SidecarSetInjectRevisionPolicy(closed) {
+        /// Every new pod.
+        #[default]
+        Always = "Always",
+        /// Pods the update strategy does not reach.
+        Partial = "Partial",
+    }
 }
 
 /// Annotations written onto the pods.
@@ -372,21 +400,26 @@ pub struct SidecarSetPatchPodMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
     /// `Retain` (default), `Overwrite` or `MergePatchJson`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::crd::strings::empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub patch_policy: Option<SidecarSetPatchPolicyType>,
 }
 
-/// What happens when the pod already has the annotation: `Retain` (default),
-/// `Overwrite` or `MergePatchJson`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum SidecarSetPatchPolicyType {
-    /// Keep the pod's value.
-    #[default]
-    Retain,
-    /// Replace it.
-    Overwrite,
-    /// Merge both as JSON objects.
-    MergePatchJson,
+open_enum! {
+    /// What happens when the pod already has the annotation: `Retain` (default),
+    /// `Overwrite` or `MergePatchJson`.
+    pub enum SidecarSetPatchPolicyType(free) {
+        /// Keep the pod's value.
+        #[default]
+        Retain = "Retain",
+        /// Replace it.
+        Overwrite = "Overwrite",
+        /// Merge both as JSON objects.
+        MergePatchJson = "MergePatchJson",
+    }
 }
 
 /// Where the matched pods are (the same in both versions).

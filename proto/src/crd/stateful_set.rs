@@ -20,6 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{InPlaceUpdateStrategy, Schemaless, UpdatePriorityStrategy};
 
+use super::strings::open_enum;
+
 /// Emits a version's spec struct: the fields both versions share, then the given ones.
 macro_rules! stateful_set_spec {
     ($(#[$attr:meta])* pub struct $name:ident { $($extra:tt)* }) => {
@@ -40,7 +42,7 @@ macro_rules! stateful_set_spec {
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub service_name: Option<String>,
             /// `OrderedReady` (default) or `Parallel`.
-            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[serde(default, deserialize_with = "crate::crd::strings::empty_as_none", skip_serializing_if = "Option::is_none")]
             pub pod_management_policy: Option<PodManagementPolicy>,
             /// How pods move to a new revision.
             #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -217,14 +219,15 @@ pub mod v1beta1 {
     }
 }
 
-/// Whether pods are created and deleted one at a time: `OrderedReady` (default) or `Parallel`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum PodManagementPolicy {
-    /// One at a time, in ordinal order, each waiting for the previous to be ready.
-    #[default]
-    OrderedReady,
-    /// All at once.
-    Parallel,
+open_enum! {
+    /// Whether pods are created and deleted one at a time: `OrderedReady` (default) or `Parallel`.
+    pub enum PodManagementPolicy(free) {
+        /// One at a time, in ordinal order, each waiting for the previous to be ready.
+        #[default]
+        OrderedReady = "OrderedReady",
+        /// All at once.
+        Parallel = "Parallel",
+    }
 }
 
 /// How pods move to a new revision.
@@ -232,21 +235,27 @@ pub enum PodManagementPolicy {
 #[serde(rename_all = "camelCase")]
 pub struct StatefulSetUpdateStrategy {
     /// `RollingUpdate` (default) or `OnDelete`.
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::crd::strings::empty_as_none",
+        rename = "type",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub type_: Option<StatefulSetUpdateStrategyType>,
     /// The rolling update's settings (defaulted to `{}` under `RollingUpdate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rolling_update: Option<RollingUpdateStatefulSetStrategy>,
 }
 
-/// How pods move to a new revision: `RollingUpdate` (default) or `OnDelete`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum StatefulSetUpdateStrategyType {
-    /// The controller replaces pods, highest ordinal first.
-    #[default]
-    RollingUpdate,
-    /// Pods are replaced only when deleted by someone else.
-    OnDelete,
+open_enum! {
+    /// How pods move to a new revision: `RollingUpdate` (default) or `OnDelete`.
+    pub enum StatefulSetUpdateStrategyType(free) {
+        /// The controller replaces pods, highest ordinal first.
+        #[default]
+        RollingUpdate = "RollingUpdate",
+        /// Pods are replaced only when deleted by someone else.
+        OnDelete = "OnDelete",
+    }
 }
 
 /// A rolling update's settings.
@@ -260,7 +269,11 @@ pub struct RollingUpdateStatefulSetStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_unavailable: Option<IntOrString>,
     /// `ReCreate` (default), `InPlaceIfPossible` or `InPlaceOnly`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::crd::strings::empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pod_update_policy: Option<PodUpdatePolicyType>,
     /// Stop updating pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -276,16 +289,17 @@ pub struct RollingUpdateStatefulSetStrategy {
     pub min_ready_seconds: Option<i32>,
 }
 
-/// How a pod is moved to a new revision: `ReCreate` (default), `InPlaceIfPossible` or `InPlaceOnly`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum PodUpdatePolicyType {
-    /// Delete it and create a new one.
-    #[default]
-    ReCreate,
-    /// Update it in place when only images (or metadata) changed, else recreate it.
-    InPlaceIfPossible,
-    /// Update it in place; other changes are rejected.
-    InPlaceOnly,
+open_enum! {
+    /// How a pod is moved to a new revision: `ReCreate` (default), `InPlaceIfPossible` or `InPlaceOnly`.
+    pub enum PodUpdatePolicyType(free) {
+        /// Delete it and create a new one.
+        #[default]
+        ReCreate = "ReCreate",
+        /// Update it in place when only images (or metadata) changed, else recreate it.
+        InPlaceIfPossible = "InPlaceIfPossible",
+        /// Update it in place; other changes are rejected.
+        InPlaceOnly = "InPlaceOnly",
+    }
 }
 
 /// Update order when it is not by ordinal.
@@ -302,18 +316,24 @@ pub struct UnorderedUpdateStrategy {
 #[serde(rename_all = "camelCase")]
 pub struct VolumeClaimUpdateStrategy {
     /// `OnPodRollingUpdate` or `OnDelete` (default when the AutoResizePVC gate is on).
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::crd::strings::empty_as_none",
+        rename = "type",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub type_: Option<VolumeClaimUpdateStrategyType>,
 }
 
-/// When claims follow a changed volumeClaimTemplates: `OnPodRollingUpdate` or `OnDelete`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum VolumeClaimUpdateStrategyType {
-    /// Claims are updated as their pod is rolled.
-    OnPodRollingUpdate,
-    /// Claims are updated only when deleted by someone else.
-    #[default]
-    OnDelete,
+open_enum! {
+    /// When claims follow a changed volumeClaimTemplates: `OnPodRollingUpdate` or `OnDelete`.
+    pub enum VolumeClaimUpdateStrategyType(free) {
+        /// Claims are updated as their pod is rolled.
+        OnPodRollingUpdate = "OnPodRollingUpdate",
+        /// Claims are updated only when deleted by someone else.
+        #[default]
+        OnDelete = "OnDelete",
+    }
 }
 
 /// How pods are created when scaling up.
@@ -330,21 +350,30 @@ pub struct StatefulSetScaleStrategy {
 #[serde(rename_all = "camelCase")]
 pub struct PersistentVolumeClaimRetentionPolicy {
     /// When the set is deleted (default `Retain`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::crd::strings::empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub when_deleted: Option<PersistentVolumeClaimRetentionPolicyType>,
     /// When the set is scaled down (default `Retain`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::crd::strings::empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub when_scaled: Option<PersistentVolumeClaimRetentionPolicyType>,
 }
 
-/// What happens to a claim: `Retain` (default) or `Delete`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum PersistentVolumeClaimRetentionPolicyType {
-    /// Keep the claims.
-    #[default]
-    Retain,
-    /// Delete the claims.
-    Delete,
+open_enum! {
+    /// What happens to a claim: `Retain` (default) or `Delete`.
+    pub enum PersistentVolumeClaimRetentionPolicyType(free) {
+        /// Keep the claims.
+        #[default]
+        Retain = "Retain",
+        /// Delete the claims.
+        Delete = "Delete",
+    }
 }
 
 /// How many pods have claims compatible with one volume claim template.

@@ -20,6 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{clone_set::CloneSetSpec, common::Schemaless};
 
+use super::strings::open_enum;
+
 /// The template, the subsets, and how the subsets are updated.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
@@ -166,21 +168,27 @@ pub struct Subset {
 #[serde(rename_all = "camelCase")]
 pub struct UnitedDeploymentScheduleStrategy {
     /// Fixed (default) or Adaptive.
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::crd::strings::empty_as_none",
+        rename = "type",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub type_: Option<UnitedDeploymentScheduleStrategyType>,
     /// Settings of Adaptive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adaptive: Option<AdaptiveUnitedDeploymentStrategy>,
 }
 
-/// See [`UnitedDeploymentScheduleStrategy`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum UnitedDeploymentScheduleStrategyType {
-    /// Move pods that cannot be scheduled in a subset to the next subset.
-    Adaptive,
-    /// Keep each subset's pods in it, scheduled or not.
-    #[default]
-    Fixed,
+open_enum! {
+    /// See [`UnitedDeploymentScheduleStrategy`].
+    pub enum UnitedDeploymentScheduleStrategyType(closed_or_empty) {
+        /// Move pods that cannot be scheduled in a subset to the next subset.
+        Adaptive = "Adaptive",
+        /// Keep each subset's pods in it, scheduled or not.
+        #[default]
+        Fixed = "Fixed",
+    }
 }
 
 /// Settings of the Adaptive schedule strategy.
@@ -204,19 +212,25 @@ pub struct AdaptiveUnitedDeploymentStrategy {
 #[serde(rename_all = "camelCase")]
 pub struct UnitedDeploymentUpdateStrategy {
     /// Manual, the only type.
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::crd::strings::empty_as_none",
+        rename = "type",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub type_: Option<UnitedDeploymentUpdateStrategyType>,
     /// The partition of each subset (default `{}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manual_update: Option<ManualUpdate>,
 }
 
-/// See [`UnitedDeploymentUpdateStrategy`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum UnitedDeploymentUpdateStrategyType {
-    /// Each subset's workload gets the partition set for it.
-    #[default]
-    Manual,
+open_enum! {
+    /// See [`UnitedDeploymentUpdateStrategy`].
+    pub enum UnitedDeploymentUpdateStrategyType(free) {
+        /// Each subset's workload gets the partition set for it.
+        #[default]
+        Manual = "Manual",
+    }
 }
 
 /// Partitions per subset.

@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use super::common::Schemaless;
 
+use super::strings::open_enum;
+
 /// The workload to spread, and the subsets to spread it over.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
@@ -103,21 +105,27 @@ pub struct WorkloadSpreadSubset {
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadSpreadScheduleStrategy {
     /// Fixed (default) or Adaptive.
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::crd::strings::empty_as_none",
+        rename = "type",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub type_: Option<WorkloadSpreadScheduleStrategyType>,
     /// Settings of Adaptive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adaptive: Option<AdaptiveWorkloadSpreadStrategy>,
 }
 
-/// See [`WorkloadSpreadScheduleStrategy`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum WorkloadSpreadScheduleStrategyType {
-    /// Move pods that cannot be scheduled in a subset to the next subset.
-    Adaptive,
-    /// Keep each subset's pods in it, scheduled or not.
-    #[default]
-    Fixed,
+open_enum! {
+    /// See [`WorkloadSpreadScheduleStrategy`].
+    pub enum WorkloadSpreadScheduleStrategyType(closed_or_empty) {
+        /// Move pods that cannot be scheduled in a subset to the next subset.
+        Adaptive = "Adaptive",
+        /// Keep each subset's pods in it, scheduled or not.
+        #[default]
+        Fixed = "Fixed",
+    }
 }
 
 /// Settings of the Adaptive schedule strategy.

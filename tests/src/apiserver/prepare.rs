@@ -62,7 +62,24 @@ fn name_label(ns: &mut Value) {
     m["labels"][NAMESPACE_NAME_LABEL] = json!(name);
 }
 
-/// Fills system fields, resets status, applies defaults and checks the name.
+/// What the handler does before admission, as kube-apiserver's create handler does
+/// while decoding: the object gets the resource's `apiVersion` and `kind` and the
+/// request's namespace (none when cluster-scoped), so that mutating webhooks see it
+/// otherwise as the client sent it (status included, no system fields yet).
+pub fn for_admission(res: &ResourceInfo, obj: &mut Value, ns: &str) {
+    obj["apiVersion"] = json!(res.api_version());
+    obj["kind"] = json!(res.kind);
+    let m = meta(obj);
+    if res.namespaced {
+        m.insert("namespace".into(), json!(ns));
+    } else {
+        m.remove("namespace");
+    }
+}
+
+/// The strategy's PrepareForCreate and the system fields (after mutating
+/// admission): fills system fields, resets status, applies defaults and checks the
+/// name.
 ///
 /// # Errors
 /// 422 Invalid for a missing or malformed name.
@@ -254,14 +271,24 @@ tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it
     if res.group.is_empty() && res.plural == "namespaces" {
         name_label(&mut new);
     }
-    if res.generation {
-        let ignored: &[&str] = if res.has("status") { &["metadata", "status"] } else { &["metadata"] };
-        if without(old, ignored) != without(&new, ignored) {
-            let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
-            new["metadata"]["generation"] = json!(g);
-        }
-    }
+    generation(res, old, &mut new);
     Ok(new)
+}
+
+/// Sets `new`'s generation: the old one, plus one when anything outside metadata (and
+/// status, for kinds with a status subresource) changed. Idempotent, so the writer
+/// calls it again once a custom resource is pruned and defaulted (kube-apiserver
+/// prunes while decoding, before its strategy compares).
+pub fn generation(res: &ResourceInfo, old: &Value, new: &mut Value) {
+    if !res.generation {
+        return;
+    }
+    let ignored: &[&str] = if res.has("status") { &["metadata", "status"] } else { &["metadata"] };
+    let g = old["metadata"]["generation"].as_i64().unwrap_or(0);
+    let g = if without(old, ignored) == without(new, ignored) { g } else { g + 1 };
+    if new["metadata"].is_object() {
+        new["metadata"]["generation"] = json!(g);
+    }
 }
 
 fn pod_spec_update_allowed(old: &Value, new: &Value) -> bool {

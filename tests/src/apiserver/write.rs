@@ -139,7 +139,7 @@ pub async fn create_object(
         ));
     }
     {
-        let mut state = shared.lock();
+        let state = shared.lock();
         if res.namespaced {
             let Some(nso) = state.get("/namespaces", "", ns) else {
                 return Err(Status::not_found(
@@ -156,14 +156,20 @@ pub async fn create_object(
                 ));
             }
         }
-        let uid = state.next_uid();
-        prepare::for_create(res, &mut obj, ns, &uid)?;
     }
+    // kube-apiserver's order: mutating admission sees the object as sent (status
+    // included), then the strategy (system fields, status dropped), the schema, and
+    // validating admission.
+    prepare::for_admission(res, &mut obj, ns);
+    let mut obj = mutate(shared, res, Operation::Create, "", obj, None, user, dry_run).await?;
+    let uid = shared.lock().next_uid();
+    prepare::for_create(res, &mut obj, ns, &uid)?;
     if res.key() == "apiextensions.k8s.io/customresourcedefinitions" {
         crd::resources_of(&obj)?;
         crd::set_status(&mut obj, None);
     }
-    let obj = admit(shared, res, Operation::Create, "", obj, None, user, dry_run).await?;
+    let obj = check_schema(shared, res, "", obj)?;
+    validate(shared, res, Operation::Create, "", &obj, None, user, dry_run).await?;
     let stored = to_storage(shared, res, obj).await?;
     if dry_run {
         return Ok(to_served(shared, res, vec![stored]).await?.remove(0));
@@ -189,33 +195,53 @@ fn register_crd(state: &mut super::store::State, res: &ResourceInfo, stored: &Va
     }
 }
 
-/// Runs schema (custom resources), mutating and validating admission.
+/// Mutating admission of `obj` as the client sent it (before the strategy).
 #[allow(clippy::too_many_arguments)]
-async fn admit(
+async fn mutate(
     shared: &Shared,
     res: &ResourceInfo,
     operation: Operation,
     sub: &str,
-    mut obj: Value,
+    obj: Value,
     old: Option<Value>,
     user: &UserInfo,
     dry_run: bool,
 ) -> Result<Value, Status> {
-    if res.crd.is_some() && sub != "scale" {
-        let crd = crd_of(&shared.lock(), res);
-        if let Some(crd) = crd {
-            obj = shared.hooks.schema.check(&crd, &res.version, obj)?;
-        }
-    }
     let mut req = admit_request(shared, res, operation, sub, &obj, old, user, dry_run);
     req.object = Some(obj.clone());
-    let mutated = shared.hooks.admission.admit(req.clone()).await?;
-    let mutated = if mutated.is_object() { mutated } else { obj };
+    let mutated = shared.hooks.admission.admit(req).await?;
+    Ok(if mutated.is_object() { mutated } else { obj })
+}
+
+/// The schema of a custom resource (pruning, defaults, validation), after the strategy.
+fn check_schema(shared: &Shared, res: &ResourceInfo, sub: &str, obj: Value) -> Result<Value, Status> {
+    if res.crd.is_none() || sub == "scale" {
+        return Ok(obj);
+    }
+    match crd_of(&shared.lock(), res) {
+        Some(crd) => shared.hooks.schema.check(&crd, &res.version, obj),
+        None => Ok(obj),
+    }
+}
+
+/// Validating admission of `obj` as it will be stored.
+#[allow(clippy::too_many_arguments)]
+async fn validate(
+    shared: &Shared,
+    res: &ResourceInfo,
+    operation: Operation,
+    sub: &str,
+    obj: &Value,
+    old: Option<Value>,
+    user: &UserInfo,
+    dry_run: bool,
+) -> Result<(), Status> {
+    let mut req = admit_request(shared, res, operation, sub, obj, old, user, dry_run);
     req.phase = AdmissionPhase::Validating;
-    req.object = Some(mutated.clone());
+    req.object = Some(obj.clone());
     req.webhook_configurations = configurations(shared, AdmissionPhase::Validating);
     shared.hooks.admission.admit(req).await?;
-    Ok(mutated)
+    Ok(())
 }
 
 /// Runs mutating then validating admission for the DELETE of `old` (in the served
@@ -349,12 +375,18 @@ pub async fn commit_update(
     expect: u64,
     dry_run: bool,
 ) -> Result<Value, Status> {
+    // As on create: mutating admission, the strategy, the schema, validating admission.
+    let new = mutate(shared, res, Operation::Update, sub, new, Some(old.clone()), user, dry_run).await?;
     let mut new = prepare::for_update(res, &old, new, sub)?;
     if res.key() == "apiextensions.k8s.io/customresourcedefinitions" {
         crd::resources_of(&new)?;
         crd::set_status(&mut new, old.get("status"));
     }
-    let new = admit(shared, res, Operation::Update, sub, new, Some(old.clone()), user, dry_run).await?;
+    let mut new = check_schema(shared, res, sub, new)?;
+    if sub.is_empty() {
+        prepare::generation(res, &old, &mut new);
+    }
+    validate(shared, res, Operation::Update, sub, &new, Some(old.clone()), user, dry_run).await?;
     if prepare::same(&old, &new) || dry_run {
         return Ok(if dry_run { new } else { old });
     }

@@ -275,9 +275,9 @@ fn every_kind_is_defaulted_at_openkruises_paths() {
     bad["spec"]["podName"] = json!("");
     let refused = handler.admit(&review(kind, "v1alpha1", "CREATE", bad.clone(), Value::Null));
     assert!(!refused.allowed);
-    assert_eq!(refused.result.message, "spec.podName: must not be empty");
+    assert_eq!(refused.result.message, "spec.podName: Required value");
     let changed = handler.admit(&review(kind, "v1alpha1", "UPDATE", bad, crr.clone()));
-    assert_eq!(changed.result.message, "spec: is immutable");
+    assert_eq!(changed.result.message, "spec: Forbidden: is immutable");
     let same = handler.admit(&review(kind, "v1alpha1", "UPDATE", crr.clone(), crr));
     assert!(same.allowed && same.patch.is_none());
 }

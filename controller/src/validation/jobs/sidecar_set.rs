@@ -3,20 +3,15 @@
 use std::collections::{HashMap, HashSet};
 
 use k8s_openapi::api::core::v1::{Container, ObjectFieldSelector, Volume};
-use stevedore_proto::{
-    crd::{
-        common::UpdatePriorityStrategy,
-        sidecar_set::{
-            SidecarContainer, SidecarContainerUpgradeType, SidecarSetUpdateStrategy,
-            SidecarSetUpdateStrategyType, v1beta1::SidecarSet,
-        },
-    },
-    intstr::{self, Percent},
+use stevedore_proto::crd::sidecar_set::{
+    PodInjectPolicy, ShareVolumePolicyType, SidecarContainer, SidecarContainerUpgradeType,
+    SidecarSetUpdateStrategy, SidecarSetUpdateStrategyType, v1beta1::SidecarSet,
 };
 
 use super::super::{
-    FieldError, err,
-    rules::{self, Wording},
+    FieldError,
+    field::{invalid, required},
+    rules,
 };
 
 /// SidecarSet: the object name rule; a valid, non-empty selector (and
@@ -37,15 +32,15 @@ pub fn sidecar_set(new: &SidecarSet, old: Option<&SidecarSet>) -> Vec<FieldError
     let init = spec.init_containers.as_deref().unwrap_or_default();
     let containers = spec.containers.as_deref().unwrap_or_default();
     let strategy = spec.update_strategy.clone().unwrap_or_default();
-    let rolling = strategy.type_.unwrap_or_default() == SidecarSetUpdateStrategyType::RollingUpdate;
+    let rolling = strategy.type_.clone().unwrap_or_default() == SidecarSetUpdateStrategyType::RollingUpdate;
     if rolling && init.iter().any(|c| is_native_sidecar(&c.container)) {
-        errors.push(err(
+        errors.push(required(
             "spec.updateStrategy",
             "init containers with restartPolicy Always cannot be updated in place",
         ));
     }
     match &spec.selector {
-        None => errors.push(err("spec.selector", "is required")),
+        None => errors.push(required("spec.selector", "")),
         Some(sel) => selector(sel, "spec.selector", &mut errors),
     }
     if let Some(sel) = &spec.namespace_selector {
@@ -55,8 +50,9 @@ pub fn sidecar_set(new: &SidecarSet, old: Option<&SidecarSet>) -> Vec<FieldError
         && revision.revision_name.is_none()
         && revision.custom_version.is_none()
     {
-        errors.push(err(
+        errors.push(invalid(
             "spec.injectionStrategy.revision",
+            revision,
             "one of revisionName and customVersion is required",
         ));
     }
@@ -64,18 +60,33 @@ pub fn sidecar_set(new: &SidecarSet, old: Option<&SidecarSet>) -> Vec<FieldError
         update_strategy(&strategy, &mut errors);
     }
     if init.is_empty() && containers.is_empty() {
-        errors.push(err("spec", "at least one container or init container is required"));
+        errors.push(required("spec", "at least one container or init container"));
     }
     for (i, c) in init.iter().enumerate() {
         if c.resources_policy.is_some() {
             let path = format!("spec.initContainers[{i}].resourcesPolicy");
             if !is_native_sidecar(&c.container) {
-                errors.push(err(&path, "is only supported on init containers with restartPolicy Always"));
+                errors.push(invalid(
+                    &path,
+                    &c.resources_policy,
+                    "is only supported on init containers with restartPolicy Always",
+                ));
             }
             resources_policy(c, &path, &mut errors);
         }
     }
     for (i, c) in containers.iter().enumerate() {
+        // the values OpenKruise checks after its defaults (on containers; init
+        // containers' are left alone)
+        if let Some(policy) = c.pod_inject_policy.as_ref().filter(|p| !p.is_known()) {
+            let why = format!("must be one of {}", PodInjectPolicy::VALUES.join(", "));
+            errors.push(invalid(&format!("spec.containers[{i}].podInjectPolicy"), policy, why));
+        }
+        let share = c.share_volume_policy.as_ref().and_then(|p| p.type_.as_ref());
+        if let Some(share) = share.filter(|t| !t.is_known()) {
+            let why = format!("must be one of {}", ShareVolumePolicyType::VALUES.join(", "));
+            errors.push(invalid(&format!("spec.containers[{i}].shareVolumePolicy.type"), share, why));
+        }
         for (j, env) in c.transfer_env.iter().flatten().enumerate() {
             if let Some(f) = env.source_container_name_from.as_ref().and_then(|s| s.field_ref.as_ref()) {
                 let path = format!("spec.containers[{i}].transferEnv[{j}].sourceContainerNameFrom.fieldRef");
@@ -94,20 +105,17 @@ pub fn sidecar_set(new: &SidecarSet, old: Option<&SidecarSet>) -> Vec<FieldError
         let path = format!("spec.patchPodMetadata[{i}]");
         let annotations = patch.annotations.clone().unwrap_or_default();
         if annotations.is_empty() {
-            errors.push(err(&format!("{path}.annotations"), "must not be empty"));
+            errors.push(required(&format!("{path}.annotations"), "at least one annotation"));
         }
         if patch.patch_policy.is_none() {
-            errors.push(err(&format!("{path}.patchPolicy"), "is required"));
+            errors.push(required(&format!("{path}.patchPolicy"), ""));
         }
         for key in annotations.keys() {
-            if !rules::is_qualified_name(&key.to_lowercase()) {
-                errors.push(err(
-                    &format!("{path}.annotations"),
-                    format!("{key:?} is not a valid annotation key"),
-                ));
+            if let Some(reason) = rules::qualified_name(&key.to_lowercase()) {
+                errors.push(invalid(&format!("{path}.annotations"), key, reason));
             }
             if !keys.insert(key.clone()) {
-                errors.push(err(
+                errors.push(required(
                     &format!("{path}.annotations"),
                     format!("annotation {key:?} is patched twice"),
                 ));
@@ -120,18 +128,22 @@ pub fn sidecar_set(new: &SidecarSet, old: Option<&SidecarSet>) -> Vec<FieldError
             .containers
             .iter()
             .flatten()
-            .map(|c| (c.container.name.as_str(), c.upgrade_strategy.as_ref().and_then(|u| u.upgrade_type)))
+            .map(|c| {
+                (c.container.name.as_str(), c.upgrade_strategy.as_ref().and_then(|u| u.upgrade_type.clone()))
+            })
             .collect();
         for (i, c) in containers.iter().enumerate() {
-            let now = c.upgrade_strategy.as_ref().and_then(|u| u.upgrade_type);
+            let now = c.upgrade_strategy.as_ref().and_then(|u| u.upgrade_type.clone());
             match before.get(c.container.name.as_str()) {
-                None => errors.push(err(
+                None => errors.push(invalid(
                     &format!("spec.containers[{i}].name"),
-                    format!("container {:?} is new: containers cannot be added", c.container.name),
+                    &c.container.name,
+                    "a new container: containers cannot be added",
                 )),
-                Some(Some(was)) if now != Some(*was) => errors.push(err(
+                Some(Some(was)) if now.as_ref() != Some(was) => errors.push(invalid(
                     &format!("spec.containers[{i}].upgradeStrategy.upgradeType"),
-                    format!("container {:?}: upgradeType is immutable", c.container.name),
+                    &c.container.name,
+                    "upgradeType may not change",
                 )),
                 Some(_) => {}
             }
@@ -150,65 +162,34 @@ fn selector(
     path: &str,
     e: &mut Vec<FieldError>,
 ) {
-    rules::label_selector(Wording::Jobs, path, sel, e);
+    rules::label_selector(path, sel, e);
     if rules::selector_is_empty(sel) {
-        e.push(err(path, "an empty selector is not valid for a SidecarSet"));
+        e.push(invalid(path, sel, "an empty selector is not valid for a SidecarSet"));
     }
 }
 
+/// A RollingUpdate strategy (`validateSidecarSetUpdateStrategy`).
 fn update_strategy(s: &SidecarSetUpdateStrategy, errors: &mut Vec<FieldError>) {
     let partition_set = match &s.partition {
         Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(0)) | None => false,
         Some(_) => true,
     };
     if partition_set && s.selector.is_some() {
-        errors.push(err("spec.updateStrategy", "partition and selector cannot be used together"));
+        errors.push(invalid("spec.updateStrategy", s, "partition and selector cannot be used together"));
     }
     if let Some(sel) = &s.selector {
         selector(sel, "spec.updateStrategy.selector", errors);
     }
     for (field, value) in [("partition", &s.partition), ("maxUnavailable", &s.max_unavailable)] {
-        if let Some(v) = value
-            && let Err(e) = intstr::parse(v, Percent::Integer)
-        {
-            errors.push(err(&format!("spec.updateStrategy.{field}"), e.to_string()));
+        if let Some(v) = value {
+            rules::whole_int_or_percent(&format!("spec.updateStrategy.{field}"), v, false, errors);
         }
     }
     if let Some(p) = &s.priority_strategy {
-        priority_strategy(p, errors);
+        rules::priority_strategy("spec.updateStrategy.priorityStrategy", p, errors);
     }
-    let mut seen = HashSet::new();
-    for (i, term) in s.scatter_strategy.iter().flatten().enumerate() {
-        let path = format!("spec.updateStrategy.scatterStrategy[{i}]");
-        if term.key.is_empty() || term.value.is_empty() {
-            errors.push(err(&path, "key and value must not be empty"));
-        } else if !seen.insert((term.key.as_str(), term.value.as_str())) {
-            errors.push(err(&path, format!("duplicate term {}={}", term.key, term.value)));
-        }
-    }
-}
-
-fn priority_strategy(p: &UpdatePriorityStrategy, errors: &mut Vec<FieldError>) {
-    let path = "spec.updateStrategy.priorityStrategy";
-    let weights = p.weight_priority.as_deref().unwrap_or_default();
-    let orders = p.order_priority.as_deref().unwrap_or_default();
-    if !weights.is_empty() && !orders.is_empty() {
-        errors.push(err(path, "only one of weightPriority and orderPriority can be used"));
-    }
-    for (i, w) in weights.iter().enumerate() {
-        let at = format!("{path}.weightPriority[{i}]");
-        if !(0..=100).contains(&w.weight) {
-            errors.push(err(&format!("{at}.weight"), "must be in the range 0-100"));
-        }
-        if rules::selector_is_empty(&w.match_selector) {
-            errors.push(err(&format!("{at}.matchSelector"), "must not be empty"));
-        }
-        rules::label_selector(Wording::Jobs, &format!("{at}.matchSelector"), &w.match_selector, errors);
-    }
-    for (i, o) in orders.iter().enumerate() {
-        if o.ordered_key.is_empty() {
-            errors.push(err(&format!("{path}.orderPriority[{i}].orderedKey"), "must not be empty"));
-        }
+    if let Some(terms) = &s.scatter_strategy {
+        rules::scatter_strategy("spec.updateStrategy.scatterStrategy", terms, errors);
     }
 }
 
@@ -216,49 +197,62 @@ fn resources_policy(c: &SidecarContainer, path: &str, errors: &mut Vec<FieldErro
     let Some(policy) = &c.resources_policy else { return };
     let resources = c.container.resources.clone().unwrap_or_default();
     if resources.limits.is_some_and(|l| !l.is_empty()) || resources.requests.is_some_and(|r| !r.is_empty()) {
-        errors.push(err(path, "resourcesPolicy and resources cannot be configured together"));
+        errors.push(invalid(path, policy, "resourcesPolicy and resources cannot be configured together"));
         return;
     }
     if policy.target_containers_name_regex.as_deref() == Some("") {
-        errors.push(err(&format!("{path}.targetContainersNameRegex"), "must not be empty"));
+        errors.push(required(&format!("{path}.targetContainersNameRegex"), "must not be empty"));
     }
     if policy.resources_expr.limits.is_none() && policy.resources_expr.requests.is_none() {
-        errors.push(err(
+        errors.push(invalid(
             &format!("{path}.resourcesExpr"),
+            &policy.resources_expr,
             "at least one of limits or requests must be configured",
         ));
     }
 }
 
-/// A transferEnv source: `metadata.name`, `metadata.labels` or
-/// `metadata.annotations`, or one label or annotation by key.
+/// A transferEnv source (`validateDownwardAPI`): apiVersion `v1` and a label or an
+/// annotation of the pod, by key (`metadata.labels['app']`). (OpenKruise lists
+/// `metadata.name` among the allowed paths, but its conversion refuses any path
+/// without a key first.)
 fn field_ref(f: &ObjectFieldSelector, path: &str, errors: &mut Vec<FieldError>) {
-    if f.api_version.as_deref().is_none_or(str::is_empty) {
-        errors.push(err(&format!("{path}.apiVersion"), "is required"));
+    let api_version = f.api_version.as_deref().unwrap_or_default();
+    if api_version.is_empty() {
+        errors.push(required(&format!("{path}.apiVersion"), ""));
         return;
     }
     if f.field_path.is_empty() {
-        errors.push(err(&format!("{path}.fieldPath"), "is required"));
+        errors.push(required(&format!("{path}.fieldPath"), ""));
         return;
     }
-    let subscripted = f.field_path.strip_suffix("']").and_then(|p| p.split_once("['"));
+    let field_path = &f.field_path;
+    if api_version != "v1" {
+        let why = format!("unsupported pod API version {api_version:?}: only v1");
+        errors.push(invalid(&format!("{path}.fieldPath"), field_path, why));
+        return;
+    }
+    let subscripted = field_path.strip_suffix("']").and_then(|p| p.split_once("['"));
     match subscripted {
-        Some(("metadata.labels", key)) if !rules::is_qualified_name(key) => {
-            errors.push(err(path, format!("{key:?} is not a valid label key")))
+        Some(("metadata.labels", key)) => {
+            if let Some(reason) = rules::qualified_name(key) {
+                errors.push(invalid(path, key, reason));
+            }
         }
-        Some(("metadata.annotations", key)) if !rules::is_qualified_name(&key.to_lowercase()) => {
-            errors.push(err(path, format!("{key:?} is not a valid annotation key")))
+        Some(("metadata.annotations", key)) => {
+            if let Some(reason) = rules::qualified_name(&key.to_lowercase()) {
+                errors.push(invalid(path, key, reason));
+            }
         }
-        Some(("metadata.labels" | "metadata.annotations", _)) => {}
-        Some((other, _)) => errors.push(err(path, format!("{other:?} does not support subscript"))),
-        None if ["metadata.name", "metadata.labels", "metadata.annotations"]
-            .contains(&f.field_path.as_str()) => {}
-        None => errors.push(err(
+        Some((other, _)) => errors.push(invalid(
             &format!("{path}.fieldPath"),
-            format!(
-                "{:?} is not supported (metadata.annotations, metadata.labels, metadata.name)",
-                f.field_path
-            ),
+            field_path,
+            format!("{other} cannot be read by key"),
+        )),
+        None => errors.push(invalid(
+            &format!("{path}.fieldPath"),
+            field_path,
+            "only metadata.labels['<key>'] and metadata.annotations['<key>'] are supported",
         )),
     }
 }

@@ -113,7 +113,7 @@ fn every_kind_is_served_at_openkruises_paths() {
             &["v1alpha1", "v1beta1"][..],
             sidecar_set_object(),
             bad_ss,
-            "spec.selector: an empty selector is not valid for a SidecarSet",
+            "spec.selector: Invalid value: {}: an empty selector is not valid for a SidecarSet",
         ),
         (
             "/validate-apps-kruise-io-broadcastjob",
@@ -121,7 +121,7 @@ fn every_kind_is_served_at_openkruises_paths() {
             &["v1alpha1", "v1beta1"],
             bcj(),
             bad_bcj,
-            "spec.template.spec.restartPolicy: \"Always\" must be Never or OnFailure",
+            "spec.template.spec.restartPolicy: Invalid value: \"Always\": must be Never or OnFailure",
         ),
         (
             "/validate-apps-kruise-io-advancedcronjob",
@@ -129,7 +129,7 @@ fn every_kind_is_served_at_openkruises_paths() {
             &["v1alpha1", "v1beta1"],
             acj(),
             bad_acj,
-            "spec.schedule: \"every day\" is not a cron schedule: expected exactly 5 fields, found 2: \"every day\"",
+            "spec.schedule: Invalid value: \"every day\": expected exactly 5 fields, found 2: \"every day\"",
         ),
         (
             "/validate-apps-kruise-io-imagepulljob",
@@ -137,7 +137,7 @@ fn every_kind_is_served_at_openkruises_paths() {
             &["v1alpha1", "v1beta1"],
             ipj(),
             bad_ipj,
-            "spec.parallelism: must not be a percentage",
+            "spec.parallelism: Invalid value: \"10%\": must not be a percentage",
         ),
         (
             "/validate-apps-kruise-io-imagelistpulljob",
@@ -145,7 +145,7 @@ fn every_kind_is_served_at_openkruises_paths() {
             &["v1alpha1", "v1beta1"],
             ilpj,
             bad_ilpj,
-            "spec.images: must not be empty",
+            "spec.images: Required value: at least one image",
         ),
         (
             "/validate-apps-kruise-io-nodeimage",
@@ -153,7 +153,7 @@ fn every_kind_is_served_at_openkruises_paths() {
             &["v1alpha1", "v1beta1"],
             ni,
             bad_ni,
-            "spec.images[nginx].tags[0].version: must not be negative",
+            "spec.images[nginx].tags[0].version: Invalid value: -1: must not be negative",
         ),
         (
             "/validate-apps-kruise-io-v1alpha1-workloadspread",
@@ -161,7 +161,7 @@ fn every_kind_is_served_at_openkruises_paths() {
             &["v1alpha1"],
             ws(),
             bad_ws,
-            "spec.subsets: at least one subset is required",
+            "spec.subsets: Required value: at least one subset",
         ),
     ] {
         let handler = registry.admission_handler(path).unwrap_or_else(|| panic!("nothing at {path}"));

@@ -2,7 +2,10 @@
 
 use kube::core::ObjectMeta;
 
-use super::super::{FieldError, err};
+use super::super::{
+    FieldError,
+    field::{invalid, required},
+};
 
 /// Why `s` is not a DNS-1123 label (`web-0`), if it is not.
 pub fn dns1123_label(s: &str) -> Option<String> {
@@ -60,11 +63,6 @@ pub fn qualified_name(key: &str) -> Option<String> {
     None
 }
 
-/// Whether `key` is a label key (`[prefix/]name`).
-pub fn is_qualified_name(key: &str) -> bool {
-    qualified_name(key).is_none()
-}
-
 /// Why `value` is not a label value, if it is not (empty is allowed).
 pub fn label_value(value: &str) -> Option<String> {
     let ok = value.is_empty() || (value.len() <= 63 && label_chars(value));
@@ -75,23 +73,29 @@ pub fn label_value(value: &str) -> Option<String> {
     })
 }
 
-/// Whether `value` is a label value (empty is allowed).
-pub fn is_label_value(value: &str) -> bool {
-    label_value(value).is_none()
+/// The object-name rule of `ValidateObjectMeta` with `name_rule` (a DNS-1123
+/// subdomain for most workloads, a DNS-1123 label for StatefulSets): `metadata.name`
+/// follows it, or is left to `generateName`.
+pub fn object_name_by(
+    meta: &ObjectMeta,
+    name_rule: fn(&str) -> Option<String>,
+    errors: &mut Vec<FieldError>,
+) {
+    match meta.name.as_deref() {
+        Some(name) if !name.is_empty() => {
+            if let Some(reason) = name_rule(name) {
+                errors.push(invalid("metadata.name", name, reason));
+            }
+        }
+        _ if meta.generate_name.as_deref().is_some_and(|g| !g.is_empty()) => {}
+        _ => errors.push(required("metadata.name", "name or generateName is required")),
+    }
 }
 
 /// The workloads' object-name rule: `metadata.name` is a DNS-1123 subdomain (or
 /// left to `generateName`).
 pub fn object_name(meta: &ObjectMeta, errors: &mut Vec<FieldError>) {
-    match meta.name.as_deref() {
-        Some(name) if !name.is_empty() => {
-            if let Some(reason) = dns1123_subdomain(name) {
-                errors.push(err("metadata.name", format!("{name:?} {reason}")));
-            }
-        }
-        _ if meta.generate_name.as_deref().is_some_and(|g| !g.is_empty()) => {}
-        _ => errors.push(err("metadata.name", "name or generateName is required")),
-    }
+    object_name_by(meta, dns1123_subdomain, errors);
 }
 
 /// The object-name rule of SidecarSet, BroadcastJob and AdvancedCronJob: letters,
@@ -103,10 +107,10 @@ pub fn short_object_name(name: Option<&str>, errors: &mut Vec<FieldError>) {
         return;
     }
     if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-        errors.push(err("metadata.name", format!("{name:?} must consist of alphanumeric characters or '-'")));
+        errors.push(invalid("metadata.name", name, "must consist of alphanumeric characters or '-'"));
     }
     if name.len() > 63 {
-        errors.push(err("metadata.name", "must be no more than 63 characters"));
+        errors.push(invalid("metadata.name", name, "must be no more than 63 characters"));
     }
 }
 
@@ -136,9 +140,8 @@ mod tests {
         assert_eq!(
             fields(&errors),
             [
-                "metadata.name: \"Web_1\" must consist of lower case alphanumeric characters, '-' or '.', \
-                 and start and end with an alphanumeric character",
-                "metadata.name: name or generateName is required"
+                "metadata.name: Invalid value: \"Web_1\": must consist of lower case alphanumeric characters, '-' or '.', and start and end with an alphanumeric character",
+                "metadata.name: Required value: name or generateName is required"
             ]
         );
     }
@@ -153,8 +156,8 @@ mod tests {
         assert_eq!(
             fields(&errors),
             [
-                "metadata.name: \"no_underscores\" must consist of alphanumeric characters or '-'",
-                "metadata.name: must be no more than 63 characters"
+                "metadata.name: Invalid value: \"no_underscores\": must consist of alphanumeric characters or '-'",
+                "metadata.name: Invalid value: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\": must be no more than 63 characters"
             ]
         );
     }
@@ -165,11 +168,11 @@ mod tests {
             assert_eq!(qualified_name(good), None, "{good}");
         }
         for bad in ["", "/a", "a/", "a/b/c", "Bad_/x", "UPPER./x", "-a", "-x", &"a".repeat(64)] {
-            assert!(!is_qualified_name(bad), "{bad}");
+            assert!(qualified_name(bad).is_some(), "{bad}");
         }
         assert_eq!(label_value(""), None);
         assert_eq!(label_value("v1.2_x"), None);
         assert!(label_value("v!").is_some());
-        assert!(!is_label_value("bad value"));
+        assert!(label_value("bad value").is_some());
     }
 }

@@ -6,8 +6,10 @@ use std::collections::HashSet;
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, Volume};
 
 use super::{
-    super::{FieldError, err},
-    Wording,
+    super::{
+        FieldError,
+        field::{duplicate, forbidden, invalid, not_found, not_supported, required},
+    },
     names::dns1123_label,
 };
 
@@ -26,7 +28,6 @@ fn each_container<'a>(
 /// A container at `at`: a name that is a DNS-1123 label used by no container before
 /// it (`names` holds theirs), and an image.
 fn name_and_image<'a>(
-    wording: Wording,
     at: &str,
     c: &'a Container,
     names: &mut HashSet<&'a str>,
@@ -34,29 +35,14 @@ fn name_and_image<'a>(
 ) {
     let name = &c.name;
     if name.is_empty() {
-        errors.push(err(&format!("{at}.name"), "is required"));
+        errors.push(required(&format!("{at}.name"), ""));
     } else if let Some(reason) = dns1123_label(name) {
-        let why = match wording {
-            Wording::Workloads => format!("{name:?} {reason}"),
-            Wording::Jobs => format!("{name:?} must be a DNS label"),
-        };
-        errors.push(err(&format!("{at}.name"), why));
+        errors.push(invalid(&format!("{at}.name"), name, reason));
     } else if !names.insert(name) {
-        let why = match wording {
-            Wording::Workloads => format!("{name:?} is a duplicate container name"),
-            Wording::Jobs => {
-                format!("duplicate name {name:?} (init containers and containers share one namespace)")
-            }
-        };
-        errors.push(err(&format!("{at}.name"), why));
+        errors.push(duplicate(&format!("{at}.name"), name));
     }
-    let image = c.image.as_deref().unwrap_or_default();
-    let missing = match wording {
-        Wording::Workloads => image.trim().is_empty(),
-        Wording::Jobs => image.is_empty(),
-    };
-    if missing {
-        errors.push(err(&format!("{at}.image"), "is required"));
+    if c.image.as_deref().unwrap_or_default().trim().is_empty() {
+        errors.push(required(&format!("{at}.image"), ""));
     }
 }
 
@@ -67,25 +53,25 @@ fn name_and_image<'a>(
 /// and the rest are left to the API server when the pods are created.
 pub fn workload_pod_template(field: &str, template: &PodTemplateSpec, errors: &mut Vec<FieldError>) {
     let Some(spec) = &template.spec else {
-        errors.push(err(&format!("{field}.spec.containers"), "at least one container is required"));
+        errors.push(required(&format!("{field}.spec.containers"), ""));
         return;
     };
     if spec.containers.is_empty() {
-        errors.push(err(&format!("{field}.spec.containers"), "at least one container is required"));
+        errors.push(required(&format!("{field}.spec.containers"), ""));
     }
     let mut names = HashSet::new();
     let init = spec.init_containers.as_deref().unwrap_or_default();
     for (at, c) in each_container(&format!("{field}.spec"), init, &spec.containers) {
-        name_and_image(Wording::Workloads, &at, c, &mut names, errors);
+        name_and_image(&at, c, &mut names, errors);
     }
     if let Some(policy) = spec.restart_policy.as_deref().filter(|p| *p != "Always") {
-        errors.push(err(
-            &format!("{field}.spec.restartPolicy"),
-            format!("{policy:?} is not supported: only Always"),
-        ));
+        errors.push(not_supported(&format!("{field}.spec.restartPolicy"), policy, &["Always"]));
     }
     if spec.active_deadline_seconds.is_some() {
-        errors.push(err(&format!("{field}.spec.activeDeadlineSeconds"), "is not supported in a workload"));
+        errors.push(forbidden(
+            &format!("{field}.spec.activeDeadlineSeconds"),
+            "is not supported in a workload",
+        ));
     }
 }
 
@@ -95,7 +81,7 @@ pub fn workload_pod_template(field: &str, template: &PodTemplateSpec, errors: &m
 /// are unique DNS labels, and volume mounts naming a volume.
 pub fn pod_spec(spec: &PodSpec, path: &str, errors: &mut Vec<FieldError>) {
     if spec.containers.is_empty() {
-        errors.push(err(&format!("{path}.containers"), "is required"));
+        errors.push(required(&format!("{path}.containers"), ""));
     }
     let init = spec.init_containers.as_deref().unwrap_or_default();
     let volumes = spec.volumes.as_deref().unwrap_or_default();
@@ -115,20 +101,17 @@ pub fn containers(
     for (i, v) in volumes.iter().enumerate() {
         let field = format!("{path}.volumes[{i}].name");
         if dns1123_label(&v.name).is_some() {
-            errors.push(err(&field, format!("{:?} must be a DNS label", v.name)));
+            errors.push(invalid(&field, &v.name, "must be a DNS label"));
         } else if !volume_names.insert(v.name.as_str()) {
-            errors.push(err(&field, format!("duplicate volume {:?}", v.name)));
+            errors.push(duplicate(&field, &v.name));
         }
     }
     let mut names = HashSet::new();
     for (at, c) in each_container(path, init, containers) {
-        name_and_image(Wording::Jobs, &at, c, &mut names, errors);
+        name_and_image(&at, c, &mut names, errors);
         for (j, m) in c.volume_mounts.iter().flatten().enumerate() {
             if !volume_names.contains(m.name.as_str()) {
-                errors.push(err(
-                    &format!("{at}.volumeMounts[{j}].name"),
-                    format!("volume {:?} not found", m.name),
-                ));
+                errors.push(not_found(&format!("{at}.volumeMounts[{j}].name"), &m.name));
             }
         }
     }
@@ -176,19 +159,18 @@ mod tests {
         assert_eq!(
             fields(&errors),
             [
-                "spec.template.spec.initContainers[0].image: is required",
-                "spec.template.spec.containers[1].name: \"app\" is a duplicate container name",
-                "spec.template.spec.containers[2].name: \"Bad\" must consist of lower case alphanumeric \
-                 characters or '-', and start and end with one",
-                "spec.template.spec.containers[3].name: is required",
-                "spec.template.spec.containers[3].image: is required",
-                "spec.template.spec.restartPolicy: \"Never\" is not supported: only Always",
-                "spec.template.spec.activeDeadlineSeconds: is not supported in a workload",
+                "spec.template.spec.initContainers[0].image: Required value",
+                "spec.template.spec.containers[1].name: Duplicate value: \"app\"",
+                "spec.template.spec.containers[2].name: Invalid value: \"Bad\": must consist of lower case alphanumeric characters or '-', and start and end with one",
+                "spec.template.spec.containers[3].name: Required value",
+                "spec.template.spec.containers[3].image: Required value",
+                "spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\"",
+                "spec.template.spec.activeDeadlineSeconds: Forbidden: is not supported in a workload",
             ]
         );
         errors.clear();
         workload_pod_template("spec.template", &template(&[], &[]), &mut errors);
-        assert_eq!(fields(&errors), ["spec.template.spec.containers: at least one container is required"]);
+        assert_eq!(fields(&errors), ["spec.template.spec.containers: Required value"]);
     }
 
     #[test]
@@ -213,16 +195,18 @@ mod tests {
         assert_eq!(
             fields(&errors),
             [
-                "spec.template.spec.volumes[0].name: \"v_1\" must be a DNS label",
-                "spec.template.spec.volumes[2].name: duplicate volume \"d\"",
-                "spec.template.spec.containers[0].name: duplicate name \"app\" (init containers and containers share one namespace)",
-                "spec.template.spec.containers[0].image: is required",
-                "spec.template.spec.containers[0].volumeMounts[0].name: volume \"logs\" not found",
-                "spec.template.spec.containers[1].name: \"Bad\" must be a DNS label",
+                "spec.template.spec.volumes[0].name: Invalid value: \"v_1\": must be a DNS label",
+                "spec.template.spec.volumes[2].name: Duplicate value: \"d\"",
+                "spec.template.spec.containers[0].name: Duplicate value: \"app\"",
+                "spec.template.spec.containers[0].image: Required value",
+                "spec.template.spec.containers[0].volumeMounts[0].name: Not found: \"logs\"",
+                "spec.template.spec.containers[1].name: Invalid value: \"Bad\": must consist of lower case \
+                 alphanumeric characters or '-', and start and end with one",
+                "spec.template.spec.containers[1].image: Required value",
             ]
         );
         let mut errors = Vec::new();
         pod_spec(&PodSpec::default(), "spec", &mut errors);
-        assert_eq!(errors[0].to_string(), "spec.containers: is required");
+        assert_eq!(errors[0].to_string(), "spec.containers: Required value");
     }
 }

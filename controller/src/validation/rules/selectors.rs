@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
 use super::{
-    super::{FieldError, err},
-    Wording,
+    super::{
+        FieldError,
+        field::{forbidden, invalid, required},
+    },
     names::{label_value, qualified_name},
 };
 
@@ -16,86 +18,60 @@ pub fn selector_is_empty(sel: &LabelSelector) -> bool {
         && sel.match_expressions.as_ref().is_none_or(Vec::is_empty)
 }
 
-/// A well-formed label selector, as Kubernetes checks one when it turns it into a
-/// selector: keys are label keys, values label values, `In`/`NotIn` have values and
-/// `Exists`/`DoesNotExist` have none.
-pub fn label_selector(wording: Wording, field: &str, sel: &LabelSelector, errors: &mut Vec<FieldError>) {
-    let labels = format!("{field}.matchLabels");
-    for (key, value) in sel.match_labels.iter().flatten() {
-        if let Some(reason) = qualified_name(key) {
-            let why = match wording {
-                Wording::Workloads => format!("key {key:?}: {reason}"),
-                Wording::Jobs => format!("{key:?} is not a valid label key"),
-            };
-            errors.push(err(&labels, why));
-        }
-        if let Some(reason) = label_value(value) {
-            let why = match wording {
-                Wording::Workloads => format!("value {value:?}: {reason}"),
-                Wording::Jobs => format!("{value:?} is not a valid label value"),
-            };
-            errors.push(err(&labels, why));
-        }
-    }
+/// A well-formed label selector (`ValidateLabelSelector`): keys are label keys,
+/// values label values, `In`/`NotIn` have values, `Exists`/`DoesNotExist` none.
+pub fn label_selector(field: &str, sel: &LabelSelector, errors: &mut Vec<FieldError>) {
+    labels(&format!("{field}.matchLabels"), sel.match_labels.as_ref(), errors);
     for (i, req) in sel.match_expressions.iter().flatten().enumerate() {
-        requirement(wording, &format!("{field}.matchExpressions[{i}]"), req, errors);
+        requirement(&format!("{field}.matchExpressions[{i}]"), req, errors);
     }
 }
 
-fn requirement(wording: Wording, at: &str, req: &LabelSelectorRequirement, errors: &mut Vec<FieldError>) {
+/// Label keys and values (`ValidateLabels`).
+pub fn labels(field: &str, labels: Option<&BTreeMap<String, String>>, errors: &mut Vec<FieldError>) {
+    for (key, value) in labels.into_iter().flatten() {
+        if let Some(reason) = qualified_name(key) {
+            errors.push(invalid(field, key, reason));
+        }
+        if let Some(reason) = label_value(value) {
+            errors.push(invalid(field, value, reason));
+        }
+    }
+}
+
+fn requirement(at: &str, req: &LabelSelectorRequirement, errors: &mut Vec<FieldError>) {
     let values = req.values.as_deref().unwrap_or_default();
     let values_at = format!("{at}.values");
-    let operator = match (req.operator.as_str(), wording) {
-        ("In" | "NotIn", Wording::Workloads) if values.is_empty() => {
-            Some(err(&values_at, "must be specified for In and NotIn"))
+    match req.operator.as_str() {
+        "In" | "NotIn" if values.is_empty() => {
+            errors.push(required(&values_at, "In and NotIn need values"));
         }
-        ("In" | "NotIn", Wording::Jobs) if values.is_empty() => {
-            Some(err(&values_at, "must be specified when `operator` is 'In' or 'NotIn'"))
+        "Exists" | "DoesNotExist" if !values.is_empty() => {
+            errors.push(forbidden(&values_at, "Exists and DoesNotExist take no values"));
         }
-        ("Exists" | "DoesNotExist", Wording::Workloads) if !values.is_empty() => {
-            Some(err(&values_at, "must be empty for Exists and DoesNotExist"))
-        }
-        ("Exists" | "DoesNotExist", Wording::Jobs) if !values.is_empty() => {
-            Some(err(&values_at, "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"))
-        }
-        ("In" | "NotIn" | "Exists" | "DoesNotExist", _) => None,
-        (other, Wording::Workloads) => Some(err(
+        "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+        other => errors.push(invalid(
             &format!("{at}.operator"),
-            format!("{other:?} is not one of In, NotIn, Exists, DoesNotExist"),
+            other,
+            "not one of In, NotIn, Exists and DoesNotExist",
         )),
-        (other, Wording::Jobs) => {
-            Some(err(&format!("{at}.operator"), format!("{other:?} is not a valid selector operator")))
-        }
-    };
-    let key = qualified_name(&req.key).map(|reason| {
-        let why = match wording {
-            Wording::Workloads => format!("{:?}: {reason}", req.key),
-            Wording::Jobs => format!("{:?} is not a valid label key", req.key),
-        };
-        err(&format!("{at}.key"), why)
-    });
-    // the workloads name the operator first, as Kubernetes does; the jobs the key
-    match wording {
-        Wording::Workloads => errors.extend(operator.into_iter().chain(key)),
-        Wording::Jobs => errors.extend(key.into_iter().chain(operator)),
     }
-    for value in values {
+    if let Some(reason) = qualified_name(&req.key) {
+        errors.push(invalid(&format!("{at}.key"), &req.key, reason));
+    }
+    for (i, value) in values.iter().enumerate() {
         if let Some(reason) = label_value(value) {
-            let why = match wording {
-                Wording::Workloads => format!("{value:?}: {reason}"),
-                Wording::Jobs => format!("{value:?} is not a valid label value"),
-            };
-            errors.push(err(&values_at, why));
+            errors.push(invalid(&format!("{values_at}[{i}]"), value, reason));
         }
     }
 }
 
-/// A workload's selector: present, well-formed and not empty. `kind` names the
-/// workload in the message (`cloneset`).
+/// A workload's selector: well-formed and not empty. `kind` names the workload in
+/// the message (`cloneset`).
 pub fn workload_selector(field: &str, sel: &LabelSelector, kind: &str, errors: &mut Vec<FieldError>) {
-    label_selector(Wording::Workloads, field, sel, errors);
+    label_selector(field, sel, errors);
     if selector_is_empty(sel) {
-        errors.push(err(field, format!("an empty selector is invalid for a {kind}")));
+        errors.push(invalid(field, sel, format!("an empty selector is invalid for a {kind}")));
     }
 }
 
@@ -126,7 +102,11 @@ pub fn selects_template(
 ) {
     let empty = BTreeMap::new();
     if !selector_is_empty(sel) && !selector_matches(sel, labels.unwrap_or(&empty)) {
-        errors.push(err(&format!("{template_field}.metadata.labels"), "the selector does not match them"));
+        errors.push(invalid(
+            &format!("{template_field}.metadata.labels"),
+            labels,
+            "`selector` does not select these labels",
+        ));
     }
 }
 
@@ -166,56 +146,21 @@ mod tests {
         let mut errors = Vec::new();
         workload_selector("spec.selector", &good(), "cloneset", &mut errors);
         assert!(errors.is_empty(), "{errors:?}");
-        label_selector(Wording::Workloads, "spec.selector", &bad(), &mut errors);
+        label_selector("spec.selector", &bad(), &mut errors);
         workload_selector("spec.selector", &LabelSelector::default(), "cloneset", &mut errors);
         let got = fields(&errors);
-        assert!(got[0].starts_with("spec.selector.matchLabels: key \"bad key!\""), "{got:?}");
-        assert_eq!(
-            got[1..],
-            [
-                "spec.selector.matchExpressions[0].values: must be specified for In and NotIn",
-                "spec.selector.matchExpressions[1].values: must be empty for Exists and DoesNotExist",
-                "spec.selector.matchExpressions[2].operator: \"Near\" is not one of In, NotIn, Exists, \
-                 DoesNotExist",
-                "spec.selector: an empty selector is invalid for a cloneset",
-            ]
-        );
-    }
-
-    #[test]
-    fn the_jobs_word_selector_errors_as_kubernetes_does() {
-        let mut errors = Vec::new();
-        label_selector(Wording::Jobs, "spec.selector", &good(), &mut errors);
-        assert!(errors.is_empty(), "{errors:?}");
-        label_selector(Wording::Jobs, "spec.selector", &bad(), &mut errors);
-        assert_eq!(
-            fields(&errors),
-            [
-                "spec.selector.matchLabels: \"bad key!\" is not a valid label key",
-                "spec.selector.matchExpressions[0].values: must be specified when `operator` is 'In' or \
-                 'NotIn'",
-                "spec.selector.matchExpressions[1].values: may not be specified when `operator` is \
-                 'Exists' or 'DoesNotExist'",
-                "spec.selector.matchExpressions[2].operator: \"Near\" is not a valid selector operator",
-            ]
-        );
+        let want = [
+            "spec.selector.matchLabels: Invalid value: \"bad key!\"",
+            "spec.selector.matchExpressions[0].values: Required value",
+            "spec.selector.matchExpressions[1].values: Forbidden",
+            "spec.selector.matchExpressions[2].operator: Invalid value: \"Near\"",
+            "spec.selector: Invalid value: {}: an empty selector is invalid for a cloneset",
+        ];
+        assert_eq!(got.len(), want.len(), "{got:#?}");
+        for (got, want) in got.iter().zip(want) {
+            assert!(got.starts_with(want), "{got} / {want}");
+        }
         assert!(selector_is_empty(&LabelSelector::default()) && !selector_is_empty(&good()));
-    }
-
-    #[test]
-    fn the_wordings_order_a_bad_key_and_operator_apart() {
-        let sel =
-            LabelSelector { match_expressions: Some(vec![expr("-k", "Near", &[])]), ..Default::default() };
-        let order = |wording| {
-            let mut errors = Vec::new();
-            label_selector(wording, "s", &sel, &mut errors);
-            errors.into_iter().map(|e| e.field).collect::<Vec<_>>()
-        };
-        assert_eq!(
-            order(Wording::Workloads),
-            ["s.matchExpressions[0].operator", "s.matchExpressions[0].key"]
-        );
-        assert_eq!(order(Wording::Jobs), ["s.matchExpressions[0].key", "s.matchExpressions[0].operator"]);
     }
 
     #[test]
@@ -235,6 +180,9 @@ mod tests {
         selects_template("spec.template", &sel(vec![]), Some(&l), &mut errors);
         assert!(errors.is_empty());
         selects_template("spec.template", &sel(vec![]), None, &mut errors);
-        assert_eq!(fields(&errors), ["spec.template.metadata.labels: the selector does not match them"]);
+        assert_eq!(
+            fields(&errors),
+            ["spec.template.metadata.labels: Invalid value: null: `selector` does not select these labels"]
+        );
     }
 }

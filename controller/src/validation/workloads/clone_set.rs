@@ -5,7 +5,8 @@ use stevedore_proto::crd::clone_set::{
 };
 
 use super::super::{
-    FieldError, err,
+    FieldError,
+    field::{forbidden, invalid},
     rules::{self, non_negative},
 };
 
@@ -35,7 +36,11 @@ pub fn clone_set(new: &CloneSet, old: Option<&CloneSet>) -> Vec<FieldError> {
     if let Some(deadline) = spec.progress_deadline_seconds {
         non_negative("spec.progressDeadlineSeconds", deadline.into(), &mut errors);
         if deadline != i32::MAX && deadline <= spec.min_ready_seconds.unwrap_or(0) {
-            errors.push(err("spec.progressDeadlineSeconds", "must be greater than minReadySeconds"));
+            errors.push(invalid(
+                "spec.progressDeadlineSeconds",
+                deadline,
+                "must be greater than minReadySeconds",
+            ));
         }
     }
     if let Some(old) = old {
@@ -51,39 +56,39 @@ pub fn clone_set(new: &CloneSet, old: Option<&CloneSet>) -> Vec<FieldError> {
         frozen.lifecycle = was.lifecycle;
         frozen.progress_deadline_seconds = was.progress_deadline_seconds;
         if frozen != old.spec {
-            errors.push(err(
+            errors.push(forbidden(
                 "spec",
                 "only replicas, template, volumeClaimTemplates, scaleStrategy, updateStrategy, \
                  revisionHistoryLimit, minReadySeconds, lifecycle and progressDeadlineSeconds may change",
             ));
         }
-        let in_place_only = spec.update_strategy.as_ref().and_then(|s| s.type_) == Some(Type::InPlaceOnly);
-        if in_place_only && let Err(change) = rules::only_images_changed(&old.spec.template, &spec.template) {
-            errors.push(err("spec.template", format!("InPlaceOnly allows only image changes, not {change}")));
+        let in_place_only =
+            spec.update_strategy.as_ref().and_then(|s| s.type_.as_ref()) == Some(&Type::InPlaceOnly);
+        // CloneSet's rule: only `replace /containers/<n>/image` (not imagePullPolicy)
+        let images = rules::only_images_changed(&old.spec.template, &spec.template, rules::ImagePaths::Exact);
+        if in_place_only && let Err(change) = images {
+            errors.push(forbidden("spec", format!("InPlaceOnly may change only images, not {change}")));
         }
     }
     errors
 }
 
 fn scale_strategy(strategy: Option<&CloneSetScaleStrategy>, errors: &mut Vec<FieldError>) {
-    let mut seen = std::collections::HashSet::new();
-    for name in strategy.and_then(|s| s.pods_to_delete.as_deref()).unwrap_or_default() {
-        if !seen.insert(name) {
-            errors.push(err("spec.scaleStrategy.podsToDelete", format!("{name:?} is listed twice")));
-        }
+    let names = strategy.and_then(|s| s.pods_to_delete.as_deref()).unwrap_or_default();
+    let twice = rules::duplicates(names.iter().map(String::as_str));
+    if !twice.is_empty() {
+        errors.push(invalid("spec.scaleStrategy.podsToDelete", names, format!("listed twice: {twice:?}")));
     }
 }
 
 fn update_strategy(strategy: &CloneSetUpdateStrategy, replicas: i64, errors: &mut Vec<FieldError>) {
     const AT: &str = "spec.updateStrategy";
-    match strategy.type_ {
+    match &strategy.type_ {
         Some(Type::ReCreate | Type::InPlaceIfPossible | Type::InPlaceOnly) => {}
-        Some(Type::OnDelete) | None => errors.push(err(
+        other => errors.push(invalid(
             &format!("{AT}.type"),
-            format!(
-                "{} must be ReCreate, InPlaceIfPossible or InPlaceOnly",
-                strategy.type_.map_or("\"\"".into(), |t| format!("{t:?}"))
-            ),
+            other.as_ref().map_or("", Type::as_str),
+            "must be ReCreate, InPlaceIfPossible or InPlaceOnly",
         )),
     }
     let zero = k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(0);
@@ -104,11 +109,12 @@ fn update_strategy(strategy: &CloneSetUpdateStrategy, replicas: i64, errors: &mu
     let max_unavailable = scaled("maxUnavailable", strategy.max_unavailable.as_ref(), errors);
     let max_surge = scaled("maxSurge", strategy.max_surge.as_ref(), errors);
     if strategy.type_ == Some(Type::InPlaceOnly) && max_surge > 0 {
-        errors.push(err(&format!("{AT}.maxSurge"), "must be 0 with InPlaceOnly"));
+        errors.push(invalid(&format!("{AT}.maxSurge"), &strategy.max_surge, "must be 0 with InPlaceOnly"));
     }
     if replicas > 0 && max_unavailable < 1 && max_surge < 1 {
-        errors.push(err(
+        errors.push(invalid(
             &format!("{AT}.maxUnavailable"),
+            &strategy.max_unavailable,
             "maxUnavailable and maxSurge must not both be less than 1",
         ));
     }
@@ -159,7 +165,7 @@ mod tests {
     fn replicas_must_not_be_negative() {
         assert_eq!(
             check(|c| c.spec.replicas = Some(-1)),
-            ["spec.replicas: -1 must be greater than or equal to 0"]
+            ["spec.replicas: Invalid value: -1: must not be negative"]
         );
     }
 
@@ -167,11 +173,13 @@ mod tests {
     fn the_selector_must_be_non_empty_and_select_the_template() {
         assert_eq!(
             check(|c| c.spec.selector = Default::default()),
-            ["spec.selector: an empty selector is invalid for a cloneset"]
+            ["spec.selector: Invalid value: {}: an empty selector is invalid for a cloneset"]
         );
         assert_eq!(
             check(|c| c.spec.selector.match_labels = Some([("app".into(), "db".into())].into())),
-            ["spec.template.metadata.labels: the selector does not match them"]
+            [
+                "spec.template.metadata.labels: Invalid value: {\"app\":\"web\"}: `selector` does not select these labels"
+            ]
         );
     }
 
@@ -179,7 +187,7 @@ mod tests {
     fn the_pod_template_needs_containers() {
         assert_eq!(
             check(|c| c.spec.template.spec.as_mut().unwrap().containers.clear()),
-            ["spec.template.spec.containers: at least one container is required"]
+            ["spec.template.spec.containers: Required value"]
         );
     }
 
@@ -194,7 +202,7 @@ mod tests {
         assert_eq!(check(|c| c.spec.scale_strategy = names(&["a", "b"])), Vec::<String>::new());
         assert_eq!(
             check(|c| c.spec.scale_strategy = names(&["a", "a"])),
-            ["spec.scaleStrategy.podsToDelete: \"a\" is listed twice"]
+            ["spec.scaleStrategy.podsToDelete: Invalid value: [\"a\",\"a\"]: listed twice: [\"a\"]"]
         );
     }
 
@@ -205,11 +213,21 @@ mod tests {
         assert_eq!(check(set(Some(Type::InPlaceIfPossible))), Vec::<String>::new());
         assert_eq!(
             check(set(Some(Type::OnDelete))),
-            ["spec.updateStrategy.type: OnDelete must be ReCreate, InPlaceIfPossible or InPlaceOnly"]
+            [
+                "spec.updateStrategy.type: Invalid value: \"OnDelete\": must be ReCreate, InPlaceIfPossible or InPlaceOnly"
+            ]
+        );
+        assert_eq!(
+            check(set(Some(Type::from("Sideways")))),
+            [
+                "spec.updateStrategy.type: Invalid value: \"Sideways\": must be ReCreate, InPlaceIfPossible or InPlaceOnly"
+            ]
         );
         assert_eq!(
             check(set(None)),
-            ["spec.updateStrategy.type: \"\" must be ReCreate, InPlaceIfPossible or InPlaceOnly"]
+            [
+                "spec.updateStrategy.type: Invalid value: \"\": must be ReCreate, InPlaceIfPossible or InPlaceOnly"
+            ]
         );
     }
 
@@ -222,11 +240,13 @@ mod tests {
         assert_eq!(check(set(IntOrString::Int(10))), Vec::<String>::new(), "above replicas is allowed");
         assert_eq!(
             check(set(IntOrString::Int(-1))),
-            ["spec.updateStrategy.partition: -1 must be greater than or equal to 0"]
+            ["spec.updateStrategy.partition: Invalid value: -1: must not be negative"]
         );
         assert_eq!(
             check(set(s("half"))),
-            ["spec.updateStrategy.partition: \"half\" is not an integer or a percentage like \"25%\""]
+            [
+                "spec.updateStrategy.partition: Invalid value: \"half\": \"half\" is not an integer or a percentage like \"25%\""
+            ]
         );
     }
 
@@ -241,7 +261,9 @@ mod tests {
         assert_eq!(check(set(IntOrString::Int(0), s("1%"))), Vec::<String>::new(), "1% of 4 rounds up to 1");
         assert_eq!(
             check(set(IntOrString::Int(0), IntOrString::Int(0))),
-            ["spec.updateStrategy.maxUnavailable: maxUnavailable and maxSurge must not both be less than 1"]
+            [
+                "spec.updateStrategy.maxUnavailable: Invalid value: 0: maxUnavailable and maxSurge must not both be less than 1"
+            ]
         );
         assert_eq!(
             check(|c| {
@@ -253,7 +275,9 @@ mod tests {
         );
         assert_eq!(
             check(set(s("20"), IntOrString::Int(1))),
-            ["spec.updateStrategy.maxUnavailable: \"20\" is not an integer or a percentage like \"25%\""]
+            [
+                "spec.updateStrategy.maxUnavailable: Invalid value: \"20\": \"20\" is not an integer or a percentage like \"25%\""
+            ]
         );
     }
 
@@ -266,7 +290,10 @@ mod tests {
             }
         };
         assert_eq!(check(set(0)), Vec::<String>::new());
-        assert_eq!(check(set(1)), ["spec.updateStrategy.maxSurge: must be 0 with InPlaceOnly"]);
+        assert_eq!(
+            check(set(1)),
+            ["spec.updateStrategy.maxSurge: Invalid value: 1: must be 0 with InPlaceOnly"]
+        );
     }
 
     #[test]
@@ -279,7 +306,10 @@ mod tests {
             }
         };
         assert_eq!(check(set(1)), Vec::<String>::new());
-        assert_eq!(check(set(2)), ["spec.updateStrategy.scatterStrategy[1]: zone=a is a duplicate"]);
+        assert_eq!(
+            check(set(2)),
+            ["spec.updateStrategy.scatterStrategy: Required value: [1]: zone=a is listed twice"]
+        );
     }
 
     #[test]
@@ -293,13 +323,13 @@ mod tests {
         assert_eq!(check(set(i32::MAX, i32::MAX)), Vec::<String>::new(), "MaxInt32 turns the check off");
         assert_eq!(
             check(set(10, 10)),
-            ["spec.progressDeadlineSeconds: must be greater than minReadySeconds"]
+            ["spec.progressDeadlineSeconds: Invalid value: 10: must be greater than minReadySeconds"]
         );
         assert_eq!(
             check(set(-1, 0)),
             [
-                "spec.progressDeadlineSeconds: -1 must be greater than or equal to 0",
-                "spec.progressDeadlineSeconds: must be greater than minReadySeconds"
+                "spec.progressDeadlineSeconds: Invalid value: -1: must not be negative",
+                "spec.progressDeadlineSeconds: Invalid value: -1: must be greater than minReadySeconds"
             ]
         );
     }
@@ -309,8 +339,7 @@ mod tests {
         assert_eq!(
             check(|c| c.metadata.name = Some("Web".into())),
             [
-                "metadata.name: \"Web\" must consist of lower case alphanumeric characters, '-' or '.', and start \
-              and end with an alphanumeric character"
+                "metadata.name: Invalid value: \"Web\": must consist of lower case alphanumeric characters, '-' or '.', and start and end with an alphanumeric character"
             ]
         );
     }
@@ -327,8 +356,9 @@ mod tests {
             Some(vec![serde_json::from_value(json!({"key": "app", "operator": "Exists"})).unwrap()]);
         assert_eq!(
             fields(&clone_set(&new, Some(&old))),
-            ["spec: only replicas, template, volumeClaimTemplates, scaleStrategy, updateStrategy, \
-              revisionHistoryLimit, minReadySeconds, lifecycle and progressDeadlineSeconds may change"]
+            [
+                "spec: Forbidden: only replicas, template, volumeClaimTemplates, scaleStrategy, updateStrategy, revisionHistoryLimit, minReadySeconds, lifecycle and progressDeadlineSeconds may change"
+            ]
         );
     }
 
@@ -342,7 +372,7 @@ mod tests {
         new.spec.template.spec.as_mut().unwrap().containers[0].args = Some(vec!["-v".into()]);
         assert_eq!(
             fields(&clone_set(&new, Some(&old))),
-            ["spec.template: InPlaceOnly allows only image changes, not add /containers/0/args"]
+            ["spec: Forbidden: InPlaceOnly may change only images, not add /containers/0/args"]
         );
     }
 
@@ -361,10 +391,7 @@ mod tests {
         assert!(!denied.allowed);
         assert_eq!(
             denied.result.message,
-            "spec.replicas: -2 must be greater than or equal to 0; spec.template.metadata.labels: the selector \
-             does not match them; spec: only replicas, template, volumeClaimTemplates, scaleStrategy, \
-             updateStrategy, revisionHistoryLimit, minReadySeconds, lifecycle and progressDeadlineSeconds may \
-             change"
+            "[spec.replicas: Invalid value: -2: must not be negative, spec.template.metadata.labels: Invalid value: {\"app\":\"web\"}: `selector` does not select these labels, spec: Forbidden: only replicas, template, volumeClaimTemplates, scaleStrategy, updateStrategy, revisionHistoryLimit, minReadySeconds, lifecycle and progressDeadlineSeconds may change]"
         );
     }
 }

@@ -18,7 +18,8 @@ use stevedore_proto::{
 };
 
 use super::super::{
-    FieldError, err,
+    FieldError,
+    field::{forbidden, invalid, not_supported, required},
     rules::{self, non_negative},
 };
 
@@ -88,11 +89,11 @@ pub fn v1beta1(new: &b1::DaemonSet, old: Option<&b1::DaemonSet>) -> Vec<FieldErr
 fn common(ds: Common<'_>) -> Vec<FieldError> {
     let mut errors = Vec::new();
     rules::object_name(ds.meta, &mut errors);
-    rules::label_selector(rules::Wording::Workloads, "spec.selector", ds.selector, &mut errors);
+    rules::label_selector("spec.selector", ds.selector, &mut errors);
     let labels = ds.template.metadata.as_ref().and_then(|m| m.labels.as_ref());
     rules::selects_template("spec.template", ds.selector, labels, &mut errors);
     if rules::selector_is_empty(ds.selector) {
-        errors.push(err("spec.selector", "an empty selector is invalid for a daemonset"));
+        errors.push(invalid("spec.selector", ds.selector, "an empty selector is invalid for a daemonset"));
     }
     rules::workload_pod_template("spec.template", ds.template, &mut errors);
     non_negative("spec.minReadySeconds", ds.min_ready_seconds.unwrap_or(0).into(), &mut errors);
@@ -101,10 +102,10 @@ fn common(ds: Common<'_>) -> Vec<FieldError> {
         non_negative("spec.revisionHistoryLimit", limit.into(), &mut errors);
     }
     if ds.lifecycle.is_some_and(|l| l.in_place_update.is_some()) {
-        errors.push(err("spec.lifecycle.inPlaceUpdate", "is not supported for a daemonset"));
+        errors.push(forbidden("spec.lifecycle.inPlaceUpdate", "is not supported for a daemonset"));
     }
     if ds.old_selector.is_some_and(|old| old != ds.selector) {
-        errors.push(err("spec", format!("only {} may change", ds.may_change)));
+        errors.push(forbidden("spec", format!("only {} may change", ds.may_change)));
     }
     errors
 }
@@ -114,15 +115,19 @@ fn update_strategy(
     surging_allowed: bool,
     errors: &mut Vec<FieldError>,
 ) {
-    match strategy.and_then(|s| s.type_) {
-        None => errors.push(err("spec.updateStrategy.type", "must be RollingUpdate or OnDelete")),
+    match strategy.and_then(|s| s.type_.as_ref()) {
         Some(DaemonSetUpdateStrategyType::OnDelete) => {}
         Some(DaemonSetUpdateStrategyType::RollingUpdate) => {
             match strategy.and_then(|s| s.rolling_update.as_ref()) {
-                None => errors.push(err("spec.updateStrategy.rollingUpdate", "is required")),
+                None => errors.push(required("spec.updateStrategy.rollingUpdate", "")),
                 Some(r) => rolling_update(r, surging_allowed, errors),
             }
         }
+        other => errors.push(not_supported(
+            "spec.updateStrategy.type",
+            other.map_or("", DaemonSetUpdateStrategyType::as_str),
+            &["RollingUpdate", "OnDelete"],
+        )),
     }
 }
 
@@ -143,24 +148,37 @@ fn rolling_update(r: &RollingUpdateDaemonSet, surging_allowed: bool, errors: &mu
     let unavailable = non_zero("maxUnavailable", r.max_unavailable.as_ref(), errors);
     let surge = non_zero("maxSurge", r.max_surge.as_ref(), errors);
     match (unavailable, surge) {
-        (true, true) => errors.push(err(&format!("{AT}.maxSurge"), "must be 0 when maxUnavailable is not")),
+        (true, true) => errors.push(invalid(
+            &format!("{AT}.maxSurge"),
+            &r.max_surge,
+            "must be 0 when maxUnavailable is not",
+        )),
         (false, false) => {
-            errors.push(err(&format!("{AT}.maxUnavailable"), "must not be 0 when maxSurge is 0"))
+            errors.push(required(&format!("{AT}.maxUnavailable"), "must not be 0 when maxSurge is 0"))
         }
         _ => {}
     }
-    match r.type_ {
+    match &r.type_ {
         None | Some(RollingUpdateType::Standard) => {}
+        Some(RollingUpdateType::Other(other)) => {
+            let supported: &[&str] = if surging_allowed {
+                &["Standard", "Surging", "InPlaceIfPossible"]
+            } else {
+                &["Standard", "InPlaceIfPossible"]
+            };
+            errors.push(not_supported(&format!("{AT}.rollingUpdateType"), other, supported))
+        }
         Some(RollingUpdateType::InPlaceIfPossible) if surge => {
-            errors.push(err(&format!("{AT}.maxSurge"), "must be 0 for InPlaceIfPossible"));
+            errors.push(required(&format!("{AT}.maxSurge"), "must be 0 for InPlaceIfPossible"));
         }
         Some(RollingUpdateType::InPlaceIfPossible) => {}
-        Some(RollingUpdateType::Surging) if !surging_allowed => errors.push(err(
+        Some(RollingUpdateType::Surging) if !surging_allowed => errors.push(not_supported(
             &format!("{AT}.rollingUpdateType"),
-            "Surging is not supported in v1beta1: Standard or InPlaceIfPossible",
+            "Surging",
+            &["Standard", "InPlaceIfPossible"],
         )),
         Some(RollingUpdateType::Surging) if unavailable => {
-            errors.push(err(&format!("{AT}.maxUnavailable"), "must be 0 for Surging"));
+            errors.push(required(&format!("{AT}.maxUnavailable"), "must be 0 for Surging"));
         }
         Some(RollingUpdateType::Surging) => {}
     }
@@ -227,11 +245,15 @@ mod tests {
         assert_eq!(check(|d| (ru(d).max_unavailable, ru(d).max_surge) = (s("0%"), s("100%"))), NONE);
         assert_eq!(
             check(|d| (ru(d).max_unavailable, ru(d).max_surge) = (i(1), i(1))),
-            ["spec.updateStrategy.rollingUpdate.maxSurge: must be 0 when maxUnavailable is not"]
+            [
+                "spec.updateStrategy.rollingUpdate.maxSurge: Invalid value: 1: must be 0 when maxUnavailable is not"
+            ]
         );
         assert_eq!(
             check(|d| (ru(d).max_unavailable, ru(d).max_surge) = (i(0), None)),
-            ["spec.updateStrategy.rollingUpdate.maxUnavailable: must not be 0 when maxSurge is 0"]
+            [
+                "spec.updateStrategy.rollingUpdate.maxUnavailable: Required value: must not be 0 when maxSurge is 0"
+            ]
         );
     }
 
@@ -239,12 +261,14 @@ mod tests {
     fn budgets_are_whole_percentages_up_to_100() {
         assert_eq!(
             check(|d| ru(d).max_unavailable = s("150%")),
-            ["spec.updateStrategy.rollingUpdate.maxUnavailable: must not be greater than 100%"]
+            [
+                "spec.updateStrategy.rollingUpdate.maxUnavailable: Invalid value: \"150%\": must not be more than 100%"
+            ]
         );
         assert_eq!(
             check(|d| ru(d).max_unavailable = s("2.5%")),
             [
-                "spec.updateStrategy.rollingUpdate.maxUnavailable: \"2.5%\" must be a whole percentage like \"25%\""
+                "spec.updateStrategy.rollingUpdate.maxUnavailable: Invalid value: \"2.5%\": must be an integer or a whole percentage like \"25%\""
             ]
         );
     }
@@ -260,11 +284,11 @@ mod tests {
         assert_eq!(check(set(RollingUpdateType::Surging, i(0), i(1))), NONE);
         assert_eq!(
             check(set(RollingUpdateType::InPlaceIfPossible, i(0), i(1))),
-            ["spec.updateStrategy.rollingUpdate.maxSurge: must be 0 for InPlaceIfPossible"]
+            ["spec.updateStrategy.rollingUpdate.maxSurge: Required value: must be 0 for InPlaceIfPossible"]
         );
         assert_eq!(
             check(set(RollingUpdateType::Surging, i(1), i(0))),
-            ["spec.updateStrategy.rollingUpdate.maxUnavailable: must be 0 for Surging"]
+            ["spec.updateStrategy.rollingUpdate.maxUnavailable: Required value: must be 0 for Surging"]
         );
         assert_eq!(
             check_b1(|d| {
@@ -272,8 +296,7 @@ mod tests {
                 r.type_ = Some(RollingUpdateType::Surging);
             }),
             [
-                "spec.updateStrategy.rollingUpdate.rollingUpdateType: Surging is not supported in v1beta1: Standard \
-              or InPlaceIfPossible"
+                "spec.updateStrategy.rollingUpdate.rollingUpdateType: Unsupported value: \"Surging\": supported values: \"Standard\", \"InPlaceIfPossible\""
             ]
         );
     }
@@ -284,11 +307,15 @@ mod tests {
         assert_eq!(check(|d| ru(d).partition = i(1000)), NONE);
         assert_eq!(
             check(|d| ru(d).partition = i(-1)),
-            ["spec.updateStrategy.rollingUpdate.partition: -1 must not be negative"]
+            [
+                "spec.updateStrategy.rollingUpdate.partition: Invalid value: -1: must be an integer or a whole percentage like \"25%\""
+            ]
         );
         assert_eq!(
             check(|d| ru(d).partition = s("101%")),
-            ["spec.updateStrategy.rollingUpdate.partition: must not be greater than 100%"]
+            [
+                "spec.updateStrategy.rollingUpdate.partition: Invalid value: \"101%\": must not be more than 100%"
+            ]
         );
     }
 
@@ -296,11 +323,13 @@ mod tests {
     fn the_update_type_and_rolling_update_are_required() {
         assert_eq!(
             check(|d| d.spec.update_strategy = None),
-            ["spec.updateStrategy.type: must be RollingUpdate or OnDelete"]
+            [
+                "spec.updateStrategy.type: Unsupported value: \"\": supported values: \"RollingUpdate\", \"OnDelete\""
+            ]
         );
         assert_eq!(
             check(|d| d.spec.update_strategy.as_mut().unwrap().rolling_update = None),
-            ["spec.updateStrategy.rollingUpdate: is required"]
+            ["spec.updateStrategy.rollingUpdate: Required value"]
         );
         assert_eq!(
             check(|d| {
@@ -316,8 +345,8 @@ mod tests {
         assert_eq!(
             check(|d| (d.spec.min_ready_seconds, d.spec.revision_history_limit) = (Some(-1), Some(-1))),
             [
-                "spec.minReadySeconds: -1 must be greater than or equal to 0",
-                "spec.revisionHistoryLimit: -1 must be greater than or equal to 0"
+                "spec.minReadySeconds: Invalid value: -1: must not be negative",
+                "spec.revisionHistoryLimit: Invalid value: -1: must not be negative"
             ]
         );
         assert_eq!(
@@ -328,7 +357,7 @@ mod tests {
         assert_eq!(
             check(|d| d.spec.lifecycle =
                 Some(Lifecycle { in_place_update: Some(Default::default()), ..Default::default() })),
-            ["spec.lifecycle.inPlaceUpdate: is not supported for a daemonset"]
+            ["spec.lifecycle.inPlaceUpdate: Forbidden: is not supported for a daemonset"]
         );
     }
 
@@ -336,15 +365,15 @@ mod tests {
     fn selector_and_template() {
         assert_eq!(
             check(|d| d.spec.selector = Default::default()),
-            ["spec.selector: an empty selector is invalid for a daemonset"]
+            ["spec.selector: Invalid value: {}: an empty selector is invalid for a daemonset"]
         );
         assert_eq!(
             check(|d| d.spec.template.metadata = None),
-            ["spec.template.metadata.labels: the selector does not match them"]
+            ["spec.template.metadata.labels: Invalid value: null: `selector` does not select these labels"]
         );
         assert_eq!(
             check(|d| d.spec.template.spec.as_mut().unwrap().containers[0].image = None),
-            ["spec.template.spec.containers[0].image: is required"]
+            ["spec.template.spec.containers[0].image: Required value"]
         );
     }
 
@@ -368,8 +397,7 @@ mod tests {
         assert_eq!(
             fields(&v1beta1(&new, Some(&old))),
             [
-                "spec: only template, updateStrategy, lifecycle, burstReplicas, minReadySeconds, revisionHistoryLimit \
-              and scaleStrategy may change"
+                "spec: Forbidden: only template, updateStrategy, lifecycle, burstReplicas, minReadySeconds, revisionHistoryLimit and scaleStrategy may change"
             ]
         );
     }
@@ -388,7 +416,7 @@ mod tests {
             let denied = handler.admit(&review(version, "DaemonSet", "UPDATE", bad, good));
             assert_eq!(
                 denied.result.message,
-                "spec.updateStrategy.rollingUpdate.maxSurge: must be 0 when maxUnavailable is not",
+                "spec.updateStrategy.rollingUpdate.maxSurge: Invalid value: \"10%\": must be 0 when maxUnavailable is not",
                 "{version}"
             );
         }

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use k8s_openapi::{
-    api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm, PodTemplateSpec, Toleration},
+    api::core::v1::PodTemplateSpec,
     apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
 };
 use stevedore_proto::crd::united_deployment::{
@@ -11,7 +11,8 @@ use stevedore_proto::crd::united_deployment::{
 };
 
 use super::super::{
-    FieldError, err,
+    FieldError,
+    field::{forbidden, invalid, required},
     rules::{self, non_negative},
 };
 
@@ -52,8 +53,9 @@ pub fn united_deployment(new: &UnitedDeployment, old: Option<&UnitedDeployment>)
     if reserve
         && (template.stateful_set_template.is_some() || template.advanced_stateful_set_template.is_some())
     {
-        errors.push(err(
+        errors.push(invalid(
             "spec.topology.scheduleStrategy",
+            &schedule,
             "reserving unschedulable pods works only with a cloneSetTemplate or deploymentTemplate",
         ));
     }
@@ -64,21 +66,21 @@ pub fn united_deployment(new: &UnitedDeployment, old: Option<&UnitedDeployment>)
     for (i, subset) in subsets.iter().enumerate() {
         let at = format!("spec.topology.subsets[{i}]");
         if subset.name.is_empty() {
-            errors.push(err(&format!("{at}.name"), "is required"));
+            errors.push(required(&format!("{at}.name"), ""));
         } else if let Some(reason) = rules::dns1123_label(&subset.name) {
-            errors.push(err(&format!("{at}.name"), format!("{:?} {reason}", subset.name)));
+            errors.push(invalid(&format!("{at}.name"), &subset.name, reason));
         }
         if !names.insert(subset.name.as_str()) {
-            errors.push(err(&format!("{at}.name"), format!("{:?} is a duplicate subset name", subset.name)));
+            errors.push(invalid(&format!("{at}.name"), &subset.name, "duplicate subset name"));
         }
         if let Some(term) = &subset.node_selector_term {
-            node_selector_term(&format!("{at}.nodeSelectorTerm"), term, &mut errors);
+            rules::node_selector_term(&format!("{at}.nodeSelectorTerm"), term, &mut errors);
         }
-        for (j, t) in subset.tolerations.iter().flatten().enumerate() {
-            toleration(&format!("{at}.tolerations[{j}]"), t, &mut errors);
+        if let Some(list) = &subset.tolerations {
+            rules::tolerations(&format!("{at}.tolerations"), list, &mut errors);
         }
         if subset.replicas.is_some() && adaptive {
-            errors.push(err(
+            errors.push(forbidden(
                 &format!("{at}.replicas"),
                 "the Adaptive strategy takes minReplicas/maxReplicas instead",
             ));
@@ -88,8 +90,9 @@ pub fn united_deployment(new: &UnitedDeployment, old: Option<&UnitedDeployment>)
         spec.update_strategy.as_ref().and_then(|u| u.manual_update.as_ref()?.partitions.as_ref());
     for subset in partitions.into_iter().flat_map(BTreeMap::keys) {
         if !names.contains(subset.as_str()) {
-            errors.push(err(
+            errors.push(invalid(
                 "spec.updateStrategy.manualUpdate.partitions",
+                partitions,
                 format!("subset {subset:?} does not exist"),
             ));
         }
@@ -101,10 +104,13 @@ pub fn united_deployment(new: &UnitedDeployment, old: Option<&UnitedDeployment>)
         for (i, subset) in subsets.iter().enumerate() {
             let Some(was) = by_name.get(subset.name.as_str()) else { continue };
             if was.node_selector_term != subset.node_selector_term {
-                errors.push(err(&format!("spec.topology.subsets[{i}].nodeSelectorTerm"), "may not change"));
+                errors.push(forbidden(
+                    &format!("spec.topology.subsets[{i}].nodeSelectorTerm"),
+                    "may not change",
+                ));
             }
             if was.tolerations != subset.tolerations {
-                errors.push(err(&format!("spec.topology.subsets[{i}].tolerations"), "may not change"));
+                errors.push(forbidden(&format!("spec.topology.subsets[{i}].tolerations"), "may not change"));
             }
         }
     }
@@ -125,9 +131,9 @@ fn subset_template(t: &SubsetTemplate, selector: &LabelSelector, errors: &mut Ve
     const KINDS: &str =
         "statefulSetTemplate, advancedStatefulSetTemplate, cloneSetTemplate or deploymentTemplate";
     match count {
-        0 => errors.push(err("spec.template", format!("one of {KINDS} is required"))),
+        0 => errors.push(required("spec.template", format!("one of {KINDS} is required"))),
         1 => {}
-        _ => errors.push(err("spec.template", format!("only one of {KINDS} may be set"))),
+        _ => errors.push(invalid("spec.template", t, format!("only one of {KINDS} may be set"))),
     }
     let workload = |name: &str, labels, pods: &PodTemplateSpec, errors: &mut Vec<FieldError>| {
         let at = format!("spec.template.{name}");
@@ -137,39 +143,43 @@ fn subset_template(t: &SubsetTemplate, selector: &LabelSelector, errors: &mut Ve
         rules::selects_template(&pods_at, selector, pod_labels, errors);
         rules::workload_pod_template(&pods_at, pods, errors);
     };
-    let unused = |field: String, what: &str, errors: &mut Vec<FieldError>| {
-        errors.push(err(&field, format!("must not be set: the UnitedDeployment decides the {what}")));
+    let unused = |field: String, value: i64, what: &str, errors: &mut Vec<FieldError>| {
+        errors.push(invalid(
+            &field,
+            value,
+            format!("must not be set: the UnitedDeployment decides the {what}"),
+        ));
     };
     if let Some(sts) = &t.stateful_set_template {
         let at = "spec.template.statefulSetTemplate.spec";
         let labels = sts.metadata.as_ref().and_then(|m| m.labels.as_ref());
         workload("statefulSetTemplate", labels, &sts.spec.template, errors);
-        if sts.spec.replicas.is_some() {
-            unused(format!("{at}.replicas"), "replicas", errors);
+        if let Some(r) = sts.spec.replicas {
+            unused(format!("{at}.replicas"), r.into(), "replicas", errors);
         }
         let strategy = sts.spec.update_strategy.as_ref();
         let rolling = strategy.filter(|s| s.type_.as_deref() == Some("RollingUpdate"));
-        if rolling.and_then(|s| s.rolling_update.as_ref()?.partition).is_some() {
-            unused(format!("{at}.updateStrategy.rollingUpdate.partition"), "partition", errors);
+        if let Some(p) = rolling.and_then(|s| s.rolling_update.as_ref()?.partition) {
+            unused(format!("{at}.updateStrategy.rollingUpdate.partition"), p.into(), "partition", errors);
         }
     } else if let Some(asts) = &t.advanced_stateful_set_template {
         let at = "spec.template.advancedStatefulSetTemplate.spec";
         let labels = asts.metadata.as_ref().and_then(|m| m.labels.as_ref());
         workload("advancedStatefulSetTemplate", labels, &asts.spec.template, errors);
-        if asts.spec.replicas.is_some() {
-            unused(format!("{at}.replicas"), "replicas", errors);
+        if let Some(r) = asts.spec.replicas {
+            unused(format!("{at}.replicas"), r.into(), "replicas", errors);
         }
         use stevedore_proto::crd::stateful_set::StatefulSetUpdateStrategyType as T;
         let strategy = asts.spec.update_strategy.as_ref();
         let rolling = strategy.filter(|s| s.type_ == Some(T::RollingUpdate));
-        if rolling.and_then(|s| s.rolling_update.as_ref()?.partition).is_some() {
-            unused(format!("{at}.updateStrategy.rollingUpdate.partition"), "partition", errors);
+        if let Some(p) = rolling.and_then(|s| s.rolling_update.as_ref()?.partition) {
+            unused(format!("{at}.updateStrategy.rollingUpdate.partition"), p.into(), "partition", errors);
         }
     } else if let Some(deploy) = &t.deployment_template {
         let labels = deploy.metadata.as_ref().and_then(|m| m.labels.as_ref());
         workload("deploymentTemplate", labels, &deploy.spec.template, errors);
-        if deploy.spec.replicas.is_some() {
-            unused("spec.template.deploymentTemplate.spec.replicas".into(), "replicas", errors);
+        if let Some(r) = deploy.spec.replicas {
+            unused("spec.template.deploymentTemplate.spec.replicas".into(), r.into(), "replicas", errors);
         }
     }
 }
@@ -184,7 +194,7 @@ fn template_update(new: &SubsetTemplate, old: &SubsetTemplate, errors: &mut Vec<
         frozen.template = old.spec.template.clone();
         frozen.update_strategy = old.spec.update_strategy.clone();
         if frozen != old.spec {
-            errors.push(err("spec.template.statefulSetTemplate.spec", MAY));
+            errors.push(forbidden("spec.template.statefulSetTemplate.spec", MAY));
         }
     } else if let (Some(new), Some(old)) =
         (&new.advanced_stateful_set_template, &old.advanced_stateful_set_template)
@@ -194,7 +204,7 @@ fn template_update(new: &SubsetTemplate, old: &SubsetTemplate, errors: &mut Vec<
         frozen.template = old.spec.template.clone();
         frozen.update_strategy = old.spec.update_strategy.clone();
         if frozen != old.spec {
-            errors.push(err("spec.template.advancedStatefulSetTemplate.spec", MAY));
+            errors.push(forbidden("spec.template.advancedStatefulSetTemplate.spec", MAY));
         }
     }
 }
@@ -228,7 +238,7 @@ fn subset_replicas(ud_replicas: Option<i32>, subsets: &[Subset], errors: &mut Ve
         let mut share = |field: &str, v: Option<&IntOrString>, unset: i64| match v {
             None => unset,
             Some(v) => subset_share(v, ud_replicas).unwrap_or_else(|reason| {
-                errors.push(err(&format!("{AT}[{i}].{field}"), reason));
+                errors.push(invalid(&format!("{AT}[{i}].{field}"), v, reason));
                 0
             }),
         };
@@ -240,124 +250,50 @@ fn subset_replicas(ud_replicas: Option<i32>, subsets: &[Subset], errors: &mut Ve
         with_max += usize::from(subset.max_replicas.is_some());
         with_min_or_max += usize::from(subset.min_replicas.is_some() || subset.max_replicas.is_some());
         if min > max {
-            errors.push(err(&format!("{AT}[{i}].minReplicas"), "must not be greater than maxReplicas"));
+            errors.push(invalid(
+                &format!("{AT}[{i}].minReplicas"),
+                &subset.min_replicas,
+                "must not be greater than maxReplicas",
+            ));
         }
     }
     if with_replicas > 0 && with_min_or_max > 0 {
-        errors.push(err(AT, "replicas and minReplicas/maxReplicas cannot be mixed"));
+        errors.push(forbidden(AT, "replicas and minReplicas/maxReplicas cannot be mixed"));
         return;
     }
     let n = subsets.len();
     if with_min_or_max > 0 {
         if ud_replicas.is_none() {
-            errors.push(err("spec.replicas", "is required with subset minReplicas/maxReplicas"));
+            errors.push(required("spec.replicas", "subset minReplicas/maxReplicas need it"));
         }
         if with_max >= n {
-            errors.push(err(AT, "at least one subset must leave maxReplicas unset"));
+            errors.push(invalid(AT, with_max, "at least one subset must leave maxReplicas unset"));
         }
         if sum_min > sum_max {
-            errors.push(err(
+            errors.push(invalid(
                 AT,
-                format!("the minReplicas add up to {sum_min}, more than the maxReplicas ({sum_max})"),
+                sum_min,
+                format!("the minReplicas add up to more than the maxReplicas ({sum_max})"),
             ));
         }
     } else if let Some(total) = ud_replicas {
         let total = i64::from(total);
         if sum > total {
-            errors.push(err(
+            errors.push(invalid(
                 AT,
-                format!("the subset replicas add up to {sum}, more than spec.replicas ({total})"),
+                sum,
+                format!("the subset replicas add up to more than spec.replicas ({total})"),
             ));
         }
         if with_replicas > 0 && with_replicas == n && sum != total {
-            errors.push(err(
+            errors.push(invalid(
                 AT,
-                format!(
-                    "when every subset sets replicas they must add up to spec.replicas ({total}), not {sum}"
-                ),
+                sum,
+                format!("when every subset sets replicas they must add up to spec.replicas ({total})"),
             ));
         }
     } else if with_replicas != n {
-        errors.push(err(AT, "without spec.replicas every subset must set replicas"));
-    }
-}
-
-fn node_selector_requirement(
-    at: &str,
-    r: &NodeSelectorRequirement,
-    field: bool,
-    errors: &mut Vec<FieldError>,
-) {
-    let values = r.values.as_deref().unwrap_or_default();
-    match r.operator.as_str() {
-        "In" | "NotIn" if values.is_empty() => {
-            errors.push(err(&format!("{at}.values"), "must be specified for In and NotIn"))
-        }
-        "In" | "NotIn" if field && values.len() != 1 => {
-            errors.push(err(&format!("{at}.values"), "must have exactly one value"))
-        }
-        "In" | "NotIn" => {}
-        "Exists" | "DoesNotExist" if !field && !values.is_empty() => {
-            errors.push(err(&format!("{at}.values"), "must be empty for Exists and DoesNotExist"))
-        }
-        "Gt" | "Lt" if !field && (values.len() != 1 || values[0].parse::<i64>().is_err()) => {
-            errors.push(err(&format!("{at}.values"), "must be one integer for Gt and Lt"))
-        }
-        "Exists" | "DoesNotExist" | "Gt" | "Lt" if !field => {}
-        other => {
-            errors.push(err(&format!("{at}.operator"), format!("{other:?} is not a valid operator here")))
-        }
-    }
-    if field {
-        if r.key != "metadata.name" {
-            errors.push(err(&format!("{at}.key"), format!("{:?}: only metadata.name is supported", r.key)));
-        }
-    } else if let Some(reason) = rules::qualified_name(&r.key) {
-        errors.push(err(&format!("{at}.key"), format!("{:?}: {reason}", r.key)));
-    }
-}
-
-fn node_selector_term(at: &str, term: &NodeSelectorTerm, errors: &mut Vec<FieldError>) {
-    for (i, r) in term.match_expressions.iter().flatten().enumerate() {
-        node_selector_requirement(&format!("{at}.matchExpressions[{i}]"), r, false, errors);
-    }
-    for (i, r) in term.match_fields.iter().flatten().enumerate() {
-        node_selector_requirement(&format!("{at}.matchFields[{i}]"), r, true, errors);
-    }
-}
-
-fn toleration(at: &str, t: &Toleration, errors: &mut Vec<FieldError>) {
-    let key = t.key.as_deref().unwrap_or_default();
-    let value = t.value.as_deref().unwrap_or_default();
-    if !key.is_empty()
-        && let Some(reason) = rules::qualified_name(key)
-    {
-        errors.push(err(&format!("{at}.key"), format!("{key:?}: {reason}")));
-    }
-    match t.operator.as_deref().unwrap_or_default() {
-        "" | "Equal" if key.is_empty() => {
-            errors.push(err(&format!("{at}.operator"), "must be Exists when the key is empty"))
-        }
-        "" | "Equal" => {
-            if let Some(reason) = rules::label_value(value) {
-                errors.push(err(&format!("{at}.value"), format!("{value:?}: {reason}")));
-            }
-        }
-        "Exists" if !value.is_empty() => {
-            errors.push(err(&format!("{at}.value"), "must be empty when the operator is Exists"))
-        }
-        "Exists" => {}
-        other => errors.push(err(&format!("{at}.operator"), format!("{other:?} is not Equal or Exists"))),
-    }
-    let effect = t.effect.as_deref().unwrap_or_default();
-    if !matches!(effect, "" | "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
-        errors.push(err(
-            &format!("{at}.effect"),
-            format!("{effect:?} is not NoSchedule, PreferNoSchedule or NoExecute"),
-        ));
-    }
-    if t.toleration_seconds.is_some() && effect != "NoExecute" {
-        errors.push(err(&format!("{at}.effect"), "must be NoExecute when tolerationSeconds is set"));
+        errors.push(required(AT, "without spec.replicas every subset must set replicas"));
     }
 }
 
@@ -411,15 +347,15 @@ mod tests {
     fn exactly_one_template() {
         assert_eq!(
             check(|v| v["spec"]["template"] = json!({})),
-            ["spec.template: one of statefulSetTemplate, advancedStatefulSetTemplate, cloneSetTemplate or \
-              deploymentTemplate is required"]
+            [
+                "spec.template: Required value: one of statefulSetTemplate, advancedStatefulSetTemplate, cloneSetTemplate or deploymentTemplate is required"
+            ]
         );
         assert_eq!(
             check(|v| v["spec"]["template"]["deploymentTemplate"] =
                 json!({"metadata": {"labels": {"app": "web"}}, "spec": {"template": template_json()}})),
             [
-                "spec.template: only one of statefulSetTemplate, advancedStatefulSetTemplate, cloneSetTemplate or \
-              deploymentTemplate may be set"
+                "spec.template: Invalid value: {\"deploymentTemplate\":{\"metadata\":{\"labels\":{\"app\":\"web\"}},\"spec\":{\"selector\":{},\"template\":{\"metadata\":{\"labels\":{\"app\":\"web\"}},\"spec\":{\"containers\":[{\"image\":\"nginx:1.25\",\"name\":\"nginx\"}]}}}},\"statefulSetTemplate\":{\"metadata\":{\"labels\":{\"app\":\"web\"}},\"spec\":{\"selector\":{\"matchLabels\":{\"app\":\"web\"}},\"serviceName\":\"web\",\"template\":{\"metadata\":{\"labels\":{\"app\":\"web\"}},\"spec\":{\"containers\":[{\"image\":\"nginx:1.25\",\"name\":\"nginx\"}]}}}}}: only one of statefulSetTemplate, advancedStatefulSetTemplate, cloneSetTemplate or deploymentTemplate may be set"
             ]
         );
     }
@@ -435,11 +371,9 @@ mod tests {
                     json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 1}});
             }),
             [
-                "spec.template.statefulSetTemplate.metadata.labels: the selector does not match them",
-                "spec.template.statefulSetTemplate.spec.replicas: must not be set: the UnitedDeployment decides \
-                 the replicas",
-                "spec.template.statefulSetTemplate.spec.updateStrategy.rollingUpdate.partition: must not be set: \
-                 the UnitedDeployment decides the partition",
+                "spec.template.statefulSetTemplate.metadata.labels: Invalid value: {\"app\":\"db\"}: `selector` does not select these labels",
+                "spec.template.statefulSetTemplate.spec.replicas: Invalid value: 3: must not be set: the UnitedDeployment decides the replicas",
+                "spec.template.statefulSetTemplate.spec.updateStrategy.rollingUpdate.partition: Invalid value: 1: must not be set: the UnitedDeployment decides the partition",
             ]
         );
         assert_eq!(
@@ -447,9 +381,7 @@ mod tests {
                 |v| v["spec"]["template"]["statefulSetTemplate"]["spec"]["template"]["spec"]["containers"] =
                     json!([])
             ),
-            [
-                "spec.template.statefulSetTemplate.spec.template.spec.containers: at least one container is required"
-            ]
+            ["spec.template.statefulSetTemplate.spec.template.spec.containers: Required value"]
         );
     }
 
@@ -461,13 +393,13 @@ mod tests {
                 v["spec"]["topology"]["subsets"] = json!([{"name": "zone-a"}]);
             }),
             [
-                "spec.replicas: -1 must be greater than or equal to 0",
-                "spec.topology.subsets: the subset replicas add up to 0, more than spec.replicas (-1)"
+                "spec.replicas: Invalid value: -1: must not be negative",
+                "spec.topology.subsets: Invalid value: 0: the subset replicas add up to more than spec.replicas (-1)"
             ]
         );
         assert_eq!(
             check(|v| v["spec"]["selector"] = json!({})),
-            ["spec.selector: an empty selector is invalid for a uniteddeployment"]
+            ["spec.selector: Invalid value: {}: an empty selector is invalid for a uniteddeployment"]
         );
     }
 
@@ -484,9 +416,8 @@ mod tests {
         assert_eq!(
             check(deploy(json!({}), json!(2))),
             [
-                "spec.template.deploymentTemplate.metadata.labels: the selector does not match them",
-                "spec.template.deploymentTemplate.spec.replicas: must not be set: the UnitedDeployment decides \
-                 the replicas",
+                "spec.template.deploymentTemplate.metadata.labels: Invalid value: {}: `selector` does not select these labels",
+                "spec.template.deploymentTemplate.spec.replicas: Invalid value: 2: must not be set: the UnitedDeployment decides the replicas",
             ]
         );
         let asts = |strategy: Value| {
@@ -503,8 +434,7 @@ mod tests {
         assert_eq!(
             check(asts(json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 2}}))),
             [
-                "spec.template.advancedStatefulSetTemplate.spec.updateStrategy.rollingUpdate.partition: must not be \
-              set: the UnitedDeployment decides the partition"
+                "spec.template.advancedStatefulSetTemplate.spec.updateStrategy.rollingUpdate.partition: Invalid value: 2: must not be set: the UnitedDeployment decides the partition"
             ]
         );
     }
@@ -520,8 +450,7 @@ mod tests {
         assert_eq!(
             check(set),
             [
-                "spec.topology.scheduleStrategy: reserving unschedulable pods works only with a cloneSetTemplate or \
-              deploymentTemplate"
+                "spec.topology.scheduleStrategy: Invalid value: {\"adaptive\":{\"reserveUnschedulablePods\":true},\"type\":\"Adaptive\"}: reserving unschedulable pods works only with a cloneSetTemplate or deploymentTemplate"
             ]
         );
         assert_eq!(
@@ -541,13 +470,12 @@ mod tests {
                 v["spec"]["topology"]["subsets"][1]["name"] = json!("zone-a");
                 v["spec"]["topology"]["subsets"][0]["name"] = json!("zone-a");
             }),
-            ["spec.topology.subsets[1].name: \"zone-a\" is a duplicate subset name"]
+            ["spec.topology.subsets[1].name: Invalid value: \"zone-a\": duplicate subset name"]
         );
         assert_eq!(
             check(|v| v["spec"]["topology"]["subsets"][1]["name"] = json!("Zone_B")),
             [
-                "spec.topology.subsets[1].name: \"Zone_B\" must consist of lower case alphanumeric characters or \
-              '-', and start and end with one"
+                "spec.topology.subsets[1].name: Invalid value: \"Zone_B\": must consist of lower case alphanumeric characters or '-', and start and end with one"
             ]
         );
     }
@@ -558,21 +486,21 @@ mod tests {
             check(|v| {
                 let s = &mut v["spec"]["topology"]["subsets"];
                 s[0]["nodeSelectorTerm"] = json!({
-                    "matchExpressions": [{"key": "zone", "operator": "In"}, {"key": "cpu", "operator": "Gt", "values": ["x"]}],
+                    "matchExpressions": [{"key": "zone", "operator": "In"}, {"key": "cpu", "operator": "Gt", "values": ["1"]}],
                     "matchFields": [{"key": "spec.nodeName", "operator": "In", "values": ["n1"]}]
                 });
                 s[1]["tolerations"] = json!([{"operator": "Equal", "value": "x"},
                                              {"key": "k", "operator": "Exists", "tolerationSeconds": 5}]);
             }),
             [
-                "spec.topology.subsets[0].nodeSelectorTerm.matchExpressions[0].values: must be specified for In and \
-                 NotIn",
-                "spec.topology.subsets[0].nodeSelectorTerm.matchExpressions[1].values: must be one integer for Gt \
-                 and Lt",
-                "spec.topology.subsets[0].nodeSelectorTerm.matchFields[0].key: \"spec.nodeName\": only \
-                 metadata.name is supported",
-                "spec.topology.subsets[1].tolerations[0].operator: must be Exists when the key is empty",
-                "spec.topology.subsets[1].tolerations[1].effect: must be NoExecute when tolerationSeconds is set",
+                "spec.topology.subsets[0].nodeSelectorTerm.matchExpressions[0].values: Required value: In and NotIn \
+                 need values",
+                "spec.topology.subsets[0].nodeSelectorTerm.matchFields[0].key: Unsupported value: \"spec.nodeName\": \
+                 supported values: \"metadata.name\"",
+                "spec.topology.subsets[1].tolerations[0].operator: Invalid value: \"Equal\": must be Exists when \
+                 `key` is empty",
+                "spec.topology.subsets[1].tolerations[1].effect: Invalid value: \"\": must be NoExecute when \
+                 tolerationSeconds is set",
             ]
         );
     }
@@ -591,16 +519,16 @@ mod tests {
         assert_eq!(
             check(subsets(json!([{"name": "a", "replicas": "150%"}, {"name": "b", "replicas": -1}]))),
             [
-                "spec.topology.subsets[0].replicas: \"150%\" must be between 0% and 100%",
-                "spec.topology.subsets[1].replicas: -1 must not be negative",
-                "spec.topology.subsets: when every subset sets replicas they must add up to spec.replicas (6), not 0",
+                "spec.topology.subsets[0].replicas: Invalid value: \"150%\": \"150%\" must be between 0% and 100%",
+                "spec.topology.subsets[1].replicas: Invalid value: -1: -1 must not be negative",
+                "spec.topology.subsets: Invalid value: 0: when every subset sets replicas they must add up to spec.replicas (6)",
             ]
         );
         assert_eq!(
             check(subsets(json!([{"name": "a", "replicas": 5}, {"name": "b", "replicas": 3}]))),
             [
-                "spec.topology.subsets: the subset replicas add up to 8, more than spec.replicas (6)",
-                "spec.topology.subsets: when every subset sets replicas they must add up to spec.replicas (6), not 8",
+                "spec.topology.subsets: Invalid value: 8: the subset replicas add up to more than spec.replicas (6)",
+                "spec.topology.subsets: Invalid value: 8: when every subset sets replicas they must add up to spec.replicas (6)",
             ]
         );
         assert_eq!(
@@ -608,7 +536,9 @@ mod tests {
                 v["spec"].as_object_mut().unwrap().remove("replicas");
                 v["spec"]["topology"]["subsets"][1]["replicas"] = json!("10%");
             }),
-            ["spec.topology.subsets[1].replicas: \"10%\": a percentage needs spec.replicas",]
+            [
+                "spec.topology.subsets[1].replicas: Invalid value: \"10%\": \"10%\": a percentage needs spec.replicas",
+            ]
         );
     }
 
@@ -623,7 +553,7 @@ mod tests {
         assert_eq!(check(set(json!(4))), NONE);
         assert_eq!(
             check(set(Value::Null)),
-            ["spec.topology.subsets: without spec.replicas every subset must set replicas"]
+            ["spec.topology.subsets: Required value: without spec.replicas every subset must set replicas"]
         );
     }
 
@@ -640,15 +570,15 @@ mod tests {
         );
         assert_eq!(
             check(subsets(json!([{"name": "a", "replicas": 1}, {"name": "b", "minReplicas": 1}]))),
-            ["spec.topology.subsets: replicas and minReplicas/maxReplicas cannot be mixed"]
+            ["spec.topology.subsets: Forbidden: replicas and minReplicas/maxReplicas cannot be mixed"]
         );
         assert_eq!(
             check(subsets(json!([{"name": "a", "minReplicas": 4, "maxReplicas": 3},
                                  {"name": "b", "maxReplicas": 0}]))),
             [
-                "spec.topology.subsets[0].minReplicas: must not be greater than maxReplicas",
-                "spec.topology.subsets: at least one subset must leave maxReplicas unset",
-                "spec.topology.subsets: the minReplicas add up to 4, more than the maxReplicas (3)",
+                "spec.topology.subsets[0].minReplicas: Invalid value: 4: must not be greater than maxReplicas",
+                "spec.topology.subsets: Invalid value: 2: at least one subset must leave maxReplicas unset",
+                "spec.topology.subsets: Invalid value: 4: the minReplicas add up to more than the maxReplicas (3)",
             ]
         );
         assert_eq!(
@@ -657,7 +587,7 @@ mod tests {
                 v["spec"]["topology"]["subsets"] = json!([{"name": "a", "minReplicas": 1}]);
                 v["spec"]["updateStrategy"] = json!({});
             }),
-            ["spec.replicas: is required with subset minReplicas/maxReplicas"]
+            ["spec.replicas: Required value: subset minReplicas/maxReplicas need it"]
         );
     }
 
@@ -666,7 +596,7 @@ mod tests {
         assert_eq!(
             check(|v| v["spec"]["topology"]["scheduleStrategy"] = json!({"type": "Adaptive"})),
             [
-                "spec.topology.subsets[0].replicas: the Adaptive strategy takes minReplicas/maxReplicas instead"
+                "spec.topology.subsets[0].replicas: Forbidden: the Adaptive strategy takes minReplicas/maxReplicas instead"
             ]
         );
     }
@@ -675,7 +605,9 @@ mod tests {
     fn partitions_name_existing_subsets() {
         assert_eq!(
             check(|v| v["spec"]["updateStrategy"]["manualUpdate"]["partitions"]["zone-c"] = json!(1)),
-            ["spec.updateStrategy.manualUpdate.partitions: subset \"zone-c\" does not exist"]
+            [
+                "spec.updateStrategy.manualUpdate.partitions: Invalid value: {\"zone-a\":1,\"zone-c\":1}: subset \"zone-c\" does not exist"
+            ]
         );
     }
 
@@ -697,9 +629,9 @@ mod tests {
         assert_eq!(
             fields(&united_deployment(&new, Some(&old))),
             [
-                "spec.template.statefulSetTemplate.spec: only replicas, template and updateStrategy may change",
-                "spec.topology.subsets[0].nodeSelectorTerm: may not change",
-                "spec.topology.subsets[1].tolerations: may not change",
+                "spec.template.statefulSetTemplate.spec: Forbidden: only replicas, template and updateStrategy may change",
+                "spec.topology.subsets[0].nodeSelectorTerm: Forbidden: may not change",
+                "spec.topology.subsets[1].tolerations: Forbidden: may not change",
             ]
         );
     }
@@ -719,7 +651,7 @@ mod tests {
         let denied = handler.admit(&review("v1alpha1", "UnitedDeployment", "CREATE", bad, json!(null)));
         assert_eq!(
             denied.result.message,
-            "spec.topology.subsets[1].name: \"zone-a\" is a duplicate subset name"
+            "spec.topology.subsets[1].name: Invalid value: \"zone-a\": duplicate subset name"
         );
     }
 }

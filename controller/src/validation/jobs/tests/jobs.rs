@@ -18,31 +18,31 @@ fn broadcast_job_rules() {
         vec![
             (
                 |v| v["spec"]["template"]["spec"]["restartPolicy"] = json!("Always"),
-                "spec.template.spec.restartPolicy: \"Always\" must be Never or OnFailure",
+                "spec.template.spec.restartPolicy: Invalid value: \"Always\": must be Never or OnFailure",
             ),
             (
                 |v| v["metadata"]["name"] = json!("warm_up"),
-                "metadata.name: \"warm_up\" must consist of alphanumeric characters or '-'",
+                "metadata.name: Invalid value: \"warm_up\": must consist of alphanumeric characters or '-'",
             ),
             (
                 |v| v["spec"]["completionPolicy"] = json!({"type": "Never", "ttlSecondsAfterFinished": 1}),
-                "spec.completionPolicy.ttlSecondsAfterFinished: works only with the Always type",
+                "spec.completionPolicy.ttlSecondsAfterFinished: Invalid value: 1: works only with the Always type",
             ),
             (
                 |v| v["spec"]["completionPolicy"] = json!({"type": "Never", "activeDeadlineSeconds": 1}),
-                "spec.completionPolicy.activeDeadlineSeconds: works only with the Always type",
+                "spec.completionPolicy.activeDeadlineSeconds: Invalid value: 1: works only with the Always type",
             ),
             (
                 |v| v["spec"]["template"]["metadata"]["labels"]["broadcastjob-controller-uid"] = json!("u"),
-                "spec.template.metadata.labels: \"broadcastjob-controller-uid\" is set by the controller",
+                "spec.template.metadata.labels: Invalid value: {\"app\":\"x\",\"broadcastjob-controller-uid\":\"u\"}: \"broadcastjob-controller-uid\" is set by the controller",
             ),
             (
                 |v| v["spec"]["template"]["spec"]["containers"] = json!([]),
-                "spec.template.spec.containers: is required",
+                "spec.template.spec.containers: Required value",
             ),
             (
                 |v| v["spec"]["parallelism"] = json!("half"),
-                "spec.parallelism: \"half\" is not an integer or a percentage like \"25%\"",
+                "spec.parallelism: Invalid value: \"half\": \"half\" is not an integer or a percentage like \"25%\"",
             ),
         ],
     );
@@ -80,60 +80,63 @@ fn advanced_cron_job_rules() {
             },
         ],
         vec![
-            (|v| v["spec"]["schedule"] = json!(""), "spec.schedule: must not be empty"),
+            (|v| v["spec"]["schedule"] = json!(""), "spec.schedule: Invalid value: \"\": must not be empty"),
             (
                 |v| v["spec"]["schedule"] = json!("0 3 * *"),
-                "spec.schedule: \"0 3 * *\" is not a cron schedule: expected exactly 5 fields, found 4: \"0 3 * *\"",
+                "spec.schedule: Invalid value: \"0 3 * *\": expected exactly 5 fields, found 4: \"0 3 * *\"",
             ),
             (
                 |v| v["spec"]["schedule"] = json!("TZ=UTC 0 3 * * *"),
-                "spec.schedule: cannot use both timeZone field and TZ or CRON_TZ in schedule",
+                "spec.schedule: Invalid value: \"TZ=UTC 0 3 * * *\": cannot use both timeZone and TZ or CRON_TZ",
             ),
-            (|v| v["spec"]["timeZone"] = json!(""), "spec.timeZone: must be unset or a non-empty time zone"),
+            (
+                |v| v["spec"]["timeZone"] = json!(""),
+                "spec.timeZone: Invalid value: \"\": must be unset or a non-empty time zone",
+            ),
             (
                 |v| v["spec"]["timeZone"] = json!("Local"),
-                "spec.timeZone: must be an explicit IANA time zone, not Local",
+                "spec.timeZone: Invalid value: \"Local\": must be an explicit IANA time zone, not Local",
             ),
             (
                 |v| v["spec"]["timeZone"] = json!("Mars/Olympus Mons"),
-                "spec.timeZone: \"Mars/Olympus Mons\" is not an IANA time zone name",
+                "spec.timeZone: Invalid value: \"Mars/Olympus Mons\": unknown time zone",
             ),
             (
                 |v| v["spec"]["startingDeadlineSeconds"] = json!(-1),
-                "spec.startingDeadlineSeconds: must be greater than or equal to 0",
+                "spec.startingDeadlineSeconds: Invalid value: -1: must not be negative",
             ),
             (
                 |v| v["spec"]["successfulJobsHistoryLimit"] = json!(-1),
-                "spec.successfulJobsHistoryLimit: must be greater than or equal to 0",
+                "spec.successfulJobsHistoryLimit: Invalid value: -1: must not be negative",
             ),
             (
                 |v| v["spec"]["failedJobsHistoryLimit"] = json!(-1),
-                "spec.failedJobsHistoryLimit: must be greater than or equal to 0",
+                "spec.failedJobsHistoryLimit: Invalid value: -1: must not be negative",
             ),
             (
                 |v| v["spec"]["template"] = json!({}),
-                "spec.template: one of jobTemplate, broadcastJobTemplate and imageListPullJobTemplate is required",
+                "spec.template: Forbidden: one of jobTemplate, broadcastJobTemplate and imageListPullJobTemplate is required",
             ),
             (
                 |v| v["spec"]["template"]["jobTemplate"] = json!({"spec": {"template": pod_template()}}),
-                "spec.template: only one of jobTemplate, broadcastJobTemplate and imageListPullJobTemplate may be set",
+                "spec.template: Forbidden: only one of jobTemplate, broadcastJobTemplate and imageListPullJobTemplate may be set",
             ),
             (
                 |v| {
                     v["spec"]["template"] = json!({"jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "a"}]}}}}})
                 },
-                "spec.template.jobTemplate.spec.template.spec.containers[0].image: is required",
+                "spec.template.jobTemplate.spec.template.spec.containers[0].image: Required value",
             ),
             (
                 |v| {
                     v["spec"]["template"]["broadcastJobTemplate"]["spec"]["template"]["spec"]["containers"]
                         [0]["name"] = json!("Bad")
                 },
-                "spec.template.broadcastJobTemplate.spec.template.spec.containers[0].name: \"Bad\" must be a DNS label",
+                "spec.template.broadcastJobTemplate.spec.template.spec.containers[0].name: Invalid value: \"Bad\": must consist of lower case alphanumeric characters or '-', and start and end with one",
             ),
             (
                 |v| v["spec"]["template"] = json!({"imageListPullJobTemplate": ilpj_template()}),
-                "spec.concurrencyPolicy: must be Replace or Forbid with an imageListPullJobTemplate",
+                "spec.concurrencyPolicy: Invalid value: null: must be Replace or Forbid with an imageListPullJobTemplate",
             ),
         ],
     );
@@ -150,38 +153,46 @@ fn advanced_cron_job_rules() {
     for (change, want) in [
         (
             (|s| s["completionPolicy"] = json!({"type": "Never"})) as fn(&mut Value),
-            format!("{p}.completionPolicy.type: must be Always"),
+            format!("{p}.completionPolicy.type: Invalid value: \"Never\": must be Always"),
         ),
         (
             |s| s["completionPolicy"]["ttlSecondsAfterFinished"] = json!(5),
-            format!("{p}.completionPolicy.ttlSecondsAfterFinished: is not supported in an AdvancedCronJob"),
+            format!(
+                "{p}.completionPolicy.ttlSecondsAfterFinished: Invalid value: 5: is not supported in an AdvancedCronJob"
+            ),
         ),
         (
             |s| s["completionPolicy"]["activeDeadlineSeconds"] = json!(86_401),
-            format!("{p}.completionPolicy.activeDeadlineSeconds: must not be greater than 86400"),
+            format!(
+                "{p}.completionPolicy.activeDeadlineSeconds: Invalid value: 86401: must not be greater than 86400"
+            ),
         ),
         (
             |s| s["completionPolicy"]["activeDeadlineSeconds"] = json!(100),
             format!(
-                "{p}.completionPolicy.activeDeadlineSeconds: must be greater than pullPolicy.timeoutSeconds (300)"
+                "{p}.completionPolicy.activeDeadlineSeconds: Invalid value: 100: must be greater than \
+                 pullPolicy.timeoutSeconds (300)"
             ),
         ),
-        (|s| s["images"] = json!([]), format!("{p}.images: must not be empty")),
-        (|s| s["images"] = json!(["a", "a"]), format!("{p}.images: duplicate image \"a\"")),
+        (|s| s["images"] = json!([]), format!("{p}.images: Required value: at least one image")),
+        (|s| s["images"] = json!(["a", "a"]), format!("{p}.images: Duplicate value: \"a\"")),
         (
             |s| s["images"] = json!(["UPPER"]),
-            format!("{p}.images[0]: invalid image \"UPPER\": repository name must be lowercase"),
+            format!("{p}.images[0]: Invalid value: \"UPPER\": repository name must be lowercase"),
         ),
         (
             |s| s["selector"] = json!({"names": ["n1"], "matchLabels": {"a": "b"}}),
-            format!("{p}.selector: names and labels are mutually exclusive"),
+            format!(
+                "{p}.selector: Invalid value: {{\"matchLabels\":{{\"a\":\"b\"}},\"names\":[\"n1\"]}}: names and \
+                 labels are mutually exclusive"
+            ),
         ),
         (
             |s| {
                 s["selector"] = json!({"names": ["n1"]});
                 s["podSelector"] = json!({"matchLabels": {"a": "b"}});
             },
-            format!("{p}: selector and podSelector are mutually exclusive"),
+            format!("{p}: Forbidden: selector and podSelector are mutually exclusive"),
         ),
     ] {
         assert_eq!(ilpj(change), [want]);
@@ -200,8 +211,9 @@ fn advanced_cron_job_updates_touch_only_the_schedule_fields() {
     new["spec"]["template"]["broadcastJobTemplate"]["spec"]["parallelism"] = json!(2);
     assert_eq!(
         check(advanced_cron_job, &new, Some(&old)),
-        ["spec: only schedule, concurrencyPolicy, successfulJobsHistoryLimit, failedJobsHistoryLimit, \
-          startingDeadlineSeconds, paused, timeZone and imageListPullJobTemplate may change"]
+        [
+            "spec: Forbidden: only schedule, concurrencyPolicy, successfulJobsHistoryLimit, failedJobsHistoryLimit, startingDeadlineSeconds, paused, timeZone and imageListPullJobTemplate may change"
+        ]
     );
     // an existing image-list template may change
     let mut old = acj();
@@ -234,47 +246,59 @@ fn image_pull_job_rules() {
             |v| v["spec"]["completionPolicy"] = json!({"type": "Never"}),
         ],
         vec![
-            (|v| v["spec"]["image"] = json!(""), "spec.image: must not be empty"),
+            (|v| v["spec"]["image"] = json!(""), "spec.image: Required value"),
             (
                 |v| v["spec"]["image"] = json!("web:"),
-                "spec.image: invalid image \"web:\": invalid reference format",
+                "spec.image: Invalid value: \"web:\": invalid reference format",
             ),
-            (|v| v["spec"]["parallelism"] = json!("50%"), "spec.parallelism: must not be a percentage"),
-            (|v| v["spec"]["parallelism"] = json!("x"), "spec.parallelism: \"x\" is not an integer"),
-            (|v| v["spec"]["parallelism"] = json!(-1), "spec.parallelism: must not be negative"),
-            (|v| v["spec"]["parallelism"] = json!("-2"), "spec.parallelism: must not be negative"),
+            (
+                |v| v["spec"]["parallelism"] = json!("50%"),
+                "spec.parallelism: Invalid value: \"50%\": must not be a percentage",
+            ),
+            (
+                |v| v["spec"]["parallelism"] = json!("x"),
+                "spec.parallelism: Invalid value: \"x\": must be an integer",
+            ),
+            (
+                |v| v["spec"]["parallelism"] = json!(-1),
+                "spec.parallelism: Invalid value: -1: must not be negative",
+            ),
+            (
+                |v| v["spec"]["parallelism"] = json!("-2"),
+                "spec.parallelism: Invalid value: \"-2\": must not be negative",
+            ),
             (
                 |v| v["spec"]["selector"]["matchLabels"] = json!({"a": "b"}),
-                "spec.selector: names and labels are mutually exclusive",
+                "spec.selector: Invalid value: {\"matchLabels\":{\"a\":\"b\"},\"names\":[\"node-a\",\"node-b\"]}: names and labels are mutually exclusive",
             ),
             (
                 |v| v["spec"]["selector"] = json!({"matchExpressions": [{"key": "a", "operator": "In"}]}),
-                "spec.selector.matchExpressions[0].values: must be specified when `operator` is 'In' or 'NotIn'",
+                "spec.selector.matchExpressions[0].values: Required value: In and NotIn need values",
             ),
             (
                 |v| v["spec"]["selector"]["names"] = json!(["n", "n"]),
-                "spec.selector.names: duplicate name \"n\"",
+                "spec.selector.names: Duplicate value: \"n\"",
             ),
             (
                 |v| v["spec"]["podSelector"] = json!({"matchLabels": {"a": "b"}}),
-                "spec: selector and podSelector are mutually exclusive",
+                "spec: Forbidden: selector and podSelector are mutually exclusive",
             ),
             (
                 |v| v["spec"]["completionPolicy"]["activeDeadlineSeconds"] = json!(200),
-                "spec.completionPolicy.activeDeadlineSeconds: must be greater than pullPolicy.timeoutSeconds (300)",
+                "spec.completionPolicy.activeDeadlineSeconds: Invalid value: 200: must be greater than pullPolicy.timeoutSeconds (300)",
             ),
             (
                 |v| {
                     v["spec"]["completionPolicy"]["activeDeadlineSeconds"] = json!(599);
                     v["spec"].as_object_mut().unwrap().remove("pullPolicy");
                 },
-                "spec.completionPolicy.activeDeadlineSeconds: must be greater than pullPolicy.timeoutSeconds (600)",
+                "spec.completionPolicy.activeDeadlineSeconds: Invalid value: 599: must be greater than pullPolicy.timeoutSeconds (600)",
             ),
             (
                 |v| v["spec"]["completionPolicy"] = json!({"type": "Never", "activeDeadlineSeconds": 1}),
-                "spec.completionPolicy.activeDeadlineSeconds: works only with the Always type",
+                "spec.completionPolicy.activeDeadlineSeconds: Invalid value: 1: works only with the Always type",
             ),
-            (|v| v["spec"]["completionPolicy"] = json!({}), "spec.completionPolicy.type: is required"),
+            (|v| v["spec"]["completionPolicy"] = json!({}), "spec.completionPolicy.type: Required value"),
         ],
     );
     let old = ipj();
@@ -282,7 +306,7 @@ fn image_pull_job_rules() {
     new["spec"]["parallelism"] = json!(5);
     assert_eq!(check(image_pull_job, &new, Some(&old)), Vec::<String>::new());
     new["spec"]["pullSecrets"] = json!(["other"]);
-    assert_eq!(check(image_pull_job, &new, Some(&old)), ["spec.pullSecrets: is immutable"]);
+    assert_eq!(check(image_pull_job, &new, Some(&old)), ["spec.pullSecrets: Forbidden: is immutable"]);
 }
 
 #[test]
@@ -297,28 +321,28 @@ fn image_list_pull_job_rules() {
             v["spec"]["images"] = json!(vec!["busybox"; 1])
         }],
         vec![
-            (|v| v["spec"]["images"] = json!([]), "spec.images: must not be empty"),
+            (|v| v["spec"]["images"] = json!([]), "spec.images: Required value: at least one image"),
             (
                 |v| {
                     let many: Vec<String> = (0..256).map(|i| format!("img{i}")).collect();
                     v["spec"]["images"] = json!(many);
                 },
-                "spec.images: must not hold more than 255 images",
+                "spec.images: Too many: 256: must have at most 255 items",
             ),
-            (|v| v["spec"]["images"] = json!(["a", "b", "a"]), "spec.images: duplicate image \"a\""),
+            (|v| v["spec"]["images"] = json!(["a", "b", "a"]), "spec.images: Duplicate value: \"a\""),
             (
                 |v| v["spec"]["images"] = json!(["ok", "a@sha256:zz"]),
-                "spec.images[1]: invalid image \"a@sha256:zz\": invalid digest format",
+                "spec.images[1]: Invalid value: \"a@sha256:zz\": invalid digest format",
             ),
             (
                 |v| v["spec"]["podSelector"] = json!({"matchLabels": {"a": "b"}}),
-                "spec: selector and podSelector are mutually exclusive",
+                "spec: Forbidden: selector and podSelector are mutually exclusive",
             ),
             (
                 |v| v["spec"]["completionPolicy"] = json!({"type": "Never", "ttlSecondsAfterFinished": 5}),
-                "spec.completionPolicy.ttlSecondsAfterFinished: works only with the Always type",
+                "spec.completionPolicy.ttlSecondsAfterFinished: Invalid value: 5: works only with the Always type",
             ),
-            (|v| v["spec"]["completionPolicy"] = json!({}), "spec.completionPolicy.type: is required"),
+            (|v| v["spec"]["completionPolicy"] = json!({}), "spec.completionPolicy.type: Required value"),
         ],
     );
 }

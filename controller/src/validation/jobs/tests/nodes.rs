@@ -29,22 +29,22 @@ fn node_image_rules() {
                         (0..257).map(|i| (format!("img{i}"), json!({"tags": []}))).collect();
                     v["spec"]["images"] = Value::Object(images);
                 },
-                "spec.images: 257 images, more than 256",
+                "spec.images: Too many: 257: must have at most 256 items",
             ),
             (
                 |v| v["spec"]["images"][""] = json!({"tags": []}),
-                "spec.images: an image name must not be empty",
+                "spec.images: Required value: an image name must not be empty",
             ),
             (
                 |v| v["spec"]["images"]["nginx"]["tags"][0]["tag"] = json!(""),
-                "spec.images[nginx].tags[0].tag: must not be empty",
+                "spec.images[nginx].tags[0].tag: Required value",
             ),
             (
                 |v| {
                     let t = v["spec"]["images"]["nginx"]["tags"][0].clone();
                     push(&mut v["spec"]["images"]["nginx"]["tags"], t);
                 },
-                "spec.images[nginx].tags[1].tag: duplicate tag \"1.27\"",
+                "spec.images[nginx].tags[1].tag: Duplicate value: \"1.27\"",
             ),
             (
                 |v| {
@@ -55,11 +55,11 @@ fn node_image_rules() {
                         .map(drop)
                         .unwrap()
                 },
-                "spec.images[nginx].tags[0].createdAt: is required",
+                "spec.images[nginx].tags[0].createdAt: Required value",
             ),
             (
                 |v| v["spec"]["images"]["nginx"]["tags"][0]["version"] = json!(-1),
-                "spec.images[nginx].tags[0].version: must not be negative",
+                "spec.images[nginx].tags[0].version: Invalid value: -1: must not be negative",
             ),
             (
                 |v| {
@@ -70,11 +70,11 @@ fn node_image_rules() {
                         .map(drop)
                         .unwrap()
                 },
-                "spec.images[nginx].tags[0].pullPolicy: is required",
+                "spec.images[nginx].tags[0].pullPolicy: Required value",
             ),
             (
                 |v| v["spec"]["images"]["nginx"]["tags"][0]["pullPolicy"] = json!({"backoffLimit": 3}),
-                "spec.images[nginx].tags[0].pullPolicy.ttlSecondsAfterFinished: is required",
+                "spec.images[nginx].tags[0].pullPolicy.ttlSecondsAfterFinished: Required value",
             ),
         ],
     );
@@ -93,30 +93,30 @@ fn container_recreate_request_rules() {
         &crr(),
         vec![|v| v["spec"].as_object_mut().unwrap().remove("strategy").map(drop).unwrap()],
         vec![
-            (|v| v["spec"]["podName"] = json!(""), "spec.podName: must not be empty"),
-            (|v| v["spec"]["containers"] = json!([]), "spec.containers: must not be empty"),
+            (|v| v["spec"]["podName"] = json!(""), "spec.podName: Required value"),
+            (|v| v["spec"]["containers"] = json!([]), "spec.containers: Required value"),
             (
                 |v| v["spec"]["containers"][1]["name"] = json!("app"),
-                "spec.containers: container \"app\" is listed more than once",
+                "spec.containers: Duplicate value: \"app\"",
             ),
             (
                 |v| {
                     v["spec"]["containers"][0]["statusContext"] =
                         json!({"containerID": "x", "restartCount": 0})
                 },
-                "spec.containers[0]: preStop, ports and statusContext are read-only",
+                "spec.containers[0]: Forbidden: preStop, ports and statusContext are read-only",
             ),
             (
                 |v| v["spec"]["activeDeadlineSeconds"] = json!(2),
-                "spec.activeDeadlineSeconds: must be at least 3",
+                "spec.activeDeadlineSeconds: Invalid value: 2: must be at least 3",
             ),
             (
                 |v| v["spec"]["strategy"]["terminationGracePeriodSeconds"] = json!(-1),
-                "spec.strategy.terminationGracePeriodSeconds: must not be negative",
+                "spec.strategy.terminationGracePeriodSeconds: Invalid value: -1: must not be negative",
             ),
             (
                 |v| v["spec"]["strategy"]["unreadyGracePeriodSeconds"] = json!(-5),
-                "spec.strategy.unreadyGracePeriodSeconds: must not be negative",
+                "spec.strategy.unreadyGracePeriodSeconds: Invalid value: -5: must not be negative",
             ),
         ],
     );
@@ -132,9 +132,9 @@ fn container_recreate_request_rules() {
     assert_eq!(
         check(container_recreate_request, &new, Some(&old)),
         [
-            "spec: is immutable",
-            "metadata.labels[crr.apps.kruise.io/pod-uid]: is immutable",
-            "metadata.annotations[crr.apps.kruise.io/unready-acquired]: is immutable"
+            "spec: Forbidden: is immutable",
+            "metadata.labels[crr.apps.kruise.io/pod-uid]: Forbidden: is immutable",
+            "metadata.annotations[crr.apps.kruise.io/unready-acquired]: Forbidden: is immutable"
         ]
     );
 }

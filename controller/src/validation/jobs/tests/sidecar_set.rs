@@ -44,57 +44,53 @@ fn sidecar_set_rules() {
                 v["spec"]["containers"][0]["resourcesPolicy"] = json!({"targetContainersMode": "sum",
                     "resourcesExpr": {"limits": {"cpu": "cpu*50%"}}});
             },
-            |v| {
-                v["spec"]["containers"][0]["transferEnv"][0]["sourceContainerNameFrom"]["fieldRef"]["fieldPath"] =
-                    json!("metadata.name")
-            },
         ],
         vec![
             (
                 |v| v["metadata"]["name"] = json!("mesh.v2"),
-                "metadata.name: \"mesh.v2\" must consist of alphanumeric characters or '-'",
+                "metadata.name: Invalid value: \"mesh.v2\": must consist of alphanumeric characters or '-'",
             ),
             (
                 |v| v["spec"].as_object_mut().unwrap().remove("selector").map(drop).unwrap(),
-                "spec.selector: is required",
+                "spec.selector: Required value",
             ),
             (
                 |v| v["spec"]["selector"] = json!({}),
-                "spec.selector: an empty selector is not valid for a SidecarSet",
+                "spec.selector: Invalid value: {}: an empty selector is not valid for a SidecarSet",
             ),
             (
                 |v| v["spec"]["namespaceSelector"]["matchExpressions"][0]["operator"] = json!("Exists"),
-                "spec.namespaceSelector.matchExpressions[0].values: may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                "spec.namespaceSelector.matchExpressions[0].values: Forbidden: Exists and DoesNotExist take no values",
             ),
             (
                 |v| {
                     v["spec"]["containers"] = json!([]);
                     v["spec"]["initContainers"] = json!([]);
                 },
-                "spec: at least one container or init container is required",
+                "spec: Required value: at least one container or init container",
             ),
             (
                 |v| v["spec"]["containers"][0]["name"] = json!("init-mesh"),
-                "spec.containers[0].name: duplicate name \"init-mesh\" (init containers and containers share one namespace)",
+                "spec.containers[0].name: Duplicate value: \"init-mesh\"",
             ),
             (
                 |v| push(&mut v["spec"]["containers"], sidecar("proxy")),
-                "spec.containers[1].name: duplicate name \"proxy\" (init containers and containers share one namespace)",
+                "spec.containers[1].name: Duplicate value: \"proxy\"",
             ),
             (
                 |v| v["spec"]["volumes"][0]["name"] = json!("keys"),
-                "spec.containers[0].volumeMounts[0].name: volume \"certs\" not found",
+                "spec.containers[0].volumeMounts[0].name: Not found: \"certs\"",
             ),
             (
                 |v| v["spec"]["initContainers"][0]["restartPolicy"] = json!("Always"),
-                "spec.updateStrategy: init containers with restartPolicy Always cannot be updated in place",
+                "spec.updateStrategy: Required value: init containers with restartPolicy Always cannot be updated in place",
             ),
             (
                 |v| {
                     v["spec"]["initContainers"][0]["resourcesPolicy"] =
                         json!({"targetContainersMode": "max", "resourcesExpr": {"requests": {}}})
                 },
-                "spec.initContainers[0].resourcesPolicy: is only supported on init containers with restartPolicy Always",
+                "spec.initContainers[0].resourcesPolicy: Invalid value: {\"resourcesExpr\":{\"requests\":{}},\"targetContainersMode\":\"max\"}: is only supported on init containers with restartPolicy Always",
             ),
             (
                 |v| {
@@ -102,58 +98,75 @@ fn sidecar_set_rules() {
                         json!({"targetContainersMode": "sum", "resourcesExpr": {"limits": {}}});
                     v["spec"]["containers"][0]["resources"] = json!({"limits": {"cpu": "1"}});
                 },
-                "spec.containers[0].resourcesPolicy: resourcesPolicy and resources cannot be configured together",
+                "spec.containers[0].resourcesPolicy: Invalid value: {\"resourcesExpr\":{\"limits\":{}},\"targetContainersMode\":\"sum\"}: resourcesPolicy and resources cannot be configured together",
             ),
             (
                 |v| {
                     v["spec"]["containers"][0]["resourcesPolicy"] =
                         json!({"targetContainersMode": "sum", "resourcesExpr": {}})
                 },
-                "spec.containers[0].resourcesPolicy.resourcesExpr: at least one of limits or requests must be configured",
+                "spec.containers[0].resourcesPolicy.resourcesExpr: Invalid value: {}: at least one of limits or requests must be configured",
             ),
             (
                 |v| {
                     v["spec"]["containers"][0]["transferEnv"][0]["sourceContainerNameFrom"]["fieldRef"]["fieldPath"] =
                         json!("spec.nodeName")
                 },
-                "spec.containers[0].transferEnv[0].sourceContainerNameFrom.fieldRef.fieldPath: \"spec.nodeName\" is not supported (metadata.annotations, metadata.labels, metadata.name)",
+                "spec.containers[0].transferEnv[0].sourceContainerNameFrom.fieldRef.fieldPath: Invalid value: \
+                 \"spec.nodeName\": only metadata.labels['<key>'] and metadata.annotations['<key>'] are supported",
+            ),
+            (
+                |v| {
+                    v["spec"]["containers"][0]["transferEnv"][0]["sourceContainerNameFrom"]["fieldRef"]["fieldPath"] =
+                        json!("metadata.name")
+                },
+                "spec.containers[0].transferEnv[0].sourceContainerNameFrom.fieldRef.fieldPath: Invalid value: \
+                 \"metadata.name\": only metadata.labels['<key>'] and metadata.annotations['<key>'] are supported",
+            ),
+            (
+                |v| {
+                    v["spec"]["containers"][0]["transferEnv"][0]["sourceContainerNameFrom"]["fieldRef"]["apiVersion"] =
+                        json!("v2")
+                },
+                "spec.containers[0].transferEnv[0].sourceContainerNameFrom.fieldRef.fieldPath: Invalid value: \
+                 \"metadata.labels['app']\": unsupported pod API version \"v2\": only v1",
             ),
             (
                 |v| {
                     v["spec"]["containers"][0]["transferEnv"][0]["sourceContainerNameFrom"]["fieldRef"]["fieldPath"] =
                         json!("metadata.labels['bad key']")
                 },
-                "spec.containers[0].transferEnv[0].sourceContainerNameFrom.fieldRef: \"bad key\" is not a valid label key",
+                "spec.containers[0].transferEnv[0].sourceContainerNameFrom.fieldRef: Invalid value: \"bad key\": name part must be at most 63 alphanumeric characters, '-', '_' or '.', starting and ending with an alphanumeric character",
             ),
             (
                 |v| v["spec"]["injectionStrategy"]["revision"] = json!({"policy": "Always"}),
-                "spec.injectionStrategy.revision: one of revisionName and customVersion is required",
+                "spec.injectionStrategy.revision: Invalid value: {\"policy\":\"Always\"}: one of revisionName and customVersion is required",
             ),
             (
                 |v| v["spec"]["updateStrategy"]["selector"] = json!({"matchLabels": {"canary": "true"}}),
-                "spec.updateStrategy: partition and selector cannot be used together",
+                "spec.updateStrategy: Invalid value: {\"maxUnavailable\":2,\"partition\":\"10%\",\"priorityStrategy\":{\"weightPriority\":[{\"matchSelector\":{\"matchLabels\":{\"a\":\"b\"}},\"weight\":50}]},\"scatterStrategy\":[{\"key\":\"zone\",\"value\":\"a\"}],\"selector\":{\"matchLabels\":{\"canary\":\"true\"}},\"type\":\"RollingUpdate\"}: partition and selector cannot be used together",
             ),
             (
                 |v| v["spec"]["updateStrategy"]["maxUnavailable"] = json!("12.5%"),
-                "spec.updateStrategy.maxUnavailable: \"12.5%\" must be a whole percentage like \"25%\"",
+                "spec.updateStrategy.maxUnavailable: Invalid value: \"12.5%\": must be an integer or a whole percentage like \"25%\"",
             ),
             (
                 |v| v["spec"]["updateStrategy"]["partition"] = json!(-1),
-                "spec.updateStrategy.partition: -1 must not be negative",
+                "spec.updateStrategy.partition: Invalid value: -1: must be an integer or a whole percentage like \"25%\"",
             ),
             (
                 |v| {
                     v["spec"]["updateStrategy"]["priorityStrategy"]["orderPriority"] =
                         json!([{"orderedKey": "k"}])
                 },
-                "spec.updateStrategy.priorityStrategy: only one of weightPriority and orderPriority can be used",
+                "spec.updateStrategy.priorityStrategy: Required value: only one of weightPriority and orderPriority may be set",
             ),
             (
                 |v| {
                     v["spec"]["updateStrategy"]["priorityStrategy"]["weightPriority"][0]["weight"] =
                         json!(101)
                 },
-                "spec.updateStrategy.priorityStrategy.weightPriority[0].weight: must be in the range 0-100",
+                "spec.updateStrategy.priorityStrategy: Required value: weightPriority[0].weight: 101 is not between 0 and 100",
             ),
             (
                 |v| {
@@ -162,11 +175,11 @@ fn sidecar_set_rules() {
                         json!({"key": "zone", "value": "a"}),
                     )
                 },
-                "spec.updateStrategy.scatterStrategy[1]: duplicate term zone=a",
+                "spec.updateStrategy.scatterStrategy: Required value: [1]: zone=a is listed twice",
             ),
             (
                 |v| v["spec"]["patchPodMetadata"][0]["annotations"] = json!({}),
-                "spec.patchPodMetadata[0].annotations: must not be empty",
+                "spec.patchPodMetadata[0].annotations: Required value: at least one annotation",
             ),
             (
                 |v| {
@@ -177,7 +190,7 @@ fn sidecar_set_rules() {
                         .map(drop)
                         .unwrap()
                 },
-                "spec.patchPodMetadata[0].patchPolicy: is required",
+                "spec.patchPodMetadata[0].patchPolicy: Required value",
             ),
             (
                 |v| {
@@ -186,7 +199,7 @@ fn sidecar_set_rules() {
                         json!({"annotations": {"mesh.io/inject": "false"}, "patchPolicy": "Overwrite"}),
                     )
                 },
-                "spec.patchPodMetadata[1].annotations: annotation \"mesh.io/inject\" is patched twice",
+                "spec.patchPodMetadata[1].annotations: Required value: annotation \"mesh.io/inject\" is patched twice",
             ),
         ],
     );
@@ -209,8 +222,8 @@ fn sidecar_set_updates_keep_containers_and_upgrade_types() {
     assert_eq!(
         check(sidecar_set, &new, Some(&old)),
         [
-            "spec.containers[0].upgradeStrategy.upgradeType: container \"proxy\": upgradeType is immutable",
-            "spec.containers[1].name: container \"logger\" is new: containers cannot be added"
+            "spec.containers[0].upgradeStrategy.upgradeType: Invalid value: \"proxy\": upgradeType may not change",
+            "spec.containers[1].name: Invalid value: \"logger\": a new container: containers cannot be added"
         ]
     );
 }
