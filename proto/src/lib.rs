@@ -9,6 +9,7 @@ pub mod admin;
 pub mod control;
 pub mod crd;
 pub mod cron;
+pub mod hash;
 pub mod image;
 pub mod intstr;
 pub mod keys;
