@@ -13,6 +13,7 @@
 //! - [`proxy_process`], [`controller_process`]: the real binaries as child processes.
 //! - [`mod@bench`], [`demo`]: the benchmark and the README's demo.
 
+pub mod agent_process;
 pub mod apiserver;
 pub mod bench;
 pub mod bins;
@@ -24,6 +25,7 @@ pub mod demo;
 pub mod kubelet;
 pub mod pods;
 pub mod proxy_process;
+pub mod registry_front;
 pub mod scheduler;
 pub mod testbed;
 pub mod wait;
