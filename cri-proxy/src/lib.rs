@@ -16,6 +16,7 @@ pub mod fake;
 pub mod grpc;
 pub mod metrics;
 pub mod proxy;
+pub mod sanitize;
 pub mod server;
 pub mod typed;
 pub mod upstream;

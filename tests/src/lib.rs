@@ -9,6 +9,8 @@
 //! - [`pods`]: CRI requests shaped as kubelet sends them.
 //! - [`kubelet`], [`scheduler`]: a simulated kubelet (CRI or hollow) and scheduler
 //!   for the simulated API server.
+//! - [`foreign`]: CRI clients of other gRPC stacks (grpcio, grpc-go, tonic, raw
+//!   HTTP/2) and the transparency scenario they run.
 //! - [`proxy_process`], [`controller_process`]: the real binaries as child processes.
 //! - [`mod@bench`], [`demo`]: the benchmark and the README's demo.
 
@@ -19,9 +21,11 @@ pub mod cluster;
 pub mod controller_process;
 pub mod cri;
 pub mod demo;
+pub mod foreign;
 pub mod kubelet;
 pub mod pods;
 pub mod proxy_process;
 pub mod scheduler;
 pub mod testbed;
+pub mod transcript;
 pub mod wait;
