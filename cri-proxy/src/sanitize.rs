@@ -61,15 +61,27 @@ enum State {
     Passthrough,
 }
 
-/// A header block being gathered across HEADERS and CONTINUATION frames.
-#[derive(Debug)]
+/// A header block being gathered across HEADERS and CONTINUATION frames. Its buffers
+/// are kept from block to block, so a connection's calls allocate nothing here.
+#[derive(Debug, Default)]
 struct Block {
-    stream: u32,
+    /// The stream of the block being gathered, if one is.
+    stream: Option<u32>,
     end_stream: bool,
     fragment: Vec<u8>,
-    /// The frames before the current one exactly as they came, in case the block
-    /// cannot be decoded.
+    /// The block's frames before the current one, exactly as they came.
     original: Vec<u8>,
+    /// The decoded fields: (start in `bytes`, name length, value length).
+    fields: Vec<(usize, usize, usize)>,
+    bytes: Vec<u8>,
+    /// The block encoded again.
+    encoded: Vec<u8>,
+}
+
+impl Block {
+    fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> + Clone {
+        self.fields.iter().map(|&(at, n, v)| (&self.bytes[at..at + n], &self.bytes[at + n..at + n + v]))
+    }
 }
 
 /// A caller's connection whose header blocks are rewritten as described in the
@@ -81,8 +93,12 @@ pub struct Sanitized<T> {
     raw: BytesMut,
     /// Bytes parsed and ready for the server.
     out: BytesMut,
-    block: Option<Block>,
+    block: Block,
     decoder: fluke_hpack::Decoder<'static>,
+    /// Whether a block has been changed: then every later block is written again
+    /// (the server's HPACK table no longer follows the caller's). Until then blocks
+    /// pass as they came.
+    rewriting: bool,
     eof: bool,
 }
 
@@ -102,8 +118,9 @@ impl<T> Sanitized<T> {
             state: State::Preface(PREFACE_LEN),
             raw: BytesMut::with_capacity(READ_CHUNK),
             out: BytesMut::new(),
-            block: None,
+            block: Block::default(),
             decoder,
+            rewriting: false,
             eof: false,
         }
     }
@@ -113,8 +130,8 @@ impl<T> Sanitized<T> {
         loop {
             match self.state {
                 State::Passthrough => {
-                    if let Some(block) = self.block.take() {
-                        self.out.extend_from_slice(&block.original);
+                    if self.block.stream.take().is_some() {
+                        self.out.extend_from_slice(&self.block.original);
                     }
                     let all = self.raw.split();
                     self.out.unsplit(all);
@@ -137,7 +154,7 @@ impl<T> Sanitized<T> {
                         | (usize::from(self.raw[1]) << 8)
                         | usize::from(self.raw[2]);
                     let kind = self.raw[3];
-                    let in_block = self.block.is_some();
+                    let in_block = self.block.stream.is_some();
                     if kind != HEADERS && kind != CONTINUATION && !in_block {
                         let header = self.raw.split_to(FRAME_HEADER);
                         self.out.unsplit(header);
@@ -156,8 +173,8 @@ impl<T> Sanitized<T> {
                     if !self.header_frame(&frame) {
                         // a frame out of place, or a block that cannot be parsed: the
                         // server sees them as they came and answers with its own error
-                        if let Some(block) = self.block.take() {
-                            self.out.extend_from_slice(&block.original);
+                        if self.block.stream.take().is_some() {
+                            self.out.extend_from_slice(&self.block.original);
                         }
                         self.out.extend_from_slice(&frame);
                         self.state = State::Passthrough;
@@ -168,12 +185,13 @@ impl<T> Sanitized<T> {
     }
 
     /// Takes one HEADERS or CONTINUATION frame; false when it is out of place or
-    /// malformed.
+    /// malformed (the frames of the block so far are then still in `original`).
     fn header_frame(&mut self, frame: &[u8]) -> bool {
         let (kind, flags) = (frame[3], frame[4]);
         let stream = u32::from_be_bytes([frame[5], frame[6], frame[7], frame[8]]) & 0x7fff_ffff;
         let mut payload = &frame[FRAME_HEADER..];
-        match (kind, &mut self.block) {
+        let block = &mut self.block;
+        match (kind, block.stream) {
             (HEADERS, None) => {
                 if flags & PADDED != 0 {
                     let Some((&pad, rest)) = payload.split_first() else { return false };
@@ -184,14 +202,13 @@ impl<T> Sanitized<T> {
                     let Some(rest) = payload.get(5..) else { return false };
                     payload = rest;
                 }
-                self.block = Some(Block {
-                    stream,
-                    end_stream: flags & END_STREAM != 0,
-                    fragment: payload.to_vec(),
-                    original: Vec::new(),
-                });
+                block.stream = Some(stream);
+                block.end_stream = flags & END_STREAM != 0;
+                block.fragment.clear();
+                block.original.clear();
+                block.fragment.extend_from_slice(payload);
             }
-            (CONTINUATION, Some(block)) if block.stream == stream => {
+            (CONTINUATION, Some(s)) if s == stream => {
                 if block.fragment.len() + payload.len() > MAX_BLOCK {
                     return false;
                 }
@@ -199,18 +216,33 @@ impl<T> Sanitized<T> {
             }
             _ => return false,
         }
-        if flags & END_HEADERS != 0 {
-            let block = self.block.take().expect("a block is being gathered");
-            match rewrite(&mut self.decoder, &block.fragment) {
-                Some(encoded) => write_block(&mut self.out, block.stream, block.end_stream, &encoded),
-                None => {
-                    self.block = Some(block);
-                    return false;
-                }
-            }
-        } else if let Some(block) = &mut self.block {
+        if flags & END_HEADERS == 0 {
             block.original.extend_from_slice(frame);
+            return true;
         }
+        block.fields.clear();
+        block.bytes.clear();
+        let (fields, bytes) = (&mut block.fields, &mut block.bytes);
+        let decoded = self.decoder.decode_with_cb(&block.fragment, |name, value| {
+            fields.push((bytes.len(), name.len(), value.len()));
+            bytes.extend_from_slice(&name);
+            bytes.extend_from_slice(&value);
+        });
+        if decoded.is_err() {
+            return false;
+        }
+        let mut encoded = std::mem::take(&mut block.encoded);
+        encoded.clear();
+        let changed = rewrite(block.fields(), &mut encoded);
+        if changed || self.rewriting {
+            self.rewriting = true;
+            write_block(&mut self.out, stream, block.end_stream, &encoded);
+        } else {
+            self.out.extend_from_slice(&block.original);
+            self.out.extend_from_slice(frame);
+        }
+        block.encoded = encoded;
+        block.stream = None;
         true
     }
 }
@@ -225,38 +257,38 @@ impl State {
     }
 }
 
-/// Decodes a header block and encodes it again, fixed as the module docs say. None
-/// when the block does not decode (the server will refuse it too).
-fn rewrite(decoder: &mut fluke_hpack::Decoder<'static>, fragment: &[u8]) -> Option<Vec<u8>> {
-    let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(16);
-    decoder
-        .decode_with_cb(fragment, |name, value| fields.push((name.into_owned(), value.into_owned())))
-        .ok()?;
-    let is_request = fields.iter().any(|(n, _)| n.as_slice() == b":method");
-    let is_connect = fields.iter().any(|(n, v)| n.as_slice() == b":method" && v.as_slice() == b"CONNECT");
-    let mut out = Vec::with_capacity(fragment.len() + 32);
+/// Encodes a decoded header block again into `out`, fixed as the module docs say;
+/// true when anything was changed.
+fn rewrite<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone, out: &mut Vec<u8>) -> bool {
+    let is_request = fields.clone().any(|(n, _)| n == b":method");
+    let is_connect = fields.clone().any(|(n, v)| n == b":method" && v == b"CONNECT");
+    let mut changed = false;
     let mut refused = false;
     let mut has_scheme = false;
-    for (name, value) in &fields {
-        let value: Cow<'_, [u8]> = match name.as_slice() {
-            b":authority"
-                if http::uri::Authority::try_from(value.as_slice()).is_err() || value.is_empty() =>
-            {
+    for (name, value) in fields {
+        let fixed: Cow<'_, [u8]> = match name {
+            b":authority" if value.is_empty() || http::uri::Authority::try_from(value).is_err() => {
                 Cow::Borrowed(b"localhost")
             }
             b":scheme" => {
                 has_scheme = true;
-                if http::uri::Scheme::try_from(value.as_slice()).is_err() {
+                if http::uri::Scheme::try_from(value).is_err() {
                     Cow::Borrowed(b"http")
                 } else {
                     Cow::Borrowed(value)
                 }
             }
-            b":path" if http::uri::PathAndQuery::try_from(value.as_slice()).is_err() => {
+            b":path" if http::uri::PathAndQuery::try_from(value).is_err() => {
                 Cow::Owned(percent_encode(value))
             }
-            b"transfer-encoding" | b"upgrade" | b"keep-alive" | b"proxy-connection" => continue,
-            b"te" if value.as_slice() != b"trailers" => continue,
+            b"transfer-encoding" | b"upgrade" | b"keep-alive" | b"proxy-connection" => {
+                changed = true;
+                continue;
+            }
+            b"te" if value != b"trailers" => {
+                changed = true;
+                continue;
+            }
             n if n.starts_with(b":") => Cow::Borrowed(value),
             _ => {
                 if http::HeaderName::from_bytes(name).is_err()
@@ -270,20 +302,24 @@ fn rewrite(decoder: &mut fluke_hpack::Decoder<'static>, fragment: &[u8]) -> Opti
         };
         if !has_scheme && is_request && !is_connect && !name.starts_with(b":") {
             // pseudo-headers come first: the missing scheme goes before the first field
-            literal(&mut out, b":scheme", b"http");
+            literal(out, b":scheme", b"http");
             has_scheme = true;
+            changed = true;
         }
-        literal(&mut out, name, &value);
+        changed |= *fixed != *value;
+        literal(out, name, &fixed);
     }
     if !has_scheme && is_request && !is_connect {
-        literal(&mut out, b":scheme", b"http");
+        literal(out, b":scheme", b"http");
+        changed = true;
     }
     if refused {
         // h2 resets just this stream on a connection-specific header, which is what
         // grpc-go does with a field it cannot accept
-        literal(&mut out, b"connection", b"close");
+        literal(out, b"connection", b"close");
+        changed = true;
     }
-    Some(out)
+    changed
 }
 
 /// `%XX` for every byte a URI path may not hold.
@@ -564,6 +600,8 @@ mod tests {
         let base =
             [(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "www.example.com")];
         assert_eq!(out[0].3, pairs(&base));
+        // blocks that need no change pass as they came, Huffman strings and all
+        assert_eq!(out[0].4, first);
         assert_eq!((out[0].1, out[0].2), (END_HEADERS | END_STREAM, 1));
         let mut with_cache = base.to_vec();
         with_cache.push(("cache-control", "no-cache"));

@@ -11,7 +11,8 @@
 //!   for the simulated API server.
 //! - [`foreign`]: CRI clients of other gRPC stacks (grpcio, grpc-go, tonic, raw
 //!   HTTP/2) and the transparency scenario they run.
-//! - [`proxy_process`], [`controller_process`]: the real binaries as child processes.
+//! - [`proxy_process`], [`controller_process`]: the real binaries as child processes;
+//!   [`relay`]: socat between two unix sockets, the benchmark's baseline.
 //! - [`mod@bench`], [`demo`]: the benchmark and the README's demo.
 
 pub mod apiserver;
@@ -25,6 +26,7 @@ pub mod foreign;
 pub mod kubelet;
 pub mod pods;
 pub mod proxy_process;
+pub mod relay;
 pub mod scheduler;
 pub mod testbed;
 pub mod transcript;
