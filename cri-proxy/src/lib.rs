@@ -14,6 +14,7 @@ pub mod error;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fake;
 pub mod grpc;
+pub mod lean;
 pub mod metrics;
 pub mod proxy;
 pub mod sanitize;

@@ -501,7 +501,10 @@ mod tests {
 
     /// Splits the server's input into frames: (type, flags, stream, payload); header
     /// blocks decoded.
-    fn frames(bytes: &[u8]) -> Vec<(u8, u8, u32, Vec<(String, String)>, Vec<u8>)> {
+    /// A frame as the server sees it: type, flags, stream, decoded fields, payload.
+    type Seen = (u8, u8, u32, Vec<(String, String)>, Vec<u8>);
+
+    fn frames(bytes: &[u8]) -> Vec<Seen> {
         assert_eq!(&bytes[..24], PREFACE);
         let mut rest = &bytes[24..];
         let mut decoder = fluke_hpack::Decoder::new();

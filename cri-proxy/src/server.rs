@@ -22,6 +22,7 @@ use tracing::{Instrument, debug, debug_span, info, info_span, warn};
 
 use crate::{
     error::{Error, Result},
+    lean::LeanStream,
     proxy::Proxy,
     sanitize::Sanitized,
     upstream::{CONNECTION_WINDOW, MAX_FRAME, SEND_BUFFER, STREAM_WINDOW},
@@ -98,6 +99,13 @@ pub async fn serve(
             },
         };
         next_conn += 1;
+        let stream = match LeanStream::new(stream) {
+            Ok(s) => s,
+            Err(error) => {
+                warn!(%error, "cannot register a connection");
+                continue;
+            }
+        };
         let proxy = proxy.clone();
         let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
             let proxy = proxy.clone();

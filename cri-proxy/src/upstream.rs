@@ -21,12 +21,12 @@ use h2::{RecvStream, SendStream, client};
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::BodyExt as _;
-use tokio::net::UnixStream;
 use tracing::{Instrument, debug, debug_span, info, info_span, warn};
 
 use crate::{
     body::RequestBody,
     error::{Error, Result},
+    lean::LeanStream,
     metrics::Metrics,
 };
 
@@ -168,7 +168,7 @@ impl Upstream {
     }
 
     async fn connect(&self) -> Result<Conn> {
-        let io = UnixStream::connect(&self.path)
+        let io = LeanStream::connect(&self.path)
             .await
             .map_err(|source| Error::Connect { path: self.path.clone(), source })?;
         let (send, connection) = client::Builder::new()
