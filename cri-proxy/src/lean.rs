@@ -94,7 +94,10 @@ impl AsyncRead for LeanStream {
             let mut guard = ready!(this.read.poll_read_ready(cx))?;
             let want = buf.remaining().min(MAX_READ);
             let unfilled = buf.initialize_unfilled_to(want);
-            match guard.try_io(|s| (&*s.get_ref()).read(unfilled)) {
+            match guard.try_io(|s| {
+                let mut s: &UnixStream = s.get_ref();
+                s.read(unfilled)
+            }) {
                 Ok(Ok(n)) => {
                     if n > 0 && n < want {
                         // a short read drained the socket: wait for the next edge rather
