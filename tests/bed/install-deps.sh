@@ -8,7 +8,8 @@ set -euo pipefail
 PKGS=(containerd runc containernetworking-plugins busybox-static docker-registry
       skopeo umoci gcc libc6-dev protobuf-compiler iproute2 ca-certificates make
       # the foreign-client suite: grpcio in a venv (PyPI), grpc-go built offline
-      python3 python3-venv golang-go golang-google-grpc-dev
+      python3 python3-venv golang-go golang-google-grpc-dev golang-goprotobuf-dev
+      golang-google-protobuf-dev
       # the benchmark's byte relay
       socat)
 
