@@ -59,12 +59,15 @@ impl AgentProcess {
             .env("KUBECONFIG", &opts.kubeconfig)
             .env("RUST_LOG", "info,stevedore_agent=debug");
         let log = dir.join(format!("agent-{}.log", opts.node_name));
-        let daemon = Daemon::spawn("stevedore-agent", cmd, &log, &dir.join(format!("agent-{}.pid", opts.node_name)))?;
+        let daemon =
+            Daemon::spawn("stevedore-agent", cmd, &log, &dir.join(format!("agent-{}.pid", opts.node_name)))?;
         let mut agent = Self { daemon, metrics, log };
         let what = format!("serve /healthz on {metrics}");
         agent
             .daemon
-            .wait_ready(&agent.log, Duration::from_secs(30), &what, async || procs::http_ok(metrics, "/healthz"))
+            .wait_ready(&agent.log, Duration::from_secs(30), &what, async || {
+                procs::http_ok(metrics, "/healthz")
+            })
             .await?;
         Ok(agent)
     }

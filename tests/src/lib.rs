@@ -10,7 +10,10 @@
 //! - [`pods`]: CRI requests shaped as kubelet sends them.
 //! - [`kubelet`], [`scheduler`]: a simulated kubelet (CRI or hollow) and scheduler
 //!   for the simulated API server.
-//! - [`proxy_process`], [`controller_process`]: the real binaries as child processes.
+//! - [`foreign`]: CRI clients of other gRPC stacks (grpcio, grpc-go, tonic, raw
+//!   HTTP/2) and the transparency scenario they run.
+//! - [`proxy_process`], [`controller_process`]: the real binaries as child processes;
+//!   [`relay`]: socat between two unix sockets, the benchmark's baseline.
 //! - [`mod@bench`], [`demo`]: the benchmark and the README's demo.
 
 pub mod agent_process;
@@ -22,10 +25,13 @@ pub mod cluster;
 pub mod controller_process;
 pub mod cri;
 pub mod demo;
+pub mod foreign;
 pub mod kubelet;
 pub mod pods;
 pub mod proxy_process;
 pub mod registry_front;
+pub mod relay;
 pub mod scheduler;
 pub mod testbed;
+pub mod transcript;
 pub mod wait;

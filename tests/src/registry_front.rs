@@ -138,7 +138,9 @@ async fn accept(listener: TcpListener, ctx: Arc<Front>) {
                     let ctx = ctx.clone();
                     async move { Ok::<_, Infallible>(handle(&ctx, req).await) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
             }
             .instrument(info_span!("front_conn")),
         );
@@ -169,8 +171,14 @@ async fn handle(ctx: &Front, req: Request<Incoming>) -> Response<Body> {
         let got = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         if got != Some(want.as_str()) {
             ctx.counts.unauthorized.fetch_add(1, Ordering::Relaxed);
-            let mut r = plain(StatusCode::UNAUTHORIZED, r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#);
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Basic realm=\"stevedore-test\""));
+            let mut r = plain(
+                StatusCode::UNAUTHORIZED,
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Basic realm=\"stevedore-test\""),
+            );
             return r;
         }
     }
@@ -183,11 +191,14 @@ async fn handle(ctx: &Front, req: Request<Incoming>) -> Response<Body> {
 async fn forward(ctx: &Front, req: Request<Incoming>) -> anyhow::Result<Response<Body>> {
     let stream = TcpStream::connect(&ctx.upstream).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        if let Err(error) = conn.await {
-            debug!(%error, "upstream connection ended");
+    tokio::spawn(
+        async move {
+            if let Err(error) = conn.await {
+                debug!(%error, "upstream connection ended");
+            }
         }
-    }.instrument(info_span!("front_upstream")));
+        .instrument(info_span!("front_upstream")),
+    );
     let (mut parts, body) = req.into_parts();
     parts.headers.insert(header::HOST, http::HeaderValue::from_str(&ctx.upstream)?);
     parts.headers.remove(header::AUTHORIZATION);
