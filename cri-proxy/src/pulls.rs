@@ -104,8 +104,11 @@ impl Answer {
     pub fn image_ref(&self) -> Result<String, tonic::Status> {
         let code = self.code();
         if code != tonic::Code::Ok {
-            let source = if grpc::status_code(&self.headers).is_some() { &self.headers } else { &self.trailers };
-            return Err(tonic::Status::from_header_map(source).unwrap_or_else(|| tonic::Status::new(code, "")));
+            let source =
+                if grpc::status_code(&self.headers).is_some() { &self.headers } else { &self.trailers };
+            return Err(
+                tonic::Status::from_header_map(source).unwrap_or_else(|| tonic::Status::new(code, ""))
+            );
         }
         grpc::decode_frame::<PullImageResponse>(self.data.clone(), MAX_MESSAGE).map(|r| r.image_ref).map_err(
             |e| tonic::Status::internal(format!("the runtime's PullImage answer does not decode: {e}")),

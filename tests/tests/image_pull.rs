@@ -100,3 +100,111 @@ async fn kubelet_and_agent_pulls_are_one_pull_with_progress() -> anyhow::Result<
     proxy.stop().await?;
     Ok(())
 }
+
+/// The real agent, for one node of the simulated API server, pulls what its NodeImage
+/// asks through the real proxy on a real containerd, and reports it in the NodeImage's
+/// status: progress on the way, the image id at the end, the runtime's reason when a
+/// pull fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_pulls_what_its_node_image_asks_and_reports_progress() -> anyhow::Result<()> {
+    use k8s_openapi::{
+        api::core::v1::Namespace,
+        apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    };
+    use kube::api::{Api, ObjectMeta, PostParams};
+    use stevedore_proto::crd::node_image::v1beta1::{NodeImage, NodeImageSpec};
+    use stevedore_tests::{
+        agent_process::{AgentOptions, AgentProcess},
+        apiserver::{ADMIN_TOKEN, ApiServer, Options},
+        wait::until,
+    };
+
+    let bed = TestBed::start().await?;
+    let front = RegistryFront::start(
+        bed.registry(),
+        Settings { bytes_per_second: Some(16 << 20), ..Default::default() },
+    )
+    .await?;
+    bed.serve_domain("slow.test", &front.addr())?;
+    let server = ApiServer::start(Options::default()).await?;
+    let client = server.client().await?;
+    let kubeconfig = bed.dir().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig, ADMIN_TOKEN)?;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in stevedore_proto::crd::all() {
+        crds.create(&PostParams::default(), &crd).await?;
+    }
+    let ns = Namespace {
+        metadata: ObjectMeta { name: Some("stevedore-system".into()), ..Default::default() },
+        ..Default::default()
+    };
+    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await?;
+
+    let socket = bed.dir().join("proxy.sock");
+    let control_socket = bed.dir().join("control.sock");
+    let control_flag = control_socket.to_str().unwrap().to_owned();
+    let mut proxy = ProxyProcess::start(
+        &socket,
+        bed.containerd_socket(),
+        &["--control-socket", &control_flag, "--pull-progress-interval-ms", "100"],
+    )
+    .await?;
+    let node_images: Api<NodeImage> = Api::all(client.clone());
+    let spec: NodeImageSpec = serde_json::from_value(serde_json::json!({
+        "images": {
+            "slow.test/big": { "tags": [{ "tag": "v1", "version": 1 }] },
+            "slow.test/missing": { "tags": [{ "tag": "v1", "version": 1, "pullPolicy": { "backoffLimit": 0 } }] },
+        }
+    }))?;
+    let node_image = NodeImage {
+        metadata: ObjectMeta { name: Some("node-a".into()), ..Default::default() },
+        spec,
+        status: None,
+    };
+    node_images.create(&PostParams::default(), &node_image).await?;
+    let mut agent = AgentProcess::start(
+        bed.dir(),
+        &AgentOptions {
+            node_name: "node-a".into(),
+            kubeconfig,
+            cri_socket: socket.clone(),
+            control_socket: Some(control_socket.clone()),
+            namespace: "stevedore-system".into(),
+            extra: vec![],
+        },
+    )
+    .await?;
+
+    let mut progress_seen = Vec::new();
+    let tag_status = |ni: &NodeImage, name: &str| {
+        ni.status
+            .as_ref()
+            .and_then(|s| s.image_statuses.as_ref())
+            .and_then(|m| m.get(name))
+            .and_then(|s| s.tags.first())
+            .cloned()
+    };
+    let (big, missing) = until("both pulls finish", Duration::from_secs(60), async || {
+        let ni = node_images.get("node-a").await?;
+        let big = tag_status(&ni, "slow.test/big");
+        let missing = tag_status(&ni, "slow.test/missing");
+        if let Some(p) = big.as_ref().and_then(|t| t.progress) {
+            progress_seen.push(p);
+        }
+        let done = |t: &Option<stevedore_proto::crd::node_image::ImageTagStatus>| {
+            t.as_ref().is_some_and(|t| t.completion_time.is_some())
+        };
+        Ok((done(&big) && done(&missing)).then(|| (big.unwrap(), missing.unwrap())))
+    })
+    .await
+    .map_err(|e| e.context(agent.log_tail(40)))?;
+    assert_eq!(format!("{:?}", big.phase), "Succeeded", "{big:?}");
+    assert_eq!(big.progress, Some(100));
+    assert!(big.image_id.as_deref().is_some_and(|id| id.starts_with("sha256:")), "{big:?}");
+    assert!(progress_seen.iter().any(|p| *p > 0 && *p < 100), "progress on the way: {progress_seen:?}");
+    assert_eq!(format!("{:?}", missing.phase), "Failed", "{missing:?}");
+    assert!(missing.message.as_deref().is_some_and(|m| m.contains("not found")), "{missing:?}");
+    agent.stop().await?;
+    proxy.stop().await?;
+    Ok(())
+}
