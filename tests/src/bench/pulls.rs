@@ -1,7 +1,8 @@
 //! The image pull benchmark, on a real containerd behind a counting registry front:
 //!
 //! - one image pulled directly with CRI `PullImage`, through the proxy with CRI (as
-//!   kubelet pulls), and by the agent through the proxy's control API (from the
+//!   kubelet pulls), through the proxy's control API reading its progress stream, and
+//!   by the agent through the control API (from the
 //!   NodeImage spec edit to the status reporting it pulled, as a user waits for it),
 //!   in turns, the image removed after each pull (CRI removes it synchronously, so
 //!   every pull fetches every byte again; the bytes the registry served are printed
@@ -18,10 +19,12 @@ use k8s_openapi::{
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::json;
 use stevedore_proto::{
+    control::{PullImageRequest as ControlPull, control_client::ControlClient},
     crd::node_image::v1beta1::{NodeImage, NodeImageSpec},
     cri::{ImageSpec, PullImageRequest, RemoveImageRequest},
 };
 use tokio::time::Instant;
+use tonic::transport::Channel;
 
 use crate::{
     agent_process::{AgentOptions, AgentProcess},
@@ -80,15 +83,20 @@ pub struct Concurrent {
 pub struct PullFigures {
     /// The image pulled.
     pub image: String,
-    /// Direct CRI, proxy CRI, agent + proxy.
-    pub single: [Timed; 3],
+    /// Direct CRI, proxy CRI, proxy control API, agent + proxy.
+    pub single: [Timed; 4],
     /// Direct, proxy.
     pub concurrent: [Concurrent; 2],
 }
 
 const NODE: &str = "bench-node";
 const DOMAIN: &str = "bench.test";
-const NAMES: [&str; 3] = ["direct CRI PullImage", "proxy, CRI PullImage", "agent + proxy (NodeImage)"];
+const NAMES: [&str; 4] = [
+    "direct CRI PullImage",
+    "proxy, CRI PullImage",
+    "proxy, control API (progress)",
+    "agent + proxy (NodeImage)",
+];
 
 fn pull(image: &str) -> PullImageRequest {
     PullImageRequest {
@@ -176,13 +184,15 @@ pub async fn run(counts: PullCounts) -> anyhow::Result<PullFigures> {
         client.pull_image(pull(&image)).await.with_context(|| format!("warm-up pull {i}"))?;
         remove(client, &image).await?;
     }
+    let mut control_client = ControlClient::new(connect(&control).await?);
     for run in 0..counts.runs {
-        for way in 0..3 {
+        for way in 0..4 {
             let before = bytes_served(&front);
             let start = Instant::now();
             match way {
                 0 => drop(direct.pull_image(pull(&image)).await?),
                 1 => drop(proxied.pull_image(pull(&image)).await?),
+                2 => control_pull(&mut control_client, &image).await?,
                 _ => agent_pull(&node_images, name, tag, run as i64 + 1).await?,
             }
             figures.single[way].times.push(start.elapsed());
@@ -218,6 +228,18 @@ pub async fn run(counts: PullCounts) -> anyhow::Result<PullFigures> {
     agent.stop().await?;
     proxy.stop().await?;
     Ok(figures)
+}
+
+/// Pulls through the control API, reading every progress message.
+async fn control_pull(client: &mut ControlClient<Channel>, image: &str) -> anyhow::Result<()> {
+    let req = ControlPull { cri_request: prost::Message::encode_to_vec(&pull(image)) };
+    let mut stream = client.pull_image(req).await?.into_inner();
+    let mut done = false;
+    while let Some(msg) = stream.message().await? {
+        done = !msg.image_ref.is_empty();
+    }
+    anyhow::ensure!(done, "the control API's pull ended without an image id");
+    Ok(())
 }
 
 /// Asks the agent for `name:tag` at spec version `version` and waits until its
@@ -265,14 +287,14 @@ pub fn report(f: &PullFigures) -> String {
         "\nImage pulls of {} (loopback registry behind a counting front), median of {runs}:",
         f.image
     );
-    let _ = writeln!(out, "  {:<28} {:>9} {:>8} {:>12}", "way", "wall", "ratio", "MB served");
+    let _ = writeln!(out, "  {:<30} {:>9} {:>8} {:>12}", "way", "wall", "ratio", "MB served");
     let base = median(&f.single[0].times).as_secs_f64();
     for (way, name) in NAMES.iter().enumerate() {
         let t = median(&f.single[way].times).as_secs_f64();
         let mut bytes = f.single[way].bytes.clone();
         bytes.sort_unstable();
         let mb = bytes.get(bytes.len() / 2).copied().unwrap_or(0) as f64 / 1e6;
-        let _ = writeln!(out, "  {name:<28} {:>7.3} s {:>7.3}x {mb:>12.1}", t, t / base);
+        let _ = writeln!(out, "  {name:<30} {:>7.3} s {:>7.3}x {mb:>12.1}", t, t / base);
     }
     let _ = writeln!(out, "  target: agent + proxy at most 1.05x direct");
     let _ = writeln!(out, "\nFour concurrent pulls of {}:", f.image);
