@@ -199,6 +199,7 @@ impl ApiServer {
             watch_generation: tokio::sync::watch::Sender::new(0),
             max_watch_duration: opts.max_watch_duration,
             addr,
+            requests: std::sync::Mutex::default(),
         });
         shared.hooks.endpoints.bind(&shared);
         let task = tokio::spawn(
@@ -206,6 +207,11 @@ impl ApiServer {
         );
         info!(listen.addr = %addr, "simulated apiserver listening");
         Ok(Self { addr, admin_token: opts.admin_token, shutdown, shared, task: Some(task) })
+    }
+
+    /// Authenticated requests served so far, by user name (watches count once).
+    pub fn requests_by_user(&self) -> std::collections::BTreeMap<String, u64> {
+        self.shared.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// `http://127.0.0.1:<port>`.

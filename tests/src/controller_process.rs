@@ -61,6 +61,11 @@ impl ControllerProcess {
         Ok(controller)
     }
 
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.daemon.pid()
+    }
+
     /// Where its webhook server listens.
     pub fn listen(&self) -> SocketAddr {
         self.listen

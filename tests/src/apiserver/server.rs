@@ -46,6 +46,8 @@ pub struct Shared {
     pub max_watch_duration: Option<Duration>,
     /// The listening address.
     pub addr: SocketAddr,
+    /// Authenticated requests so far, by user name.
+    pub requests: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl Shared {
@@ -202,6 +204,12 @@ async fn handle(shared: Arc<Shared>, req: hyper::Request<Incoming>) -> Response<
         debug!(http.method = %method, http.path = %path, "unauthorized");
         return failure(&Status::unauthorized());
     };
+    *shared
+        .requests
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .entry(user.username.clone())
+        .or_default() += 1;
     let header_of = |name: header::HeaderName| {
         req.headers().get(name).and_then(|h| h.to_str().ok()).unwrap_or_default().to_string()
     };

@@ -1,11 +1,13 @@
 //! `stevedore-bench`: direct vs proxied CRI latency, side by side, from one run; then
-//! image pulls directly, through the proxy and by the agent (see `bench::pulls`).
+//! image pulls directly, through the proxy and by the agent (see `bench::pulls`); then
+//! an ImagePullJob over hollow nodes (see `bench::hollow`).
 //!
-//! `stevedore-bench [--smoke] [--pulls] [-- PROXY_FLAGS...]`: `--smoke` runs tiny
-//! counts (CI); `--pulls` runs only the pull benchmark; flags after `--` go to the
-//! proxy of the latency benchmark (for example `--worker-threads 2`).
+//! `stevedore-bench [--smoke] [--pulls | --hollow] [-- PROXY_FLAGS...]`: `--smoke`
+//! runs tiny counts (CI); `--pulls` runs only the pull and hollow-node benchmarks,
+//! `--hollow` only the latter; flags after `--` go to the proxy of the latency
+//! benchmark (for example `--worker-threads 2`).
 
-use stevedore_tests::bench::{self, pulls};
+use stevedore_tests::bench::{self, hollow, pulls};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -13,22 +15,28 @@ fn main() -> anyhow::Result<()> {
         Some(i) => (&args[..i], &args[i + 1..]),
         None => (&args[..], &[][..]),
     };
-    if let Some(bad) = ours.iter().find(|a| !matches!(a.as_str(), "--smoke" | "--pulls")) {
+    if let Some(bad) = ours.iter().find(|a| !matches!(a.as_str(), "--smoke" | "--pulls" | "--hollow")) {
         anyhow::bail!(
-            "unknown argument {bad:?}: usage: stevedore-bench [--smoke] [--pulls] [-- PROXY_FLAGS...]"
+            "unknown argument {bad:?}: usage: stevedore-bench [--smoke] [--pulls | --hollow] [-- PROXY_FLAGS...]"
         );
     }
     let smoke = ours.iter().any(|a| a == "--smoke");
-    let only_pulls = ours.iter().any(|a| a == "--pulls");
+    let only_hollow = ours.iter().any(|a| a == "--hollow");
+    let skip_latency = only_hollow || ours.iter().any(|a| a == "--pulls");
     let proxy: Vec<&str> = proxy.iter().map(String::as_str).collect();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    if !only_pulls {
+    if !skip_latency {
         let counts = if smoke { bench::Counts::smoke() } else { bench::Counts::full() };
         let scenarios = rt.block_on(bench::run(counts, &proxy))?;
         print!("{}", bench::report(&scenarios));
     }
-    let counts = if smoke { pulls::PullCounts::smoke() } else { pulls::PullCounts::full() };
-    let figures = rt.block_on(pulls::run(counts))?;
-    print!("{}", pulls::report(&figures));
+    if !only_hollow {
+        let counts = if smoke { pulls::PullCounts::smoke() } else { pulls::PullCounts::full() };
+        let figures = rt.block_on(pulls::run(counts))?;
+        print!("{}", pulls::report(&figures));
+    }
+    let counts = if smoke { hollow::HollowCounts::smoke() } else { hollow::HollowCounts::full() };
+    let figures = rt.block_on(hollow::run(counts))?;
+    print!("{}", hollow::report(&figures));
     Ok(())
 }

@@ -1,0 +1,262 @@
+//! An ImagePullJob over many hollow nodes: the simulated API server, the real
+//! controller binary, and for every node a hollow agent in this process (the agent's
+//! own [`Puller`] on a runtime that pulls at once). Measures how long the NodeImages
+//! take to appear and the job to complete, the API requests the controller and the
+//! agents make (counted by the API server per user), and the controller's peak RSS.
+
+use std::{fmt::Write as _, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use k8s_openapi::{
+    api::core::v1::{Namespace, Node},
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    jiff::Timestamp,
+};
+use kube::api::{Api, ListParams, ObjectMeta, PostParams};
+use serde_json::json;
+use stevedore_agent::images::{
+    Puller, Settings,
+    worker::{BoxFuture, Runtime},
+};
+use stevedore_proto::{
+    crd::{image_pull_job::v1beta1::ImagePullJob, node_image::v1beta1::NodeImage},
+    cri::PullImageRequest,
+};
+use tokio::{sync::mpsc, time::Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    apiserver::{ApiServer, Options, UserInfo},
+    controller_process::{ControllerProcess, free_addr},
+    kubelet::{Config as KubeletConfig, node::node_object},
+};
+
+/// How big the run is.
+#[derive(Clone, Copy, Debug)]
+pub struct HollowCounts {
+    /// Nodes, each with a hollow agent.
+    pub nodes: usize,
+    /// The job's `parallelism`.
+    pub parallelism: usize,
+}
+
+impl HollowCounts {
+    /// The figures for the closing note.
+    pub fn full() -> Self {
+        Self { nodes: 1000, parallelism: 100 }
+    }
+
+    /// A handful of nodes, so the benchmark cannot rot.
+    pub fn smoke() -> Self {
+        Self { nodes: 5, parallelism: 2 }
+    }
+}
+
+/// What the run measured.
+#[derive(Clone, Debug, Default)]
+pub struct HollowFigures {
+    /// The counts it ran with.
+    pub nodes: usize,
+    /// The job's parallelism.
+    pub parallelism: usize,
+    /// From the controller's start to a NodeImage for every node.
+    pub node_images: Duration,
+    /// From the job's creation to its completion.
+    pub job: Duration,
+    /// Requests while the NodeImages were made: controller, agents.
+    pub setup_requests: (u64, u64),
+    /// Requests while the job ran: controller, agents.
+    pub job_requests: (u64, u64),
+    /// The controller's peak resident memory, in KiB.
+    pub controller_peak_rss_kib: u64,
+}
+
+/// A runtime that has every image at once.
+#[derive(Debug)]
+struct Instant0;
+
+impl Runtime for Instant0 {
+    fn present(&self, _image: String) -> BoxFuture<'_, Result<Option<String>, tonic::Status>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn pull(
+        &self,
+        req: PullImageRequest,
+        progress: mpsc::Sender<u32>,
+    ) -> BoxFuture<'_, Result<String, tonic::Status>> {
+        Box::pin(async move {
+            let _ = progress.send(100).await;
+            let image = req.image.map(|i| i.image).unwrap_or_default();
+            Ok(format!("sha256:{:064x}", stevedore_proto::hash::fnv32a(image.as_bytes())))
+        })
+    }
+}
+
+const CONTROLLER: &str = "stevedore-controller";
+const AGENTS: &str = "hollow-agents";
+
+fn user(name: &str) -> UserInfo {
+    UserInfo { username: name.into(), uid: name.into(), ..UserInfo::admin() }
+}
+
+fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("no VmHWM")?;
+    Ok(line.split_whitespace().nth(1).context("malformed VmHWM")?.parse()?)
+}
+
+/// Runs it.
+///
+/// # Errors
+/// A part cannot start, or the job does not complete within ten minutes.
+pub async fn run(counts: HollowCounts) -> anyhow::Result<HollowFigures> {
+    let dir = tempfile::tempdir()?;
+    let mut opts = Options::default();
+    opts.tokens.insert("controller-token", user(CONTROLLER));
+    opts.tokens.insert("agents-token", user(AGENTS));
+    let server = ApiServer::start(opts).await?;
+    let admin = server.client().await?;
+    for crd in stevedore_proto::crd::all() {
+        Api::<CustomResourceDefinition>::all(admin.clone()).create(&PostParams::default(), &crd).await?;
+    }
+    for ns in ["stevedore-system", "bench"] {
+        let ns = Namespace {
+            metadata: ObjectMeta { name: Some(ns.into()), ..Default::default() },
+            ..Default::default()
+        };
+        Api::<Namespace>::all(admin.clone()).create(&PostParams::default(), &ns).await?;
+    }
+    let nodes: Api<Node> = Api::all(admin.clone());
+    let now = Timestamp::now();
+    for i in 0..counts.nodes {
+        let mut cfg = KubeletConfig::hollow(&format!("hollow-{i:04}"));
+        cfg.labels.insert("bench".into(), "hollow".into());
+        nodes.create(&PostParams::default(), &node_object(&cfg, now)).await?;
+    }
+
+    let stop = CancellationToken::new();
+    let agents = server.client_as("agents-token").await?;
+    let metrics = Arc::new(stevedore_agent::metrics::Metrics::default());
+    let runtime: Arc<dyn Runtime> = Arc::new(Instant0);
+    for i in 0..counts.nodes {
+        let settings = Settings {
+            node_name: format!("hollow-{i:04}"),
+            namespace: "stevedore-system".into(),
+            max_concurrent_pulls: 4,
+            status_interval: Duration::from_secs(1),
+        };
+        let puller = Puller::new(settings, agents.clone(), runtime.clone(), metrics.clone());
+        tokio::spawn(puller.run(stop.clone()));
+    }
+
+    let kubeconfig = dir.path().join("controller-kubeconfig");
+    server.write_kubeconfig(&kubeconfig, "controller-token")?;
+    let before = server.requests_by_user();
+    let start = Instant::now();
+    let mut controller =
+        ControllerProcess::start(dir.path(), &kubeconfig, free_addr()?, "bench-0", &["--lease-seconds", "3"])
+            .await?;
+    let node_images: Api<NodeImage> = Api::all(admin.clone());
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let n = node_images.list_metadata(&ListParams::default()).await?.items.len();
+        if n >= counts.nodes {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "only {n} NodeImages after ten minutes");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let node_images_took = start.elapsed();
+    let mid = server.requests_by_user();
+
+    let jobs: Api<ImagePullJob> = Api::namespaced(admin.clone(), "bench");
+    let job: ImagePullJob = serde_json::from_value(json!({
+        "apiVersion": "apps.kruise.io/v1beta1",
+        "kind": "ImagePullJob",
+        "metadata": { "name": "hollow", "namespace": "bench" },
+        "spec": {
+            "image": "registry.example.com/app:v1",
+            "selector": { "matchLabels": { "bench": "hollow" } },
+            "parallelism": counts.parallelism,
+            "completionPolicy": { "type": "Always" }
+        }
+    }))?;
+    let start = Instant::now();
+    jobs.create(&PostParams::default(), &job).await?;
+    loop {
+        let status = jobs.get("hollow").await?.status;
+        let done = status.as_ref().is_some_and(|s| s.completion_time.is_some());
+        if done {
+            let s = status.unwrap_or_default();
+            let succeeded = s.succeeded.unwrap_or(0) as usize;
+            anyhow::ensure!(
+                succeeded == counts.nodes,
+                "the job completed with {succeeded} of {} nodes succeeded ({:?} failed)",
+                counts.nodes,
+                s.failed
+            );
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the job did not complete within ten minutes: {status:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let job_took = start.elapsed();
+    let after = server.requests_by_user();
+    let rss = peak_rss_kib(controller.pid()).unwrap_or(0);
+    controller.stop().await?;
+    stop.cancel();
+    let count = |m: &std::collections::BTreeMap<String, u64>, who: &str| m.get(who).copied().unwrap_or(0);
+    Ok(HollowFigures {
+        nodes: counts.nodes,
+        parallelism: counts.parallelism,
+        node_images: node_images_took,
+        job: job_took,
+        setup_requests: (
+            count(&mid, CONTROLLER) - count(&before, CONTROLLER),
+            count(&mid, AGENTS) - count(&before, AGENTS),
+        ),
+        job_requests: (
+            count(&after, CONTROLLER) - count(&mid, CONTROLLER),
+            count(&after, AGENTS) - count(&mid, AGENTS),
+        ),
+        controller_peak_rss_kib: rss,
+    })
+}
+
+/// The figures.
+pub fn report(f: &HollowFigures) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nImagePullJob over {} hollow nodes (hollow agents in-process, parallelism {}):",
+        f.nodes, f.parallelism
+    );
+    let _ = writeln!(
+        out,
+        "  {:<34} {:>10} {:>20} {:>16}",
+        "phase", "wall", "controller requests", "agent requests"
+    );
+    let _ = writeln!(
+        out,
+        "  {:<34} {:>8.2} s {:>20} {:>16}",
+        "controller start to all NodeImages",
+        f.node_images.as_secs_f64(),
+        f.setup_requests.0,
+        f.setup_requests.1
+    );
+    let _ = writeln!(
+        out,
+        "  {:<34} {:>8.2} s {:>20} {:>16}",
+        "job created to job complete",
+        f.job.as_secs_f64(),
+        f.job_requests.0,
+        f.job_requests.1
+    );
+    let _ = writeln!(
+        out,
+        "  controller peak RSS: {:.1} MB (target at most 100 MB)",
+        f.controller_peak_rss_kib as f64 / 1024.0
+    );
+    out
+}
