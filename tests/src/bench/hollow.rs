@@ -7,6 +7,7 @@
 use std::{fmt::Write as _, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::{
     api::core::v1::{Namespace, Node},
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
@@ -61,6 +62,8 @@ pub struct HollowFigures {
     pub parallelism: usize,
     /// From the controller's start to a NodeImage for every node.
     pub node_images: Duration,
+    /// The same number of NodeImage creates by a plain client, four at a time.
+    pub plain_creates: Duration,
     /// From the job's creation to its completion.
     pub job: Duration,
     /// Requests while the NodeImages were made: controller, agents.
@@ -150,6 +153,38 @@ pub async fn run(counts: HollowCounts) -> anyhow::Result<HollowFigures> {
         tokio::spawn(puller.run(stop.clone()));
     }
 
+    // The same number of NodeImage creates by a plain client, four at a time as the
+    // controller makes them, with every agent watching: what the API server itself
+    // takes, side by side with the controller's figure.
+    let probes: Api<NodeImage> = Api::all(admin.clone());
+    let probe_start = Instant::now();
+    let create = |i: usize| {
+        let probes = probes.clone();
+        async move {
+            let ni = NodeImage {
+                metadata: ObjectMeta { name: Some(format!("probe-{i:04}")), ..Default::default() },
+                spec: Default::default(),
+                status: None,
+            };
+            probes.create(&PostParams::default(), &ni).await.map(drop)
+        }
+    };
+    futures_util::stream::iter(0..counts.nodes)
+        .map(create)
+        .buffer_unordered(4)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let probe_took = probe_start.elapsed();
+    let delete = |i: usize| {
+        let probes = probes.clone();
+        async move { probes.delete(&format!("probe-{i:04}"), &Default::default()).await.map(drop) }
+    };
+    futures_util::stream::iter(0..counts.nodes)
+        .map(delete)
+        .buffer_unordered(4)
+        .try_collect::<Vec<_>>()
+        .await?;
+
     let kubeconfig = dir.path().join("controller-kubeconfig");
     server.write_kubeconfig(&kubeconfig, "controller-token")?;
     let before = server.requests_by_user();
@@ -211,6 +246,7 @@ pub async fn run(counts: HollowCounts) -> anyhow::Result<HollowFigures> {
         nodes: counts.nodes,
         parallelism: counts.parallelism,
         node_images: node_images_took,
+        plain_creates: probe_took,
         job: job_took,
         setup_requests: (
             count(&mid, CONTROLLER) - count(&before, CONTROLLER),
@@ -244,6 +280,12 @@ pub fn report(f: &HollowFigures) -> String {
         f.node_images.as_secs_f64(),
         f.setup_requests.0,
         f.setup_requests.1
+    );
+    let _ = writeln!(
+        out,
+        "  {:<34} {:>8.2} s   (the API server alone, for comparison)",
+        "plain client: as many creates",
+        f.plain_creates.as_secs_f64()
     );
     let _ = writeln!(
         out,
