@@ -20,6 +20,7 @@ use crate::webhook::{Admit, Operation, Registry, refused, typed};
 
 pub mod field;
 pub mod jobs;
+mod pod;
 mod rules;
 mod workloads;
 
@@ -90,7 +91,11 @@ impl<K: DeserializeOwned + 'static> Admit for Validator<K> {
         if errors.is_empty() {
             resp
         } else {
-            refused(req, (self.code)(&req.operation, &errors), field::aggregate(&errors))
+            // a value Go could not decode fails the whole request with 400, as the
+            // decoder would have, whatever the kind's code for broken rules
+            let code =
+                if errors.iter().any(|e| e.unreadable) { 400 } else { (self.code)(&req.operation, &errors) };
+            refused(req, code, field::aggregate(&errors))
         }
     }
 }

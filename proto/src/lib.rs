@@ -7,6 +7,7 @@
 
 pub mod crd;
 pub mod cron;
+pub mod image;
 pub mod intstr;
 pub mod keys;
 pub mod process;

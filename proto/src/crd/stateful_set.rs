@@ -389,11 +389,18 @@ pub struct VolumeClaimStatus {
 }
 
 /// A volume claim template: a PersistentVolumeClaim as Go writes one inside a
-/// workload, without `apiVersion` and `kind` (k8s-openapi's `PersistentVolumeClaim`
-/// always writes them). Schemaless in the CRD, through [`Schemaless`].
+/// workload, with `apiVersion` and `kind` only when the manifest gave them
+/// (k8s-openapi's `PersistentVolumeClaim` always writes them). Schemaless in the
+/// CRD, through [`Schemaless`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PersistentVolumeClaimTemplate {
+    /// `v1` when the manifest names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// `PersistentVolumeClaim` when the manifest names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     /// The claim's metadata; its name is what volume mounts refer to.
     #[serde(default)]
     pub metadata: ObjectMeta,
@@ -413,6 +420,6 @@ impl From<PersistentVolumeClaimTemplate> for PersistentVolumeClaim {
 
 impl From<PersistentVolumeClaim> for PersistentVolumeClaimTemplate {
     fn from(c: PersistentVolumeClaim) -> Self {
-        Self { metadata: c.metadata, spec: c.spec, status: c.status }
+        Self { api_version: None, kind: None, metadata: c.metadata, spec: c.spec, status: c.status }
     }
 }
