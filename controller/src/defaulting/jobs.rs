@@ -101,7 +101,7 @@ pub fn sidecar_set(set: &mut SidecarSet, _old: Option<&SidecarSet>) {
     for c in spec.containers.iter_mut().flatten() {
         sidecar_container(c, PodInjectPolicy::BeforeAppContainer);
     }
-    pod::volumes(spec.volumes.iter_mut().flatten().map(|v| &mut v.0));
+    pod::volumes(spec.volumes.iter_mut().flatten());
     spec.revision_history_limit.get_or_insert(10);
     for patch in spec.patch_pod_metadata.iter_mut().flatten() {
         patch.patch_policy.get_or_insert(SidecarSetPatchPolicyType::Retain);

@@ -13,7 +13,7 @@ use k8s_openapi::{api::core::v1::PodTemplateSpec, apimachinery::pkg::util::intst
 use stevedore_proto::crd::{
     APPS_GROUP,
     clone_set::{CloneSet, CloneSetUpdateStrategyType},
-    common::{InPlaceUpdateStrategy, Schemaless},
+    common::InPlaceUpdateStrategy,
     daemon_set::{
         DaemonSetUpdateStrategy, DaemonSetUpdateStrategyType, RollingUpdateType, v1alpha1 as ds_a1,
         v1beta1 as ds_b1,
@@ -93,7 +93,7 @@ pub fn clone_set(cs: &mut CloneSet, old: Option<&CloneSet>) {
     let spec = &mut cs.spec;
     spec.replicas.get_or_insert(1);
     spec.revision_history_limit.get_or_insert(10);
-    templates(inject, &mut spec.template, spec.volume_claim_templates.as_mut().map(|c| &mut c.0));
+    templates(inject, &mut spec.template, spec.volume_claim_templates.as_mut());
     let strategy = spec.update_strategy.get_or_insert_with(Default::default);
     match strategy.type_ {
         None => strategy.type_ = Some(CloneSetUpdateStrategyType::ReCreate),
@@ -118,7 +118,7 @@ fn stateful_set_common(
     replicas: &mut Option<i32>,
     history: &mut Option<i32>,
     pods: &mut PodTemplateSpec,
-    claims: Option<&mut Vec<Schemaless<PersistentVolumeClaimTemplate>>>,
+    claims: Option<&mut Vec<PersistentVolumeClaimTemplate>>,
 ) {
     policy.get_or_insert(PodManagementPolicy::OrderedReady);
     let update = update.get_or_insert_with(Default::default);
@@ -196,7 +196,7 @@ pub fn united_deployment(ud: &mut UnitedDeployment, old: Option<&UnitedDeploymen
         update.manual_update.get_or_insert_with(ManualUpdate::default);
     }
     if let Some(sts) = spec.template.as_mut().and_then(|t| t.stateful_set_template.as_mut()) {
-        let spec = &mut sts.spec.0;
+        let spec = &mut sts.spec;
         let claims = spec.volume_claim_templates.take();
         let mut typed: Option<Vec<PersistentVolumeClaimTemplate>> =
             claims.map(|c| c.into_iter().map(Into::into).collect());

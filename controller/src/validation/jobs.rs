@@ -205,7 +205,7 @@ pub fn advanced_cron_job(new: &AdvancedCronJob, old: Option<&AdvancedCronJob>) -
         pod::template_as_is("spec.template.jobTemplate.spec.template", &template, &mut errors);
     }
     if let Some(bcj) = &t.broadcast_job_template {
-        let template = bcj.spec.as_ref().map(|s| s.template.0.clone()).unwrap_or_default();
+        let template = bcj.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
         pod::template_as_is("spec.template.broadcastJobTemplate.spec.template", &template, &mut errors);
     }
     if let Some(ilpj) = &t.image_list_pull_job_template {

@@ -16,6 +16,7 @@
 //! (their count is checked, not their fields).
 
 mod containers;
+pub mod decoding;
 mod handlers;
 mod quantity;
 mod resources;
@@ -170,6 +171,7 @@ pub fn sidecar_containers(
 /// dnsPolicy, nodeSelector, affinity, readiness gates, names, activeDeadlineSeconds
 /// and tolerations.
 pub fn pod_spec(field: &str, spec: &PodSpec, errors: &mut Vec<FieldError>) {
+    decoding::spec(field, spec, errors);
     let names =
         volumes::volumes(&format!("{field}.volumes"), spec.volumes.as_deref().unwrap_or_default(), errors);
     let grace = spec.termination_grace_period_seconds;

@@ -98,7 +98,7 @@ pub fn sidecar_set(new: &SidecarSet, old: Option<&SidecarSet>) -> Vec<FieldError
         }
     }
     let core = |list: &[SidecarContainer]| list.iter().map(|c| c.container.clone()).collect::<Vec<_>>();
-    let volumes: Vec<Volume> = spec.volumes.iter().flatten().map(|v| v.0.clone()).collect();
+    let volumes: Vec<Volume> = spec.volumes.iter().flatten().cloned().collect();
     pod::sidecar_containers(&core(init), &core(containers), &volumes, &mut errors);
     let mut keys = HashSet::new();
     for (i, patch) in spec.patch_pod_metadata.iter().flatten().enumerate() {

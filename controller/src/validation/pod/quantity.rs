@@ -25,8 +25,7 @@ const NANO: i128 = 1_000_000_000;
 /// (`Ki` … `Ei`), a decimal SI one (`n`, `u`, `m`, ``, `k`, `M`, `G`, `T`, `P`,
 /// `E`) or a decimal exponent (`e3`, `E-2`). Values too large saturate.
 pub fn parse(s: &str) -> Result<Quantity, String> {
-    const WHY: &str = "quantities must match the regular expression \
-                       '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
+    const WHY: &str = "must be a number with an optional unit suffix, such as 500m, 1.5, 2Gi or 1e3";
     let (negative, rest) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),

@@ -169,7 +169,7 @@ fn resources_requests_at_most_limits() {
     starts(
         &check(t),
         &[
-            "spec.template.spec.containers[0].resources.requests[memory]: Invalid value: \"1Gx\": quantities must match",
+            "spec.template.spec.containers[0].resources.requests[memory]: Invalid value: \"1Gx\": must be a number with an optional unit suffix",
             "spec.template.spec.containers[0].resources.requests: Invalid value: \"2\": must be less than or equal to cpu limit of 1",
         ],
     );

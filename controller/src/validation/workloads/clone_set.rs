@@ -39,6 +39,8 @@ pub fn clone_set(new: &CloneSet, old: Option<&CloneSet>) -> Vec<FieldError> {
         .map(|t| t.metadata.name.clone().unwrap_or_default())
         .collect();
     pod::workload_template("spec.template", &spec.template, &claims, &mut errors);
+    let claim_specs = spec.volume_claim_templates.iter().flatten().map(|t| t.spec.as_ref());
+    pod::decoding::claims("spec.volumeClaimTemplates", claim_specs, &mut errors);
     scale_strategy(spec.scale_strategy.as_ref(), &mut errors);
     update_strategy(&spec.update_strategy.clone().unwrap_or_default(), replicas.into(), &mut errors);
     if let Some(deadline) = spec.progress_deadline_seconds {

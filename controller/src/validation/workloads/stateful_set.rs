@@ -63,6 +63,9 @@ pub fn stateful_set(new: &StatefulSet, old: Option<&StatefulSet>) -> Vec<FieldEr
     // `ValidatePodTemplateSpecForStatefulSet`: the template's metadata, not its spec;
     // then restartPolicy and activeDeadlineSeconds, as OpenKruise adds
     pod::metadata("spec.template", &spec.template, &mut errors);
+    pod::decoding::spec("spec.template.spec", &spec.template.spec.clone().unwrap_or_default(), &mut errors);
+    let claim_specs = spec.volume_claim_templates.iter().flatten().map(|t| t.spec.as_ref());
+    pod::decoding::claims("spec.volumeClaimTemplates", claim_specs, &mut errors);
     pod::restart_always_without_deadline(
         "spec.template",
         &spec.template.spec.clone().unwrap_or_default(),

@@ -150,6 +150,7 @@ fn subset_template(t: &SubsetTemplate, selector: &LabelSelector, errors: &mut Ve
             pod::workload_template(&pods_at, pods, &[], errors);
         } else {
             pod::metadata(&pods_at, pods, errors);
+            pod::decoding::spec(&format!("{pods_at}.spec"), &pods.spec.clone().unwrap_or_default(), errors);
         }
     };
     let unused = |field: String, value: i64, what: &str, errors: &mut Vec<FieldError>| {
@@ -163,6 +164,8 @@ fn subset_template(t: &SubsetTemplate, selector: &LabelSelector, errors: &mut Ve
         let at = "spec.template.statefulSetTemplate.spec";
         let labels = sts.metadata.as_ref().and_then(|m| m.labels.as_ref());
         workload("statefulSetTemplate", labels, &sts.spec.template, false, errors);
+        let claim_specs = sts.spec.volume_claim_templates.iter().flatten().map(|c| c.spec.as_ref());
+        pod::decoding::claims(&format!("{at}.volumeClaimTemplates"), claim_specs, errors);
         if let Some(r) = sts.spec.replicas {
             unused(format!("{at}.replicas"), r.into(), "replicas", errors);
         }
@@ -175,6 +178,8 @@ fn subset_template(t: &SubsetTemplate, selector: &LabelSelector, errors: &mut Ve
         let at = "spec.template.advancedStatefulSetTemplate.spec";
         let labels = asts.metadata.as_ref().and_then(|m| m.labels.as_ref());
         workload("advancedStatefulSetTemplate", labels, &asts.spec.template, false, errors);
+        let claim_specs = asts.spec.volume_claim_templates.iter().flatten().map(|c| c.spec.as_ref());
+        pod::decoding::claims(&format!("{at}.volumeClaimTemplates"), claim_specs, errors);
         if let Some(r) = asts.spec.replicas {
             unused(format!("{at}.replicas"), r.into(), "replicas", errors);
         }
@@ -184,6 +189,13 @@ fn subset_template(t: &SubsetTemplate, selector: &LabelSelector, errors: &mut Ve
         if let Some(p) = rolling.and_then(|s| s.rolling_update.as_ref()?.partition) {
             unused(format!("{at}.updateStrategy.rollingUpdate.partition"), p.into(), "partition", errors);
         }
+    } else if let Some(cs) = &t.clone_set_template {
+        // not validated, only decoded
+        let at = "spec.template.cloneSetTemplate.spec";
+        let pods = cs.spec.template.spec.clone().unwrap_or_default();
+        pod::decoding::spec(&format!("{at}.template.spec"), &pods, errors);
+        let claim_specs = cs.spec.volume_claim_templates.iter().flatten().map(|t| t.spec.as_ref());
+        pod::decoding::claims(&format!("{at}.volumeClaimTemplates"), claim_specs, errors);
     } else if let Some(deploy) = &t.deployment_template {
         let labels = deploy.metadata.as_ref().and_then(|m| m.labels.as_ref());
         workload("deploymentTemplate", labels, &deploy.spec.template, true, errors);
