@@ -2,7 +2,7 @@
 CARGO ?= cargo
 JOBS ?= 2
 
-.PHONY: deps check test demo bench bench-smoke fmt
+.PHONY: deps check test demo bench bench-smoke profiling fmt
 
 # Debian packages the test beds need (containerd, runc, CNI plugins, registry,
 # skopeo, umoci, protoc, ...); installs only what is missing.
@@ -26,10 +26,16 @@ demo: deps
 	$(CARGO) build -j$(JOBS) --workspace --bins
 	$(CARGO) run -j$(JOBS) -q -p stevedore-tests --bin stevedore-demo
 
-# Direct vs proxied latency, side by side (release build; takes a few minutes).
+# Direct, socat relay, proxy and typed-handler proxy, side by side (release build;
+# takes a few minutes).
 bench: deps
 	$(CARGO) build -j$(JOBS) --release --workspace --bins
 	./target/release/stevedore-bench
+
+# Release code with symbols and line tables, for perf (target/profiling/); the
+# release binaries themselves carry no debug info.
+profiling:
+	$(CARGO) build -j$(JOBS) --profile profiling --workspace --bins
 
 fmt:
 	$(CARGO) fmt --all

@@ -1,8 +1,14 @@
-//! `stevedore-agent`: the node agent. This release has no duties yet: it validates its
-//! configuration, reports it, and waits for shutdown. Image pre-download, container
-//! recreation and DaemonSet/BroadcastJob node work arrive with their issues.
+//! `stevedore-agent`: the node agent. It knows its node, reaches CRI through the
+//! Stevedore proxy's socket and the proxy's control API, talks to the API server from
+//! its in-cluster service account or `KUBECONFIG`, and watches only what concerns its
+//! node. Its duty today is image pre-download ([`images`]): it pulls what its node's
+//! NodeImage lists and reports each pull in the NodeImage's status.
 
-use std::path::PathBuf;
+pub mod images;
+pub mod metrics;
+pub mod runtime;
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -12,13 +18,90 @@ use tracing::info;
 pub struct Config {
     /// The node this agent serves.
     pub node_name: String,
-    /// The CRI socket (the proxy's) it will drive.
+    /// The agent's namespace: pull secrets are read there only.
+    pub namespace: String,
+    /// The CRI socket (the proxy's).
     pub cri_socket: PathBuf,
+    /// The proxy's control API socket; `None`: pulls through CRI only.
+    pub control_socket: Option<PathBuf>,
+    /// `/metrics` and `/healthz`; `None`: not served.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Pulls at once on this node.
+    pub max_concurrent_pulls: usize,
+    /// The least time between two NodeImage status writes.
+    pub status_interval: Duration,
 }
 
-/// Runs until `shutdown`.
-pub async fn run(config: Config, shutdown: CancellationToken) {
-    info!(node.name = %config.node_name, cri.socket = %config.cri_socket.display(), "agent started; no duties are enabled in this release");
-    shutdown.cancelled().await;
+/// Why the agent stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No kubeconfig or in-cluster configuration.
+    #[error("cannot configure the Kubernetes client: {0}")]
+    Kubeconfig(#[from] kube::config::InferConfigError),
+    /// The client could not be built.
+    #[error("cannot build the Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+    /// The metrics port could not be bound.
+    #[error("cannot listen for metrics on {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs with the client from the in-cluster service account or `KUBECONFIG` until
+/// `shutdown`.
+///
+/// # Errors
+/// The client cannot be configured or the metrics port bound.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
+    let kubeconfig = kube::Config::infer().await?;
+    let client = kube::Client::try_from(kubeconfig).map_err(Error::Client)?;
+    run_with(config, client, shutdown).await
+}
+
+/// Runs with `client` until `shutdown`.
+///
+/// # Errors
+/// The metrics port cannot be bound.
+pub async fn run_with(
+    config: Config,
+    client: kube::Client,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let metrics = Arc::new(metrics::Metrics::default());
+    let admin = match config.metrics_addr {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Metrics { addr, source })?;
+            info!(metrics.addr = %listener.local_addr().unwrap_or(addr), "serving /metrics and /healthz");
+            let m: Arc<dyn stevedore_proto::admin::Metrics> = metrics.clone();
+            Some(tokio::spawn(stevedore_proto::admin::serve(listener, m, shutdown.clone())))
+        }
+        None => None,
+    };
+    info!(
+        node.name = %config.node_name,
+        cri.socket = %config.cri_socket.display(),
+        control.socket = ?config.control_socket,
+        max_concurrent_pulls = config.max_concurrent_pulls,
+        "agent started"
+    );
+    let runtime = Arc::new(runtime::CriRuntime::new(&config.cri_socket, config.control_socket.as_deref()));
+    let settings = images::Settings {
+        node_name: config.node_name.clone(),
+        namespace: config.namespace.clone(),
+        max_concurrent_pulls: config.max_concurrent_pulls,
+        status_interval: config.status_interval,
+    };
+    images::Puller::new(settings, client, runtime, metrics).run(shutdown.clone()).await;
+    if let Some(a) = admin {
+        let _ = a.await;
+    }
     info!("agent stopped");
+    Ok(())
 }

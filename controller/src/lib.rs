@@ -1,12 +1,14 @@
 //! `stevedore-controller`: admission webhooks and CRD conversion for the OpenKruise
 //! API, served by every replica; the elected leader keeps the webhook configurations
-//! and the CRDs' conversion sections pointing at them with the current CA. Workload
-//! controllers come with their kinds.
+//! and the CRDs' conversion sections pointing at them with the current CA, and runs
+//! the workload controllers ([`controllers`], on [`runtime`]).
 
 pub mod certs;
+pub mod controllers;
 pub mod conversion;
 pub mod defaulting;
 pub mod leader;
+pub mod runtime;
 pub mod upkeep;
 pub mod validation;
 pub mod webhook;
@@ -58,6 +60,12 @@ pub struct Config {
     pub lease_duration: Duration,
     /// How long one webhook handler may take.
     pub handler_timeout: Duration,
+    /// Objects each controller reconciles at once.
+    pub concurrency: u16,
+    /// The node agents' namespace (pull secrets are copied there).
+    pub agent_namespace: String,
+    /// How long a node's agent may not report an image pull before it counts as failed.
+    pub agent_response_timeout: Duration,
 }
 
 impl Config {
@@ -187,6 +195,16 @@ pub async fn run_with(
         leading_tx,
         shutdown.clone(),
     ));
+    let controllers = tokio::spawn(runtime::while_leading(leading.clone(), shutdown.clone(), {
+        let settings = controllers::Settings {
+            concurrency: config.concurrency,
+            agent_namespace: config.agent_namespace.clone(),
+            agent_response_timeout: config.agent_response_timeout,
+            identity: config.identity.clone(),
+        };
+        let client = client.clone();
+        move |stop| controllers::run(client.clone(), settings.clone(), stop)
+    }));
     let target = config.target();
     loop {
         // The leader checks what it keeps on taking office and at every resync:
@@ -219,6 +237,7 @@ pub async fn run_with(
             Err(error) => warn!(%error, "cannot check the webhook certificate"),
         }
     }
+    let _ = controllers.await;
     let _ = election.await;
     let _ = server.await;
     info!("controller stopped");

@@ -7,9 +7,10 @@ use stevedore_controller::upkeep;
 use stevedore_proto::{process::Process, telemetry::LogFormat};
 
 /// Stevedore's controller: admission webhooks and CRD conversion for the OpenKruise
-/// API. Every replica serves webhooks with a certificate shared through a Secret;
-/// the elected leader keeps the webhook configurations and the CRDs' conversion
-/// sections current. Talks to the cluster through KUBECONFIG, ~/.kube/config or the
+/// API, and the workload controllers. Every replica serves webhooks with a
+/// certificate shared through a Secret; the elected leader keeps the webhook
+/// configurations and the CRDs' conversion sections current and runs the
+/// controllers (ImagePullJob, ImageListPullJob, NodeImage). Talks to the cluster through KUBECONFIG, ~/.kube/config or the
 /// in-cluster service account.
 #[derive(Debug, Parser)]
 #[command(name = "stevedore-controller", version)]
@@ -44,6 +45,16 @@ struct Args {
     /// Leader Lease duration in seconds.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..))]
     lease_seconds: u64,
+    /// Objects each controller reconciles at once.
+    #[arg(long, env = "STEVEDORE_CONTROLLER_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+    /// The node agents' namespace: pull secrets of image pull jobs are copied there.
+    #[arg(long, env = "STEVEDORE_AGENT_NAMESPACE", default_value = "stevedore-system")]
+    agent_namespace: String,
+    /// Seconds a node's agent may not report an image pull it was given before the
+    /// pull counts as failed.
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    agent_response_timeout_seconds: u64,
     /// Log format: plain or json. The level comes from RUST_LOG (default info).
     #[arg(long, env = "STEVEDORE_CONTROLLER_LOG_FORMAT", default_value = "plain")]
     log_format: LogFormat,
@@ -68,6 +79,9 @@ impl Args {
             resync: Duration::from_secs(self.resync_seconds),
             lease_duration: Duration::from_secs(self.lease_seconds),
             handler_timeout: Duration::from_secs(5),
+            concurrency: self.concurrency,
+            agent_namespace: self.agent_namespace,
+            agent_response_timeout: Duration::from_secs(self.agent_response_timeout_seconds),
         }
     }
 }

@@ -14,8 +14,10 @@ pub mod error;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fake;
 pub mod grpc;
+pub mod lean;
 pub mod metrics;
 pub mod proxy;
+pub mod sanitize;
 pub mod server;
 pub mod typed;
 pub mod upstream;

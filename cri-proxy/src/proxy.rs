@@ -13,7 +13,7 @@ use tracing::debug;
 
 use crate::{
     body::{RequestBody, ResponseBody},
-    error::{Error, Result},
+    error::Result,
     grpc,
     metrics::{Call, Metrics},
     upstream::Upstream,
@@ -82,24 +82,18 @@ impl Proxy {
         }
     }
 
-    /// Forwards a request to the runtime as it is, bounded by the caller's deadline.
+    /// Forwards a request to the runtime as it is. The caller's deadline bounds
+    /// reaching the runtime (see [`Upstream::send`]).
     ///
     /// # Errors
-    /// The runtime cannot be reached, or the deadline passes before its answer.
+    /// The runtime cannot be reached before the deadline, or the call fails in HTTP/2.
     pub async fn forward(
         &self,
         mut req: Request<RequestBody>,
         deadline: Option<Duration>,
     ) -> Result<Response<RecvStream>> {
         ensure_authority(req.uri_mut());
-        let send = self.upstream.send(req);
-        match deadline {
-            Some(d) => tokio::time::timeout(d, send).await.unwrap_or_else(|_| {
-                debug!(deadline = ?d, "deadline passed before the runtime answered");
-                Err(Error::Deadline(d))
-            }),
-            None => send.await,
-        }
+        self.upstream.send(req, deadline).await
     }
 }
 

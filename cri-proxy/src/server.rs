@@ -22,7 +22,9 @@ use tracing::{Instrument, debug, debug_span, info, info_span, warn};
 
 use crate::{
     error::{Error, Result},
+    lean::LeanStream,
     proxy::Proxy,
+    sanitize::Sanitized,
     upstream::{CONNECTION_WINDOW, MAX_FRAME, SEND_BUFFER, STREAM_WINDOW},
 };
 
@@ -77,7 +79,9 @@ pub async fn serve(
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_frame_size(MAX_FRAME)
         .max_send_buf_size(SEND_BUFFER)
-        .max_concurrent_streams(4096);
+        .max_concurrent_streams(4096)
+        // grpc-go's limit: callers' metadata may be large
+        .max_header_list_size(16 << 20);
     let graceful = GracefulShutdown::new();
     let mut next_conn: u64 = 0;
     loop {
@@ -95,13 +99,20 @@ pub async fn serve(
             },
         };
         next_conn += 1;
+        let stream = match LeanStream::new(stream) {
+            Ok(s) => s,
+            Err(error) => {
+                warn!(%error, "cannot register a connection");
+                continue;
+            }
+        };
         let proxy = proxy.clone();
         let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
             let proxy = proxy.clone();
             let span = debug_span!("cri_call", cri.method = %req.uri().path());
             async move { Ok::<_, Infallible>(proxy.handle(req).await) }.instrument(span)
         });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(Sanitized::new(stream)), service));
         tokio::spawn(
             async move {
                 debug!("client connected");

@@ -55,6 +55,8 @@ pub enum Answer<M> {
         message: M,
         /// The trailers (`grpc-status: 0` and any trailing metadata).
         trailers: HeaderMap,
+        /// The framed message exactly as the runtime sent it.
+        raw: Bytes,
     },
     /// Anything else (an error status, or an answer that does not decode), to be
     /// passed back to the caller exactly as the runtime sent it.
@@ -62,11 +64,23 @@ pub enum Answer<M> {
 }
 
 impl<M: prost::Message> Answer<M> {
-    /// The response for the caller.
+    /// The response for the caller, with `message` encoded again (as a handler may
+    /// have changed it).
     pub fn into_response(self) -> Response<ResponseBody> {
         match self {
-            Answer::Ok { parts, message, trailers } => {
+            Answer::Ok { parts, message, trailers, .. } => {
                 Response::from_parts(parts, ResponseBody::full(grpc::encode_frame(&message), trailers))
+            }
+            Answer::Passthrough(resp) => resp,
+        }
+    }
+
+    /// The response for the caller with the runtime's message as it came, for a
+    /// handler that only read it: no encoding again.
+    pub fn unchanged(self) -> Response<ResponseBody> {
+        match self {
+            Answer::Ok { parts, trailers, raw, .. } => {
+                Response::from_parts(parts, ResponseBody::full(raw, trailers))
             }
             Answer::Passthrough(resp) => resp,
         }
@@ -99,7 +113,7 @@ pub async fn forward<M: prost::Message + Default>(
     let data = collected.to_bytes();
     let ok = grpc::status_code(&trailers) == Some(tonic::Code::Ok);
     match (ok, grpc::decode_frame::<M>(data.clone(), MAX_MESSAGE)) {
-        (true, Ok(message)) => Ok(Answer::Ok { parts, message, trailers }),
+        (true, Ok(message)) => Ok(Answer::Ok { parts, message, trailers, raw: data }),
         _ => Ok(Answer::Passthrough(Response::from_parts(parts, ResponseBody::full(data, trailers)))),
     }
 }

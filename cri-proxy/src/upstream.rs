@@ -21,12 +21,12 @@ use h2::{RecvStream, SendStream, client};
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::BodyExt as _;
-use tokio::net::UnixStream;
 use tracing::{Instrument, debug, debug_span, info, info_span, warn};
 
 use crate::{
     body::RequestBody,
     error::{Error, Result},
+    lean::LeanStream,
     metrics::Metrics,
 };
 
@@ -37,11 +37,13 @@ pub(crate) const CONNECTION_WINDOW: u32 = 32 << 20;
 pub(crate) const MAX_FRAME: u32 = 1 << 20;
 pub(crate) const SEND_BUFFER: usize = 1 << 20;
 
-/// A live connection: the request handle and whether its task has ended.
+/// A live connection: the request handle, whether its task has ended, and whether
+/// the runtime has answered a call on it.
 #[derive(Clone, Debug)]
 struct Conn {
     send: client::SendRequest<Bytes>,
     closed: Arc<AtomicBool>,
+    answered: Arc<AtomicBool>,
 }
 
 /// The runtime side of the proxy.
@@ -74,24 +76,56 @@ impl Upstream {
     /// streaming. A request that could not be opened because the connection had just
     /// closed (the runtime restarted) is retried once on a fresh connection; once a
     /// stream is open, its outcome is the caller's answer.
-    pub async fn send(&self, req: Request<RequestBody>) -> Result<Response<RecvStream>> {
-        let (parts, body) = req.into_parts();
-        let eos = body.is_end_stream();
+    ///
+    /// `deadline` bounds the call while the connection has not yet answered a call
+    /// (the runtime is down, restarting, or accepts but never speaks HTTP/2): then
+    /// the call fails with [`Error::Deadline`]. On a connection that has answered,
+    /// the deadline travels with the call (`grpc-timeout`) and the runtime enforces
+    /// it, as does the caller; the proxy arms no timer of its own then, which would
+    /// cost every call a wake-up.
+    pub async fn send(
+        &self,
+        req: Request<RequestBody>,
+        deadline: Option<Duration>,
+    ) -> Result<Response<RecvStream>> {
+        if let Some(send) = self.ready_now() {
+            return dispatch(send, req).await;
+        }
+        let attempt = async {
+            let (send, answered) = self.open().await?;
+            let resp = dispatch(send, req).await?;
+            answered.store(true, Relaxed);
+            Ok(resp)
+        };
+        match deadline {
+            Some(d) => tokio::time::timeout(d, attempt).await.unwrap_or_else(|_| {
+                debug!(deadline = ?d, "deadline passed before the runtime answered");
+                Err(Error::Deadline(d))
+            }),
+            None => attempt.await,
+        }
+    }
+
+    /// The live connection's request handle, if it has answered a call and can
+    /// take a stream right now.
+    fn ready_now(&self) -> Option<client::SendRequest<Bytes>> {
+        let conn = self.cached().filter(|c| c.answered.load(Relaxed))?;
+        conn.send.ready().now_or_never()?.ok()
+    }
+
+    /// A connection ready for a stream (the live one, or a new one) and its
+    /// "has answered" flag.
+    async fn open(&self) -> Result<(client::SendRequest<Bytes>, Arc<AtomicBool>)> {
         let conn = self.conn().await?;
-        let mut send = match conn.send.clone().ready().await {
-            Ok(send) => send,
+        match conn.send.clone().ready().await {
+            Ok(send) => Ok((send, conn.answered)),
             Err(error) => {
                 debug!(%error, "runtime connection closed before the call was sent; reconnecting");
                 self.forget(&conn);
-                self.conn().await?.send.ready().await.map_err(Error::Upstream)?
+                let conn = self.conn().await?;
+                Ok((conn.send.ready().await.map_err(Error::Upstream)?, conn.answered))
             }
-        };
-        let (response, stream) =
-            send.send_request(Request::from_parts(parts, ()), eos).map_err(Error::Upstream)?;
-        if !eos {
-            pipe(body, stream);
         }
-        response.await.map_err(Error::Upstream)
     }
 
     fn cached(&self) -> Option<Conn> {
@@ -134,7 +168,7 @@ impl Upstream {
     }
 
     async fn connect(&self) -> Result<Conn> {
-        let io = UnixStream::connect(&self.path)
+        let io = LeanStream::connect(&self.path)
             .await
             .map_err(|source| Error::Connect { path: self.path.clone(), source })?;
         let (send, connection) = client::Builder::new()
@@ -160,8 +194,23 @@ impl Upstream {
             }
             .instrument(span),
         );
-        Ok(Conn { send, closed })
+        Ok(Conn { send, closed, answered: Arc::new(AtomicBool::new(false)) })
     }
+}
+
+/// Opens the stream and waits for the response head.
+async fn dispatch(
+    mut send: client::SendRequest<Bytes>,
+    req: Request<RequestBody>,
+) -> Result<Response<RecvStream>> {
+    let (parts, body) = req.into_parts();
+    let eos = body.is_end_stream();
+    let (response, stream) =
+        send.send_request(Request::from_parts(parts, ()), eos).map_err(Error::Upstream)?;
+    if !eos {
+        pipe(body, stream);
+    }
+    response.await.map_err(Error::Upstream)
 }
 
 /// Sends the request body upstream. Frames already received (a unary call's one

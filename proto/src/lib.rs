@@ -5,14 +5,18 @@
 //! process-wide shutdown signal. Later the CRD types and the control API join it.
 #![deny(missing_docs)]
 
+pub mod admin;
+pub mod control;
 pub mod crd;
 pub mod cron;
+pub mod hash;
 pub mod image;
 pub mod intstr;
 pub mod keys;
 pub mod process;
 pub mod shutdown;
 pub mod telemetry;
+pub mod uds;
 
 /// CRI v1 (`runtime.v1`) messages, clients and server traits.
 pub mod cri {

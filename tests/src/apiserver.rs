@@ -48,12 +48,19 @@ pub mod conversion;
 mod crd;
 mod delete;
 mod discovery;
+pub mod endpoints;
+mod fields;
 mod handlers;
 mod hooks;
+mod logs;
+pub mod managed;
+mod negotiate;
+pub mod openapi;
 mod patch;
 mod path;
 pub mod plugins;
 mod prepare;
+pub mod protobuf;
 mod resources;
 pub mod schema;
 mod selectors;
@@ -61,6 +68,7 @@ mod server;
 mod status;
 mod store;
 mod subresources;
+mod table;
 mod watch;
 mod write;
 
@@ -192,6 +200,7 @@ impl ApiServer {
             max_watch_duration: opts.max_watch_duration,
             addr,
         });
+        shared.hooks.endpoints.bind(&shared);
         let task = tokio::spawn(
             server::serve(listener, shared.clone()).instrument(info_span!("apiserver", listen.addr = %addr)),
         );

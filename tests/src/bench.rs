@@ -1,6 +1,11 @@
-//! The proxy benchmark: the same calls made directly to the runtime and through the
-//! real `stevedore-cri-proxy` binary, interleaved call by call in one run, with p50
-//! and p99 of each side and their ratio.
+//! The proxy benchmark: the same calls made directly to the runtime, through a byte
+//! relay (`socat`, the least a proxy in its own process can add), through the real
+//! `stevedore-cri-proxy` binary, and through the proxy with typed handlers that read
+//! every message ([`typed`]); interleaved call by call in one run, with p50 and p99 of
+//! each side, the time each hop adds, and the proxy's added time as a multiple of the
+//! relay's.
+
+pub mod typed;
 
 use std::{
     fmt::Write as _,
@@ -21,13 +26,14 @@ use crate::{
     cri::{self, ImageClient, RuntimeClient},
     pods::{self, Network},
     proxy_process::ProxyProcess,
+    relay::RelayProcess,
     testbed::TestBed,
 };
 
 /// How many calls each scenario makes on each side.
 #[derive(Clone, Copy, Debug)]
 pub struct Counts {
-    /// Version, ListContainers.
+    /// Version, ListContainers, ListImages on containerd.
     pub small: usize,
     /// ListImages of 1,000 images.
     pub list_images: usize,
@@ -44,7 +50,7 @@ pub struct Counts {
 impl Counts {
     /// The figures for the closing note.
     pub fn full() -> Self {
-        Self { small: 3000, list_images: 400, pull: 200, cycle: 40, containers: 30, warmup: 50 }
+        Self { small: 3000, list_images: 400, pull: 200, cycle: 30, containers: 30, warmup: 50 }
     }
 
     /// Tiny counts for CI, so the benchmark cannot rot.
@@ -53,185 +59,246 @@ impl Counts {
     }
 }
 
+/// The ways a call reaches the runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// Straight to the runtime's socket.
+    Direct,
+    /// Through socat.
+    Relay,
+    /// Through the proxy, forwarding bytes.
+    Proxy,
+    /// Through the proxy with a typed handler that decodes request and answer.
+    Typed,
+}
+
+/// Every side, in column order.
+pub const SIDES: [Side; 4] = [Side::Direct, Side::Relay, Side::Proxy, Side::Typed];
+
 /// What a scenario must reach.
 #[derive(Clone, Copy, Debug)]
 pub enum Target {
-    /// Added p50 at most this many microseconds.
-    AddedMicros(f64),
-    /// Added p50 at most this fraction of the direct p50.
+    /// The proxy's added p50 at most 1.3x the relay's and its added p99 at most 1.5x;
+    /// the typed handler's added p50 at most 1.5x the relay's.
+    Relay,
+    /// The proxy's added p50 at most this fraction of the direct p50.
     AddedFraction(f64),
+    /// Reported only (dominated by the runtime's own work).
+    None,
 }
 
-/// One scenario's timings.
+/// One scenario's timings, per side in [`SIDES`] order.
 #[derive(Debug)]
 pub struct Scenario {
     /// What was called.
     pub name: String,
     /// The goal.
     pub target: Target,
-    /// Per-call times, direct.
-    pub direct: Vec<Duration>,
-    /// Per-call times, through the proxy.
-    pub proxied: Vec<Duration>,
+    /// Per-call times of each side.
+    pub samples: [Vec<Duration>; 4],
 }
 
-fn percentile(samples: &[Duration], p: f64) -> Duration {
+fn percentile(samples: &[Duration], p: f64) -> f64 {
     let mut v = samples.to_vec();
     v.sort();
     if v.is_empty() {
-        return Duration::ZERO;
+        return 0.0;
     }
     let idx = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v[idx.min(v.len() - 1)]
+    v[idx.min(v.len() - 1)].as_secs_f64() * 1e6
 }
 
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
+/// p50 and p99 of each side, in µs.
+#[derive(Debug, Clone, Copy)]
+pub struct Figures {
+    /// p50 per side.
+    pub p50: [f64; 4],
+    /// p99 per side.
+    pub p99: [f64; 4],
+}
+
+impl Figures {
+    /// What `side` adds to the direct call at percentile `p99` (else p50).
+    pub fn added(&self, side: Side, p99: bool) -> f64 {
+        let v = if p99 { &self.p99 } else { &self.p50 };
+        v[side as usize] - v[0]
+    }
+
+    /// `side`'s added time as a multiple of the relay's.
+    pub fn vs_relay(&self, side: Side, p99: bool) -> f64 {
+        self.added(side, p99) / self.added(Side::Relay, p99).max(1.0)
+    }
 }
 
 impl Scenario {
-    /// Whether the target is met, with the added p50 in µs and as a fraction.
-    pub fn verdict(&self) -> (bool, f64, f64) {
-        let (d, p) = (percentile(&self.direct, 0.5), percentile(&self.proxied, 0.5));
-        let added = us(p) - us(d);
-        let frac = if us(d) > 0.0 { added / us(d) } else { 0.0 };
-        let met = match self.target {
-            Target::AddedMicros(max) => added <= max,
-            Target::AddedFraction(max) => frac <= max,
-        };
-        (met, added, frac)
+    /// The percentiles.
+    pub fn figures(&self) -> Figures {
+        Figures {
+            p50: std::array::from_fn(|i| percentile(&self.samples[i], 0.5)),
+            p99: std::array::from_fn(|i| percentile(&self.samples[i], 0.99)),
+        }
+    }
+
+    /// The target and whether it is met.
+    pub fn verdict(&self) -> (String, Option<bool>) {
+        let f = self.figures();
+        match self.target {
+            Target::Relay => {
+                let met = f.vs_relay(Side::Proxy, false) <= 1.3
+                    && f.vs_relay(Side::Proxy, true) <= 1.5
+                    && f.vs_relay(Side::Typed, false) <= 1.5;
+                ("proxy <= 1.3x relay p50, 1.5x p99; typed <= 1.5x p50".into(), Some(met))
+            }
+            Target::AddedFraction(max) => {
+                let frac = f.added(Side::Proxy, false) / f.p50[0].max(f64::MIN_POSITIVE);
+                (format!("proxy adds <= {}% (adds {:.1}%)", max * 100.0, frac * 100.0), Some(frac <= max))
+            }
+            Target::None => ("reported only".into(), None),
+        }
     }
 }
 
-/// The table, one line per scenario.
+/// The table: p50 and p99 of each side, then added times and ratios to the relay.
 pub fn report(scenarios: &[Scenario]) -> String {
     let mut out = String::new();
+    let _ =
+        writeln!(out, "p50 / p99 per call in µs; +X = added to direct; ×R = added time / relay's added time");
     let _ = writeln!(
         out,
-        "{:<40} {:>6} | {:>10} {:>10} {:>6} | {:>10} {:>10} {:>6} | {:>10} {:>8} | target",
-        "scenario",
-        "n",
-        "direct p50",
-        "proxy p50",
-        "ratio",
-        "direct p99",
-        "proxy p99",
-        "ratio",
-        "added p50",
-        "added %"
+        "{:<42} {:>5} | {:>15} {:>15} {:>15} {:>15} | {:>13} {:>13} {:>13} | target",
+        "scenario", "n", "direct", "relay", "proxy", "typed", "relay added", "proxy added", "typed added"
     );
     for s in scenarios {
-        let (dp50, pp50) = (percentile(&s.direct, 0.5), percentile(&s.proxied, 0.5));
-        let (dp99, pp99) = (percentile(&s.direct, 0.99), percentile(&s.proxied, 0.99));
-        let (met, added, frac) = s.verdict();
-        let target = match s.target {
-            Target::AddedMicros(m) => format!("added p50 <= {m} us"),
-            Target::AddedFraction(f) => format!("added p50 <= {}%", f * 100.0),
+        let f = s.figures();
+        let cell = |i: usize| format!("{:.0} / {:.0}", f.p50[i], f.p99[i]);
+        let added = |side: Side| format!("+{:.0} ×{:.2}", f.added(side, false), f.vs_relay(side, false));
+        let (target, met) = s.verdict();
+        let verdict = match met {
+            Some(true) => "met",
+            Some(false) => "MISSED",
+            None => "-",
         };
         let _ = writeln!(
             out,
-            "{:<40} {:>6} | {:>8.1}us {:>8.1}us {:>6.3} | {:>8.1}us {:>8.1}us {:>6.3} | {:>8.1}us {:>7.2}% | {target}: {}",
+            "{:<42} {:>5} | {:>15} {:>15} {:>15} {:>15} | {:>13} {:>13} {:>13} | {target}: {verdict}",
             s.name,
-            s.direct.len(),
-            us(dp50),
-            us(pp50),
-            us(pp50) / us(dp50).max(f64::MIN_POSITIVE),
-            us(dp99),
-            us(pp99),
-            us(pp99) / us(dp99).max(f64::MIN_POSITIVE),
-            added,
-            frac * 100.0,
-            if met { "met" } else { "MISSED" },
+            s.samples[0].len(),
+            cell(0),
+            cell(1),
+            cell(2),
+            cell(3),
+            format!("+{:.0}", f.added(Side::Relay, false)),
+            added(Side::Proxy),
+            added(Side::Typed),
+        );
+        let _ = writeln!(
+            out,
+            "{:<42} {:>5}   {:>15} {:>15} {:>15} {:>15}   {:>13} {:>13} {:>13}",
+            "  (added p99)",
+            "",
+            "",
+            "",
+            "",
+            "",
+            format!("+{:.0}", f.added(Side::Relay, true)),
+            format!("+{:.0} ×{:.2}", f.added(Side::Proxy, true), f.vs_relay(Side::Proxy, true)),
+            format!("+{:.0} ×{:.2}", f.added(Side::Typed, true), f.vs_relay(Side::Typed, true)),
         );
     }
     out
 }
 
-/// Calls `f(false)` (direct) and `f(true)` (proxied) alternately, `n` times each after
-/// `warmup` untimed rounds.
-async fn interleave<F, Fut>(
-    n: usize,
-    warmup: usize,
-    mut f: F,
-) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)>
+/// Calls `f(side)` for every side in turn, `n` times each after `warmup` untimed
+/// rounds, rotating which side goes first.
+async fn interleave<F, Fut>(n: usize, warmup: usize, mut f: F) -> anyhow::Result<[Vec<Duration>; 4]>
 where
-    F: FnMut(bool) -> Fut,
+    F: FnMut(Side) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
     for _ in 0..warmup {
-        f(false).await?;
-        f(true).await?;
-    }
-    let (mut direct, mut proxied) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for i in 0..n {
-        // alternate who goes first, so neither side always runs on a warmer cache
-        for proxy in if i % 2 == 0 { [false, true] } else { [true, false] } {
-            let t = Instant::now();
-            f(proxy).await?;
-            let took = t.elapsed();
-            if proxy { proxied.push(took) } else { direct.push(took) }
+        for side in SIDES {
+            f(side).await?;
         }
     }
-    Ok((direct, proxied))
-}
-
-/// A pair of clients, one per side.
-struct Sides<C> {
-    direct: C,
-    proxied: C,
-}
-
-impl<C: Clone> Sides<C> {
-    fn pick(&self, proxy: bool) -> C {
-        if proxy { self.proxied.clone() } else { self.direct.clone() }
+    let mut samples: [Vec<Duration>; 4] = std::array::from_fn(|_| Vec::with_capacity(n));
+    for i in 0..n {
+        for k in 0..SIDES.len() {
+            let side = SIDES[(i + k) % SIDES.len()];
+            let t = Instant::now();
+            f(side).await?;
+            samples[side as usize].push(t.elapsed());
+        }
     }
+    Ok(samples)
 }
 
-async fn runtime_sides(direct: &Path, proxied: &Path) -> anyhow::Result<Sides<RuntimeClient>> {
-    Ok(Sides {
-        direct: cri::runtime_client(cri::connect(direct).await?),
-        proxied: cri::runtime_client(cri::connect(proxied).await?),
-    })
+/// The processes in front of one runtime socket, and a client of each kind per side.
+struct Hops {
+    relay: RelayProcess,
+    proxy: ProxyProcess,
+    typed: ProxyProcess,
+    rt: [RuntimeClient; 4],
+    img: [ImageClient; 4],
 }
 
-async fn image_sides(direct: &Path, proxied: &Path) -> anyhow::Result<Sides<ImageClient>> {
-    Ok(Sides {
-        direct: cri::image_client(cri::connect(direct).await?),
-        proxied: cri::image_client(cri::connect(proxied).await?),
-    })
+impl Hops {
+    async fn start(dir: &Path, runtime: &Path, proxy_args: &[&str]) -> anyhow::Result<Hops> {
+        let relay = RelayProcess::start(&dir.join("relay.sock"), runtime).await?;
+        let proxy = ProxyProcess::start(&dir.join("proxy.sock"), runtime, proxy_args).await?;
+        let typed =
+            ProxyProcess::start_binary(&typed::binary()?, &dir.join("typed.sock"), runtime, proxy_args)
+                .await?;
+        let sockets = [runtime, relay.socket(), proxy.socket(), typed.socket()];
+        let mut channels = Vec::new();
+        for s in sockets {
+            channels.push(cri::connect(s).await?);
+        }
+        let rt = std::array::from_fn(|i| cri::runtime_client(channels[i].clone()));
+        let img = std::array::from_fn(|i| cri::image_client(channels[i].clone()));
+        Ok(Hops { relay, proxy, typed, rt, img })
+    }
+
+    fn rt(&self, side: Side) -> RuntimeClient {
+        self.rt[side as usize].clone()
+    }
+
+    fn img(&self, side: Side) -> ImageClient {
+        self.img[side as usize].clone()
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        let Hops { relay, mut proxy, mut typed, rt, img } = self;
+        drop((rt, img));
+        proxy.stop().await?;
+        typed.stop().await?;
+        drop(relay);
+        Ok(())
+    }
 }
 
 /// Runs every scenario and returns the timings.
 ///
 /// # Errors
-/// The test bed, the proxy or a call fails.
+/// The test bed, a hop or a call fails.
 pub async fn run(counts: Counts, proxy_args: &[&str]) -> anyhow::Result<Vec<Scenario>> {
     let mut scenarios = Vec::new();
     scenarios.push(list_images_on_fake(counts, proxy_args).await.context("ListImages on the fake runtime")?);
     let bed = TestBed::start().await.context("starting the containerd test bed")?;
-    let sock = bed.dir().join("proxy.sock");
-    let mut proxy = ProxyProcess::start(&sock, bed.containerd_socket(), proxy_args).await?;
-    let rt = runtime_sides(bed.containerd_socket(), proxy.socket()).await?;
-    let img = image_sides(bed.containerd_socket(), proxy.socket()).await?;
+    let hops = Hops::start(bed.dir(), bed.containerd_socket(), proxy_args).await?;
 
-    let (direct, proxied) = interleave(counts.small, counts.warmup, |p| {
-        let mut c = rt.pick(p);
+    let samples = interleave(counts.small, counts.warmup, |side| {
+        let mut c = hops.rt(side);
         async move { c.version(VersionRequest::default()).await.map(drop).map_err(Into::into) }
     })
     .await?;
-    scenarios.push(Scenario {
-        name: "Version (containerd)".into(),
-        target: Target::AddedMicros(15.0),
-        direct,
-        proxied,
-    });
+    scenarios.push(Scenario { name: "Version (containerd)".into(), target: Target::Relay, samples });
 
     let app = bed.image("app:v1");
     let pull = |image: &str| PullImageRequest {
         image: Some(stevedore_proto::cri::ImageSpec { image: image.to_owned(), ..Default::default() }),
         ..Default::default()
     };
-    img.pick(false).pull_image(pull(&app)).await?;
+    hops.img(Side::Direct).pull_image(pull(&app)).await?;
     let mut pods_started = Vec::new();
     let log_dir = bed.log_dir();
     for i in 0..counts.containers {
@@ -242,7 +309,7 @@ pub async fn run(counts: Counts, proxy_args: &[&str]) -> anyhow::Result<Vec<Scen
             Network::Host,
             &log_dir.join(&name).display().to_string(),
         );
-        let mut c = rt.pick(false);
+        let mut c = hops.rt(Side::Direct);
         let pod = c
             .run_pod_sandbox(RunPodSandboxRequest {
                 config: Some(cfg.clone()),
@@ -256,31 +323,37 @@ pub async fn run(counts: Counts, proxy_args: &[&str]) -> anyhow::Result<Vec<Scen
         c.start_container(StartContainerRequest { container_id: ctr }).await?;
         pods_started.push((pod, cfg));
     }
-    let (direct, proxied) = interleave(counts.small, counts.warmup, |p| {
-        let mut c = rt.pick(p);
+    let samples = interleave(counts.small, counts.warmup, |side| {
+        let mut c = hops.rt(side);
         async move { c.list_containers(ListContainersRequest::default()).await.map(drop).map_err(Into::into) }
     })
     .await?;
     let name = format!("ListContainers ({} running, containerd)", counts.containers);
-    scenarios.push(Scenario { name, target: Target::AddedMicros(15.0), direct, proxied });
+    scenarios.push(Scenario { name, target: Target::Relay, samples });
 
-    let (direct, proxied) = interleave(counts.pull, counts.warmup.min(5), |p| {
-        let mut c = img.pick(p);
+    let samples = interleave(counts.small, counts.warmup, |side| {
+        let mut c = hops.img(side);
+        async move { c.list_images(ListImagesRequest::default()).await.map(drop).map_err(Into::into) }
+    })
+    .await?;
+    scenarios.push(Scenario { name: "ListImages (containerd)".into(), target: Target::Relay, samples });
+
+    let samples = interleave(counts.pull, counts.warmup.min(5), |side| {
+        let mut c = hops.img(side);
         let req = pull(&app);
         async move { c.pull_image(req).await.map(drop).map_err(Into::into) }
     })
     .await?;
     scenarios.push(Scenario {
         name: "PullImage, present (containerd)".into(),
-        target: Target::AddedMicros(15.0),
-        direct,
-        proxied,
+        target: Target::None,
+        samples,
     });
 
     let (pod, cfg) = pods_started.first().cloned().context("the cycle needs one pod")?;
     let mut attempt = 1;
-    let (direct, proxied) = interleave(counts.cycle, 1, |p| {
-        let mut c = rt.pick(p);
+    let samples = interleave(counts.cycle, 1, |side| {
+        let mut c = hops.rt(side);
         let req = pods::container(&pod, &cfg, "cycle", &app, attempt);
         attempt += 1;
         async move {
@@ -294,12 +367,10 @@ pub async fn run(counts: Counts, proxy_args: &[&str]) -> anyhow::Result<Vec<Scen
     .await?;
     scenarios.push(Scenario {
         name: "create+start+stop+remove (containerd)".into(),
-        target: Target::AddedFraction(0.01),
-        direct,
-        proxied,
+        target: Target::None,
+        samples,
     });
-    drop((rt, img));
-    proxy.stop().await?;
+    hops.stop().await?;
     drop(bed);
     Ok(scenarios)
 }
@@ -310,7 +381,7 @@ async fn list_images_on_fake(counts: Counts, proxy_args: &[&str]) -> anyhow::Res
     let fake = FakeRuntime::default();
     fake.set_images(sample_images(1000));
     let stop = CancellationToken::new();
-    // the fake gets its own threads, as a runtime process would
+    // the fake gets its own thread, as a runtime process would
     let server = {
         let (fake, sock, stop) = (fake.clone(), fake_sock.clone(), stop.clone());
         std::thread::spawn(move || -> anyhow::Result<()> {
@@ -325,10 +396,9 @@ async fn list_images_on_fake(counts: Counts, proxy_args: &[&str]) -> anyhow::Res
     while tokio::net::UnixStream::connect(&fake_sock).await.is_err() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let mut proxy = ProxyProcess::start(&dir.path().join("proxy.sock"), &fake_sock, proxy_args).await?;
-    let img = image_sides(&fake_sock, proxy.socket()).await?;
-    let (direct, proxied) = interleave(counts.list_images, counts.warmup, |p| {
-        let mut c = img.pick(p);
+    let hops = Hops::start(dir.path(), &fake_sock, proxy_args).await?;
+    let samples = interleave(counts.list_images, counts.warmup, |side| {
+        let mut c = hops.img(side);
         async move {
             let n = c.list_images(ListImagesRequest::default()).await?.into_inner().images.len();
             anyhow::ensure!(n == 1000, "the fake listed {n} images");
@@ -336,14 +406,12 @@ async fn list_images_on_fake(counts: Counts, proxy_args: &[&str]) -> anyhow::Res
         }
     })
     .await?;
-    drop(img);
-    proxy.stop().await?;
+    hops.stop().await?;
     stop.cancel();
     server.join().map_err(|_| anyhow::anyhow!("the fake runtime's thread panicked"))??;
     Ok(Scenario {
         name: "ListImages (1,000 images, fake runtime)".into(),
         target: Target::AddedFraction(0.05),
-        direct,
-        proxied,
+        samples,
     })
 }

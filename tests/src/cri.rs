@@ -3,13 +3,10 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use hyper_util::rt::TokioIo;
 use stevedore_proto::cri::image_service_client::ImageServiceClient;
 use stevedore_proto::cri::runtime_service_client::RuntimeServiceClient;
-use tonic::transport::{Channel, Endpoint};
-
-/// The message size limit (both directions) of the clients made here, as kubelet's.
-pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
+pub use stevedore_proto::uds::MAX_MESSAGE_SIZE;
+use tonic::transport::Channel;
 
 /// The CRI runtime service client type returned by [`runtime_client`].
 pub type RuntimeClient = RuntimeServiceClient<Channel>;
@@ -20,16 +17,9 @@ pub type ImageClient = ImageServiceClient<Channel>;
 ///
 /// The channel connects at once, so a missing socket fails here.
 pub async fn connect(path: &Path) -> anyhow::Result<Channel> {
-    let path = path.to_path_buf();
-    let shown = path.display().to_string();
-    // The URI is a placeholder: the connector ignores it.
-    Endpoint::try_from("http://[::]:50051")?
-        .connect_with_connector(tower::service_fn(move |_| {
-            let p = path.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(p).await?)) }
-        }))
+    stevedore_proto::uds::connect(path)
         .await
-        .with_context(|| format!("connecting to CRI socket {shown}"))
+        .with_context(|| format!("connecting to CRI socket {}", path.display()))
 }
 
 /// A CRI runtime service client on `ch`, with 16 MiB message limits.

@@ -17,7 +17,8 @@ use stevedore_proto::cri::{ContainerFilter, ExecSyncRequest, ListContainersReque
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    apiserver::{ADMIN_TOKEN, ApiServer, Options},
+    apiserver::{ADMIN_TOKEN, ApiServer, Hooks, Options, UserInfo},
+    clients::Clients,
     cri::{connect, runtime_client},
     kubelet::{self, Kubelet, status::running_and_ready},
     proxy_process::ProxyProcess,
@@ -66,9 +67,10 @@ pub async fn run() -> anyhow::Result<()> {
     .await?;
     println!("             runtime {} {} (CRI {})", v.runtime_name, v.runtime_version, v.runtime_api_version);
 
-    let api =
-        step("start the simulated API server", async { Ok(ApiServer::start(Options::default()).await?) })
-            .await?;
+    // With its real plug-ins, and kubectl's requests (no credentials over HTTP) served
+    // as the admin's, so a user can look around with kubectl.
+    let opts = Options { hooks: Hooks::cluster(), anonymous: Some(UserInfo::admin()), ..Options::default() };
+    let api = step("start the simulated API server", async { Ok(ApiServer::start(opts).await?) }).await?;
     let kubeconfig = bed.dir().join("kubeconfig");
     api.write_kubeconfig(&kubeconfig, ADMIN_TOKEN)?;
     println!("             {} (kubeconfig {})", api.url(), kubeconfig.display());
@@ -128,6 +130,16 @@ pub async fn run() -> anyhow::Result<()> {
             c.image_id,
             c.container_id.as_deref().unwrap_or("?")
         );
+    }
+    let cli =
+        step("install kubectl v1.33 (once per machine, from npm)", Clients::for_kubeconfig(&kubeconfig))
+            .await?;
+    let wide = step("kubectl get nodes,pods -o wide", async {
+        Ok(cli.kubectl(&["get", "nodes,pods", "-o", "wide"]).await)
+    })
+    .await?;
+    for line in wide.ok().lines() {
+        println!("             {line}");
     }
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let filter = || ContainerFilter {

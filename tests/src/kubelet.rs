@@ -24,6 +24,7 @@ mod api;
 pub mod env;
 pub mod hash;
 pub mod hollow;
+pub mod logs;
 pub mod node;
 pub mod quantity;
 mod runtime;
@@ -65,6 +66,10 @@ pub struct Config {
     pub max_pods: u32,
     /// The Node's InternalIP; host-network pods get it as their pod IP.
     pub host_ip: String,
+    /// The kubelet port the Node advertises (`daemonEndpoints`). A CRI node serves its
+    /// container logs there (on `host_ip`, a free port chosen at start); a hollow node
+    /// only advertises it.
+    pub kubelet_port: u16,
     /// The CRI socket; `None` for a hollow node.
     pub cri_socket: Option<PathBuf>,
     /// kubelet's root dir: pods' emptyDirs live in `<root>/pods/<uid>/volumes/…`.
@@ -96,6 +101,7 @@ impl Config {
             memory: "8Gi".to_owned(),
             max_pods: 110,
             host_ip: "127.0.0.1".to_owned(),
+            kubelet_port: 10250,
             cri_socket,
             log_dir: root_dir.join("logs"),
             root_dir,
@@ -180,24 +186,38 @@ impl Kubelet {
     /// until `shutdown`: heartbeats and pod workers. On shutdown it leaves the pods'
     /// containers running, as kubelet does; a new `Kubelet` for the same node adopts
     /// them.
-    pub async fn start(cfg: Config, client: kube::Client, shutdown: CancellationToken) -> Result<Kubelet> {
-        let runtime = match &cfg.cri_socket {
-            None => None,
+    pub async fn start(
+        mut cfg: Config,
+        client: kube::Client,
+        shutdown: CancellationToken,
+    ) -> Result<Kubelet> {
+        let (runtime, log_listener) = match &cfg.cri_socket {
+            None => (None, None),
             Some(path) => {
                 let ch = crate::cri::connect(path)
                     .await
                     .map_err(|e| Error::Connect { path: path.clone(), message: format!("{e:#}") })?;
-                Some((crate::cri::runtime_client(ch.clone()), crate::cri::image_client(ch)))
+                let addr = format!("{}:0", cfg.host_ip);
+                let io = |err| Error::Io { path: PathBuf::from(&addr), err };
+                let listener = tokio::net::TcpListener::bind(&addr).await.map_err(io)?;
+                cfg.kubelet_port = listener.local_addr().map_err(io)?.port();
+                (Some((crate::cri::runtime_client(ch.clone()), crate::cri::image_client(ch))), Some(listener))
             }
         };
         node::register(&cfg, &client).await?;
         let span = tracing::info_span!("kubelet", node = %cfg.node_name);
+        let log_root = cfg.log_dir.clone();
         let ctx = Arc::new(NodeCtx { cfg, client, runtime });
         let task = tokio::spawn(
             async move {
                 let heartbeat = node::heartbeat(ctx.clone(), shutdown.clone());
                 let pods = worker::run(ctx.clone(), shutdown.clone());
-                tokio::join!(heartbeat, pods);
+                let logs = async {
+                    if let Some(l) = log_listener {
+                        logs::serve(l, log_root, shutdown.clone()).await;
+                    }
+                };
+                tokio::join!(heartbeat, pods, logs);
             }
             .instrument(span),
         );

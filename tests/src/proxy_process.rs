@@ -34,8 +34,21 @@ impl ProxyProcess {
     /// # Errors
     /// The binary is missing, fails to start, or does not listen within 10 s.
     pub async fn start(socket: &Path, runtime: &Path, extra: &[&str]) -> anyhow::Result<Self> {
-        let bin = binary()?;
-        let mut cmd = Command::new(&bin);
+        Self::start_binary(&binary()?, socket, runtime, extra).await
+    }
+
+    /// As [`ProxyProcess::start`], with another build of the proxy (one that takes
+    /// the same flags).
+    ///
+    /// # Errors
+    /// As [`ProxyProcess::start`].
+    pub async fn start_binary(
+        bin: &Path,
+        socket: &Path,
+        runtime: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        let mut cmd = Command::new(bin);
         cmd.arg("--listen")
             .arg(socket)
             .arg("--runtime-endpoint")

@@ -11,6 +11,7 @@
 //! (default `warn`).
 
 mod cleanup;
+pub mod clients;
 mod config;
 mod images;
 mod prereq;
@@ -184,6 +185,21 @@ impl TestBed {
     /// The bed's registry, `127.0.0.1:PORT` (plain http).
     pub fn registry(&self) -> &str {
         &self.registry_addr
+    }
+
+    /// Makes containerd pull images named `domain/...` from `addr` (plain http), as it
+    /// pulls `stevedore.test/...` from the bed's registry: a test puts its own
+    /// registry front (throttled, counting, with auth; see [`crate::registry_front`])
+    /// or an address that refuses or hangs behind a name of its own. containerd reads
+    /// the hosts file at every pull.
+    ///
+    /// # Errors
+    /// The hosts file cannot be written.
+    pub fn serve_domain(&self, domain: &str, addr: &str) -> anyhow::Result<()> {
+        let dir = self.dir.join("certs.d").join(domain);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::write(dir.join("hosts.toml"), config::hosts_toml(addr)).context("writing hosts.toml")?;
+        Ok(())
     }
 
     /// The name to pull a bed image by: `image("app:v1") == "stevedore.test/app:v1"`.

@@ -72,6 +72,7 @@ async fn admission_and_the_strategy_run_in_kube_apiservers_order() {
         admission: seen.clone(),
         schema: Arc::new(StructuralSchema::default()),
         converter: Arc::new(NoConversionWebhookConfigured),
+        ..Hooks::default()
     };
     let server = ApiServer::start(Options { hooks, ..Options::default() }).await.unwrap();
     let client = server.client().await.unwrap();

@@ -19,11 +19,9 @@ use stevedore_tests::{
     pods::{self, Network},
     proxy_process::ProxyProcess,
     testbed::TestBed,
+    transcript::{Transcript, normalize},
 };
 use tonic::Code;
-
-/// The answers of one run, step by step.
-type Transcript = Vec<(String, Value)>;
 
 fn answer<T: serde::Serialize>(r: Result<tonic::Response<T>, tonic::Status>) -> Value {
     match r {
@@ -207,81 +205,6 @@ async fn scenario(socket: &Path, bed: &TestBed) -> anyhow::Result<Transcript> {
         answer(rt.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: unknown }).await),
     ));
     Ok(t)
-}
-
-/// Replaces what legitimately differs between two runs: container and sandbox ids
-/// (64 hex digits, wherever they appear), timestamps, and pod IPs.
-struct Normalizer {
-    ids: HashMap<String, usize>,
-}
-
-impl Normalizer {
-    fn value(&mut self, key: Option<&str>, v: &mut Value) {
-        match v {
-            Value::Object(map) => {
-                for (k, v) in map.iter_mut() {
-                    self.value(Some(k), v);
-                }
-            }
-            Value::Array(items) => items.iter_mut().for_each(|i| self.value(key, i)),
-            Value::Number(_) if matches!(key, Some("created_at" | "started_at" | "finished_at")) => {
-                *v = json!("<time>")
-            }
-            Value::String(s) if matches!(key, Some("ip")) && !s.is_empty() => *v = json!("<pod-ip>"),
-            Value::String(s) => *s = self.ids_in(s),
-            _ => {}
-        }
-    }
-
-    fn ids_in(&mut self, s: &str) -> String {
-        let bytes = s.as_bytes();
-        let mut out = String::with_capacity(s.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            let run =
-                bytes[i..].iter().take_while(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()).count();
-            if run == 64 && !s[..i].ends_with("sha256:") {
-                let next = self.ids.len();
-                let n = *self.ids.entry(s[i..i + 64].to_owned()).or_insert(next);
-                out.push_str(&format!("<id{n}>"));
-                i += 64;
-            } else {
-                let step = run.max(1);
-                out.push_str(&s[i..i + step]);
-                i += step;
-            }
-        }
-        out
-    }
-}
-
-fn normalize(t: &Transcript) -> Transcript {
-    let mut n = Normalizer { ids: HashMap::new() };
-    t.iter()
-        .map(|(step, v)| {
-            let mut v = v.clone();
-            sort_lists(&mut v);
-            n.value(None, &mut v);
-            (step.clone(), v)
-        })
-        .collect()
-}
-
-/// containerd lists images, containers and sandboxes in map order, which differs
-/// from call to call: order every list by its elements with ids masked.
-fn sort_lists(v: &mut Value) {
-    match v {
-        Value::Array(items) if items.iter().all(Value::is_object) => {
-            items.iter_mut().for_each(sort_lists);
-            items.sort_by_cached_key(|i| {
-                let mut masked = i.clone();
-                Normalizer { ids: HashMap::new() }.value(None, &mut masked);
-                masked.to_string()
-            });
-        }
-        Value::Object(map) => map.values_mut().for_each(sort_lists),
-        _ => {}
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -49,8 +49,8 @@ impl Options {
         let body: Value = if req.body.is_empty() {
             json!({})
         } else {
-            serde_json::from_slice(&req.body)
-                .map_err(|e| Status::bad_request(format!("bad DeleteOptions: {e}")))?
+            super::write::parse_body(req)
+                .map_err(|e| Status::bad_request(format!("bad DeleteOptions: {}", e.message)))?
         };
         let grace = req
             .query

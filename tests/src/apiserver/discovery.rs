@@ -89,6 +89,7 @@ fn entry(r: &ResourceInfo) -> Vec<Value> {
             "scale" => ("autoscaling", "v1", "Scale", &["get", "patch", "update"]),
             "binding" => ("", "v1", "Binding", &["create"]),
             "eviction" => ("policy", "v1", "Eviction", &["create"]),
+            "log" => ("", "", "Pod", &["get"]),
             _ => ("", "", &r.kind, &["get", "patch", "update"]),
         };
         let mut e = json!({

@@ -7,11 +7,12 @@ use serde_json::{Value, json};
 
 use super::{
     Status, delete,
+    negotiate::{self, Format},
     resources::ResourceInfo,
     selectors::{FieldSelector, LabelSelector},
     server::{Body, Request, Shared, json as reply},
     store::State,
-    subresources, watch, write,
+    subresources, table, watch, write,
 };
 
 const CRD_KEY: &str = "apiextensions.k8s.io/customresourcedefinitions";
@@ -33,25 +34,41 @@ pub async fn dispatch(shared: &Arc<Shared>, req: Request) -> Result<Response<Bod
     {
         return Err(no_resource());
     }
-    let ct = req.content_type.split(';').next().unwrap_or_default().trim();
-    if matches!(req.method, Method::POST | Method::PUT) && !matches!(ct, "" | "application/json" | "*/*") {
-        return Err(Status::new(
-            415,
-            "UnsupportedMediaType",
-            format!(
-                "the body of the request was in an unknown format - accepted media types include: \
-                 application/json (this simulated server does not decode {ct})"
-            ),
-        ));
+    let read = req.method == Method::GET && t.sub.is_none();
+    let format = negotiate::choose(&req.accept, Some(&res), read)?;
+    let sub = t.sub.clone();
+    if req.method == Method::GET && req.query.flag("watch") && t.name.is_none() && sub.is_none() {
+        return watch::watch(shared, res, req, format).await;
     }
+    let resp = serve(shared, &res, req, format).await?;
+    Ok(negotiate::encode(resp, format).await)
+}
+
+async fn serve(
+    shared: &Arc<Shared>,
+    res: &ResourceInfo,
+    req: Request,
+    format: Format,
+) -> Result<Response<Body>, Status> {
+    let res = res.clone();
+    let t = &req.target;
     let sub = t.sub.clone();
     match (&req.method, t.name.is_some(), sub.as_deref()) {
-        (&Method::GET, false, None) if req.query.flag("watch") => watch::watch(shared, res, req).await,
-        (&Method::GET, false, None) => list(shared, &res, &req).await.map(|v| reply(200, &v)),
+        (&Method::GET, false, None) => {
+            let list = list(shared, &res, &req).await?;
+            Ok(match format {
+                Format::Table { beta } => reply(200, &table::of_list(shared, &res, &req, list, beta)),
+                _ => reply(200, &list),
+            })
+        }
         (&Method::POST, false, None) => write::create(shared, &res, req).await,
         (&Method::DELETE, false, None) => delete::delete_collection(shared, &res, req).await,
         (&Method::GET, true, None | Some("status")) if sub.as_deref().is_none_or(|s| res.has(s)) => {
-            get(shared, &res, &req).await.map(|v| reply(200, &v))
+            let obj = get(shared, &res, &req).await?;
+            Ok(match format {
+                Format::Table { beta } => reply(200, &table::of_object(shared, &res, &req, obj, beta)),
+                _ => reply(200, &obj),
+            })
         }
         (&Method::PUT, true, None | Some("status")) if sub.as_deref().is_none_or(|s| res.has(s)) => {
             write::update(shared, &res, req).await
@@ -64,6 +81,7 @@ pub async fn dispatch(shared: &Arc<Shared>, req: Request) -> Result<Response<Bod
         (&Method::POST, true, Some("binding")) if res.has("binding") => {
             subresources::bind(shared, &res, req).await
         }
+        (&Method::GET, true, Some("log")) if res.has("log") => super::logs::pod_log(shared, &res, req).await,
         (&Method::POST, true, Some("eviction")) if res.has("eviction") => {
             subresources::evict(shared, &res, req).await
         }

@@ -151,6 +151,9 @@ pub struct Hooks {
     pub schema: Arc<dyn SchemaCheck>,
     /// CRD conversion.
     pub converter: Arc<dyn Converter>,
+    /// The store the server binds when it starts, for plug-ins that resolve webhook
+    /// Services through stored Endpoints ([`Hooks::webhooks`]).
+    pub endpoints: super::endpoints::StoredEndpoints,
 }
 
 impl Default for Hooks {
@@ -159,6 +162,7 @@ impl Default for Hooks {
             admission: Arc::new(NoAdmissionConfigured),
             schema: Arc::new(NoSchemaCheckConfigured),
             converter: Arc::new(NoConversionWebhookConfigured),
+            endpoints: super::endpoints::StoredEndpoints::default(),
         }
     }
 }

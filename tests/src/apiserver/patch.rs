@@ -77,7 +77,7 @@ pub fn apply(pt: PatchType, doc: &Value, patch: &Value) -> Result<Value, Status>
 
 /// The merge key of a list field in built-in types (`patchMergeKey` in the Go types);
 /// `None` means the list is replaced (atomic).
-fn merge_key(field: &str, sample: &Value) -> Option<&'static str> {
+pub(crate) fn merge_key(field: &str, sample: &Value) -> Option<&'static str> {
     Some(match field {
         "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env" | "imagePullSecrets" => {
             "name"

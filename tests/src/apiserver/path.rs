@@ -34,6 +34,12 @@ pub enum Route {
     Resources(String, String),
     /// A resource URL.
     Resource(Target),
+    /// `/openapi/v3`: the index of group/version documents.
+    OpenApiV3Index,
+    /// `/openapi/v3/api/v1` or `/openapi/v3/apis/{group}/{version}`.
+    OpenApiV3(String, String),
+    /// `/openapi/v2`.
+    OpenApiV2,
     /// Anything else.
     Unknown,
 }
@@ -51,6 +57,10 @@ pub fn route(path: &str) -> Route {
         ["apis", g, v] => Route::Resources(g.to_string(), v.to_string()),
         ["api", v, rest @ ..] => resource("", v, rest),
         ["apis", g, v, rest @ ..] => resource(g, v, rest),
+        ["openapi", "v3"] => Route::OpenApiV3Index,
+        ["openapi", "v3", "api", v] => Route::OpenApiV3(String::new(), v.to_string()),
+        ["openapi", "v3", "apis", g, v] => Route::OpenApiV3(g.to_string(), v.to_string()),
+        ["openapi", "v2"] => Route::OpenApiV2,
         _ => Route::Unknown,
     }
 }

@@ -22,7 +22,9 @@ use serde_json::Value;
 use super::{
     Admission, AdmissionPhase, AdmitRequest, Converter, HookFuture, Hooks, Operation, SchemaCheck, Status,
     admission::{self, Attributes, Dispatcher, Gvk, Gvr, client::ServiceResolver},
-    conversion, schema,
+    conversion,
+    endpoints::{Chain, StoredEndpoints},
+    schema,
 };
 
 /// A `metav1.Status` from the plug-in modules as the server's [`Status`].
@@ -217,12 +219,21 @@ impl Converter for ConversionWebhooks {
 
 impl Hooks {
     /// Schema checks, admission webhooks and conversion webhooks as kube-apiserver
-    /// runs them, webhook Services reached through `resolver`.
+    /// runs them. A webhook Service is reached through `resolver` first, then through
+    /// the addresses its Endpoints or EndpointSlices in the server's store list.
     pub fn webhooks<R: ServiceResolver + Clone + 'static>(resolver: R) -> Self {
+        let endpoints = StoredEndpoints::default();
         Self {
-            admission: Arc::new(Webhooks::new(resolver.clone())),
+            admission: Arc::new(Webhooks::new(Chain(resolver.clone(), endpoints.clone()))),
             schema: Arc::new(StructuralSchema::default()),
-            converter: Arc::new(ConversionWebhooks::new(resolver)),
+            converter: Arc::new(ConversionWebhooks::new(Chain(resolver, endpoints.clone()))),
+            endpoints,
         }
+    }
+
+    /// [`Hooks::webhooks`] with Services reached only through their stored Endpoints
+    /// or EndpointSlices, as in a cluster: what the `stevedore-apiserver` binary runs.
+    pub fn cluster() -> Self {
+        Self::webhooks(|_: &str, _: &str, _: i32| None)
     }
 }

@@ -113,9 +113,7 @@ pub fn for_create(res: &ResourceInfo, obj: &mut Value, ns: &str, uid: &str) -> R
     } else {
         m.remove("namespace");
     }
-    for k in
-        ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "managedFields"]
-    {
+    for k in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
         m.remove(k);
     }
     m.insert("uid".into(), json!(uid));
@@ -131,6 +129,7 @@ pub fn for_create(res: &ResourceInfo, obj: &mut Value, ns: &str, uid: &str) -> R
             obj["spec"]["finalizers"] = json!(["kubernetes"]);
         }
         ("", "nodes") => {}
+        ("", "secrets") if obj.get("type").is_none_or(|t| t == "") => obj["type"] = json!("Opaque"),
         _ if res.has("status") => {
             if res.scale.is_some() && res.crd.is_none() && obj["spec"].get("replicas").is_none() {
                 obj["spec"]["replicas"] = json!(1);
@@ -195,6 +194,15 @@ pub fn for_update(res: &ResourceInfo, old: &Value, mut new: Value, sub: &str) ->
         match new.get("status") {
             Some(s) => out["status"] = s.clone(),
             None => out = without(&out, &["status"]),
+        }
+        // Field management recorded the status writer in the new object.
+        match new["metadata"].get("managedFields") {
+            Some(m) => out["metadata"]["managedFields"] = m.clone(),
+            None => {
+                if let Some(m) = out["metadata"].as_object_mut() {
+                    m.remove("managedFields");
+                }
+            }
         }
         return Ok(out);
     }

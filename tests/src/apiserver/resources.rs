@@ -176,7 +176,7 @@ fn builtin() -> Vec<ResourceInfo> {
         generation,
     };
     let table = [
-        t("", "v1", "Pod", "pods", NS, &["po"][..], &["status", "binding", "eviction"][..], false),
+        t("", "v1", "Pod", "pods", NS, &["po"][..], &["status", "binding", "eviction", "log"][..], false),
         t("", "v1", "Node", "nodes", CL, &["no"], &["status"], false),
         t("", "v1", "Namespace", "namespaces", CL, &["ns"], &["status"], false),
         t("", "v1", "Service", "services", NS, &["svc"], &["status"], false),

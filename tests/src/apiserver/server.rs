@@ -17,6 +17,7 @@ use super::{
     auth::Tokens,
     discovery, handlers,
     hooks::Hooks,
+    openapi,
     path::{Route, Target, route},
     store::State,
 };
@@ -118,6 +119,10 @@ pub struct Request {
     pub body: Bytes,
     /// `Content-Type`.
     pub content_type: String,
+    /// `Accept`.
+    pub accept: String,
+    /// `User-Agent` (its first word names the field manager when none is given).
+    pub user_agent: String,
     /// Who sent it.
     pub user: UserInfo,
 }
@@ -130,6 +135,17 @@ pub fn json(code: u16, v: &Value) -> Response<Body> {
         .header(header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body)).boxed())
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))
+}
+
+/// Adds one `Warning: 299 - "..."` header per warning, as kube-apiserver sends them.
+pub fn with_warnings(mut resp: Response<Body>, warnings: &[String]) -> Response<Body> {
+    for w in warnings {
+        let quoted = format!("299 - \"{}\"", w.replace('\\', "\\\\").replace('"', "\\\""));
+        if let Ok(v) = http::HeaderValue::from_str(&quoted) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+    resp
 }
 
 /// A failure as a `metav1.Status` response.
@@ -186,8 +202,12 @@ async fn handle(shared: Arc<Shared>, req: hyper::Request<Incoming>) -> Response<
         debug!(http.method = %method, http.path = %path, "unauthorized");
         return failure(&Status::unauthorized());
     };
-    let content_type =
-        req.headers().get(header::CONTENT_TYPE).and_then(|h| h.to_str().ok()).unwrap_or_default().to_string();
+    let header_of = |name: header::HeaderName| {
+        req.headers().get(name).and_then(|h| h.to_str().ok()).unwrap_or_default().to_string()
+    };
+    let content_type = header_of(header::CONTENT_TYPE);
+    let accept = header_of(header::ACCEPT);
+    let user_agent = header_of(header::USER_AGENT);
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => return failure(&Status::bad_request(format!("reading the body: {e}"))),
@@ -202,8 +222,25 @@ async fn handle(shared: Arc<Shared>, req: hyper::Request<Incoming>) -> Response<
             discovery::resources(&shared.lock().registry, &g, &v).map(|v| json(200, &v))
         }
         Route::Resource(target) => {
-            let req = Request { method, target, query, body, content_type, user };
+            let req = Request { method, target, query, body, content_type, accept, user_agent, user };
             handlers::dispatch(&shared, req).await
+        }
+        Route::OpenApiV3Index => {
+            let (registry, crds) = openapi_inputs(&shared);
+            Ok(json(200, &openapi::v3_index(&registry, &crds)))
+        }
+        Route::OpenApiV3(g, v) => {
+            let (registry, crds) = openapi_inputs(&shared);
+            openapi::v3_document(&registry, &crds, &g, &v).map(|d| json(200, &d))
+        }
+        Route::OpenApiV2 if !accepts_json(&accept) => Err(Status::new(
+            406,
+            "NotAcceptable",
+            "this simulated server serves /openapi/v2 as JSON only (use /openapi/v3)",
+        )),
+        Route::OpenApiV2 => {
+            let (registry, crds) = openapi_inputs(&shared);
+            Ok(json(200, &openapi::v2_document(&registry, &crds)))
         }
         Route::Health => unreachable_health(),
         Route::Unknown => {
@@ -214,6 +251,24 @@ async fn handle(shared: Arc<Shared>, req: hyper::Request<Incoming>) -> Response<
         debug!(http.path = %path, status.code = s.code, status.reason = %s.reason, "request failed");
         failure(&s)
     })
+}
+
+/// Whether `Accept` takes JSON (or says nothing).
+fn accepts_json(accept: &str) -> bool {
+    accept.trim().is_empty()
+        || accept
+            .split(',')
+            .any(|m| matches!(m.split(';').next().unwrap_or_default().trim(), "application/json" | "*/*"))
+}
+
+/// What the OpenAPI documents are built from, copied out of the store.
+fn openapi_inputs(shared: &Shared) -> (super::resources::Registry, openapi::Crds) {
+    let state = shared.lock();
+    let crds = state
+        .list("apiextensions.k8s.io/customresourcedefinitions", None)
+        .map(|c| (super::store::name_of(c).to_string(), c.clone()))
+        .collect();
+    (state.registry.clone(), crds)
 }
 
 fn unreachable_health() -> Result<Response<Body>, Status> {

@@ -14,7 +14,7 @@ use super::{
     server::{Body, Request, Shared, json as reply},
     status::{Cause, Qualified},
     store::{name_of, now, rv_of},
-    write::{commit_update, parse_json},
+    write::{commit_update, parse_body},
 };
 
 fn get_path<'a>(o: &'a Value, path: &str) -> Option<&'a Value> {
@@ -71,7 +71,7 @@ pub async fn scale(shared: &Arc<Shared>, res: &ResourceInfo, req: Request) -> Re
     let current = to_scale(res, &old);
     let wanted = match req.method {
         Method::GET => return Ok(reply(200, &current)),
-        Method::PUT => parse_json(&req.body)?,
+        Method::PUT => parse_body(&req)?,
         Method::PATCH => {
             let pt = PatchType::from_content_type(&req.content_type)?;
             patch::apply(pt, &current, &patch::parse_body(pt, &req.body)?)?
@@ -111,7 +111,7 @@ fn created() -> Value {
 /// # Errors
 /// 404, 409 when the pod is already bound, 400 without a target.
 pub async fn bind(shared: &Arc<Shared>, res: &ResourceInfo, req: Request) -> Result<Response<Body>, Status> {
-    let body = parse_json(&req.body)?;
+    let body = parse_body(&req)?;
     let name = req.target.name.clone().unwrap_or_default();
     let ns = namespace(res, &req);
     let node = body["target"]["name"].as_str().unwrap_or_default().to_string();
@@ -157,7 +157,7 @@ pub async fn bind(shared: &Arc<Shared>, res: &ResourceInfo, req: Request) -> Res
 /// # Errors
 /// 404, 429 TooManyRequests when the budget allows no disruption, 500 for several budgets.
 pub async fn evict(shared: &Arc<Shared>, res: &ResourceInfo, req: Request) -> Result<Response<Body>, Status> {
-    let body = if req.body.is_empty() { json!({}) } else { parse_json(&req.body)? };
+    let body = if req.body.is_empty() { json!({}) } else { parse_body(&req)? };
     let name = req.target.name.clone().unwrap_or_default();
     let ns = namespace(res, &req);
     let mut state = shared.lock();

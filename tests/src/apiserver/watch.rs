@@ -14,9 +14,12 @@ use tracing::{Instrument, debug, info_span};
 use super::{
     Status,
     handlers::{Selectors, to_served},
+    negotiate::Format,
+    protobuf,
     resources::ResourceInfo,
     server::{Body, Request, Shared},
     store::{Change, EventType, ns_of},
+    table::Printer,
 };
 
 type Tx = mpsc::Sender<Result<Frame<Bytes>, Infallible>>;
@@ -31,13 +34,36 @@ struct Watcher {
     tx: Tx,
     /// Changes when every watch is to end ([`super::ApiServer::expire_watches`]).
     generation: tokio::sync::watch::Receiver<u64>,
+    /// How events are written: JSON lines, protobuf frames, or JSON lines of Tables.
+    format: Format,
+    /// The Table printer, for [`Format::Table`].
+    printer: Option<Printer>,
 }
 
 impl Watcher {
     async fn send(&self, ty: &str, object: Value) -> bool {
-        let mut line = serde_json::to_vec(&json!({"type": ty, "object": object})).unwrap_or_default();
-        line.push(b'\n');
-        self.tx.send(Ok(Frame::data(Bytes::from(line)))).await.is_ok()
+        let object = match (&self.printer, self.format, ty) {
+            (Some(p), Format::Table { beta }, "ADDED" | "MODIFIED" | "DELETED") => {
+                let rv = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
+                p.table(&[object], rv, beta)
+            }
+            (_, Format::Metadata { beta }, "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK") => {
+                super::negotiate::partial_metadata(object, beta)
+            }
+            _ => object,
+        };
+        let frame = match self.format {
+            Format::Protobuf => match protobuf::watch_frame(ty, &object) {
+                Ok(f) => f,
+                Err(_) => return false,
+            },
+            _ => {
+                let mut line = serde_json::to_vec(&json!({"type": ty, "object": object})).unwrap_or_default();
+                line.push(b'\n');
+                line
+            }
+        };
+        self.tx.send(Ok(Frame::data(Bytes::from(frame)))).await.is_ok()
     }
 
     async fn send_object(&self, ty: EventType, object: Value) -> bool {
@@ -86,7 +112,12 @@ impl Watcher {
 ///
 /// # Errors
 /// 400 for bad selectors, 422 for `sendInitialEvents` without its companions.
-pub async fn watch(shared: &Arc<Shared>, res: ResourceInfo, req: Request) -> Result<Response<Body>, Status> {
+pub async fn watch(
+    shared: &Arc<Shared>,
+    res: ResourceInfo,
+    req: Request,
+    format: Format,
+) -> Result<Response<Body>, Status> {
     let sel = Selectors::parse(&res, &req)?;
     let q = &req.query;
     let send_initial = q.get("sendInitialEvents").map(|v| v == "true");
@@ -115,7 +146,8 @@ pub async fn watch(shared: &Arc<Shared>, res: ResourceInfo, req: Request) -> Res
     // Subscribed before the store is read: an expiry in between ends this watch too.
     let generation = shared.watch_generation.subscribe();
     let key = res.key();
-    let w = Watcher { shared: shared.clone(), res, key, ns, sel, tx, generation };
+    let printer = matches!(format, Format::Table { .. }).then(|| Printer::for_request(shared, &res, &req));
+    let w = Watcher { shared: shared.clone(), res, key, ns, sel, tx, generation, format, printer };
 
     // Decide the starting events and subscribe under one lock, so nothing falls between.
     let (initial, replay, live, start_rv) = {
@@ -144,7 +176,13 @@ pub async fn watch(shared: &Arc<Shared>, res: ResourceInfo, req: Request) -> Res
     let body = StreamBody::new(ReceiverStream::new(rx)).boxed();
     Response::builder()
         .status(200)
-        .header(header::CONTENT_TYPE, "application/json")
+        .header(
+            header::CONTENT_TYPE,
+            match format {
+                Format::Protobuf => "application/vnd.kubernetes.protobuf;stream=watch",
+                _ => "application/json",
+            },
+        )
         .header(header::TRANSFER_ENCODING, "chunked")
         .body(body)
         .map_err(|e| Status::internal(e.to_string()))

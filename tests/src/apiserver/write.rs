@@ -3,26 +3,97 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use http::Response;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps;
 use serde_json::{Value, json};
 
 use super::{
     Status, UserInfo, crd, delete,
+    fields::{self, Directive, Findings},
     handlers::{crd_of, namespace, to_served, to_storage},
     hooks::{AdmissionPhase, AdmitRequest, Operation},
+    managed,
+    negotiate::decode_body,
     patch::{self, CUSTOM_PATCH_TYPES, PatchType},
     prepare,
     resources::ResourceInfo,
-    server::{Body, Request, Shared, json as reply},
+    server::{Body, Request, Shared, json as reply, with_warnings},
     store::{rv_of, uid_of},
 };
 
-/// Parses a JSON request body.
+/// Parses the body of a subresource request (a built-in kind: Scale, Binding,
+/// Eviction) in any of the media types the server reads.
 ///
 /// # Errors
-/// 400 BadRequest.
-pub fn parse_json(body: &[u8]) -> Result<Value, Status> {
-    serde_json::from_slice(body)
-        .map_err(|e| Status::bad_request(format!("the request body is not valid JSON: {e}")))
+/// 400 or 415.
+pub fn parse_body(req: &Request) -> Result<Value, Status> {
+    decode_body(&req.content_type, &req.body, true, &mut Findings::default())
+}
+
+/// Decodes a create or update body as kube-apiserver does, with its field validation:
+/// the object without the fields its kind does not declare, and the warnings to send.
+///
+/// # Errors
+/// 400 for a body that does not decode, or for unknown or duplicate fields under
+/// `fieldValidation=Strict`.
+async fn decode(shared: &Shared, res: &ResourceInfo, req: &Request) -> Result<(Value, Vec<String>), Status> {
+    let directive = Directive::parse(req.query.get("fieldValidation"))?;
+    let mut findings = Findings::default();
+    let mut obj = decode_body(&req.content_type, &req.body, res.crd.is_none(), &mut findings)?;
+    undeclared(shared, res, &mut obj, &mut findings);
+    let warnings = findings.outcome(directive, &fields::decode_prefix(res))?;
+    Ok((obj, warnings))
+}
+
+/// The schema of `res` for field management: its CRD version's, or the built-in
+/// kind's OpenAPI definition.
+fn schema_of(shared: &Shared, res: &ResourceInfo) -> Option<Value> {
+    match res.crd {
+        Some(_) => crd_of(&shared.lock(), res).map(|c| super::openapi::crd_version_schema(&c, &res.version)),
+        None => None,
+    }
+}
+
+/// The shape field management walks for `res`, given [`schema_of`]'s result.
+fn shape<'a>(res: &ResourceInfo, schema: &'a Option<Value>) -> managed::Shape<'a> {
+    let catalog = super::openapi::builtin::catalog();
+    match schema {
+        Some(s) => managed::Shape::custom(s, &catalog.definitions),
+        None => {
+            let def = catalog
+                .kind(&res.group, &res.version, &res.kind)
+                .and_then(|k| catalog.definitions.get(&k.definition));
+            managed::Shape::builtin(def, &catalog.definitions)
+        }
+    }
+}
+
+/// The request's field manager: `fieldManager`, or the user agent's first word as
+/// kube-apiserver takes it.
+fn manager(req: &Request, res: &ResourceInfo) -> managed::Manager {
+    let name = match req.query.get("fieldManager") {
+        Some(m) => m.to_string(),
+        None => req.user_agent.split('/').next().unwrap_or_default().to_string(),
+    };
+    managed::Manager {
+        name,
+        api_version: res.api_version(),
+        subresource: req.target.sub.clone().unwrap_or_default(),
+    }
+}
+
+/// Finds the fields of `obj` its kind does not declare: built-in kinds lose them here,
+/// custom resources when their schema prunes them (admission's schema check).
+fn undeclared(shared: &Shared, res: &ResourceInfo, obj: &mut Value, findings: &mut Findings) {
+    if res.crd.is_none() {
+        findings.unknown(fields::prune_builtin(res, obj));
+        return;
+    }
+    let crd = crd_of(&shared.lock(), res);
+    let Some(crd) = crd else { return };
+    let schema = super::openapi::crd_version_schema(&crd, &res.version);
+    let Ok(schema) = serde_json::from_value::<JSONSchemaProps>(schema) else { return };
+    let mut copy = obj.clone();
+    findings.unknown(super::schema::prune(&schema, &mut copy));
 }
 
 fn dry_run(req: &Request) -> bool {
@@ -38,10 +109,12 @@ pub async fn create(
     res: &ResourceInfo,
     req: Request,
 ) -> Result<Response<Body>, Status> {
-    let obj = parse_json(&req.body)?;
+    let (mut obj, warnings) = decode(shared, res, &req).await?;
+    let schema = schema_of(shared, res);
+    managed::record_update(None, &mut obj, &manager(&req, res), shape(res, &schema));
     let ns = namespace(res, &req);
     let out = create_object(shared, res, &req.user, &ns, obj, dry_run(&req)).await?;
-    Ok(reply(201, &out))
+    Ok(with_warnings(reply(201, &out), &warnings))
 }
 
 /// Creates one object given in the served version; returns it as stored, in the served version.
@@ -249,7 +322,7 @@ pub async fn update(
     res: &ResourceInfo,
     req: Request,
 ) -> Result<Response<Body>, Status> {
-    let new = parse_json(&req.body)?;
+    let (mut new, warnings) = decode(shared, res, &req).await?;
     let name = req.target.name.clone().unwrap_or_default();
     let body_name = super::store::name_of(&new);
     if !body_name.is_empty() && body_name != name {
@@ -281,8 +354,10 @@ pub async fn update(
         None => rv_of(&old),
     };
     let sub = req.target.sub.clone().unwrap_or_default();
+    let schema = schema_of(shared, res);
+    managed::record_update(Some(&old), &mut new, &manager(&req, res), shape(res, &schema));
     let out = commit_update(shared, res, &req.user, &sub, old, new, expect, dry_run(&req)).await?;
-    Ok(reply(200, &out))
+    Ok(with_warnings(reply(200, &out), &warnings))
 }
 
 /// Finishes an update given the old and new objects in the served version.
@@ -353,22 +428,47 @@ pub async fn patch(shared: &Arc<Shared>, res: &ResourceInfo, req: Request) -> Re
             vec![Status::required("fieldManager", "is required for apply patch")],
         ));
     }
+    let directive = Directive::parse(req.query.get("fieldValidation"))?;
     let name = req.target.name.clone().unwrap_or_default();
     let ns = namespace(res, &req);
     let sub = req.target.sub.clone().unwrap_or_default();
+    if pt == PatchType::Apply {
+        check_apply_body(res, &name, &body)?;
+    }
+    let schema = schema_of(shared, res);
+    let shape = shape(res, &schema);
+    let mgr = manager(&req, res);
+    let force = req.query.flag("force");
     for attempt in 0.. {
         let old = shared.lock().get(&res.key(), &ns, &name).cloned();
         let Some(old) = old else {
             if pt == PatchType::Apply && sub.is_empty() {
                 let mut obj = body.clone();
                 obj["metadata"]["name"] = json!(name);
+                let mut findings = Findings::default();
+                undeclared(shared, res, &mut obj, &mut findings);
+                let warnings = findings.outcome(directive, "")?;
+                let obj = managed::apply(None, &obj, &mgr, force, shape, res.qualified(), &name)?;
                 let out = create_object(shared, res, &req.user, &ns, obj, dry_run(&req)).await?;
-                return Ok(reply(201, &out));
+                return Ok(with_warnings(reply(201, &out), &warnings));
             }
             return Err(Status::not_found(res.qualified(), &name));
         };
         let old = to_served(shared, res, vec![old]).await?.remove(0);
-        let mut new = patch::apply(pt, &old, &body)?;
+        let (mut new, warnings) = if pt == PatchType::Apply {
+            let mut cfg = body.clone();
+            let mut findings = Findings::default();
+            undeclared(shared, res, &mut cfg, &mut findings);
+            let warnings = findings.outcome(directive, "")?;
+            (managed::apply(Some(&old), &cfg, &mgr, force, shape, res.qualified(), &name)?, warnings)
+        } else {
+            let mut new = patch::apply(pt, &old, &body)?;
+            let mut findings = Findings::default();
+            undeclared(shared, res, &mut new, &mut findings);
+            let warnings = findings.outcome(directive, "")?;
+            managed::record_update(Some(&old), &mut new, &mgr, shape);
+            (new, warnings)
+        };
         let explicit_rv = new["metadata"]["resourceVersion"] != old["metadata"]["resourceVersion"];
         if explicit_rv && !new["metadata"]["resourceVersion"].is_null() {
             return Err(Status::stale(res.qualified(), &name));
@@ -377,10 +477,39 @@ pub async fn patch(shared: &Arc<Shared>, res: &ResourceInfo, req: Request) -> Re
         match commit_update(shared, res, &req.user, &sub, old.clone(), new, rv_of(&old), dry_run(&req)).await
         {
             Err(s) if s.reason == "Conflict" && attempt < 5 => continue,
-            r => return r.map(|v| reply(200, &v)),
+            r => return r.map(|v| with_warnings(reply(200, &v), &warnings)),
         }
     }
     unreachable_loop()
+}
+
+/// What kube-apiserver requires of an apply body: its own `apiVersion`, `kind` and
+/// `name`, and no `managedFields`.
+fn check_apply_body(res: &ResourceInfo, name: &str, body: &Value) -> Result<(), Status> {
+    let av = body["apiVersion"].as_str().unwrap_or_default();
+    if av != res.api_version() {
+        return Err(Status::bad_request(format!(
+            "the API version in the data ({av}) does not match the expected API version ({})",
+            res.api_version()
+        )));
+    }
+    let kind = body["kind"].as_str().unwrap_or_default();
+    if kind != res.kind {
+        return Err(Status::bad_request(format!(
+            "the kind in the data ({kind}) does not match the expected kind ({})",
+            res.kind
+        )));
+    }
+    let body_name = body["metadata"]["name"].as_str().unwrap_or_default();
+    if !body_name.is_empty() && body_name != name {
+        return Err(Status::bad_request(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    if body["metadata"]["managedFields"].as_array().is_some_and(|m| !m.is_empty()) {
+        return Err(Status::bad_request("metadata.managedFields must be nil"));
+    }
+    Ok(())
 }
 
 fn unreachable_loop() -> Result<Response<Body>, Status> {

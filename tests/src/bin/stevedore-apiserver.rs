@@ -1,11 +1,13 @@
 //! `stevedore-apiserver`: the simulated Kubernetes API server as a process, for the
-//! real binaries and the demo.
+//! real binaries, the demo, kubectl and helm. It runs the real plug-ins (CRD schemas,
+//! admission and conversion webhooks), webhook Services reached through their stored
+//! Endpoints or EndpointSlices.
 
 use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::Context as _;
 use clap::Parser;
-use stevedore_tests::apiserver::{ADMIN_TOKEN, ApiServer, Options, Tokens};
+use stevedore_tests::apiserver::{ADMIN_TOKEN, ApiServer, Hooks, Options, Tokens};
 
 #[derive(Debug, Parser)]
 #[command(about = "A simulated Kubernetes API server (plain HTTP, loopback)")]
@@ -36,8 +38,12 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let mut opts =
-        Options { listen: args.listen, admin_token: args.admin_token.clone(), ..Options::default() };
+    let mut opts = Options {
+        listen: args.listen,
+        admin_token: args.admin_token.clone(),
+        hooks: Hooks::cluster(),
+        ..Options::default()
+    };
     if let Some(path) = &args.tokens {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let mut tokens = Tokens::from_json(&text).with_context(|| format!("parsing {}", path.display()))?;

@@ -10,10 +10,7 @@
 
 use std::fmt::Write as _;
 
-/// FNV-1a, 32 bits.
-fn fnv1a32(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
-}
+use stevedore_proto::hash::fnv32a as fnv1a32;
 
 /// A JSON string as Go's `encoding/json` writes it (HTML-safe escaping).
 fn go_json_string(out: &mut String, s: &str) {

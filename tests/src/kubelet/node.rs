@@ -100,7 +100,7 @@ fn node_status(cfg: &Config, now: Timestamp, resources: BTreeMap<String, Quantit
             NodeAddress { type_: "Hostname".to_owned(), address: cfg.node_name.clone() },
         ]),
         daemon_endpoints: Some(NodeDaemonEndpoints {
-            kubelet_endpoint: Some(DaemonEndpoint { port: 10250 }),
+            kubelet_endpoint: Some(DaemonEndpoint { port: i32::from(cfg.kubelet_port) }),
         }),
         node_info: Some(NodeSystemInfo {
             architecture: "amd64".to_owned(),

@@ -191,8 +191,12 @@ impl Admission for Recording {
 async fn hooks_are_called_on_writes_and_reads() {
     let conv = Arc::new(Renaming::default());
     let adm = Arc::new(Recording::default());
-    let hooks =
-        Hooks { admission: adm.clone(), schema: Arc::new(NoSchemaCheckConfigured), converter: conv.clone() };
+    let hooks = Hooks {
+        admission: adm.clone(),
+        schema: Arc::new(NoSchemaCheckConfigured),
+        converter: conv.clone(),
+        ..Hooks::default()
+    };
     let reason = "in-process hooks that count their calls are simulator plug points";
     let opts = Options { hooks, ..Options::default() };
     let Some(cluster) = TestCluster::simulator_only_with(reason, opts, Services::default()).await.unwrap()

@@ -34,17 +34,44 @@ const OWNER_REFERENCE_FIELDS: &[&str] =
 /// The root and every `x-kubernetes-embedded-resource` object keep `apiVersion`,
 /// `kind` and `metadata`; their `metadata` keeps only `ObjectMeta`'s fields (the
 /// real server round-trips it through the typed `ObjectMeta`, at the root as well).
-pub fn prune(schema: &JSONSchemaProps, value: &mut Value) {
-    prune_node(Some(schema), value, true);
+/// Returns the paths of what it removed, as kube-apiserver's strict field validation
+/// names them (`spec.foo`, `spec.items[0].bar`).
+pub fn prune(schema: &JSONSchemaProps, value: &mut Value) -> Vec<String> {
+    let mut removed = Vec::new();
+    prune_node(Some(schema), value, true, &mut Path { at: String::new(), removed: &mut removed });
+    removed
+}
+
+/// Where pruning is, and what it removed (`spec.foo`, `spec.items[0].bar`).
+struct Path<'a> {
+    at: String,
+    removed: &'a mut Vec<String>,
+}
+
+impl Path<'_> {
+    fn key(&self, k: &str) -> String {
+        if self.at.is_empty() { k.to_string() } else { format!("{}.{k}", self.at) }
+    }
+
+    fn index(&self, i: usize) -> String {
+        format!("{}[{i}]", self.at)
+    }
+
+    fn with<R>(&mut self, at: String, f: impl FnOnce(&mut Path<'_>) -> R) -> R {
+        let saved = std::mem::replace(&mut self.at, at);
+        let r = f(self);
+        self.at = saved;
+        r
+    }
 }
 
 fn is_embedded(s: Option<&JSONSchemaProps>, root: bool) -> bool {
     root || s.is_some_and(|s| s.x_kubernetes_embedded_resource == Some(true))
 }
 
-fn prune_node(s: Option<&JSONSchemaProps>, v: &mut Value, root: bool) {
+fn prune_node(s: Option<&JSONSchemaProps>, v: &mut Value, root: bool, path: &mut Path<'_>) {
     if s.is_some_and(|s| s.x_kubernetes_preserve_unknown_fields == Some(true)) {
-        skip_prune(s, v, root);
+        skip_prune(s, v, root, path);
         return;
     }
     match v {
@@ -52,6 +79,9 @@ fn prune_node(s: Option<&JSONSchemaProps>, v: &mut Value, root: bool) {
             let embedded = is_embedded(s, root);
             let Some(s) = s else {
                 if !embedded {
+                    for k in map.keys() {
+                        path.removed.push(path.key(k));
+                    }
                     map.clear();
                 }
                 return;
@@ -61,30 +91,34 @@ fn prune_node(s: Option<&JSONSchemaProps>, v: &mut Value, root: bool) {
                     match k.as_str() {
                         "apiVersion" | "kind" => return true,
                         "metadata" => {
-                            coerce_object_meta(child);
+                            let at = path.key(k);
+                            coerce_object_meta(child, &at, path.removed);
                             return true;
                         }
                         _ => {}
                     }
                 }
+                let at = path.key(k);
                 if let Some(ps) = s.properties.as_ref().and_then(|p| p.get(k)) {
-                    prune_node(Some(ps), child, false);
+                    path.with(at, |p| prune_node(Some(ps), child, false, p));
                     true
                 } else if s.additional_properties.is_some() {
                     // `additionalProperties: true` keeps the value as it is.
                     if let Some(extra) = additional_schema(s) {
-                        prune_node(Some(extra), child, false);
+                        path.with(at, |p| prune_node(Some(extra), child, false, p));
                     }
                     true
                 } else {
+                    path.removed.push(at);
                     false
                 }
             });
         }
         Value::Array(items) => {
             let is = s.and_then(items_schema);
-            for item in items {
-                prune_node(is, item, false);
+            for (i, item) in items.iter_mut().enumerate() {
+                let at = path.index(i);
+                path.with(at, |p| prune_node(is, item, false, p));
             }
         }
         _ => {}
@@ -93,40 +127,54 @@ fn prune_node(s: Option<&JSONSchemaProps>, v: &mut Value, root: bool) {
 
 /// Below `x-kubernetes-preserve-unknown-fields`: unknown keys stay, known ones are
 /// still pruned by their own schema.
-fn skip_prune(s: Option<&JSONSchemaProps>, v: &mut Value, root: bool) {
+fn skip_prune(s: Option<&JSONSchemaProps>, v: &mut Value, root: bool, path: &mut Path<'_>) {
     let Some(s) = s else { return };
     match v {
         Value::Object(map) => {
             let embedded = is_embedded(Some(s), root);
             for (k, child) in map.iter_mut() {
+                let at = path.key(k);
                 if embedded && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
                     if k == "metadata" {
-                        coerce_object_meta(child);
+                        coerce_object_meta(child, &at, path.removed);
                     }
                     continue;
                 }
                 if let Some(ps) = s.properties.as_ref().and_then(|p| p.get(k)) {
-                    prune_node(Some(ps), child, false);
+                    path.with(at, |p| prune_node(Some(ps), child, false, p));
                 } else if let Some(extra) = additional_schema(s) {
-                    prune_node(Some(extra), child, false);
+                    path.with(at, |p| prune_node(Some(extra), child, false, p));
                 }
             }
         }
         Value::Array(items) => {
-            for item in items {
-                skip_prune(items_schema(s), item, false);
+            for (i, item) in items.iter_mut().enumerate() {
+                let at = path.index(i);
+                path.with(at, |p| skip_prune(items_schema(s), item, false, p));
             }
         }
         _ => {}
     }
 }
 
-fn coerce_object_meta(meta: &mut Value) {
+fn coerce_object_meta(meta: &mut Value, at: &str, removed: &mut Vec<String>) {
     let Value::Object(map) = meta else { return };
-    map.retain(|k, _| OBJECT_META_FIELDS.contains(&k.as_str()));
+    map.retain(|k, _| {
+        let keep = OBJECT_META_FIELDS.contains(&k.as_str());
+        if !keep {
+            removed.push(format!("{at}.{k}"));
+        }
+        keep
+    });
     if let Some(Value::Array(refs)) = map.get_mut("ownerReferences") {
-        for r in refs.iter_mut().filter_map(Value::as_object_mut) {
-            r.retain(|k, _| OWNER_REFERENCE_FIELDS.contains(&k.as_str()));
+        for (i, r) in refs.iter_mut().filter_map(Value::as_object_mut).enumerate() {
+            r.retain(|k, _| {
+                let keep = OWNER_REFERENCE_FIELDS.contains(&k.as_str());
+                if !keep {
+                    removed.push(format!("{at}.ownerReferences[{i}].{k}"));
+                }
+                keep
+            });
         }
     }
 }

@@ -1,0 +1,146 @@
+//! The workload controllers the leader runs, on the machinery in [`crate::runtime`].
+//! Watches are shared: one of every Node and one of every NodeImage feed every
+//! controller that needs them.
+
+pub mod image_list_pull_job;
+pub mod image_pull_job;
+pub mod node_image;
+pub mod secrets;
+
+use std::{sync::Arc, time::Duration};
+
+use futures_util::StreamExt as _;
+use k8s_openapi::api::core::v1::Node;
+use kube::{
+    Api, Client, ResourceExt,
+    runtime::{
+        Controller, WatchStreamExt as _,
+        reflector::{self, ObjectRef},
+        watcher,
+    },
+};
+use stevedore_proto::crd::{
+    image_list_pull_job::v1beta1::ImageListPullJob, image_pull_job::v1beta1::ImagePullJob,
+    node_image::v1beta1::NodeImage,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::runtime::{self, Events, Expectations};
+
+/// How the controllers run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Objects each controller reconciles at once.
+    pub concurrency: u16,
+    /// The agents' namespace (pull secrets are copied there).
+    pub agent_namespace: String,
+    /// How long a node may not report an image pull before it counts as failed.
+    pub agent_response_timeout: Duration,
+    /// This replica, for events.
+    pub identity: String,
+}
+
+/// Runs every controller until `stop`.
+pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
+    let rs = runtime::Settings { concurrency: settings.concurrency, ..runtime::Settings::default() };
+    let events = Events::new(client.clone(), &settings.identity);
+
+    // Shared watches of Nodes and NodeImages.
+    let (nodes, node_writer) = reflector::store_shared::<Node>(1024);
+    let node_subs = (node_writer.subscribe(), node_writer.subscribe());
+    let node_watch = reflector::reflector(
+        node_writer,
+        watcher(Api::<Node>::all(client.clone()), watcher::Config::default()),
+    )
+    .default_backoff()
+    .for_each(|_| async {});
+    let (node_images, ni_writer) = reflector::store_shared::<NodeImage>(1024);
+    let ni_subs = (ni_writer.subscribe(), ni_writer.subscribe());
+    let ni_watch = reflector::reflector(
+        ni_writer,
+        watcher(Api::<NodeImage>::all(client.clone()), watcher::Config::default()),
+    )
+    .default_backoff()
+    .for_each(|_| async {});
+    let (Some(node_for_creator), Some(node_for_keeper)) = node_subs else { return };
+    let (Some(ni_for_jobs), Some(ni_for_keeper)) = ni_subs else { return };
+
+    let jobs_controller =
+        Controller::new(Api::<ImagePullJob>::all(client.clone()), watcher::Config::default());
+    let jobs = jobs_controller.store();
+    let jobs_store = jobs.clone();
+    let jobs_controller = jobs_controller.watches_shared_stream(ni_for_jobs, move |ni: Arc<NodeImage>| {
+        // The jobs owning its tags, and every running job (a new or relabelled node
+        // may be one a job targets).
+        let mut refs: Vec<ObjectRef<ImagePullJob>> = ni
+            .spec
+            .images
+            .iter()
+            .flatten()
+            .flat_map(|(_, i)| i.tags.iter())
+            .flat_map(|t| t.owner_references.iter().flatten())
+            .filter_map(|o| Some(ObjectRef::new(o.name.as_deref()?).within(o.namespace.as_deref()?)))
+            .collect();
+        refs.extend(
+            jobs_store
+                .state()
+                .iter()
+                .filter(|j| j.status.as_ref().is_none_or(|s| s.completion_time.is_none()))
+                .map(|j| ObjectRef::from_obj(j.as_ref())),
+        );
+        refs
+    });
+    let job_ctx = Arc::new(image_pull_job::Ctx::new(
+        client.clone(),
+        node_images.clone(),
+        events.clone(),
+        settings.agent_namespace.clone(),
+        settings.agent_response_timeout,
+    ));
+
+    let ni_ctx = Arc::new(node_image::Ctx {
+        client: client.clone(),
+        nodes: nodes.clone(),
+        node_images: node_images.clone(),
+        jobs,
+    });
+    let creator = Controller::for_shared_stream(node_for_creator, nodes.clone());
+    let keeper = Controller::for_shared_stream(ni_for_keeper, node_images.clone())
+        .watches_shared_stream(node_for_keeper, |n: Arc<Node>| {
+            Some(ObjectRef::<NodeImage>::new(&n.name_any()))
+        });
+
+    let lists = Controller::new(Api::<ImageListPullJob>::all(client.clone()), watcher::Config::default())
+        .owns(Api::<ImagePullJob>::all(client.clone()), watcher::Config::default());
+    let list_ctx = Arc::new(image_list_pull_job::Ctx {
+        client: client.clone(),
+        events,
+        expectations: Expectations::default(),
+    });
+
+    tokio::join!(
+        async {
+            tokio::select! {
+                () = node_watch => {}
+                () = stop.cancelled() => {}
+            }
+        },
+        async {
+            tokio::select! {
+                () = ni_watch => {}
+                () = stop.cancelled() => {}
+            }
+        },
+        runtime::drive("imagepulljob", jobs_controller, rs, image_pull_job::reconcile, job_ctx, stop.clone()),
+        runtime::drive(
+            "nodeimage-creator",
+            creator,
+            rs,
+            node_image::reconcile_node,
+            ni_ctx.clone(),
+            stop.clone()
+        ),
+        runtime::drive("nodeimage", keeper, rs, node_image::reconcile_node_image, ni_ctx, stop.clone()),
+        runtime::drive("imagelistpulljob", lists, rs, image_list_pull_job::reconcile, list_ctx, stop.clone()),
+    );
+}

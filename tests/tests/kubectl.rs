@@ -1,0 +1,460 @@
+//! kubectl v1.33 and helm v4 — clients nobody here wrote — against the simulated API
+//! server (or, with `STEVEDORE_E2E_CLUSTER=kubeconfig`, a real cluster): every step is a
+//! command a user would type. Each test works in a namespace of its own.
+
+use std::time::Duration;
+
+use stevedore_tests::{
+    apiserver::{Hooks, Options, UserInfo},
+    clients::Clients,
+    cluster::{Services, TestCluster},
+    wait::until,
+};
+
+const CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/crds/");
+
+/// A cluster kubectl can use, and the clients.
+async fn start() -> (TestCluster, Clients) {
+    let services = Services::default();
+    let opts = Options {
+        hooks: Hooks::webhooks(services.clone()),
+        anonymous: Some(UserInfo::admin()),
+        ..Options::default()
+    };
+    let cluster = TestCluster::start_with(opts, services).await.expect("start the test cluster");
+    let cli = Clients::for_cluster(&cluster).await.expect("kubectl and helm");
+    (cluster, cli)
+}
+
+fn cloneset(ns: &str, name: &str, replicas: &str) -> String {
+    format!(
+        "apiVersion: apps.kruise.io/v1alpha1\nkind: CloneSet\nmetadata:\n  name: {name}\n  namespace: {ns}\n\
+         spec:\n  replicas: {replicas}\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n\
+         \x20   metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n      - name: app\n\
+         \x20       image: nginx:1.27\n"
+    )
+}
+
+#[tokio::test]
+async fn crds_apply_explain_and_printer_columns() {
+    let (cluster, k) = start().await;
+    let ns = cluster.namespace();
+    // Default flags: kubectl downloads OpenAPI and validates on the server.
+    let out = k.kubectl(&["apply", "-f", CRDS]).await;
+    assert!(out.ok().contains("customresourcedefinition.apiextensions.k8s.io/clonesets.apps.kruise.io"));
+    k.kubectl(&["wait", "--for=condition=Established", "crd/clonesets.apps.kruise.io", "--timeout=30s"])
+        .await
+        .ok();
+    let explain = k.kubectl(&["explain", "clonesets.spec.updateStrategy"]).await;
+    assert!(
+        explain.ok().contains("KIND:       CloneSet") && explain.stdout.contains("partition"),
+        "{}",
+        explain.stdout
+    );
+
+    k.kubectl_stdin(&["apply", "-f", "-"], &cloneset(ns, "web", "3")).await.ok();
+    let table = k.kubectl(&["get", "clonesets", "-n", ns]).await;
+    let header = table.ok().lines().next().unwrap_or_default().split_whitespace().collect::<Vec<_>>();
+    assert_eq!(header[..4], ["NAME", "DESIRED", "UPDATED", "UPDATED_READY"], "{}", table.stdout);
+    assert!(table.stdout.lines().nth(1).unwrap_or_default().starts_with("web "), "{}", table.stdout);
+    // `-o wide` adds the priority columns.
+    let wide = k.kubectl(&["get", "clonesets", "web", "-n", ns, "-o", "wide"]).await;
+    let wide_header = wide.ok().lines().next().unwrap_or_default().to_string();
+    assert!(wide_header.split_whitespace().count() > header.len(), "{wide_header} vs {header:?}");
+
+    // Both served versions of a two-version kind.
+    let sts =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/examples/statefulset.yaml"))
+            .unwrap()
+            .replace("namespace: cache", &format!("namespace: {ns}"));
+    k.kubectl_stdin(&["apply", "-f", "-"], &sts).await.ok();
+    for v in ["v1alpha1", "v1beta1"] {
+        let got = k
+            .kubectl(&[
+                "get",
+                &format!("statefulsets.{v}.apps.kruise.io"),
+                "redis",
+                "-n",
+                ns,
+                "-o",
+                "jsonpath={.apiVersion}",
+            ])
+            .await;
+        assert_eq!(got.ok(), format!("apps.kruise.io/{v}"));
+    }
+    let short = k.kubectl(&["get", "asts", "-n", ns, "-o", "name"]).await;
+    assert_eq!(short.ok().trim(), "statefulset.apps.kruise.io/redis");
+    k.kubectl(&["delete", "clonesets", "web", "-n", ns]).await.ok();
+    cluster.finish().await.unwrap();
+}
+
+#[tokio::test]
+async fn builtins_everyday_verbs() {
+    let (cluster, k) = start().await;
+    let ns = cluster.namespace();
+    let shop = cluster.unique("shop");
+    // Generators send protobuf.
+    k.kubectl(&["create", "namespace", &shop]).await.ok();
+    cluster.delete_at_end::<k8s_openapi::api::core::v1::Namespace>(&shop);
+    k.kubectl(&["create", "deployment", "web", "--image=nginx:1.27", "--replicas=2", "-n", ns]).await.ok();
+    k.kubectl(&["create", "configmap", "conf", "--from-literal=a=1", "-n", ns]).await.ok();
+    k.kubectl(&["create", "secret", "generic", "pw", "--from-literal=p=s3cr3t", "-n", ns]).await.ok();
+    let secret = k.kubectl(&["get", "secret", "pw", "-n", ns, "-o", "jsonpath={.data.p}"]).await;
+    assert_eq!(secret.ok(), "czNjcjN0");
+
+    let deploy = k.kubectl(&["get", "deploy", "web", "-n", ns, "-o", "wide"]).await;
+    let mut lines = deploy.ok().lines();
+    assert!(lines.next().unwrap().contains("CONTAINERS   IMAGES"), "{}", deploy.stdout);
+    assert!(lines.next().unwrap().contains("nginx:1.27"), "{}", deploy.stdout);
+    let ns_table = k.kubectl(&["get", "namespace", &shop]).await;
+    assert!(ns_table.ok().contains("Active"), "{}", ns_table.stdout);
+
+    k.kubectl(&["label", "configmap", "conf", "tier=web", "-n", ns]).await.ok();
+    k.kubectl(&["annotate", "configmap", "conf", "owner=team-a", "-n", ns]).await.ok();
+    k.kubectl(&["patch", "configmap", "conf", "-n", ns, "--type=merge", "-p", r#"{"data":{"b":"2"}}"#])
+        .await
+        .ok();
+    k.kubectl(&[
+        "patch",
+        "configmap",
+        "conf",
+        "-n",
+        ns,
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/data/a"}]"#,
+    ])
+    .await
+    .ok();
+    let cm =
+        k.kubectl(&["get", "configmap", "-l", "tier=web", "-n", ns, "-o", "jsonpath={.items[0].data}"]).await;
+    assert_eq!(cm.ok(), r#"{"b":"2"}"#);
+    let described = k.kubectl(&["describe", "configmap", "conf", "-n", ns]).await;
+    assert!(
+        described.ok().contains("owner: team-a") || described.stdout.contains("owner=team-a"),
+        "{}",
+        described.stdout
+    );
+
+    // Strategic merge: a container added by name next to the existing one.
+    let add = r#"{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","image":"busybox"}]}}}}"#;
+    k.kubectl(&["patch", "deployment", "web", "-n", ns, "-p", add]).await.ok();
+    let names = k
+        .kubectl(&[
+            "get",
+            "deploy",
+            "web",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.spec.template.spec.containers[*].name}",
+        ])
+        .await;
+    assert_eq!(names.ok(), "nginx sidecar");
+    k.kubectl(&["scale", "deployment", "web", "--replicas=4", "-n", ns]).await.ok();
+    let replicas = k.kubectl(&["get", "deploy", "web", "-n", ns, "-o", "jsonpath={.spec.replicas}"]).await;
+    assert_eq!(replicas.ok(), "4");
+    k.kubectl(&["delete", "deployment", "web", "-n", ns]).await.ok();
+    let gone = k.kubectl(&["get", "deployment", "web", "-n", ns]).await;
+    assert!(gone.err().contains("NotFound"), "{}", gone.stderr);
+    cluster.finish().await.unwrap();
+}
+
+#[tokio::test]
+async fn server_side_apply_conflicts_diff_and_dry_run() {
+    let (cluster, k) = start().await;
+    let ns = cluster.namespace();
+    let cm = |data: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: conf\n  namespace: {ns}\ndata: {data}\n")
+    };
+    k.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &cm("{a: '1', b: '2'}")).await.ok();
+    let managed =
+        k.kubectl(&["get", "configmap", "conf", "-n", ns, "-o", "yaml", "--show-managed-fields"]).await;
+    assert!(
+        managed.ok().contains("manager: kubectl") && managed.stdout.contains("operation: Apply"),
+        "{}",
+        managed.stdout
+    );
+    // Another manager changes a field the applier owns: the next apply conflicts.
+    k.kubectl(&["patch", "configmap", "conf", "-n", ns, "--type=merge", "-p", r#"{"data":{"a":"9"}}"#])
+        .await
+        .ok();
+    let conflict = k.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &cm("{a: '1', b: '2'}")).await;
+    assert!(
+        conflict.err().contains(r#"Apply failed with 1 conflict: conflict with "kubectl-patch""#)
+            && conflict.stderr.contains(".data.a"),
+        "{}",
+        conflict.stderr
+    );
+    k.kubectl_stdin(&["apply", "--server-side", "--force-conflicts", "-f", "-"], &cm("{a: '1', b: '2'}"))
+        .await
+        .ok();
+    // A field left out of the applied configuration, owned by nobody else, goes.
+    k.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &cm("{a: '1'}")).await.ok();
+    let data = k.kubectl(&["get", "configmap", "conf", "-n", ns, "-o", "jsonpath={.data}"]).await;
+    assert_eq!(data.ok(), r#"{"a":"1"}"#);
+
+    // diff: a dry run on the server; nothing changes.
+    let diff = k.kubectl_stdin(&["diff", "--server-side", "-f", "-"], &cm("{a: '5'}")).await;
+    assert_eq!(diff.code, 1, "diff exits 1 when there are differences: {}{}", diff.stdout, diff.stderr);
+    assert!(diff.stdout.contains("-  a: \"1\"") && diff.stdout.contains("+  a: \"5\""), "{}", diff.stdout);
+    let dry = k
+        .kubectl_stdin(
+            &["apply", "--server-side", "--dry-run=server", "-f", "-", "-o", "jsonpath={.data.a}"],
+            &cm("{a: '7'}"),
+        )
+        .await;
+    assert_eq!(dry.ok(), "7");
+    let data = k.kubectl(&["get", "configmap", "conf", "-n", ns, "-o", "jsonpath={.data.a}"]).await;
+    assert_eq!(data.ok(), "1", "a dry run stores nothing");
+    let same = k.kubectl_stdin(&["diff", "--server-side", "-f", "-"], &cm("{a: '1'}")).await;
+    assert_eq!(same.code, 0, "{}{}", same.stdout, same.stderr);
+    cluster.finish().await.unwrap();
+}
+
+#[tokio::test]
+async fn wait_for_conditions_and_values() {
+    let (cluster, k) = start().await;
+    let ns = cluster.namespace();
+    k.kubectl(&["create", "configmap", "flag", "-n", ns]).await.ok();
+    let mut waiter = k
+        .kubectl_spawn(&[
+            "wait",
+            "--for=jsonpath={.data.ready}=yes",
+            "configmap/flag",
+            "-n",
+            ns,
+            "--timeout=60s",
+        ])
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(waiter.try_wait().unwrap().is_none(), "kubectl wait returned before the value was set");
+    k.kubectl(&["patch", "configmap", "flag", "-n", ns, "--type=merge", "-p", r#"{"data":{"ready":"yes"}}"#])
+        .await
+        .ok();
+    let status = tokio::time::timeout(Duration::from_secs(30), waiter.wait()).await.unwrap().unwrap();
+    assert!(status.success());
+    k.kubectl(&["apply", "-f", CRDS]).await.ok();
+    let crd = k
+        .kubectl(&["wait", "--for=condition=Established", "crd/clonesets.apps.kruise.io", "--timeout=30s"])
+        .await;
+    assert!(crd.ok().contains("condition met"));
+    let timeout = k.kubectl(&["wait", "--for=delete", "configmap/flag", "-n", ns, "--timeout=1s"]).await;
+    assert!(timeout.err().contains("timed out"), "{}", timeout.stderr);
+    cluster.finish().await.unwrap();
+}
+
+#[tokio::test]
+async fn invalid_objects_refused_with_the_field_named() {
+    let (cluster, k) = start().await;
+    let ns = cluster.namespace();
+    k.kubectl(&["apply", "-f", CRDS]).await.ok();
+    // A field the schema does not know: refused by the server's strict validation.
+    let typo = cloneset(ns, "web", "2")
+        .replace("image: nginx:1.27", "image: nginx:1.27\n        imagePullPolicyy: Always");
+    let out = k
+        .kubectl_stdin(&["apply", "-f", "-"], &typo.replace("  replicas: 2", "  replicas: 2\n  replicaz: 3"))
+        .await;
+    assert!(out.err().contains(r#"unknown field "spec.replicaz""#), "{}", out.stderr);
+    // A value of the wrong type: refused by the CRD schema with the field named.
+    let out = k.kubectl_stdin(&["apply", "-f", "-"], &cloneset(ns, "web", "many")).await;
+    assert!(out.err().contains("spec.replicas"), "{}", out.stderr);
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: {ns}\nspec:\n  containers:\n  - name: c\n    image: x\n    imagePullPolicyy: Always\n"
+    );
+    let out = k.kubectl_stdin(&["apply", "-f", "-"], &pod).await;
+    assert!(out.err().contains(r#"unknown field "spec.containers[0].imagePullPolicyy""#), "{}", out.stderr);
+    // With --validate=warn the field is dropped and the user warned.
+    let out = k.kubectl_stdin(&["apply", "--validate=warn", "-f", "-"], &pod).await;
+    out.ok();
+    assert!(out.stderr.contains("Warning: unknown field"), "{}", out.stderr);
+    cluster.finish().await.unwrap();
+}
+
+const CHART: &[(&str, &str)] = &[
+    ("Chart.yaml", "apiVersion: v2\nname: shop\nversion: 0.1.0\n"),
+    ("values.yaml", "greeting: hello\nreplicas: 2\n"),
+    (
+        "templates/conf.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-conf\ndata:\n  greeting: {{ .Values.greeting | quote }}\n",
+    ),
+    (
+        "templates/web.yaml",
+        "apiVersion: apps.kruise.io/v1alpha1\nkind: CloneSet\nmetadata:\n  name: {{ .Release.Name }}-web\nspec:\n  replicas: {{ .Values.replicas }}\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: app\n        image: nginx:1.27\n",
+    ),
+];
+
+#[tokio::test]
+async fn helm_install_upgrade_rollback_uninstall() {
+    let (cluster, k) = start().await;
+    let ns = cluster.namespace();
+    k.kubectl(&["apply", "-f", CRDS]).await.ok();
+    let chart = k.dir().join("chart");
+    for (path, text) in CHART {
+        let p = chart.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let chart = chart.to_string_lossy().into_owned();
+    let get = async |what: &str, path: &str| {
+        k.kubectl(&["get", what, "-n", ns, "-o", &format!("jsonpath={path}")]).await.ok().to_string()
+    };
+    k.helm(&["install", "shop", &chart, "-n", ns, "--wait=false"]).await.ok();
+    assert_eq!(get("configmap/shop-conf", "{.data.greeting}").await, "hello");
+    assert_eq!(get("clonesets/shop-web", "{.spec.replicas}").await, "2");
+    let managed = get("configmap/shop-conf", "{.metadata.managedFields[*].manager}").await;
+    assert!(managed.contains("helm"), "helm applies server-side: {managed}");
+
+    k.helm(&["upgrade", "shop", &chart, "-n", ns, "--set", "greeting=bye", "--set", "replicas=3"]).await.ok();
+    assert_eq!(get("configmap/shop-conf", "{.data.greeting}").await, "bye");
+    assert_eq!(get("clonesets/shop-web", "{.spec.replicas}").await, "3");
+    k.helm(&["rollback", "shop", "1", "-n", ns]).await.ok();
+    assert_eq!(get("configmap/shop-conf", "{.data.greeting}").await, "hello");
+    let history = k.helm(&["history", "shop", "-n", ns]).await;
+    assert_eq!(history.ok().lines().count(), 4, "three revisions: {}", history.stdout);
+    assert!(history.stdout.contains("Rollback to 1"), "{}", history.stdout);
+
+    k.helm(&["uninstall", "shop", "-n", ns]).await.ok();
+    let left = k.kubectl(&["get", "configmaps,clonesets,secrets", "-n", ns, "-o", "name"]).await;
+    assert!(!left.ok().contains("shop"), "everything the release made is gone: {}", left.stdout);
+    cluster.finish().await.unwrap();
+}
+
+/// `kubectl logs` of a pod a simulated kubelet runs on the test bed's containerd.
+#[tokio::test]
+async fn logs_of_a_pod_on_containerd() {
+    use stevedore_tests::{kubelet, scheduler::Scheduler, testbed::TestBed};
+    let services = Services::default();
+    let opts = Options {
+        hooks: Hooks::webhooks(services.clone()),
+        anonymous: Some(UserInfo::admin()),
+        ..Options::default()
+    };
+    let Some(cluster) =
+        TestCluster::simulator_only_with("the pod runs on the test bed's containerd", opts, services)
+            .await
+            .unwrap()
+    else {
+        return;
+    };
+    let k = Clients::for_cluster(&cluster).await.unwrap();
+    let ns = cluster.namespace();
+    let bed = TestBed::start().await.unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let node = cluster.unique("node");
+    let mut cfg =
+        kubelet::Config::new(&node, Some(bed.containerd_socket().to_owned()), bed.dir().join("kubelet"));
+    cfg.sync_interval = Duration::from_millis(300);
+    let _kubelet = kubelet::Kubelet::start(cfg, cluster.client(), stop.clone()).await.unwrap();
+    let _scheduler = Scheduler::start(cluster.client(), stop.clone());
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: talker\n  namespace: {ns}\nspec:\n  nodeName: {node}\n  \
+         terminationGracePeriodSeconds: 1\n  containers:\n  - name: app\n    image: {image}\n    \
+         imagePullPolicy: IfNotPresent\n    command: [sh, -c, 'echo hello; echo world; sleep 2; echo later; sleep 3600']\n",
+        image = bed.image("app:v1")
+    );
+    k.kubectl_stdin(&["apply", "-f", "-"], &pod).await.ok();
+    k.kubectl(&["wait", "--for=condition=Ready", "pod/talker", "-n", ns, "--timeout=120s"]).await.ok();
+    let logs = until("the first lines in the log", Duration::from_secs(30), async || {
+        let out = k.kubectl(&["logs", "talker", "-n", ns]).await;
+        Ok(out.stdout.starts_with("hello\nworld\n").then_some(out))
+    })
+    .await
+    .unwrap();
+    assert_eq!(logs.code, 0, "{}", logs.stderr);
+    let tail = k.kubectl(&["logs", "talker", "-n", ns, "--tail=1", "--timestamps"]).await;
+    assert!(tail.ok().lines().count() == 1 && tail.stdout.contains("Z "), "{}", tail.stdout);
+    // Follow: the line written later arrives on the open stream.
+    let mut follow = k.kubectl_spawn(&["logs", "-f", "talker", "-n", ns, "-c", "app"]).unwrap();
+    let mut out = follow.stdout.take().unwrap();
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !seen.contains("later") {
+        let mut buf = [0u8; 256];
+        let n = tokio::time::timeout_at(deadline, tokio::io::AsyncReadExt::read(&mut out, &mut buf))
+            .await
+            .expect("`later` followed within 30 s")
+            .unwrap();
+        assert!(n > 0, "the followed log ended early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    drop(follow);
+    let bad = k.kubectl(&["logs", "talker", "-n", ns, "-c", "nope"]).await;
+    assert!(bad.err().contains("container nope is not valid for pod talker"), "{}", bad.stderr);
+    k.kubectl(&["delete", "pod", "talker", "-n", ns, "--wait=true", "--timeout=60s"]).await.ok();
+    stop.cancel();
+    cluster.finish().await.unwrap();
+}
+
+/// The `stevedore-apiserver` binary as a user starts it, with the real plug-ins: the
+/// real controller behind a Service whose Endpoints kubectl points at its port, as a
+/// cluster's endpoints controller points a Service at pods; an invalid CloneSet is then
+/// refused by the controller's webhook, a valid one defaulted by it.
+#[tokio::test]
+async fn the_binary_reaches_webhooks_through_endpoints() {
+    use stevedore_tests::controller_process::{ControllerProcess, free_addr};
+    if stevedore_tests::cluster::skipped_on_real_cluster("it tests the simulator's binary").unwrap() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_stevedore-apiserver"))
+        .args(["--listen", "127.0.0.1:0", "--anonymous-admin", "--kubeconfig-out"])
+        .arg(&kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    let mut stdout = tokio::io::BufReader::new(server.stdout.take().unwrap());
+    tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut url).await.unwrap();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let k = Clients::for_kubeconfig(&kubeconfig).await.unwrap();
+    k.kubectl(&["apply", "-f", CRDS]).await.ok();
+    k.kubectl(&["create", "namespace", "stevedore-system"]).await.ok();
+    k.kubectl(&["create", "namespace", "shop"]).await.ok();
+    let controller = ControllerProcess::start(
+        dir.path(),
+        &kubeconfig,
+        free_addr().unwrap(),
+        "c1",
+        &["--resync-seconds", "1"],
+    )
+    .await
+    .unwrap();
+    let service = format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: stevedore-webhook-service\n  namespace: stevedore-system\n\
+         spec:\n  ports:\n  - {{name: https, port: 443, targetPort: 9443}}\n---\n\
+         apiVersion: v1\nkind: Endpoints\nmetadata:\n  name: stevedore-webhook-service\n  namespace: stevedore-system\n\
+         subsets:\n- addresses: [{{ip: 127.0.0.1}}]\n  ports: [{{name: https, port: {}}}]\n",
+        controller.listen().port()
+    );
+    k.kubectl_stdin(&["apply", "-f", "-"], &service).await.ok();
+    until("the leader to publish its webhook configurations", Duration::from_secs(30), async || {
+        let out = k
+            .kubectl(&[
+                "get",
+                "validatingwebhookconfigurations",
+                "-o",
+                "jsonpath={.items[*].webhooks[0].clientConfig.caBundle}",
+            ])
+            .await;
+        Ok((out.code == 0 && !out.stdout.trim().is_empty()).then_some(()))
+    })
+    .await
+    .unwrap();
+    let refused = k.kubectl_stdin(&["apply", "-f", "-"], &cloneset("shop", "web", "-1")).await;
+    assert!(
+        refused.err().contains("admission webhook") && refused.stderr.contains("spec.replicas"),
+        "{}",
+        refused.stderr
+    );
+    k.kubectl_stdin(&["apply", "-f", "-"], &cloneset("shop", "web", "2")).await.ok();
+    let defaulted = k
+        .kubectl(&["get", "cloneset", "web", "-n", "shop", "-o", "jsonpath={.spec.updateStrategy.type}"])
+        .await;
+    assert_eq!(defaulted.ok(), "ReCreate", "the controller's defaulting webhook ran");
+    drop(controller);
+    server.kill().await.unwrap();
+}
