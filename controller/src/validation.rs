@@ -161,12 +161,17 @@ pub fn pod_unavailable_budget(
         (None, Some(target)) => {
             let fields = [&target.api_version, &target.kind, &target.name];
             if fields.iter().any(|v| v.as_deref().is_none_or(str::is_empty)) {
-                errors.push(invalid("spec.targetRef", target, "apiVersion, kind and name are all required"));
+                // OpenKruise names the field by its Go name
+                errors.push(invalid(
+                    "spec.TargetReference",
+                    target,
+                    "empty TargetReference is not valid for PodUnavailableBudget.",
+                ));
             }
             let api_version = target.api_version.as_deref().unwrap_or_default();
             if api_version.matches('/').count() > 1 {
                 errors.push(invalid(
-                    "spec.targetRef",
+                    "spec.TargetReference",
                     target,
                     format!("unexpected GroupVersion string: {api_version}"),
                 ));
