@@ -2,7 +2,7 @@
 //!
 //! OpenKruise's Go types declare these fields as strings: its CRDs take any string
 //! there (only a few list an `enum`), its webhooks check some values and not
-//! others, and Go reads an empty string as the field being unset. [`open_enum!`]
+//! others, and Go reads an empty string as the field being unset. `open_enum!`
 //! gives each such field a Rust enum with the named values plus `Other` for any
 //! other string, which is kept as written: decoding never fails on a value, the
 //! webhooks refuse what OpenKruise refuses, and an unknown value elsewhere is the
