@@ -15,6 +15,10 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Bound on connecting to the runtime when the caller set no deadline.
     pub connect_timeout: Duration,
+    /// The control API's socket (mode 0600); `None` turns the control API off.
+    pub control_socket: Option<PathBuf>,
+    /// How often a pull's progress is read from the runtime's content store.
+    pub pull_progress_interval: Duration,
 }
 
 impl Config {
@@ -27,6 +31,8 @@ impl Config {
             metrics_addr: None,
             shutdown_grace: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
+            control_socket: Some(PathBuf::from("/run/stevedore/control.sock")),
+            pull_progress_interval: Duration::from_millis(250),
         }
     }
 }

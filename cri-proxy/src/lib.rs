@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod body;
 pub mod config;
+pub mod control;
 pub mod error;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fake;
@@ -17,6 +18,7 @@ pub mod grpc;
 pub mod lean;
 pub mod metrics;
 pub mod proxy;
+pub mod pulls;
 pub mod sanitize;
 pub mod server;
 pub mod typed;
@@ -32,8 +34,10 @@ pub use config::Config;
 pub use error::{Error, Result};
 
 use crate::{
+    control::ControlService,
     metrics::Metrics,
     proxy::{Handlers, Proxy},
+    pulls::{ProgressSource, Pulls, handler::PullImageHandler},
     upstream::Upstream,
 };
 
@@ -42,21 +46,26 @@ use crate::{
 pub struct Bound {
     config: Config,
     listener: UnixListener,
+    control_listener: Option<UnixListener>,
     metrics_listener: Option<TcpListener>,
     handlers: Handlers,
 }
 
-/// Binds the CRI socket and the metrics address.
+/// Binds the CRI socket, the control socket and the metrics address.
 ///
 /// # Errors
-/// Either cannot be bound (see [`server::bind`]).
+/// One cannot be bound (see [`server::bind`]).
 pub async fn bind(config: Config) -> Result<Bound> {
     let listener = server::bind(&config.listen).await?;
+    let control_listener = match &config.control_socket {
+        Some(path) => Some(control::bind(path).await?),
+        None => None,
+    };
     let metrics_listener = match config.metrics_addr {
         Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| Error::Metrics { addr, source })?),
         None => None,
     };
-    Ok(Bound { config, listener, metrics_listener, handlers: Handlers::default() })
+    Ok(Bound { config, listener, control_listener, metrics_listener, handlers: Handlers::default() })
 }
 
 impl Bound {
@@ -76,22 +85,42 @@ impl Bound {
     /// # Errors
     /// None today once bound; the signature leaves room for failing duties.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
-        let Bound { config, listener, metrics_listener, handlers } = self;
+        let Bound { config, listener, control_listener, metrics_listener, mut handlers } = self;
         let metrics = Arc::new(Metrics::default());
         let upstream = Upstream::new(config.runtime_socket.clone(), config.connect_timeout, metrics.clone());
-        let proxy = Arc::new(Proxy::new(upstream, metrics.clone(), handlers));
+        let progress = ProgressSource::new(&config.runtime_socket, config.pull_progress_interval);
+        let pulls = Arc::new(Pulls::new(Some(progress), metrics.clone()));
+        handlers
+            .entry(pulls::PULL_IMAGE_PATH)
+            .or_insert_with(|| Arc::new(PullImageHandler::new(pulls.clone())) as Arc<dyn proxy::Handler>);
+        let proxy = Proxy::new(upstream, metrics.clone(), handlers);
+        let control = match (control_listener, &config.control_socket) {
+            (Some(listener), Some(path)) => {
+                let service = ControlService::new(pulls, proxy.clone());
+                let serve = control::serve(service, listener, path.clone(), shutdown.clone());
+                Some(tokio::spawn(serve.instrument(info_span!("control_server"))))
+            }
+            _ => None,
+        };
+        let proxy = Arc::new(proxy);
         let admin = metrics_listener.map(|l| {
             tokio::spawn(admin::serve(l, metrics, shutdown.clone()).instrument(info_span!("metrics_server")))
         });
         info!(
             listen = %config.listen.display(),
             runtime.socket = %config.runtime_socket.display(),
+            control.socket = ?config.control_socket,
             metrics.addr = ?config.metrics_addr,
             "serving CRI"
         );
         server::serve(proxy, listener, config.listen, shutdown, config.shutdown_grace)
             .instrument(info_span!("cri_server"))
             .await;
+        if let Some(control) = control
+            && let Err(error) = control.await
+        {
+            tracing::error!(%error, "control API task failed");
+        }
         if let Some(admin) = admin {
             // the admin server ends on the same token; a panic there is a bug worth seeing
             if let Err(error) = admin.await {

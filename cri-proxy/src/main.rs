@@ -35,6 +35,12 @@ struct Args {
     /// Seconds allowed for connecting to the runtime when a call has no deadline.
     #[arg(long, env = "STEVEDORE_CRI_PROXY_CONNECT_TIMEOUT", default_value_t = 5.0)]
     connect_timeout: f64,
+    /// Unix socket of the control API (mode 0600, for the node agent); "none" turns it off.
+    #[arg(long, env = "STEVEDORE_CRI_PROXY_CONTROL_SOCKET", default_value = "/run/stevedore/control.sock")]
+    control_socket: PathBuf,
+    /// Milliseconds between reads of a pull's progress from containerd's content store.
+    #[arg(long, env = "STEVEDORE_CRI_PROXY_PULL_PROGRESS_INTERVAL_MS", default_value_t = 250)]
+    pull_progress_interval_ms: u64,
     /// Log format: plain or json. The level comes from RUST_LOG (default info).
     #[arg(long, env = "STEVEDORE_CRI_PROXY_LOG_FORMAT", default_value = "plain")]
     log_format: LogFormat,
@@ -57,6 +63,22 @@ impl Args {
         if self.listen == runtime_socket {
             return Err("--listen and --runtime-endpoint name the same socket".into());
         }
+        let control_socket = match self.control_socket.to_str() {
+            Some("none" | "") => None,
+            _ if !self.control_socket.is_absolute() => {
+                return Err(format!(
+                    "--control-socket {:?}: must be an absolute path or none",
+                    self.control_socket
+                ));
+            }
+            _ if self.control_socket == self.listen || self.control_socket == runtime_socket => {
+                return Err("--control-socket must differ from --listen and --runtime-endpoint".into());
+            }
+            _ => Some(self.control_socket.clone()),
+        };
+        if self.pull_progress_interval_ms == 0 {
+            return Err("--pull-progress-interval-ms: must be at least 1".into());
+        }
         if self.worker_threads == 0 {
             return Err("--worker-threads: must be at least 1".into());
         }
@@ -66,6 +88,8 @@ impl Args {
             metrics_addr,
             shutdown_grace: seconds("--shutdown-grace", self.shutdown_grace)?,
             connect_timeout: seconds("--connect-timeout", self.connect_timeout)?,
+            control_socket,
+            pull_progress_interval: Duration::from_millis(self.pull_progress_interval_ms),
         })
     }
 }

@@ -73,9 +73,21 @@ pub struct Metrics {
     inflight: AtomicI64,
     connects_ok: AtomicU64,
     connects_failed: AtomicU64,
+    pulls_started: AtomicU64,
+    pulls_joined: AtomicU64,
 }
 
 impl Metrics {
+    /// Records an image pull: started here, or joined to one under way.
+    pub fn pull(&self, joined: bool) {
+        if joined { &self.pulls_joined } else { &self.pulls_started }.fetch_add(1, Relaxed);
+    }
+
+    /// Image pulls started and joined so far.
+    pub fn pulls(&self) -> (u64, u64) {
+        (self.pulls_started.load(Relaxed), self.pulls_joined.load(Relaxed))
+    }
+
     /// The counters of the method at `path`, created on first use.
     pub fn method(&self, path: &str) -> Arc<MethodStats> {
         if let Some(s) = self.methods.read().unwrap_or_else(|e| e.into_inner()).get(path) {
@@ -173,6 +185,22 @@ impl Metrics {
             out,
             "stevedore_cri_proxy_runtime_connects_total{{result=\"error\"}} {}",
             self.connects_failed.load(Relaxed)
+        );
+        header(
+            &mut out,
+            "image_pulls_total",
+            "counter",
+            "Image pulls asked of the proxy (CRI and control API), by whether they started a pull or joined one under way.",
+        );
+        let _ = writeln!(
+            out,
+            "stevedore_cri_proxy_image_pulls_total{{result=\"started\"}} {}",
+            self.pulls_started.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "stevedore_cri_proxy_image_pulls_total{{result=\"joined\"}} {}",
+            self.pulls_joined.load(Relaxed)
         );
         out
     }

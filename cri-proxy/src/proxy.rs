@@ -33,9 +33,15 @@ pub trait Handler: Send + Sync + std::fmt::Debug + 'static {
 /// Typed handlers by full gRPC path (`/runtime.v1.RuntimeService/CreateContainer`).
 pub type Handlers = HashMap<&'static str, Arc<dyn Handler>>;
 
-/// The proxy's routing and forwarding.
-#[derive(Debug)]
+/// The proxy's routing and forwarding. Clones share one proxy (a handler's work
+/// that outlives its call, such as a shared pull, holds a clone).
+#[derive(Clone, Debug)]
 pub struct Proxy {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
     upstream: Upstream,
     metrics: Arc<Metrics>,
     handlers: Handlers,
@@ -44,19 +50,19 @@ pub struct Proxy {
 impl Proxy {
     /// A proxy forwarding to `upstream`, with `handlers` for the methods it reads.
     pub fn new(upstream: Upstream, metrics: Arc<Metrics>, handlers: Handlers) -> Self {
-        Self { upstream, metrics, handlers }
+        Self { shared: Arc::new(Shared { upstream, metrics, handlers }) }
     }
 
     /// The proxy's metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
+        &self.shared.metrics
     }
 
     /// Serves one call from the caller. Never fails: errors of the proxy itself become
     /// gRPC statuses; the runtime's own statuses pass through untouched.
     pub async fn handle(&self, req: Request<Incoming>) -> Response<ResponseBody> {
-        let call = Call::begin(&self.metrics, req.uri().path());
-        let result = match self.handlers.get(req.uri().path()) {
+        let call = Call::begin(&self.shared.metrics, req.uri().path());
+        let result = match self.shared.handlers.get(req.uri().path()) {
             Some(handler) => handler.call(self, req).await,
             None => {
                 let deadline = grpc::deadline(req.headers());
@@ -93,7 +99,7 @@ impl Proxy {
         deadline: Option<Duration>,
     ) -> Result<Response<RecvStream>> {
         ensure_authority(req.uri_mut());
-        self.upstream.send(req, deadline).await
+        self.shared.upstream.send(req, deadline).await
     }
 }
 

@@ -38,6 +38,14 @@ const SOCKET_MODE: u32 = 0o660;
 /// # Errors
 /// Any step failing, with the path and the reason.
 pub async fn bind(path: &Path) -> Result<UnixListener> {
+    bind_with_mode(path, SOCKET_MODE).await
+}
+
+/// [`bind`] with the socket's file mode given.
+///
+/// # Errors
+/// As [`bind`].
+pub async fn bind_with_mode(path: &Path, mode: u32) -> Result<UnixListener> {
     let err = |source: io::Error| Error::Listen { path: path.to_owned(), source };
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(err)?;
@@ -60,7 +68,7 @@ pub async fn bind(path: &Path) -> Result<UnixListener> {
         Err(e) => return Err(err(e)),
     }
     let listener = UnixListener::bind(path).map_err(err)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE)).map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)?;
     Ok(listener)
 }
 

@@ -48,6 +48,7 @@ struct Bed {
     fake_sock: PathBuf,
     fake_stop: CancellationToken,
     proxy_sock: PathBuf,
+    control_sock: PathBuf,
     proxy_stop: CancellationToken,
     proxy_task: tokio::task::JoinHandle<stevedore_cri_proxy::Result<()>>,
     metrics_addr: std::net::SocketAddr,
@@ -67,12 +68,25 @@ impl Bed {
             metrics_addr: Some("127.0.0.1:0".parse().unwrap()),
             shutdown_grace: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
+            control_socket: Some(dir.path().join("sub/control.sock")),
+            pull_progress_interval: Duration::from_millis(50),
         };
         let bound = stevedore_cri_proxy::bind(config).await.unwrap().with_handlers(handlers);
         let metrics_addr = bound.metrics_addr().unwrap();
         let proxy_stop = CancellationToken::new();
         let proxy_task = tokio::spawn(bound.run(proxy_stop.clone()));
-        Bed { _dir: dir, fake, fake_sock, fake_stop, proxy_sock, proxy_stop, proxy_task, metrics_addr }
+        let control_sock = dir.path().join("sub/control.sock");
+        Bed {
+            _dir: dir,
+            fake,
+            fake_sock,
+            fake_stop,
+            proxy_sock,
+            control_sock,
+            proxy_stop,
+            proxy_task,
+            metrics_addr,
+        }
     }
 
     async fn direct(&self) -> Channel {
@@ -206,6 +220,8 @@ async fn a_runtime_that_never_answers_fails_at_the_callers_deadline() {
         metrics_addr: None,
         shutdown_grace: Duration::from_secs(1),
         connect_timeout: Duration::from_secs(30),
+        control_socket: None,
+        pull_progress_interval: Duration::from_millis(250),
     };
     let stop = CancellationToken::new();
     tokio::spawn(stevedore_cri_proxy::run(config, stop.clone()));
@@ -390,6 +406,8 @@ async fn a_runtime_dying_mid_answer_gives_unavailable_not_a_reset() {
         metrics_addr: None,
         shutdown_grace: Duration::from_secs(1),
         connect_timeout: Duration::from_secs(5),
+        control_socket: None,
+        pull_progress_interval: Duration::from_millis(250),
     };
     let stop = CancellationToken::new();
     tokio::spawn(stevedore_cri_proxy::run(config, stop.clone()));
@@ -400,4 +418,103 @@ async fn a_runtime_dying_mid_answer_gives_unavailable_not_a_reset() {
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     assert!(err.message().starts_with("runtime unavailable"), "{err:?}");
     stop.cancel();
+}
+
+fn pull_request(image: &str, user: &str) -> cri::PullImageRequest {
+    cri::PullImageRequest {
+        image: Some(cri::ImageSpec { image: image.into(), ..Default::default() }),
+        auth: (!user.is_empty()).then(|| cri::AuthConfig {
+            username: user.into(),
+            password: "pw".into(),
+            ..Default::default()
+        }),
+        sandbox_config: None,
+    }
+}
+
+fn pulls_seen(fake: &FakeRuntime) -> usize {
+    fake.calls().iter().filter(|c| c.method == "pull_image").count()
+}
+
+#[tokio::test]
+async fn concurrent_pulls_of_one_image_with_the_same_credentials_are_one_pull() {
+    let bed = Bed::start(Default::default()).await;
+    bed.fake.set_delay(Some(Duration::from_millis(300)));
+    let ch = bed.proxied().await;
+    let control =
+        stevedore_proto::control::control_client::ControlClient::new(channel(&bed.control_sock).await);
+    // kubelet twice and the agent once for the same image and credentials; once
+    // with other credentials, which must not share the others' pull.
+    let kubelet = |user: &'static str| {
+        let ch = ch.clone();
+        async move { images(&ch).pull_image(pull_request("registry.test/app:1", user)).await }
+    };
+    let agent = async {
+        let req = stevedore_proto::control::PullImageRequest {
+            cri_request: prost::Message::encode_to_vec(&pull_request("registry.test/app:1", "alice")),
+        };
+        let mut stream = control.clone().pull_image(req).await.unwrap().into_inner();
+        let mut seen = Vec::new();
+        while let Some(msg) = stream.message().await.unwrap() {
+            seen.push(msg);
+        }
+        seen
+    };
+    let (a, b, other, progress) = tokio::join!(kubelet("alice"), kubelet("alice"), kubelet("bob"), agent);
+    assert_eq!(a.unwrap().get_ref().image_ref, "fake-id-of:registry.test/app:1");
+    assert_eq!(b.unwrap().get_ref().image_ref, "fake-id-of:registry.test/app:1");
+    assert_eq!(other.unwrap().get_ref().image_ref, "fake-id-of:registry.test/app:1");
+    assert_eq!(pulls_seen(&bed.fake), 2, "alice's three pulls are one; bob's is his own");
+    let last = progress.last().unwrap();
+    assert_eq!((last.percent, last.image_ref.as_str()), (100, "fake-id-of:registry.test/app:1"));
+    assert!(progress.iter().all(|m| m.joined == last.joined));
+    let metrics = http_get(bed.metrics_addr, "/metrics").await;
+    assert!(metrics.contains("stevedore_cri_proxy_image_pulls_total{result=\"started\"} 2"), "{metrics}");
+    assert!(metrics.contains("stevedore_cri_proxy_image_pulls_total{result=\"joined\"} 2"), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_callers_deadline_ends_only_its_own_wait_and_errors_are_not_inherited() {
+    let bed = Bed::start(Default::default()).await;
+    bed.fake.set_delay(Some(Duration::from_millis(400)));
+    let ch = bed.proxied().await;
+    let mut hasty = Request::new(pull_request("registry.test/app:2", ""));
+    hasty.set_timeout(Duration::from_millis(100));
+    let (mut first, mut second) = (images(&ch), images(&ch));
+    let (hasty, patient) =
+        tokio::join!(first.pull_image(hasty), second.pull_image(pull_request("registry.test/app:2", "")));
+    // tonic ends the call itself at the deadline (Cancelled), as may the proxy
+    let hasty = hasty.unwrap_err().code();
+    assert!(matches!(hasty, Code::DeadlineExceeded | Code::Cancelled), "{hasty:?}");
+    assert_eq!(patient.unwrap().get_ref().image_ref, "fake-id-of:registry.test/app:2");
+    assert_eq!(pulls_seen(&bed.fake), 1);
+
+    // a failed pull answers everyone on it with the runtime's status, and the next
+    // caller starts afresh
+    bed.fake.fail_next(tonic::Status::new(Code::NotFound, "registry.test/app:3: not found"));
+    let failed = images(&ch).pull_image(pull_request("registry.test/app:3", "")).await.unwrap_err();
+    assert_eq!((failed.code(), failed.message()), (Code::NotFound, "registry.test/app:3: not found"));
+    let again = images(&ch).pull_image(pull_request("registry.test/app:3", "")).await.unwrap();
+    assert_eq!(again.get_ref().image_ref, "fake-id-of:registry.test/app:3");
+    assert_eq!(pulls_seen(&bed.fake), 3);
+}
+
+#[tokio::test]
+async fn the_control_api_refuses_what_is_not_a_pull() {
+    let bed = Bed::start(Default::default()).await;
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&bed.control_sock).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the control socket is root-only");
+    let mut control =
+        stevedore_proto::control::control_client::ControlClient::new(channel(&bed.control_sock).await);
+    let garbage = stevedore_proto::control::PullImageRequest { cri_request: vec![0xff, 0xff, 0xff] };
+    let err = control.pull_image(garbage).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("cri_request:"), "{}", err.message());
+    let empty = stevedore_proto::control::PullImageRequest {
+        cri_request: prost::Message::encode_to_vec(&pull_request("", "")),
+    };
+    let err = control.pull_image(empty).await.unwrap_err();
+    assert_eq!(err.message(), "cri_request.image.image: must name an image");
+    assert_eq!(pulls_seen(&bed.fake), 0);
 }

@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod containerd;
 pub mod control;
 pub mod crd;
 pub mod cron;

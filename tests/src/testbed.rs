@@ -212,6 +212,11 @@ impl TestBed {
         config::PAUSE_IMAGE.to_owned()
     }
 
+    /// The running containerd's pid.
+    pub fn containerd_pid(&self) -> Option<u32> {
+        self.containerd.as_ref().map(Daemon::pid)
+    }
+
     /// A dir for pods' CRI log dirs (`log_directory`), inside [`TestBed::dir`].
     pub fn log_dir(&self) -> PathBuf {
         self.dir.join("logs")

@@ -458,3 +458,20 @@ async fn the_binary_reaches_webhooks_through_endpoints() {
     drop(controller);
     server.kill().await.unwrap();
 }
+
+/// The install manifests apply as a user applies them (kubectl's own validation
+/// against the served OpenAPI, strict field validation on the server).
+#[tokio::test]
+async fn install_manifests_apply() {
+    let (_cluster, k) = start().await;
+    k.kubectl(&["create", "namespace", "stevedore-system"]).await.ok();
+    let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/");
+    for file in ["controller.yaml", "agent.yaml"] {
+        let path = format!("{deploy}{file}");
+        let out = k.kubectl(&["apply", "--validate=strict", "-f", &path]).await;
+        assert!(out.ok().contains("created"), "{file}: {}", out.stdout);
+    }
+    let ds =
+        k.kubectl(&["get", "daemonset", "stevedore-agent", "-n", "stevedore-system", "-o", "name"]).await;
+    assert_eq!(ds.ok().trim(), "daemonset.apps/stevedore-agent");
+}

@@ -30,6 +30,8 @@ fn main() -> anyhow::Result<ExitCode> {
         metrics_addr: None,
         shutdown_grace: Duration::from_secs(10),
         connect_timeout: Duration::from_secs(5),
+        control_socket: None,
+        pull_progress_interval: Duration::from_millis(250),
     };
     let rust_log = std::env::var("RUST_LOG").ok();
     let process = Process {
