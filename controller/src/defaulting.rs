@@ -15,10 +15,13 @@ use serde_json::{Map, Value};
 use crate::webhook::{Admit, Registry, refused, typed};
 
 pub mod jobs;
+pub mod pod;
 mod workloads;
 
-/// Fills in the defaults of one kind.
-pub type Defaults<K> = fn(&mut K);
+/// Fills in the defaults of one kind; the stored object comes along on UPDATE
+/// (OpenKruise applies the pod defaults to a template only on CREATE or when the
+/// template changed).
+pub type Defaults<K> = fn(&mut K, Option<&K>);
 
 /// Admits objects of kind `K` with its defaults filled in.
 pub struct Defaulter<K> {
@@ -46,7 +49,14 @@ impl<K: DeserializeOwned + Serialize + 'static> Admit for Defaulter<K> {
         if req.operation == AdmissionOperation::Delete {
             return resp;
         }
-        match patch(object, self.defaults) {
+        let old = match (&req.old_object, req.operation == AdmissionOperation::Update) {
+            (Some(old), true) => match typed::<K>(old) {
+                Ok(old) => Some(old),
+                Err(e) => return refused(req, 400, format!("the stored object: {e}")),
+            },
+            _ => None,
+        };
+        match patch(object, old.as_ref(), self.defaults) {
             Ok(patch) if patch.0.is_empty() => resp,
             Ok(patch) => match resp.with_patch(patch) {
                 Ok(resp) => resp,
@@ -57,7 +67,8 @@ impl<K: DeserializeOwned + Serialize + 'static> Admit for Defaulter<K> {
     }
 }
 
-/// The JSON patch that applies `defaults` to `object`.
+/// The JSON patch that applies `defaults` to `object` (`old` the stored object on
+/// UPDATE).
 ///
 /// The object is read into its type twice, once left as it is and once defaulted;
 /// what differs between the two is laid over the object as the client sent it, and
@@ -65,12 +76,13 @@ impl<K: DeserializeOwned + Serialize + 'static> Admit for Defaulter<K> {
 /// the defaults and nothing else, however the types would re-encode the rest.
 pub fn patch<K: DeserializeOwned + Serialize>(
     object: &DynamicObject,
+    old: Option<&K>,
     defaults: Defaults<K>,
 ) -> Result<json_patch::Patch, String> {
     let original = serde_json::to_value(object).map_err(|e| e.to_string())?;
     let mut kind: K = typed(object)?;
     let before = serde_json::to_value(&kind).map_err(|e| e.to_string())?;
-    defaults(&mut kind);
+    defaults(&mut kind, old);
     let after = serde_json::to_value(&kind).map_err(|e| e.to_string())?;
     let mut defaulted = original.clone();
     if let Some(changes) = merge_diff(&before, &after) {
@@ -146,7 +158,7 @@ mod tests {
         kind: Option<String>,
     }
 
-    fn thing_defaults(thing: &mut Thing) {
+    fn thing_defaults(thing: &mut Thing, _: Option<&Thing>) {
         thing.spec.replicas.get_or_insert(1);
         thing
             .spec
@@ -168,7 +180,7 @@ mod tests {
             "apiVersion": "x/v1", "kind": "Thing", "metadata": {"name": "a"},
             "spec": {"extra": {"keep": true}, "strategy": {"partition": 2}}
         }));
-        let patch = patch(&obj, thing_defaults as Defaults<Thing>).unwrap();
+        let patch = patch(&obj, None, thing_defaults as Defaults<Thing>).unwrap();
         let mut patched = serde_json::to_value(&obj).unwrap();
         json_patch::patch(&mut patched, &patch).unwrap();
         assert_eq!(
@@ -183,7 +195,7 @@ mod tests {
             "apiVersion": "x/v1", "kind": "Thing", "metadata": {"name": "a"},
             "spec": {"replicas": 3, "strategy": {"kind": "Recreate"}}
         }));
-        assert!(patch(&obj, thing_defaults as Defaults<Thing>).unwrap().0.is_empty());
+        assert!(patch(&obj, None, thing_defaults as Defaults<Thing>).unwrap().0.is_empty());
     }
 
     #[test]
@@ -191,6 +203,6 @@ mod tests {
         let obj = object(json!({
             "apiVersion": "x/v1", "kind": "Thing", "metadata": {"name": "a"}, "spec": {"replicas": "three"}
         }));
-        assert!(patch(&obj, thing_defaults as Defaults<Thing>).unwrap_err().contains("invalid type"));
+        assert!(patch(&obj, None, thing_defaults as Defaults<Thing>).unwrap_err().contains("invalid type"));
     }
 }

@@ -20,6 +20,7 @@ use crate::webhook::{Admit, Operation, Registry, refused, typed};
 
 pub mod field;
 pub mod jobs;
+mod pod;
 mod rules;
 mod workloads;
 
@@ -90,7 +91,11 @@ impl<K: DeserializeOwned + 'static> Admit for Validator<K> {
         if errors.is_empty() {
             resp
         } else {
-            refused(req, (self.code)(&req.operation, &errors), field::aggregate(&errors))
+            // a value Go could not decode fails the whole request with 400, as the
+            // decoder would have, whatever the kind's code for broken rules
+            let code =
+                if errors.iter().any(|e| e.unreadable) { 400 } else { (self.code)(&req.operation, &errors) };
+            refused(req, code, field::aggregate(&errors))
         }
     }
 }
@@ -156,12 +161,17 @@ pub fn pod_unavailable_budget(
         (None, Some(target)) => {
             let fields = [&target.api_version, &target.kind, &target.name];
             if fields.iter().any(|v| v.as_deref().is_none_or(str::is_empty)) {
-                errors.push(invalid("spec.targetRef", target, "apiVersion, kind and name are all required"));
+                // OpenKruise names the field by its Go name
+                errors.push(invalid(
+                    "spec.TargetReference",
+                    target,
+                    "empty TargetReference is not valid for PodUnavailableBudget.",
+                ));
             }
             let api_version = target.api_version.as_deref().unwrap_or_default();
             if api_version.matches('/').count() > 1 {
                 errors.push(invalid(
-                    "spec.targetRef",
+                    "spec.TargetReference",
                     target,
                     format!("unexpected GroupVersion string: {api_version}"),
                 ));

@@ -8,6 +8,7 @@ pub mod broadcast_job;
 pub mod clone_set;
 pub mod common;
 pub mod container_recreate_request;
+pub mod core_schema;
 pub mod daemon_set;
 pub mod image_list_pull_job;
 pub mod image_pull_job;
@@ -46,9 +47,12 @@ pub enum Error {
     },
 }
 
-/// Every CRD Stevedore installs, one per kind with all its served versions.
+/// Every CRD Stevedore installs, one per kind with all its served versions, with
+/// the schemas of the Kubernetes types in them ([`core_schema`]); a kind's own
+/// `crd()` has placeholders for those.
 pub fn all() -> Vec<CustomResourceDefinition> {
     let mut crds = generated();
+    core_schema::expand(&mut crds);
     for crd in &mut crds {
         for version in &mut crd.spec.versions {
             if let Some(schema) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {

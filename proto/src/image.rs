@@ -2,6 +2,8 @@
 //! `registry:5000/team/app:1.2`, `app@sha256:…`), and the name and tag under which a
 //! NodeImage lists an image, as OpenKruise keys it: the familiar name (Docker Hub's
 //! `docker.io/` and `library/` left out) and the tag, `latest`, or the digest.
+//! Also the imagePullPolicy a container naming none gets ([`default_pull_policy`]):
+//! one module for every image rule the processes share.
 
 /// Docker Hub, the registry of references without a domain.
 pub const DOCKER_HUB: &str = "docker.io";
@@ -119,6 +121,28 @@ pub fn parse(image: &str) -> Result<Reference, String> {
     Ok(Reference { domain, path, tag: tag.map(String::from), digest: digest.map(String::from) })
 }
 
+/// The imagePullPolicy Kubernetes gives a container that names none
+/// (`SetDefaults_Container`): `Always` when the image's tag is `latest` or when it
+/// names neither tag nor digest (`nginx`, `nginx:latest`, `nginx:latest@sha256:…`),
+/// else `IfNotPresent` (`nginx:1.27`, `nginx@sha256:…`). The webhooks default
+/// templates by it and the kubelet simulator pulls by it; one rule for both.
+///
+/// Like Go's, it reads the text only (the tag follows the last `:` after the last
+/// `/`), so a reference [`parse`] refuses still gets a policy; refusing it is the
+/// validation's concern.
+pub fn default_pull_policy(image: &str) -> &'static str {
+    let (name, digest) = match image.split_once('@') {
+        Some((name, _)) => (name, true),
+        None => (image, false),
+    };
+    let last = name.rsplit('/').next().unwrap_or(name);
+    let always = match last.split_once(':') {
+        Some((_, tag)) => tag == "latest",
+        None => !digest,
+    };
+    if always { "Always" } else { "IfNotPresent" }
+}
+
 /// `[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*`
 fn is_path_component(c: &str) -> bool {
     let b = c.as_bytes();
@@ -192,5 +216,20 @@ mod tests {
             format!("registry.example.com:5000/app@{d}")
         );
         assert_eq!(pull_reference("nginx", "1.27"), "nginx:1.27");
+    }
+
+    #[test]
+    fn latest_or_untagged_pulls_always() {
+        for (image, policy) in [
+            ("nginx", "Always"),
+            ("nginx:latest", "Always"),
+            ("registry:5000/nginx", "Always"),
+            ("nginx:latest@sha256:0123", "Always"),
+            ("nginx:1.27", "IfNotPresent"),
+            ("registry:5000/nginx:1.27", "IfNotPresent"),
+            ("nginx@sha256:0123", "IfNotPresent"),
+        ] {
+            assert_eq!(default_pull_policy(image), policy, "{image}");
+        }
     }
 }

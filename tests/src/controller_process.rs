@@ -98,3 +98,73 @@ impl Drop for ControllerProcess {
 pub fn free_addr() -> anyhow::Result<SocketAddr> {
     Ok(SocketAddr::from(([127, 0, 0, 1], procs::free_port()?)))
 }
+
+/// The controller's namespace, webhook Service and configurations, as its
+/// manifests in `deploy/` name them.
+pub mod webhooks {
+    /// The namespace the controller runs in.
+    pub const NAMESPACE: &str = "stevedore-system";
+    /// The Service the webhook configurations name.
+    pub const SERVICE: &str = "stevedore-webhook-service";
+    /// The validating webhook configuration the leader keeps.
+    pub const VALIDATING: &str = "stevedore-validating-webhook-configuration";
+    /// The mutating webhook configuration the leader keeps.
+    pub const MUTATING: &str = "stevedore-mutating-webhook-configuration";
+}
+
+/// The cluster of `client` (a simulated API server whose webhook Services are
+/// reached through `services`) made ready for the controller's webhooks: the
+/// project's CRDs and the controller's namespace created, the controller started
+/// under `dir` with `kubeconfig`, its webhook Service routed to it, and both
+/// webhook configurations and the CRDs' conversion published with a CA bundle. The controller serves every
+/// webhook when this returns.
+///
+/// # Errors
+/// A create fails, the controller does not start, or the configurations are not
+/// published within 30 s.
+pub async fn serving_webhooks(
+    client: &kube::Client,
+    services: &crate::cluster::Services,
+    kubeconfig: &Path,
+    dir: &Path,
+) -> anyhow::Result<ControllerProcess> {
+    use k8s_openapi::{
+        api::{
+            admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration},
+            core::v1::Namespace,
+        },
+        apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    };
+    use kube::api::{Api, PostParams};
+
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in stevedore_proto::crd::all() {
+        crds.create(&PostParams::default(), &crd).await?;
+    }
+    let ns: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": webhooks::NAMESPACE}}))?;
+    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await?;
+    let controller =
+        ControllerProcess::start(dir, kubeconfig, free_addr()?, "parity", &["--resync-seconds", "1"]).await?;
+    services.expose(webhooks::NAMESPACE, webhooks::SERVICE, 443, controller.listen());
+    let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    crate::wait::until("the webhook configurations", Duration::from_secs(30), async || {
+        let bundled = |b: Option<&k8s_openapi::ByteString>| b.is_some_and(|b| !b.0.is_empty());
+        let v = validating.get_opt(webhooks::VALIDATING).await?;
+        let m = mutating.get_opt(webhooks::MUTATING).await?;
+        let ready = v
+            .and_then(|v| v.webhooks)
+            .is_some_and(|w| !w.is_empty() && w.iter().all(|w| bundled(w.client_config.ca_bundle.as_ref())))
+            && m.and_then(|m| m.webhooks).is_some_and(|w| {
+                !w.is_empty() && w.iter().all(|w| bundled(w.client_config.ca_bundle.as_ref()))
+            });
+        // and the conversion webhooks (a kind whose versions differ in storage)
+        let sts = crds.get("statefulsets.apps.kruise.io").await?;
+        let converting = sts.spec.conversion.and_then(|c| c.webhook?.client_config?.ca_bundle);
+        Ok((ready && bundled(converting.as_ref())).then_some(()))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\ncontroller log:\n{}", controller.log_tail(20)))?;
+    Ok(controller)
+}

@@ -70,7 +70,7 @@ async fn admission_and_the_strategy_run_in_kube_apiservers_order() {
     let seen = Arc::new(Seen::default());
     let hooks = Hooks {
         admission: seen.clone(),
-        schema: Arc::new(StructuralSchema),
+        schema: Arc::new(StructuralSchema::default()),
         converter: Arc::new(NoConversionWebhookConfigured),
         ..Hooks::default()
     };

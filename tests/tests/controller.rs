@@ -71,9 +71,9 @@ async fn cluster() -> Cluster {
         };
         namespaces.create(&PostParams::default(), &ns).await.unwrap();
     }
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in stevedore_proto::crd::all() {
-        crds.create(&PostParams::default(), &crd).await.unwrap();
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in crds() {
+        api.create(&PostParams::default(), crd).await.unwrap();
     }
     Cluster { server, client, kubeconfig, dir, service_port }
 }
@@ -135,14 +135,19 @@ fn example(file: &str) -> Value {
     serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// The CRDs the controller installs, generated once (a debug build takes most of a
+/// second).
+fn crds() -> &'static [CustomResourceDefinition] {
+    static CRDS: std::sync::LazyLock<Vec<CustomResourceDefinition>> =
+        std::sync::LazyLock::new(stevedore_proto::crd::all);
+    &CRDS
+}
+
 /// The API of `object`'s kind at `api_version`, from the installed CRDs.
 fn api_for(client: &Client, object: &Value, api_version: &str) -> Api<DynamicObject> {
     let (group, version) = api_version.split_once('/').unwrap();
     let kind = object["kind"].as_str().unwrap();
-    let crd = stevedore_proto::crd::all()
-        .into_iter()
-        .find(|c| c.spec.group == group && c.spec.names.kind == kind)
-        .unwrap();
+    let crd = crds().iter().find(|c| c.spec.group == group && c.spec.names.kind == kind).unwrap();
     let resource = ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk(group, version, kind),
         &crd.spec.names.plural,

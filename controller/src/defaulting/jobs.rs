@@ -4,15 +4,12 @@
 //!
 //! As with validation, the kinds served at two versions are defaulted as their
 //! v1beta1 hub type, which reads either version: the patch only touches the fields
-//! the defaults changed, which both versions share. Not yet here: the Kubernetes pod
-//! defaults OpenKruise applies to job templates (and the volume defaults beyond
-//! `defaultMode`), and the SidecarSet hash annotations, which come with the
-//! SidecarSet controller.
+//! the defaults changed, which both versions share. Not yet here: the SidecarSet
+//! hash annotations, which come with the SidecarSet controller.
 
 use std::sync::Arc;
 
 use k8s_openapi::{
-    api::core::v1::{Container, HTTPGetAction, ObjectFieldSelector, Probe},
     apimachinery::pkg::{apis::meta::v1::Time, util::intstr::IntOrString},
     jiff::Timestamp,
 };
@@ -37,10 +34,10 @@ use stevedore_proto::crd::{
 };
 use stevedore_proto::keys;
 
-use super::Defaulter;
+use super::{Defaulter, pod};
 use crate::{
     validation::{Validator, jobs::container_recreate_request as crr_rules},
-    webhook::{Admit, Operation, Registry},
+    webhook::{Admit, ByVersion, Operation, Registry},
 };
 
 #[cfg(test)]
@@ -52,10 +49,11 @@ pub fn register(registry: &mut Registry) {
     registry.admission(m, APPS_GROUP, "", "SidecarSet", Arc::new(Defaulter::new(sidecar_set)));
     registry.admission(m, APPS_GROUP, "", "BroadcastJob", Arc::new(Defaulter::new(broadcast_job)));
     registry.admission(m, APPS_GROUP, "", "AdvancedCronJob", Arc::new(Defaulter::new(advanced_cron_job)));
-    let ipj = ByOperation {
-        create: Arc::new(Defaulter::new(image_pull_job_on_create)),
-        other: Arc::new(Defaulter::new(image_pull_job)),
-    };
+    // v1alpha1 jobs get the deletion-protection finalizer on CREATE; v1beta1's
+    // defaults do not add it
+    let ipj = ByVersion::new()
+        .version("v1alpha1", Arc::new(Defaulter::new(image_pull_job_v1alpha1)))
+        .version("v1beta1", Arc::new(Defaulter::new(image_pull_job)));
     registry.admission(m, APPS_GROUP, "", "ImagePullJob", Arc::new(ipj));
     registry.admission(m, APPS_GROUP, "", "ImageListPullJob", Arc::new(Defaulter::new(image_list_pull_job)));
     registry.admission(m, APPS_GROUP, "", "NodeImage", Arc::new(Defaulter::new(node_image)));
@@ -66,18 +64,6 @@ pub fn register(registry: &mut Registry) {
         defaulter: Defaulter::new(container_recreate_request),
     };
     registry.admission(m, APPS_GROUP, "v1alpha1", "ContainerRecreateRequest", Arc::new(crr));
-}
-
-/// One handler for CREATE, another for every other operation.
-struct ByOperation {
-    create: Arc<dyn Admit>,
-    other: Arc<dyn Admit>,
-}
-
-impl Admit for ByOperation {
-    fn admit(&self, req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
-        if req.operation == AdmissionOperation::Create { &self.create } else { &self.other }.admit(req)
-    }
 }
 
 /// A mutating webhook that also refuses, as ContainerRecreateRequest's does in
@@ -97,13 +83,13 @@ impl<K: serde::de::DeserializeOwned + serde::Serialize + 'static> Admit for Chec
     }
 }
 
-/// SidecarSet: updateStrategy RollingUpdate with partition 0 and maxUnavailable 1;
-/// per container podInjectPolicy (BeforeAppContainer, AfterAppContainer for init
-/// containers), upgradeType ColdUpgrade, shareVolumePolicy disabled and the
-/// Kubernetes container defaults; secret and configMap volumes' defaultMode 0644;
-/// revisionHistoryLimit 10; patchPolicy Retain; an injection revision's policy
-/// Always.
-pub fn sidecar_set(set: &mut SidecarSet) {
+/// SidecarSet (`SetDefaultsSidecarSet`): updateStrategy RollingUpdate with partition 0
+/// and maxUnavailable 1; per container podInjectPolicy (BeforeAppContainer,
+/// AfterAppContainer for init containers), upgradeType ColdUpgrade,
+/// shareVolumePolicy disabled, transferEnv fieldRef apiVersion v1 and the container
+/// defaults ([`pod::container`]); the volumes' defaults; revisionHistoryLimit 10;
+/// patchPolicy Retain; an injection revision's policy Always.
+pub fn sidecar_set(set: &mut SidecarSet, _old: Option<&SidecarSet>) {
     let spec = &mut set.spec;
     let strategy = spec.update_strategy.get_or_insert_default();
     strategy.type_.get_or_insert(SidecarSetUpdateStrategyType::RollingUpdate);
@@ -115,14 +101,7 @@ pub fn sidecar_set(set: &mut SidecarSet) {
     for c in spec.containers.iter_mut().flatten() {
         sidecar_container(c, PodInjectPolicy::BeforeAppContainer);
     }
-    for v in spec.volumes.iter_mut().flatten() {
-        if let Some(s) = v.0.secret.as_mut() {
-            s.default_mode.get_or_insert(0o644);
-        }
-        if let Some(c) = v.0.config_map.as_mut() {
-            c.default_mode.get_or_insert(0o644);
-        }
-    }
+    pod::volumes(spec.volumes.iter_mut().flatten());
     spec.revision_history_limit.get_or_insert(10);
     for patch in spec.patch_pod_metadata.iter_mut().flatten() {
         patch.patch_policy.get_or_insert(SidecarSetPatchPolicyType::Retain);
@@ -142,67 +121,20 @@ fn sidecar_container(c: &mut SidecarContainer, inject: PodInjectPolicy) {
         .get_or_insert(ShareVolumePolicyType::Disabled);
     for env in c.transfer_env.iter_mut().flatten() {
         if let Some(f) = env.source_container_name_from.as_mut().and_then(|s| s.field_ref.as_mut()) {
-            field_selector(f);
+            pod::field_selector(f);
         }
     }
-    container(&mut c.container);
+    pod::container(&mut c.container, pod::Role::Sidecar);
 }
 
-/// Kubernetes' container defaults (`SetDefaults_Container` and the probe, port,
-/// field selector and HTTP action defaults OpenKruise applies to sidecars).
-pub(crate) fn container(c: &mut Container) {
-    c.termination_message_path.get_or_insert_with(|| "/dev/termination-log".into());
-    c.termination_message_policy.get_or_insert_with(|| "File".into());
-    if c.image_pull_policy.is_none() {
-        let image = c.image.as_deref().unwrap_or_default();
-        let name = image.rsplit('/').next().unwrap_or_default();
-        let tag = if image.contains('@') { None } else { name.split_once(':').map(|(_, t)| t) };
-        let latest = !image.contains('@') && tag.is_none_or(|t| t == "latest");
-        c.image_pull_policy = Some(if latest { "Always" } else { "IfNotPresent" }.into());
-    }
-    for p in c.ports.iter_mut().flatten() {
-        p.protocol.get_or_insert_with(|| "TCP".into());
-    }
-    for e in c.env.iter_mut().flatten() {
-        if let Some(f) = e.value_from.as_mut().and_then(|v| v.field_ref.as_mut()) {
-            field_selector(f);
-        }
-    }
-    for probe in [&mut c.liveness_probe, &mut c.readiness_probe].into_iter().flatten() {
-        self::probe(probe);
-    }
-    if let Some(l) = c.lifecycle.as_mut() {
-        for h in [&mut l.post_start, &mut l.pre_stop].into_iter().flatten() {
-            if let Some(get) = h.http_get.as_mut() {
-                http_get(get);
-            }
-        }
-    }
-}
-
-fn field_selector(f: &mut ObjectFieldSelector) {
-    f.api_version.get_or_insert_with(|| "v1".into());
-}
-
-fn probe(p: &mut Probe) {
-    p.timeout_seconds.get_or_insert(1);
-    p.period_seconds.get_or_insert(10);
-    p.success_threshold.get_or_insert(1);
-    p.failure_threshold.get_or_insert(3);
-    if let Some(get) = p.http_get.as_mut() {
-        http_get(get);
-    }
-}
-
-fn http_get(get: &mut HTTPGetAction) {
-    get.path.get_or_insert_with(|| "/".into());
-    get.scheme.get_or_insert_with(|| "HTTP".into());
-}
-
-/// BroadcastJob: completionPolicy Always, parallelism 2147483647 (every node at
-/// once), failurePolicy FailFast.
-pub fn broadcast_job(job: &mut BroadcastJob) {
+/// BroadcastJob (`SetDefaultsBroadcastJob`): the pod template's defaults on CREATE
+/// or when it changed; completionPolicy Always, parallelism 2147483647 (every node
+/// at once), failurePolicy FailFast.
+pub fn broadcast_job(job: &mut BroadcastJob, old: Option<&BroadcastJob>) {
     let spec = &mut job.spec;
+    if old.is_none_or(|o| o.spec.template != spec.template) {
+        pod::template(&mut spec.template);
+    }
     spec.completion_policy.type_.get_or_insert(CompletionPolicyType::Always);
     spec.parallelism.get_or_insert(IntOrString::Int(i32::MAX));
     spec.failure_policy
@@ -211,12 +143,23 @@ pub fn broadcast_job(job: &mut BroadcastJob) {
         .get_or_insert(FailurePolicyType::FailFast);
 }
 
-/// AdvancedCronJob: concurrencyPolicy Allow (Replace with an image-list template),
-/// paused false, 3 successful and 1 failed job kept; an image-list template without
-/// a completion type gets Always, a pull timeout of 600s, 3 retries and
-/// imagePullPolicy IfNotPresent.
-pub fn advanced_cron_job(acj: &mut AdvancedCronJob) {
+/// AdvancedCronJob (`SetDefaultsAdvancedCronJob`): the job and broadcast-job
+/// templates' pod defaults on CREATE or when the template changed;
+/// concurrencyPolicy Allow (Replace with an image-list template), paused false, 3
+/// successful and 1 failed job kept; an image-list template without a completion
+/// type gets Always, a pull timeout of 600s, 3 retries and imagePullPolicy
+/// IfNotPresent.
+pub fn advanced_cron_job(acj: &mut AdvancedCronJob, old: Option<&AdvancedCronJob>) {
+    let inject = old.is_none_or(|o| o.spec.template != acj.spec.template);
     let spec = &mut acj.spec;
+    if inject {
+        if let Some(job) = spec.template.job_template.as_mut().and_then(|t| t.spec.as_mut()) {
+            pod::template(&mut job.template);
+        }
+        if let Some(bcj) = spec.template.broadcast_job_template.as_mut().and_then(|t| t.spec.as_mut()) {
+            pod::template(&mut bcj.template);
+        }
+    }
     let ilpj = spec.template.image_list_pull_job_template.as_mut().map(|t| t.spec.get_or_insert_default());
     let has_ilpj = ilpj.is_some();
     if let Some(t) = ilpj.map(|s| &mut s.template)
@@ -245,26 +188,29 @@ fn pull_policy(t: &mut ImagePullJobTemplate) {
 /// The finalizer that holds an ImagePullJob until its pulls are cleaned up.
 pub use keys::DELETION_PROTECTION_FINALIZER as PROTECTION_FINALIZER;
 
-/// ImagePullJob: completionPolicy Always, a pull timeout of 600s and 3 retries,
-/// imagePullPolicy IfNotPresent.
-pub fn image_pull_job(job: &mut ImagePullJob) {
+/// v1beta1 ImagePullJob (`SetDefaultsImagePullJobV1beta1`): completionPolicy
+/// Always, a pull timeout of 600s and 3 retries, imagePullPolicy IfNotPresent.
+pub fn image_pull_job(job: &mut ImagePullJob, _old: Option<&ImagePullJob>) {
     let t = &mut job.spec.template;
     t.completion_policy.type_.get_or_insert(CompletionPolicyType::Always);
     pull_policy(t);
     t.image_pull_policy.get_or_insert(ImagePullPolicy::IfNotPresent);
 }
 
-/// ImagePullJob on CREATE: [`image_pull_job`] plus the [`PROTECTION_FINALIZER`].
-pub fn image_pull_job_on_create(job: &mut ImagePullJob) {
-    image_pull_job(job);
-    let finalizers = job.metadata.finalizers.get_or_insert_default();
-    if !finalizers.iter().any(|f| f == PROTECTION_FINALIZER) {
-        finalizers.push(PROTECTION_FINALIZER.into());
+/// v1alpha1 ImagePullJob (`SetDefaultsImagePullJob`): [`image_pull_job`] plus, on
+/// CREATE, the [`PROTECTION_FINALIZER`].
+pub fn image_pull_job_v1alpha1(job: &mut ImagePullJob, old: Option<&ImagePullJob>) {
+    image_pull_job(job, old);
+    if old.is_none() {
+        let finalizers = job.metadata.finalizers.get_or_insert_default();
+        if !finalizers.iter().any(|f| f == PROTECTION_FINALIZER) {
+            finalizers.push(PROTECTION_FINALIZER.into());
+        }
     }
 }
 
 /// ImageListPullJob: completionPolicy Always, a pull timeout of 600s and 3 retries.
-pub fn image_list_pull_job(job: &mut ImageListPullJob) {
+pub fn image_list_pull_job(job: &mut ImageListPullJob, _old: Option<&ImageListPullJob>) {
     let t = &mut job.spec.template;
     t.completion_policy.type_.get_or_insert(CompletionPolicyType::Always);
     pull_policy(t);
@@ -272,7 +218,7 @@ pub fn image_list_pull_job(job: &mut ImageListPullJob) {
 
 /// NodeImage: every tag gets createdAt (now) and a pull policy with a 600s timeout
 /// and 3 retries; tags are sorted by name, in the spec and the status.
-pub fn node_image(ni: &mut NodeImage) {
+pub fn node_image(ni: &mut NodeImage, _old: Option<&NodeImage>) {
     let now = Time(Timestamp::now());
     for image in ni.spec.images.iter_mut().flat_map(|m| m.values_mut()) {
         for tag in &mut image.tags {
@@ -294,7 +240,10 @@ pub fn node_image(ni: &mut NodeImage) {
 /// and strategy.failurePolicy Fail. (The pod's uid and node labels, its grace period
 /// and the containers' preStop, ports and statusContext are filled in from the pod,
 /// which needs the API server.)
-pub fn container_recreate_request(crr: &mut ContainerRecreateRequest) {
+pub fn container_recreate_request(
+    crr: &mut ContainerRecreateRequest,
+    _old: Option<&ContainerRecreateRequest>,
+) {
     crr.metadata.labels.get_or_insert_default().insert(keys::CRR_ACTIVE.into(), "true".into());
     crr.spec.strategy.get_or_insert_default().failure_policy.get_or_insert(CrrFailurePolicy::Fail);
 }

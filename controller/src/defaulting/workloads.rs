@@ -1,19 +1,15 @@
 //! The workloads' defaults, as OpenKruise v1.9.0's mutating webhooks set them:
 //! CloneSet, Advanced StatefulSet, UnitedDeployment and Advanced DaemonSet.
 //!
-//! Pod templates get the defaults that matter to the controllers ([`pod_spec`]);
-//! OpenKruise applies the rest of Kubernetes' pod defaults too, and skips them all
-//! on an update that leaves the template alone. Here they are applied on every
-//! request, which changes nothing on a template defaulted before. No webhook
-//! defaults scaleStrategy: OpenKruise's only shows up as `{}` because Go writes
-//! empty structs, which carries no meaning.
+//! Pod templates get Kubernetes' pod defaults ([`pod::pod_spec`]) and claim
+//! templates theirs ([`pod::claim_template`]) on CREATE and when the template
+//! changed, as OpenKruise does; an update that leaves the template alone leaves it
+//! as stored. No webhook defaults scaleStrategy: OpenKruise's only shows up as `{}`
+//! because Go writes empty structs, which carries no meaning.
 
 use std::sync::Arc;
 
-use k8s_openapi::{
-    api::core::v1::{PodSecurityContext, PodSpec, PodTemplateSpec},
-    apimachinery::pkg::util::intstr::IntOrString,
-};
+use k8s_openapi::{api::core::v1::PodTemplateSpec, apimachinery::pkg::util::intstr::IntOrString};
 use stevedore_proto::crd::{
     APPS_GROUP,
     clone_set::{CloneSet, CloneSetUpdateStrategyType},
@@ -24,13 +20,13 @@ use stevedore_proto::crd::{
     },
     stateful_set::{
         PersistentVolumeClaimRetentionPolicy, PersistentVolumeClaimRetentionPolicyType as Retention,
-        PodManagementPolicy, PodUpdatePolicyType, StatefulSetUpdateStrategy, StatefulSetUpdateStrategyType,
-        v1alpha1 as sts_a1, v1beta1 as sts_b1,
+        PersistentVolumeClaimTemplate, PodManagementPolicy, PodUpdatePolicyType, StatefulSetUpdateStrategy,
+        StatefulSetUpdateStrategyType, v1alpha1 as sts_a1, v1beta1 as sts_b1,
     },
     united_deployment::{ManualUpdate, UnitedDeployment, UnitedDeploymentUpdateStrategyType},
 };
 
-use super::Defaulter;
+use super::{Defaulter, pod};
 use crate::webhook::{ByVersion, Operation, Registry};
 
 /// Registers the workloads' defaulters at OpenKruise's paths (StatefulSet and
@@ -74,65 +70,30 @@ pub fn register(registry: &mut Registry) {
     );
 }
 
-/// The pod defaults that matter to the workload controllers: restartPolicy Always,
-/// dnsPolicy ClusterFirst, terminationGracePeriodSeconds 30, schedulerName
-/// default-scheduler, an empty securityContext; for each container
-/// terminationMessagePath `/dev/termination-log`, terminationMessagePolicy File,
-/// port protocol TCP, and imagePullPolicy Always (OpenKruise's choice, so that an
-/// in-place update pulls the new image; init containers get Kubernetes' rule:
-/// Always for `:latest` or no tag, else IfNotPresent).
-///
-/// Skipped (the API server's pod defaulting fills them when pods are created):
-/// probe timings and HTTP schemes, fieldRef API versions, volume sources and
-/// modes, host ports under hostNetwork, resource lists, ephemeral containers, and
-/// volumeClaimTemplates' claim defaults.
-pub fn pod_spec(spec: &mut PodSpec) {
-    spec.restart_policy.get_or_insert_with(|| "Always".into());
-    spec.dns_policy.get_or_insert_with(|| "ClusterFirst".into());
-    spec.termination_grace_period_seconds.get_or_insert(30);
-    spec.scheduler_name.get_or_insert_with(|| "default-scheduler".into());
-    spec.security_context.get_or_insert_with(PodSecurityContext::default);
-    let init = spec.init_containers.iter_mut().flatten().map(|c| (c, false));
-    for (c, app) in init.chain(spec.containers.iter_mut().map(|c| (c, true))) {
-        if c.image_pull_policy.is_none() {
-            let latest = app || image_tag(c.image.as_deref().unwrap_or_default()) == Some("latest");
-            c.image_pull_policy = Some(if latest { "Always" } else { "IfNotPresent" }.into());
-        }
-        c.termination_message_path.get_or_insert_with(|| "/dev/termination-log".into());
-        c.termination_message_policy.get_or_insert_with(|| "File".into());
-        for port in c.ports.iter_mut().flatten() {
-            port.protocol.get_or_insert_with(|| "TCP".into());
-        }
+/// The pod template's and claim templates' defaults ([`pod::pod_spec`],
+/// [`pod::claim_template`]), applied only when `inject` (on CREATE, or when the
+/// template changed: re-defaulting a stored template on an unrelated update could
+/// start a rollout).
+fn templates(inject: bool, t: &mut PodTemplateSpec, claims: Option<&mut Vec<PersistentVolumeClaimTemplate>>) {
+    if !inject {
+        return;
+    }
+    pod::template(t);
+    for c in claims.into_iter().flatten() {
+        pod::claim_template(c);
     }
 }
 
-/// An image reference's tag: `latest` when it names none, `None` when it is pinned
-/// by digest only.
-fn image_tag(image: &str) -> Option<&str> {
-    let (name, digest) = match image.split_once('@') {
-        Some((n, _)) => (n, true),
-        None => (image, false),
-    };
-    let last = name.rsplit('/').next().unwrap_or(name);
-    match last.split_once(':') {
-        Some((_, tag)) => Some(tag),
-        None if digest => None,
-        None => Some("latest"),
-    }
-}
-
-fn template(t: &mut PodTemplateSpec) {
-    pod_spec(t.spec.get_or_insert_with(PodSpec::default));
-}
-
-/// CloneSet: replicas 1, revisionHistoryLimit 10, update type ReCreate (an
-/// `inPlaceUpdateStrategy: {}` for the InPlace types), partition 0, maxUnavailable
-/// 20%, maxSurge 0; the pod template's defaults.
-pub fn clone_set(cs: &mut CloneSet) {
+/// CloneSet (`SetDefaultsCloneSet`): replicas 1, revisionHistoryLimit 10, update type
+/// ReCreate (an `inPlaceUpdateStrategy: {}` for the InPlace types), partition 0,
+/// maxUnavailable 20%, maxSurge 0; the pod and claim templates' defaults on CREATE or
+/// when the template changed.
+pub fn clone_set(cs: &mut CloneSet, old: Option<&CloneSet>) {
+    let inject = old.is_none_or(|o| o.spec.template != cs.spec.template);
     let spec = &mut cs.spec;
     spec.replicas.get_or_insert(1);
     spec.revision_history_limit.get_or_insert(10);
-    template(&mut spec.template);
+    templates(inject, &mut spec.template, spec.volume_claim_templates.as_mut());
     let strategy = spec.update_strategy.get_or_insert_with(Default::default);
     match strategy.type_ {
         None => strategy.type_ = Some(CloneSetUpdateStrategyType::ReCreate),
@@ -146,16 +107,18 @@ pub fn clone_set(cs: &mut CloneSet) {
     strategy.max_surge.get_or_insert(IntOrString::Int(0));
 }
 
-/// What both StatefulSet versions default: podManagementPolicy OrderedReady, update
-/// type RollingUpdate and under it partition 0, maxUnavailable 1, podUpdatePolicy
-/// ReCreate and minReadySeconds 0; replicas 1, revisionHistoryLimit 10; the pod
-/// template's defaults.
+/// What both StatefulSet versions default (`SetDefaultsStatefulSet`):
+/// podManagementPolicy OrderedReady, update type RollingUpdate and under it partition
+/// 0, maxUnavailable 1, podUpdatePolicy ReCreate and minReadySeconds 0; replicas 1,
+/// revisionHistoryLimit 10; the pod and claim templates' defaults when `inject`.
 fn stateful_set_common(
+    inject: bool,
     policy: &mut Option<PodManagementPolicy>,
     update: &mut Option<StatefulSetUpdateStrategy>,
     replicas: &mut Option<i32>,
     history: &mut Option<i32>,
     pods: &mut PodTemplateSpec,
+    claims: Option<&mut Vec<PersistentVolumeClaimTemplate>>,
 ) {
     policy.get_or_insert(PodManagementPolicy::OrderedReady);
     let update = update.get_or_insert_with(Default::default);
@@ -169,20 +132,28 @@ fn stateful_set_common(
     }
     replicas.get_or_insert(1);
     history.get_or_insert(10);
-    template(pods);
+    if inject {
+        pod::template(pods);
+        for c in claims.into_iter().flatten() {
+            pod::claim_template(c);
+        }
+    }
 }
 
 /// v1beta1 StatefulSet: [`stateful_set_common`], retention policies Retain (the
 /// StatefulSetAutoDeletePVC gate is on by default; volumeClaimUpdateStrategy is
 /// left alone, its gate being off), and no status.
-pub fn stateful_set_v1beta1(sts: &mut sts_b1::StatefulSet) {
+pub fn stateful_set_v1beta1(sts: &mut sts_b1::StatefulSet, old: Option<&sts_b1::StatefulSet>) {
+    let inject = old.is_none_or(|o| o.spec.template != sts.spec.template);
     let s = &mut sts.spec;
     stateful_set_common(
+        inject,
         &mut s.pod_management_policy,
         &mut s.update_strategy,
         &mut s.replicas,
         &mut s.revision_history_limit,
         &mut s.template,
+        s.volume_claim_templates.as_mut(),
     );
     let retention = s
         .persistent_volume_claim_retention_policy
@@ -194,24 +165,29 @@ pub fn stateful_set_v1beta1(sts: &mut sts_b1::StatefulSet) {
 
 /// v1alpha1 StatefulSet: [`stateful_set_common`] and no status (OpenKruise
 /// defaults it as v1beta1 and converts back, dropping what v1alpha1 lacks).
-pub fn stateful_set_v1alpha1(sts: &mut sts_a1::StatefulSet) {
+pub fn stateful_set_v1alpha1(sts: &mut sts_a1::StatefulSet, old: Option<&sts_a1::StatefulSet>) {
+    let inject = old.is_none_or(|o| o.spec.template != sts.spec.template);
     let s = &mut sts.spec;
     stateful_set_common(
+        inject,
         &mut s.pod_management_policy,
         &mut s.update_strategy,
         &mut s.replicas,
         &mut s.revision_history_limit,
         &mut s.template,
+        s.volume_claim_templates.as_mut(),
     );
     sts.status = None;
 }
 
-/// UnitedDeployment: revisionHistoryLimit 10, update type Manual with
-/// `manualUpdate: {}`, the pod defaults in a statefulSetTemplate (OpenKruise
-/// touches no other template), minReplicas 0 on every subset when some subset
-/// sets minReplicas or maxReplicas and none sets replicas; no status. (spec.replicas
-/// is not defaulted by the webhook.)
-pub fn united_deployment(ud: &mut UnitedDeployment) {
+/// UnitedDeployment (`SetDefaultsUnitedDeployment`): revisionHistoryLimit 10, update
+/// type Manual with `manualUpdate: {}`, the pod and claim defaults of a
+/// statefulSetTemplate (OpenKruise touches no other template) on CREATE or when the
+/// template changed, minReplicas 0 on every subset when some subset sets
+/// minReplicas or maxReplicas and none sets replicas; no status. (spec.replicas is
+/// not defaulted by the webhook.)
+pub fn united_deployment(ud: &mut UnitedDeployment, old: Option<&UnitedDeployment>) {
+    let inject = old.is_none_or(|o| o.spec.template != ud.spec.template);
     let spec = &mut ud.spec;
     spec.revision_history_limit.get_or_insert(10);
     let update = spec.update_strategy.get_or_insert_with(Default::default);
@@ -220,7 +196,12 @@ pub fn united_deployment(ud: &mut UnitedDeployment) {
         update.manual_update.get_or_insert_with(ManualUpdate::default);
     }
     if let Some(sts) = spec.template.as_mut().and_then(|t| t.stateful_set_template.as_mut()) {
-        template(&mut sts.spec.template);
+        let spec = &mut sts.spec;
+        let claims = spec.volume_claim_templates.take();
+        let mut typed: Option<Vec<PersistentVolumeClaimTemplate>> =
+            claims.map(|c| c.into_iter().map(Into::into).collect());
+        templates(inject, &mut spec.template, typed.as_mut());
+        spec.volume_claim_templates = typed.map(|t| t.into_iter().map(Into::into).collect());
     }
     let subsets = spec.topology.as_mut().and_then(|t| t.subsets.as_mut());
     if let Some(subsets) = subsets {
@@ -267,13 +248,13 @@ fn daemon_set_common(
 
 /// v1alpha1 DaemonSet: [`daemon_set_common`] with the Surging rewrite. (OpenKruise
 /// applies no pod defaults to a DaemonSet's template.)
-pub fn daemon_set_v1alpha1(ds: &mut ds_a1::DaemonSet) {
+pub fn daemon_set_v1alpha1(ds: &mut ds_a1::DaemonSet, _old: Option<&ds_a1::DaemonSet>) {
     let s = &mut ds.spec;
     daemon_set_common(&mut s.burst_replicas, &mut s.update_strategy, &mut s.revision_history_limit, true);
 }
 
 /// v1beta1 DaemonSet: [`daemon_set_common`]; Surging is left for validation to refuse.
-pub fn daemon_set_v1beta1(ds: &mut ds_b1::DaemonSet) {
+pub fn daemon_set_v1beta1(ds: &mut ds_b1::DaemonSet, _old: Option<&ds_b1::DaemonSet>) {
     let s = &mut ds.spec;
     daemon_set_common(&mut s.burst_replicas, &mut s.update_strategy, &mut s.revision_history_limit, false);
 }
@@ -294,7 +275,7 @@ mod tests {
         value: Value,
         defaults: Defaults<K>,
     ) -> Value {
-        serde_json::to_value(patch(&object(value), defaults).unwrap()).unwrap()
+        serde_json::to_value(patch(&object(value), None, defaults).unwrap()).unwrap()
     }
 
     fn pods() -> Value {
@@ -324,25 +305,6 @@ mod tests {
 
     fn ops(patch: Value) -> Vec<Value> {
         sorted(patch.as_array().unwrap().clone())
-    }
-
-    #[test]
-    fn pod_spec_defaults() {
-        let mut spec: PodSpec = serde_json::from_value(json!({
-            "initContainers": [{"name": "a", "image": "busybox:1.36"}, {"name": "b", "image": "busybox"},
-                               {"name": "c", "image": "reg:5000/busybox@sha256:ab"}],
-            "containers": [{"name": "app", "image": "nginx:1.25", "imagePullPolicy": "IfNotPresent",
-                            "ports": [{"containerPort": 80}]}]
-        }))
-        .unwrap();
-        pod_spec(&mut spec);
-        let pull: Vec<_> =
-            spec.init_containers.iter().flatten().map(|c| c.image_pull_policy.clone().unwrap()).collect();
-        assert_eq!(pull, ["IfNotPresent", "Always", "IfNotPresent"]);
-        assert_eq!(spec.containers[0].image_pull_policy.as_deref(), Some("IfNotPresent"), "kept");
-        assert_eq!(spec.containers[0].ports.as_ref().unwrap()[0].protocol.as_deref(), Some("TCP"));
-        assert_eq!(image_tag("reg:5000/app"), Some("latest"));
-        assert_eq!(image_tag("reg:5000/app:v1@sha256:ab"), Some("v1"));
     }
 
     #[test]
@@ -410,6 +372,74 @@ mod tests {
             json!({"op": "add", "path": "/spec/updateStrategy", "value": {"type": "Manual", "manualUpdate": {}}}),
         ]);
         assert_eq!(ops(patch_of(ud, united_deployment as Defaults<UnitedDeployment>)), sorted(want));
+    }
+
+    /// The patch `defaults` makes to `value` on an UPDATE from `old`.
+    fn update_patch_of<K: serde::de::DeserializeOwned + serde::Serialize>(
+        value: Value,
+        old: Value,
+        defaults: Defaults<K>,
+    ) -> Value {
+        let old: K = serde_json::from_value(old).unwrap();
+        serde_json::to_value(patch(&object(value), Some(&old), defaults).unwrap()).unwrap()
+    }
+
+    /// OpenKruise's mutating handlers (`cloneset_create_update_handler.go` and the
+    /// StatefulSet, UnitedDeployment, BroadcastJob and AdvancedCronJob ones) inject
+    /// the template defaults only on CREATE or when `spec.template` differs from the
+    /// stored one: a label change on the object leaves a stored template as it is.
+    #[test]
+    fn templates_are_defaulted_on_create_or_when_they_change() {
+        let cs = |labels: Value, image: &str| {
+            json!({
+                "apiVersion": "apps.kruise.io/v1alpha1", "kind": "CloneSet",
+                "metadata": {"name": "web", "labels": labels},
+                "spec": {"replicas": 1, "revisionHistoryLimit": 10, "selector": {"matchLabels": {"app": "web"}},
+                         "template": {"metadata": {"labels": {"app": "web"}},
+                                      "spec": {"containers": [{"name": "app", "image": image}]}},
+                         "updateStrategy": {"type": "ReCreate", "partition": 0, "maxUnavailable": "20%",
+                                            "maxSurge": 0}}
+            })
+        };
+        let stored = cs(json!({}), "nginx:1.27");
+        let relabelled = cs(json!({"team": "a"}), "nginx:1.27");
+        let none = update_patch_of(relabelled, stored.clone(), clone_set as Defaults<CloneSet>);
+        assert_eq!(none, json!([]), "an unrelated change leaves the stored template alone");
+        let new_image = cs(json!({}), "nginx:1.28");
+        let changed = ops(update_patch_of(new_image, stored, clone_set as Defaults<CloneSet>));
+        assert_eq!(changed, sorted(pod_ops("/spec/template")), "a changed template gets the pod defaults");
+    }
+
+    /// Claim templates get `volumeMode: Filesystem` and OpenKruise's
+    /// `SetDefaults_PersistentVolumeClaim` (`status.phase: Pending`), in StatefulSets
+    /// and in a UnitedDeployment's StatefulSet template.
+    #[test]
+    fn claim_templates_get_volume_mode() {
+        let claims = json!([{"metadata": {"name": "data"},
+                             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]);
+        let sts = json!({
+            "apiVersion": "apps.kruise.io/v1beta1", "kind": "StatefulSet", "metadata": {"name": "web"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": pods(), "volumeClaimTemplates": claims}
+        });
+        let out = ops(patch_of(sts, stateful_set_v1beta1 as Defaults<sts_b1::StatefulSet>));
+        for want in [
+            json!({"op": "add", "path": "/spec/volumeClaimTemplates/0/spec/volumeMode", "value": "Filesystem"}),
+            json!({"op": "add", "path": "/spec/volumeClaimTemplates/0/status", "value": {"phase": "Pending"}}),
+        ] {
+            assert!(out.contains(&want), "missing {want} in {out:#?}");
+        }
+        let ud = json!({
+            "apiVersion": "apps.kruise.io/v1alpha1", "kind": "UnitedDeployment", "metadata": {"name": "web"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}},
+                     "template": {"statefulSetTemplate": {"spec": {"selector": {"matchLabels": {"app": "web"}},
+                                                                   "template": pods(),
+                                                                   "volumeClaimTemplates": claims}}},
+                     "topology": {"subsets": [{"name": "a"}]}}
+        });
+        let out = ops(patch_of(ud, united_deployment as Defaults<UnitedDeployment>));
+        let at = "/spec/template/statefulSetTemplate/spec/volumeClaimTemplates/0/spec/volumeMode";
+        let want = json!({"op": "add", "path": at, "value": "Filesystem"});
+        assert!(out.contains(&want), "missing {want} in {out:#?}");
     }
 
     #[test]

@@ -60,11 +60,14 @@ pub struct FieldError {
     pub value: Option<Value>,
     /// Why, after the value (and after the type for those that show none).
     pub detail: String,
+    /// The value is one OpenKruise's Go decoder cannot read at all (a malformed
+    /// quantity): it refuses the whole object with 400 before any rule runs.
+    pub unreadable: bool,
 }
 
 impl FieldError {
     fn new(field: &str, kind: ErrorType, value: Option<Value>, detail: impl Into<String>) -> Self {
-        Self { field: field.to_owned(), kind, value, detail: detail.into() }
+        Self { field: field.to_owned(), kind, value, detail: detail.into(), unreadable: false }
     }
 
     /// The message without the field, as `field.Error.ErrorBody` writes it.
@@ -107,6 +110,11 @@ pub fn required(field: &str, detail: impl Into<String>) -> FieldError {
 /// `field.Invalid`: `value` is not acceptable.
 pub fn invalid(field: &str, value: impl Serialize, detail: impl Into<String>) -> FieldError {
     FieldError::new(field, ErrorType::Invalid, Some(json(value)), detail)
+}
+
+/// A value Go cannot even decode (reported as `Invalid`, refused with 400).
+pub fn unreadable(field: &str, value: impl Serialize, detail: impl Into<String>) -> FieldError {
+    FieldError { unreadable: true, ..invalid(field, value, detail) }
 }
 
 /// `field.NotSupported`: `value` is not one of `supported`.

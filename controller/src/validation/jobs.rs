@@ -11,7 +11,7 @@
 
 use std::{collections::HashSet, sync::Arc};
 
-use k8s_openapi::{api::core::v1::PodTemplateSpec, apimachinery::pkg::util::intstr::IntOrString};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use stevedore_proto::{
     crd::{
@@ -33,7 +33,7 @@ use stevedore_proto::{
 use super::{
     FieldError, Validator, always,
     field::{self, duplicate, forbidden, invalid, required, too_many},
-    rules,
+    pod, rules,
 };
 use crate::webhook::{Operation, Registry};
 
@@ -81,12 +81,6 @@ pub fn register(registry: &mut Registry) {
 /// The labels a BroadcastJob's controller puts on its pods.
 const BROADCAST_JOB_POD_LABELS: [&str; 2] = ["broadcastjob-name", "broadcastjob-controller-uid"];
 
-/// A pod template's spec, checked as Kubernetes checks a template.
-fn pod_template(template: &PodTemplateSpec, path: &str, errors: &mut Vec<FieldError>) {
-    let spec = template.spec.clone().unwrap_or_default();
-    rules::pod_spec(&spec, &format!("{path}.spec"), errors);
-}
-
 /// A completion policy's deadline and TTL work only with `Always`.
 fn only_with_always(policy: &CompletionPolicy, path: &str, errors: &mut Vec<FieldError>) {
     if policy.type_ == Some(CompletionPolicyType::Never) {
@@ -132,7 +126,8 @@ pub fn broadcast_job(new: &BroadcastJob, _old: Option<&BroadcastJob>) -> Vec<Fie
             format!("{preset:?} is set by the controller"),
         ));
     }
-    pod_template(&spec.template, "spec.template", &mut errors);
+    // after the pod defaults, as OpenKruise's convertor applies them
+    pod::template("spec.template", &spec.template, &mut errors);
     if let Some(p) = &spec.parallelism
         && let Err(e) = intstr::parse(p, Percent::Float)
     {
@@ -207,11 +202,11 @@ pub fn advanced_cron_job(new: &AdvancedCronJob, old: Option<&AdvancedCronJob>) -
     }
     if let Some(job) = &t.job_template {
         let template = job.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
-        pod_template(&template, "spec.template.jobTemplate.spec.template", &mut errors);
+        pod::template_as_is("spec.template.jobTemplate.spec.template", &template, &mut errors);
     }
     if let Some(bcj) = &t.broadcast_job_template {
-        let template = bcj.spec.as_ref().map(|s| s.template.0.clone()).unwrap_or_default();
-        pod_template(&template, "spec.template.broadcastJobTemplate.spec.template", &mut errors);
+        let template = bcj.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+        pod::template_as_is("spec.template.broadcastJobTemplate.spec.template", &template, &mut errors);
     }
     if let Some(ilpj) = &t.image_list_pull_job_template {
         if !matches!(spec.concurrency_policy, Some(ConcurrencyPolicy::Replace | ConcurrencyPolicy::Forbid)) {

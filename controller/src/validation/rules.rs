@@ -18,17 +18,15 @@ use super::{
 
 mod image;
 mod names;
-mod pod;
 mod scheduling;
 mod selectors;
 
 pub use image::image_reference;
-pub use names::{dns1123_label, object_name, object_name_by, qualified_name, short_object_name};
-#[cfg(test)]
-pub(crate) use pod::template;
-pub use pod::{containers, pod_spec, workload_pod_template};
+pub use names::{
+    dns1123_label, dns1123_subdomain, object_name, object_name_by, qualified_name, short_object_name,
+};
 pub use scheduling::{node_selector_term, preferred_terms, tolerations};
-pub use selectors::{label_selector, selector_is_empty, selects_template, workload_selector};
+pub use selectors::{label_selector, labels, selector_is_empty, selects_template, workload_selector};
 
 /// `value` is >= 0 (`ValidateNonnegativeField`).
 pub fn non_negative(field: &str, value: i64, errors: &mut Vec<FieldError>) {
@@ -188,7 +186,7 @@ fn is_image_path(path: &str, paths: ImagePaths) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -197,12 +195,12 @@ mod tests {
     use super::*;
 
     /// A label map of these pairs.
-    pub(super) fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pub(crate) fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     /// The errors as `field: reason` strings.
-    pub(super) fn fields(errors: &[FieldError]) -> Vec<String> {
+    pub(crate) fn fields(errors: &[FieldError]) -> Vec<String> {
         errors.iter().map(ToString::to_string).collect()
     }
 
@@ -289,8 +287,8 @@ mod tests {
 
     #[test]
     fn in_place_only_allows_image_changes() {
-        let old = template(&[], &[("app", "nginx:1")]);
-        let mut new = template(&[], &[("app", "nginx:2")]);
+        let old = crate::validation::pod::test_template(&[], &[("app", "nginx:1")]);
+        let mut new = crate::validation::pod::test_template(&[], &[("app", "nginx:2")]);
         assert_eq!(only_images_changed(&old, &new, ImagePaths::Exact), Ok(()));
         new.spec.as_mut().unwrap().containers[0].command = Some(vec!["sh".into()]);
         assert_eq!(

@@ -12,8 +12,6 @@ use k8s_openapi::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::Schemaless;
-
 use super::strings::open_enum;
 
 /// Emits one version's `AdvancedCronJobSpec` (and so its `AdvancedCronJob`), with
@@ -72,7 +70,7 @@ pub mod v1alpha1 {
     use schemars::JsonSchema;
     use serde::{Deserialize, Serialize};
 
-    use super::{AdvancedCronJobStatus, ConcurrencyPolicy, JobTemplateSpec, ObjectTemplate, Schemaless};
+    use super::{AdvancedCronJobStatus, ConcurrencyPolicy, JobTemplateSpec, ObjectTemplate};
     use crate::crd::broadcast_job::v1alpha1::BroadcastJobSpec;
 
     advanced_cron_job_spec!("v1alpha1", CronJobTemplate);
@@ -83,7 +81,8 @@ pub mod v1alpha1 {
     pub struct CronJobTemplate {
         /// A `batch/v1` Job.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub job_template: Option<Schemaless<JobTemplateSpec>>,
+        #[schemars(with = "Option<crate::crd::core_schema::CoreSchema<JobTemplateSpec>>")]
+        pub job_template: Option<JobTemplateSpec>,
         /// A BroadcastJob.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub broadcast_job_template: Option<ObjectTemplate<BroadcastJobSpec>>,
@@ -95,7 +94,7 @@ pub mod v1beta1 {
     use schemars::JsonSchema;
     use serde::{Deserialize, Serialize};
 
-    use super::{AdvancedCronJobStatus, ConcurrencyPolicy, JobTemplateSpec, ObjectTemplate, Schemaless};
+    use super::{AdvancedCronJobStatus, ConcurrencyPolicy, JobTemplateSpec, ObjectTemplate};
     use crate::crd::broadcast_job::v1beta1::BroadcastJobSpec;
     use crate::crd::image_list_pull_job::v1beta1::ImageListPullJobSpec;
 
@@ -107,7 +106,8 @@ pub mod v1beta1 {
     pub struct CronJobTemplate {
         /// A `batch/v1` Job.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub job_template: Option<Schemaless<JobTemplateSpec>>,
+        #[schemars(with = "Option<crate::crd::core_schema::CoreSchema<JobTemplateSpec>>")]
+        pub job_template: Option<JobTemplateSpec>,
         /// A BroadcastJob.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub broadcast_job_template: Option<ObjectTemplate<BroadcastJobSpec>>,
@@ -125,7 +125,8 @@ pub mod v1beta1 {
 pub struct ObjectTemplate<S> {
     /// Labels and annotations copied to the object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Schemaless<ObjectMeta>>,
+    #[schemars(with = "Option<crate::crd::core_schema::CoreSchema<ObjectMeta>>")]
+    pub metadata: Option<ObjectMeta>,
     /// The object's spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec: Option<S>,

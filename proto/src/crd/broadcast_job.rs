@@ -45,7 +45,8 @@ macro_rules! broadcast_job_spec {
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub parallelism: Option<IntOrString>,
             /// The pod run on each node (restartPolicy `Never` or `OnFailure`).
-            pub template: Schemaless<PodTemplateSpec>,
+            #[schemars(with = "crate::crd::core_schema::CoreSchema<PodTemplateSpec>")]
+            pub template: PodTemplateSpec,
             /// When the job is complete (always serialized; type defaults to `Always`).
             #[serde(default)]
             pub completion_policy: CompletionPolicy,
@@ -61,18 +62,14 @@ macro_rules! broadcast_job_spec {
 
 /// `apps.kruise.io/v1alpha1` (served; the version most manifests use).
 pub mod v1alpha1 {
-    use super::{
-        BroadcastJobStatus, CompletionPolicy, FailurePolicy, IntOrString, PodTemplateSpec, Schemaless,
-    };
+    use super::{BroadcastJobStatus, CompletionPolicy, FailurePolicy, IntOrString, PodTemplateSpec};
 
     broadcast_job_spec!("v1alpha1");
 }
 
 /// `apps.kruise.io/v1beta1` (served and stored).
 pub mod v1beta1 {
-    use super::{
-        BroadcastJobStatus, CompletionPolicy, FailurePolicy, IntOrString, PodTemplateSpec, Schemaless,
-    };
+    use super::{BroadcastJobStatus, CompletionPolicy, FailurePolicy, IntOrString, PodTemplateSpec};
 
     broadcast_job_spec!("v1beta1");
 }

@@ -3,7 +3,7 @@
 //! and lifecycle hooks. OpenKruise v1.9.0 serves v1alpha1 only.
 
 use k8s_openapi::{
-    api::core::v1::{PersistentVolumeClaim, PodTemplateSpec},
+    api::core::v1::PodTemplateSpec,
     apimachinery::pkg::{
         apis::meta::v1::{LabelSelector, Time},
         util::intstr::IntOrString,
@@ -13,8 +13,9 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{
-    InPlaceUpdateStrategy, Lifecycle, Schemaless, UpdatePriorityStrategy, UpdateScatterTerm,
+use super::{
+    common::{InPlaceUpdateStrategy, Lifecycle, UpdatePriorityStrategy, UpdateScatterTerm},
+    stateful_set::PersistentVolumeClaimTemplate,
 };
 
 use super::strings::open_enum;
@@ -50,10 +51,14 @@ pub struct CloneSetSpec {
     /// The pods the CloneSet owns; must match the template's labels.
     pub selector: LabelSelector,
     /// The pods to create.
-    pub template: Schemaless<PodTemplateSpec>,
+    #[schemars(with = "crate::crd::core_schema::CoreSchema<PodTemplateSpec>")]
+    pub template: PodTemplateSpec,
     /// Claims each pod gets one of (the claim is deleted with its pod, unless reused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub volume_claim_templates: Option<Schemaless<Vec<PersistentVolumeClaim>>>,
+    #[schemars(
+        with = "Option<Vec<crate::crd::core_schema::CoreSchema<k8s_openapi::api::core::v1::PersistentVolumeClaim>>>"
+    )]
+    pub volume_claim_templates: Option<Vec<PersistentVolumeClaimTemplate>>,
     /// How to scale.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_strategy: Option<CloneSetScaleStrategy>,

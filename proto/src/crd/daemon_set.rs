@@ -9,7 +9,7 @@ use k8s_openapi::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{Lifecycle, Schemaless};
+use super::common::Lifecycle;
 
 use super::strings::open_enum;
 
@@ -21,8 +21,9 @@ macro_rules! daemon_set_spec {
         pub struct $name {
             /// The pods it owns; must select the template's labels.
             pub selector: LabelSelector,
-            /// The pod run on every eligible node (schemaless in the CRD).
-            pub template: Schemaless<PodTemplateSpec>,
+            /// The pod run on every eligible node.
+            #[schemars(with = "crate::crd::core_schema::CoreSchema<PodTemplateSpec>")]
+            pub template: PodTemplateSpec,
             /// How pods move to a new revision.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub update_strategy: Option<DaemonSetUpdateStrategy>,
@@ -87,7 +88,6 @@ pub mod v1alpha1 {
 
     use super::{
         DaemonSetCondition, DaemonSetUpdateStrategy, IntOrString, LabelSelector, Lifecycle, PodTemplateSpec,
-        Schemaless,
     };
 
     daemon_set_spec! {
@@ -136,7 +136,7 @@ pub mod v1beta1 {
 
     use super::{
         DaemonSetCondition, DaemonSetScaleStrategy, DaemonSetUpdateStrategy, IntOrString, LabelSelector,
-        Lifecycle, PodTemplateSpec, Schemaless,
+        Lifecycle, PodTemplateSpec,
     };
 
     daemon_set_spec! {

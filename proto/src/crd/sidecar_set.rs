@@ -8,10 +8,10 @@ use k8s_openapi::{
     api::core::v1::{Container, LocalObjectReference, ObjectFieldSelector, Volume},
     apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
 };
-use schemars::{JsonSchema, Schema};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{Schemaless, UpdatePriorityStrategy, UpdateScatterTerm};
+use super::common::{UpdatePriorityStrategy, UpdateScatterTerm};
 
 use super::strings::open_enum;
 
@@ -33,9 +33,10 @@ macro_rules! sidecar_set_spec {
             /// Sidecar containers to inject.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub containers: Option<Vec<SidecarContainer>>,
-            /// Volumes the sidecars mount (schemaless in the CRD).
+            /// Volumes the sidecars mount.
             #[serde(default, skip_serializing_if = "Option::is_none")]
-            pub volumes: Option<Vec<Schemaless<Volume>>>,
+            #[schemars(with = "Option<Vec<crate::crd::core_schema::CoreSchema<Volume>>>")]
+            pub volumes: Option<Vec<Volume>>,
             /// How injected sidecars in running pods move to a new revision.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub update_strategy: Option<SidecarSetUpdateStrategy>,
@@ -63,7 +64,7 @@ pub mod v1alpha1 {
     use serde::{Deserialize, Serialize};
 
     use super::{
-        LabelSelector, LocalObjectReference, Schemaless, SidecarContainer, SidecarSetInjectionStrategy,
+        LabelSelector, LocalObjectReference, SidecarContainer, SidecarSetInjectionStrategy,
         SidecarSetPatchPodMetadata, SidecarSetStatus, SidecarSetUpdateStrategy, Volume,
     };
 
@@ -97,7 +98,7 @@ pub mod v1beta1 {
     use serde::{Deserialize, Serialize};
 
     use super::{
-        LabelSelector, LocalObjectReference, Schemaless, SidecarContainer, SidecarSetInjectionStrategy,
+        LabelSelector, LocalObjectReference, SidecarContainer, SidecarSetInjectionStrategy,
         SidecarSetPatchPodMetadata, SidecarSetStatus, SidecarSetUpdateStrategy, Volume,
     };
 
@@ -125,14 +126,13 @@ pub mod v1beta1 {
     }
 }
 
-/// A sidecar: a core container (schemaless in the CRD) plus how it is injected and updated.
+/// A sidecar: a core container plus how it is injected and updated.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = preserve_unknown_fields)]
 pub struct SidecarContainer {
     /// The container itself.
     #[serde(flatten)]
-    #[schemars(skip)]
+    #[schemars(with = "crate::crd::core_schema::CoreSchema<Container>")]
     pub container: Container,
     /// `BeforeAppContainer` (default for containers) or `AfterAppContainer` (default
     /// for init containers).
@@ -157,11 +157,6 @@ pub struct SidecarContainer {
     /// Resources computed from the app containers' (never with `resources`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources_policy: Option<ResourcesPolicy>,
-}
-
-/// Marks a schema as keeping the fields it does not list.
-fn preserve_unknown_fields(schema: &mut Schema) {
-    schema.insert("x-kubernetes-preserve-unknown-fields".into(), true.into());
 }
 
 open_enum! {

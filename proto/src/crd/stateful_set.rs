@@ -18,7 +18,7 @@ use k8s_openapi::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{InPlaceUpdateStrategy, Schemaless, UpdatePriorityStrategy};
+use super::common::{InPlaceUpdateStrategy, UpdatePriorityStrategy};
 
 use super::strings::open_enum;
 
@@ -33,11 +33,13 @@ macro_rules! stateful_set_spec {
             pub replicas: Option<i32>,
             /// The pods it owns; must select the template's labels.
             pub selector: LabelSelector,
-            /// The pod every ordinal is stamped from (schemaless in the CRD).
-            pub template: Schemaless<PodTemplateSpec>,
-            /// Claims each pod gets its own copy of, by name (schemaless in the CRD).
+            /// The pod every ordinal is stamped from.
+            #[schemars(with = "crate::crd::core_schema::CoreSchema<PodTemplateSpec>")]
+            pub template: PodTemplateSpec,
+            /// Claims each pod gets its own copy of, by name.
             #[serde(default, skip_serializing_if = "Option::is_none")]
-            pub volume_claim_templates: Option<Vec<Schemaless<PersistentVolumeClaimTemplate>>>,
+            #[schemars(with = "Option<Vec<crate::crd::core_schema::CoreSchema<k8s_openapi::api::core::v1::PersistentVolumeClaim>>>")]
+            pub volume_claim_templates: Option<Vec<PersistentVolumeClaimTemplate>>,
             /// The headless service that governs the pods' network identity.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub service_name: Option<String>,
@@ -101,7 +103,7 @@ pub mod v1alpha1 {
     use serde::{Deserialize, Serialize};
 
     use super::{
-        LabelSelector, PersistentVolumeClaimTemplate, PodManagementPolicy, PodTemplateSpec, Schemaless,
+        LabelSelector, PersistentVolumeClaimTemplate, PodManagementPolicy, PodTemplateSpec,
         StatefulSetCondition, StatefulSetUpdateStrategy,
     };
 
@@ -149,7 +151,7 @@ pub mod v1beta1 {
 
     use super::{
         IntOrString, LabelSelector, PersistentVolumeClaimRetentionPolicy, PersistentVolumeClaimTemplate,
-        PodManagementPolicy, PodTemplateSpec, Schemaless, StatefulSetCondition, StatefulSetOrdinals,
+        PodManagementPolicy, PodTemplateSpec, StatefulSetCondition, StatefulSetOrdinals,
         StatefulSetScaleStrategy, StatefulSetUpdateStrategy, VolumeClaimStatus, VolumeClaimUpdateStrategy,
     };
     use crate::crd::common::Lifecycle;
@@ -389,11 +391,18 @@ pub struct VolumeClaimStatus {
 }
 
 /// A volume claim template: a PersistentVolumeClaim as Go writes one inside a
-/// workload, without `apiVersion` and `kind` (k8s-openapi's `PersistentVolumeClaim`
-/// always writes them). Schemaless in the CRD, through [`Schemaless`].
+/// workload, with `apiVersion` and `kind` only when the manifest gave them
+/// (k8s-openapi's `PersistentVolumeClaim` always writes them). Described in the CRD
+/// as a PersistentVolumeClaim ([`CoreSchema`](crate::crd::core_schema::CoreSchema)).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PersistentVolumeClaimTemplate {
+    /// `v1` when the manifest names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// `PersistentVolumeClaim` when the manifest names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     /// The claim's metadata; its name is what volume mounts refer to.
     #[serde(default)]
     pub metadata: ObjectMeta,
@@ -413,6 +422,6 @@ impl From<PersistentVolumeClaimTemplate> for PersistentVolumeClaim {
 
 impl From<PersistentVolumeClaim> for PersistentVolumeClaimTemplate {
     fn from(c: PersistentVolumeClaim) -> Self {
-        Self { metadata: c.metadata, spec: c.spec, status: c.status }
+        Self { api_version: None, kind: None, metadata: c.metadata, spec: c.spec, status: c.status }
     }
 }

@@ -85,9 +85,11 @@ pub struct SubsetTemplate {
 pub struct StatefulSetTemplateSpec {
     /// Labels and annotations of the subsets' StatefulSets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Schemaless<ObjectMeta>>,
+    #[schemars(with = "Option<crate::crd::core_schema::CoreSchema<ObjectMeta>>")]
+    pub metadata: Option<ObjectMeta>,
     /// The StatefulSet's spec (replicas and partition come from the UnitedDeployment).
-    pub spec: Schemaless<StatefulSetSpec>,
+    #[schemars(with = "crate::crd::core_schema::CoreSchema<StatefulSetSpec>")]
+    pub spec: StatefulSetSpec,
 }
 
 /// An Advanced StatefulSet template.
@@ -96,7 +98,8 @@ pub struct StatefulSetTemplateSpec {
 pub struct AdvancedStatefulSetTemplateSpec {
     /// Labels and annotations of the subsets' Advanced StatefulSets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Schemaless<ObjectMeta>>,
+    #[schemars(with = "Option<crate::crd::core_schema::CoreSchema<ObjectMeta>>")]
+    pub metadata: Option<ObjectMeta>,
     /// The Advanced StatefulSet's v1beta1 spec (replicas and partition come from
     /// the UnitedDeployment).
     pub spec: crate::crd::stateful_set::v1beta1::StatefulSetSpec,
@@ -108,7 +111,8 @@ pub struct AdvancedStatefulSetTemplateSpec {
 pub struct CloneSetTemplateSpec {
     /// Labels and annotations of the subsets' CloneSets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Schemaless<ObjectMeta>>,
+    #[schemars(with = "Option<crate::crd::core_schema::CoreSchema<ObjectMeta>>")]
+    pub metadata: Option<ObjectMeta>,
     /// The CloneSet's (v1alpha1) spec (replicas and partition come from the UnitedDeployment).
     pub spec: CloneSetSpec,
 }
@@ -119,9 +123,11 @@ pub struct CloneSetTemplateSpec {
 pub struct DeploymentTemplateSpec {
     /// Labels and annotations of the subsets' Deployments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Schemaless<ObjectMeta>>,
+    #[schemars(with = "Option<crate::crd::core_schema::CoreSchema<ObjectMeta>>")]
+    pub metadata: Option<ObjectMeta>,
     /// The Deployment's spec (replicas come from the UnitedDeployment).
-    pub spec: Schemaless<DeploymentSpec>,
+    #[schemars(with = "crate::crd::core_schema::CoreSchema<DeploymentSpec>")]
+    pub spec: DeploymentSpec,
 }
 
 /// The subsets, and how pods are scheduled over them.

@@ -4,7 +4,10 @@
 //! all three; a resolver says where a webhook Service is reached (there is no
 //! cluster network: usually a process on loopback).
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use k8s_openapi::{
     api::{
@@ -40,14 +43,41 @@ fn crd_of(crd: &Value) -> Result<CustomResourceDefinition, Status> {
         .map_err(|e| Status::new(500, "InternalError", format!("stored CRD does not parse: {e}")))
 }
 
+/// Stored CRDs, parsed once per uid and resourceVersion (which, within one
+/// server, name one content): a CRD with full pod-template schemas takes tens of
+/// milliseconds to parse in a debug build, and every write of its kind needs it.
+#[derive(Debug, Default)]
+struct ParsedCrds(Mutex<HashMap<(String, String), Arc<CustomResourceDefinition>>>);
+
+impl ParsedCrds {
+    fn get(&self, crd: &Value) -> Result<Arc<CustomResourceDefinition>, Status> {
+        let meta = |field: &str| crd["metadata"][field].as_str().unwrap_or_default().to_owned();
+        let key = (meta("uid"), meta("resourceVersion"));
+        let cacheable = !key.0.is_empty() && !key.1.is_empty();
+        if cacheable && let Some(parsed) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(parsed.clone());
+        }
+        let parsed = Arc::new(crd_of(crd)?);
+        if cacheable {
+            let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            // a CRD's older versions are never asked for again
+            cache.retain(|(uid, _), _| *uid != key.0);
+            cache.insert(key, parsed.clone());
+        }
+        Ok(parsed)
+    }
+}
+
 /// Prunes, defaults and validates custom resources against their CRD version's
 /// `openAPIV3Schema`, as kube-apiserver does (see [`schema::NOT_ENFORCED`]).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct StructuralSchema;
+#[derive(Debug, Default)]
+pub struct StructuralSchema {
+    crds: ParsedCrds,
+}
 
 impl SchemaCheck for StructuralSchema {
     fn check(&self, crd: &Value, version: &str, mut object: Value) -> Result<Value, Status> {
-        let crd = crd_of(crd)?;
+        let crd = self.crds.get(crd)?;
         let Some(props) = crd
             .spec
             .versions
@@ -154,6 +184,7 @@ impl Admission for Webhooks {
 /// webhook (ConversionReview v1), or by rewriting `apiVersion` for `None`.
 pub struct ConversionWebhooks {
     converter: conversion::Converter,
+    crds: ParsedCrds,
 }
 
 impl std::fmt::Debug for ConversionWebhooks {
@@ -165,7 +196,7 @@ impl std::fmt::Debug for ConversionWebhooks {
 impl ConversionWebhooks {
     /// Conversion webhooks reached through `resolver`.
     pub fn new(resolver: impl ServiceResolver + 'static) -> Self {
-        Self { converter: conversion::Converter::new(resolver) }
+        Self { converter: conversion::Converter::new(resolver), crds: ParsedCrds::default() }
     }
 }
 
@@ -177,7 +208,7 @@ impl Converter for ConversionWebhooks {
         desired_api_version: &'a str,
     ) -> HookFuture<'a, Result<Vec<Value>, Status>> {
         Box::pin(async move {
-            let crd = crd_of(crd)?;
+            let crd = self.crds.get(crd)?;
             self.converter
                 .convert(&crd, objects, desired_api_version)
                 .await
@@ -194,7 +225,7 @@ impl Hooks {
         let endpoints = StoredEndpoints::default();
         Self {
             admission: Arc::new(Webhooks::new(Chain(resolver.clone(), endpoints.clone()))),
-            schema: Arc::new(StructuralSchema),
+            schema: Arc::new(StructuralSchema::default()),
             converter: Arc::new(ConversionWebhooks::new(Chain(resolver, endpoints.clone()))),
             endpoints,
         }

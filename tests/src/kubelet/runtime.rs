@@ -193,15 +193,10 @@ impl Runtime {
     pub async fn ensure_image(&self, c: &Container) -> Result<Result<String, Waiting>> {
         let image = c.image.clone().unwrap_or_default();
         let spec = Some(ImageSpec { image: image.clone(), ..Default::default() });
-        let policy = c.image_pull_policy.clone().unwrap_or_else(|| {
-            // The API server's default: Always for `:latest` or no tag, else IfNotPresent.
-            let tag = image.rsplit('/').next().unwrap_or("");
-            if image.contains('@') || (tag.contains(':') && !tag.ends_with(":latest")) {
-                "IfNotPresent".to_owned()
-            } else {
-                "Always".to_owned()
-            }
-        });
+        let policy = c
+            .image_pull_policy
+            .clone()
+            .unwrap_or_else(|| stevedore_proto::image::default_pull_policy(&image).to_owned());
         if policy != "Always" {
             let present = self
                 .img

@@ -10,7 +10,7 @@ use crate::{defaulting::Defaults, validation::jobs::tests::review};
 /// The JSON patch `defaults` makes to `object`, as JSON.
 fn patch_of<K: DeserializeOwned + Serialize>(defaults: Defaults<K>, object: Value) -> Value {
     let object: DynamicObject = serde_json::from_value(object).unwrap();
-    serde_json::to_value(crate::defaulting::patch(&object, defaults).unwrap()).unwrap()
+    serde_json::to_value(crate::defaulting::patch(&object, None, defaults).unwrap()).unwrap()
 }
 
 fn add(path: &str, value: Value) -> Value {
@@ -60,10 +60,6 @@ fn sidecar_set_defaults() {
     ] {
         assert!(ops.contains(&want), "missing {want} in {patch:#}");
     }
-    // an untagged image is pulled Always
-    let mut c = Container { image: Some("registry:5000/proxy".into()), ..Default::default() };
-    container(&mut c);
-    assert_eq!(c.image_pull_policy.as_deref(), Some("Always"));
 }
 
 #[test]
@@ -128,7 +124,7 @@ fn image_pull_job_defaults() {
     assert_eq!(patch_of(image_pull_job, job.clone()), defaults);
     let mut on_create = vec![add("/metadata/finalizers", json!(["apps.kruise.io/deletion-protection"]))];
     on_create.extend(defaults.as_array().unwrap().iter().cloned());
-    assert_eq!(patch_of(image_pull_job_on_create, job), Value::Array(on_create));
+    assert_eq!(patch_of(image_pull_job_v1alpha1, job), Value::Array(on_create));
 }
 
 #[test]

@@ -11,7 +11,7 @@ use stevedore_proto::crd::sidecar_set::{
 use super::super::{
     FieldError,
     field::{invalid, required},
-    rules,
+    pod, rules,
 };
 
 /// SidecarSet: the object name rule; a valid, non-empty selector (and
@@ -98,8 +98,8 @@ pub fn sidecar_set(new: &SidecarSet, old: Option<&SidecarSet>) -> Vec<FieldError
         }
     }
     let core = |list: &[SidecarContainer]| list.iter().map(|c| c.container.clone()).collect::<Vec<_>>();
-    let volumes: Vec<Volume> = spec.volumes.iter().flatten().map(|v| v.0.clone()).collect();
-    rules::containers(&core(init), &core(containers), &volumes, "spec", &mut errors);
+    let volumes: Vec<Volume> = spec.volumes.iter().flatten().cloned().collect();
+    pod::sidecar_containers(&core(init), &core(containers), &volumes, &mut errors);
     let mut keys = HashSet::new();
     for (i, patch) in spec.patch_pod_metadata.iter().flatten().enumerate() {
         let path = format!("spec.patchPodMetadata[{i}]");

@@ -50,9 +50,13 @@ pub(super) fn push(list: &mut Value, item: Value) {
     list.as_array_mut().unwrap().push(item);
 }
 
+/// A pod template as the mutating webhook leaves it (the fields Kubernetes' pod
+/// validation requires are defaulted).
 pub(super) fn pod_template() -> Value {
     json!({"metadata": {"labels": {"app": "x"}},
-           "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox:1.36"}]}})
+           "spec": {"restartPolicy": "Never", "dnsPolicy": "ClusterFirst",
+                    "containers": [{"name": "main", "image": "busybox:1.36", "imagePullPolicy": "IfNotPresent",
+                                    "terminationMessagePolicy": "File"}]}})
 }
 
 pub(super) fn bcj() -> Value {

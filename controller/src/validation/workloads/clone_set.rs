@@ -7,6 +7,7 @@ use stevedore_proto::crd::clone_set::{
 use super::super::{
     FieldError,
     field::{forbidden, invalid},
+    pod,
     rules::{self, non_negative},
 };
 
@@ -30,7 +31,16 @@ pub fn clone_set(new: &CloneSet, old: Option<&CloneSet>) -> Vec<FieldError> {
     rules::workload_selector("spec.selector", &spec.selector, "cloneset", &mut errors);
     let labels = spec.template.metadata.as_ref().and_then(|m| m.labels.as_ref());
     rules::selects_template("spec.template", &spec.selector, labels, &mut errors);
-    rules::workload_pod_template("spec.template", &spec.template, &mut errors);
+    // with a PVC volume per claim template, as OpenKruise mocks them in
+    let claims: Vec<String> = spec
+        .volume_claim_templates
+        .iter()
+        .flat_map(|t| t.iter())
+        .map(|t| t.metadata.name.clone().unwrap_or_default())
+        .collect();
+    pod::workload_template("spec.template", &spec.template, &claims, &mut errors);
+    let claim_specs = spec.volume_claim_templates.iter().flatten().map(|t| t.spec.as_ref());
+    pod::decoding::claims("spec.volumeClaimTemplates", claim_specs, &mut errors);
     scale_strategy(spec.scale_strategy.as_ref(), &mut errors);
     update_strategy(&spec.update_strategy.clone().unwrap_or_default(), replicas.into(), &mut errors);
     if let Some(deadline) = spec.progress_deadline_seconds {

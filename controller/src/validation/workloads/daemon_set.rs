@@ -20,6 +20,7 @@ use stevedore_proto::{
 use super::super::{
     FieldError,
     field::{forbidden, invalid, not_supported, required},
+    pod,
     rules::{self, non_negative},
 };
 
@@ -95,7 +96,7 @@ fn common(ds: Common<'_>) -> Vec<FieldError> {
     if rules::selector_is_empty(ds.selector) {
         errors.push(invalid("spec.selector", ds.selector, "an empty selector is invalid for a daemonset"));
     }
-    rules::workload_pod_template("spec.template", ds.template, &mut errors);
+    pod::workload_template("spec.template", ds.template, &[], &mut errors);
     non_negative("spec.minReadySeconds", ds.min_ready_seconds.unwrap_or(0).into(), &mut errors);
     update_strategy(ds.update_strategy, ds.surging_allowed, &mut errors);
     if let Some(limit) = ds.revision_history_limit {

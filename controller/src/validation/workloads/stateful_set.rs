@@ -11,6 +11,7 @@ use stevedore_proto::crd::stateful_set::{
 use super::super::{
     FieldError,
     field::{forbidden, invalid, not_supported, required},
+    pod,
     rules::{self, non_negative},
 };
 
@@ -59,7 +60,17 @@ pub fn stateful_set(new: &StatefulSet, old: Option<&StatefulSet>) -> Vec<FieldEr
     rules::workload_selector("spec.selector", &spec.selector, "statefulset", &mut errors);
     let labels = spec.template.metadata.as_ref().and_then(|m| m.labels.as_ref());
     rules::selects_template("spec.template", &spec.selector, labels, &mut errors);
-    rules::workload_pod_template("spec.template", &spec.template, &mut errors);
+    // `ValidatePodTemplateSpecForStatefulSet`: the template's metadata, not its spec;
+    // then restartPolicy and activeDeadlineSeconds, as OpenKruise adds
+    pod::metadata("spec.template", &spec.template, &mut errors);
+    pod::decoding::spec("spec.template.spec", &spec.template.spec.clone().unwrap_or_default(), &mut errors);
+    let claim_specs = spec.volume_claim_templates.iter().flatten().map(|t| t.spec.as_ref());
+    pod::decoding::claims("spec.volumeClaimTemplates", claim_specs, &mut errors);
+    pod::restart_always_without_deadline(
+        "spec.template",
+        &spec.template.spec.clone().unwrap_or_default(),
+        &mut errors,
+    );
     if let Some(old) = old {
         let mut frozen = spec.clone();
         let was = old.spec.clone();

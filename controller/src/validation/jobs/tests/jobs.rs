@@ -123,7 +123,9 @@ fn advanced_cron_job_rules() {
             ),
             (
                 |v| {
-                    v["spec"]["template"] = json!({"jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "a"}]}}}}})
+                    let mut template = pod_template();
+                    template["spec"]["containers"][0].as_object_mut().unwrap().remove("image");
+                    v["spec"]["template"] = json!({"jobTemplate": {"spec": {"template": template}}})
                 },
                 "spec.template.jobTemplate.spec.template.spec.containers[0].image: Required value",
             ),

@@ -6,6 +6,7 @@ use super::*;
 
 fn sidecar(name: &str) -> Value {
     json!({"name": name, "image": "proxy:1.0", "volumeMounts": [{"name": "certs", "mountPath": "/certs"}],
+           "imagePullPolicy": "IfNotPresent", "terminationMessagePolicy": "File",
            "upgradeStrategy": {"upgradeType": "ColdUpgrade"},
            "transferEnv": [{"sourceContainerNameFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.labels['app']"}}, "envName": "X"}]})
 }
@@ -14,7 +15,8 @@ pub(super) fn sidecar_set_object() -> Value {
     json!({"metadata": {"name": "mesh"}, "spec": {
         "selector": {"matchLabels": {"mesh": "on"}},
         "namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "NotIn", "values": ["ops"]}]},
-        "initContainers": [{"name": "init-mesh", "image": "init:1.0"}],
+        "initContainers": [{"name": "init-mesh", "image": "init:1.0", "imagePullPolicy": "IfNotPresent",
+                            "terminationMessagePolicy": "File"}],
         "containers": [sidecar("proxy")],
         "volumes": [{"name": "certs", "secret": {"secretName": "c"}}],
         "updateStrategy": {"type": "RollingUpdate", "partition": "10%", "maxUnavailable": 2,
@@ -71,7 +73,7 @@ fn sidecar_set_rules() {
             ),
             (
                 |v| v["spec"]["containers"][0]["name"] = json!("init-mesh"),
-                "spec.containers[0].name: Duplicate value: \"init-mesh\"",
+                "spec.initContainers[0].name: Duplicate value: \"init-mesh\"",
             ),
             (
                 |v| push(&mut v["spec"]["containers"], sidecar("proxy")),
