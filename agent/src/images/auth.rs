@@ -32,7 +32,7 @@ fn covers(key: &str, image: &Reference) -> bool {
 }
 
 /// One registry entry of a docker config as CRI's `AuthConfig`.
-fn auth_config(key: &str, entry: &Value) -> AuthConfig {
+fn auth_config(entry: &Value) -> AuthConfig {
     let s = |k: &str| entry[k].as_str().unwrap_or_default().to_string();
     let (mut username, mut password) = (s("username"), s("password"));
     if let Some(auth) = entry["auth"].as_str()
@@ -45,7 +45,11 @@ fn auth_config(key: &str, entry: &Value) -> AuthConfig {
         username,
         password,
         auth: String::new(),
-        server_address: normalize_key(key),
+        // Empty, as kubelet sends it: the key already matched the image's registry,
+        // and containerd 1.6 `url.Parse`s a server address, so a schemeless one
+        // (`registry:5000`) fails the pull and one without a port never matches the
+        // host, dropping the credentials.
+        server_address: String::new(),
         identity_token: s("identitytoken"),
         registry_token: s("registrytoken"),
     }
@@ -71,7 +75,7 @@ pub fn credentials_for(
         .into_iter()
         .flatten()
         .filter(|(k, _)| covers(k, image))
-        .map(|(k, e)| (normalize_key(k).len(), auth_config(k, e)))
+        .map(|(k, e)| (normalize_key(k).len(), auth_config(e)))
         .collect();
     matched.sort_by_key(|m| std::cmp::Reverse(m.0));
     matched.into_iter().map(|(_, a)| a).collect()

@@ -242,6 +242,9 @@ pub async fn reconcile(job: Arc<ImagePullJob>, ctx: Arc<Ctx>) -> Result<Action, 
             return Ok(Action::requeue(left.unsigned_abs()));
         }
         info!(job = %key, "deleting the job: ttlSecondsAfterFinished passed");
+        // Its finalizer is gone by now, so the deletion is not seen here: the job's
+        // tags leave the nodes first (as the NodeImage keeper prunes a gone owner's).
+        release_nodes(&ctx, &uid, &[]).await?;
         api.delete(&job.name_any(), &DeleteParams::background()).await?;
         return Ok(Action::await_change());
     }
