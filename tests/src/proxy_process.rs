@@ -6,6 +6,8 @@ use std::{
     time::Duration,
 };
 
+use anyhow::Context as _;
+
 use crate::testbed::procs::Daemon;
 
 /// How long a proxy may drain after SIGTERM before it is killed.
@@ -29,12 +31,20 @@ pub fn binary() -> anyhow::Result<PathBuf> {
 
 impl ProxyProcess {
     /// Starts the proxy on `socket`, forwarding to `runtime`, with `extra` flags;
-    /// waits until it accepts connections.
+    /// waits until it accepts connections. Its control API gets a socket of its own
+    /// beside `socket` (`<socket>.control.sock`) unless `extra` names one, so proxies
+    /// of parallel tests never share the node default.
     ///
     /// # Errors
     /// The binary is missing, fails to start, or does not listen within 10 s.
     pub async fn start(socket: &Path, runtime: &Path, extra: &[&str]) -> anyhow::Result<Self> {
-        Self::start_binary(&binary()?, socket, runtime, extra).await
+        let control = socket.with_extension("control.sock");
+        let control = control.to_str().context("the socket path is not UTF-8")?;
+        let mut args: Vec<&str> = extra.to_vec();
+        if !extra.iter().any(|a| a.starts_with("--control-socket")) {
+            args.extend(["--control-socket", control]);
+        }
+        Self::start_binary(&binary()?, socket, runtime, &args).await
     }
 
     /// As [`ProxyProcess::start`], with another build of the proxy (one that takes
