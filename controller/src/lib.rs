@@ -155,7 +155,7 @@ pub async fn run_with(
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let registry = Arc::new(registry());
-    let crds = stevedore_proto::crd::all();
+    let crds = stevedore_proto::crd::skeletons();
     let settings = certs::Settings {
         namespace: config.namespace.clone(),
         secret: config.secret.clone(),

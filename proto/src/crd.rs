@@ -63,6 +63,20 @@ pub fn all() -> Vec<CustomResourceDefinition> {
     crds
 }
 
+/// Every CRD's identity (name, group, kind, plural, scope, the versions served and
+/// stored) without schemas: what the controller needs to point webhooks and
+/// conversion at the kinds, without holding [`all`]'s expanded schemas (tens of
+/// megabytes while they are built).
+pub fn skeletons() -> Vec<CustomResourceDefinition> {
+    let mut crds = generated();
+    for crd in &mut crds {
+        for version in &mut crd.spec.versions {
+            version.schema = None;
+        }
+    }
+    crds
+}
+
 /// Removes the `default: {}`, `0` and `false` schemars derives from `#[serde(default)]`:
 /// OpenKruise's CRDs have none, and an API server would otherwise write them into
 /// every object (`completionPolicy: {}`, `status.active: 0`) where OpenKruise leaves
@@ -176,5 +190,16 @@ mod tests {
         assert_eq!(zero_defaults(&all()), 0);
         let sidecarset = all().into_iter().find(|c| c.spec.names.kind == "SidecarSet").unwrap();
         assert!(serde_yaml::to_string(&sidecarset).unwrap().contains("default: .*"), "OpenKruise's own stay");
+    }
+
+    #[test]
+    fn skeletons_are_the_crds_without_schemas() {
+        let mut full = all();
+        for crd in &mut full {
+            for version in &mut crd.spec.versions {
+                version.schema = None;
+            }
+        }
+        assert_eq!(skeletons(), full);
     }
 }
