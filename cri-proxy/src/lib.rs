@@ -7,7 +7,6 @@
 //! open: the caller only ever sees the runtime's answers, or `UNAVAILABLE` /
 //! `DEADLINE_EXCEEDED` while the runtime cannot answer at all.
 
-pub mod admin;
 pub mod body;
 pub mod config;
 pub mod control;
@@ -104,7 +103,10 @@ impl Bound {
         };
         let proxy = Arc::new(proxy);
         let admin = metrics_listener.map(|l| {
-            tokio::spawn(admin::serve(l, metrics, shutdown.clone()).instrument(info_span!("metrics_server")))
+            let metrics: Arc<dyn stevedore_proto::admin::Metrics> = metrics;
+            tokio::spawn(
+                stevedore_proto::admin::serve(l, metrics, shutdown.clone()).instrument(info_span!("metrics_server")),
+            )
         });
         info!(
             listen = %config.listen.display(),

@@ -206,6 +206,12 @@ impl Metrics {
     }
 }
 
+impl stevedore_proto::admin::Metrics for Metrics {
+    fn render(&self) -> String {
+        Metrics::render(self)
+    }
+}
+
 /// One call being proxied: counted as in flight until finished or dropped; a call
 /// dropped before its status was seen (the caller went away) counts as `Cancelled`.
 #[derive(Debug)]
