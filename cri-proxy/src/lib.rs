@@ -105,7 +105,8 @@ impl Bound {
         let admin = metrics_listener.map(|l| {
             let metrics: Arc<dyn stevedore_proto::admin::Metrics> = metrics;
             tokio::spawn(
-                stevedore_proto::admin::serve(l, metrics, shutdown.clone()).instrument(info_span!("metrics_server")),
+                stevedore_proto::admin::serve(l, metrics, shutdown.clone())
+                    .instrument(info_span!("metrics_server")),
             )
         });
         info!(

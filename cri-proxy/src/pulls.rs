@@ -136,7 +136,7 @@ struct Flight {
     cancel: CancellationToken,
     /// Tickets held; guarded by the table's lock.
     waiters: std::sync::atomic::AtomicUsize,
-    /// Whether a progress watcher runs for this flight; guarded by the table's lock.
+    /// Whether a progress watcher runs for this flight.
     watched: std::sync::atomic::AtomicBool,
 }
 
@@ -252,10 +252,7 @@ impl Ticket {
     pub fn progress(&self) -> watch::Receiver<Progress> {
         use std::sync::atomic::Ordering::Relaxed;
         let rx = self.flight.progress.subscribe();
-        let start = {
-            let _flights = self.pulls.lock();
-            !self.flight.watched.swap(true, Relaxed)
-        };
+        let start = !self.flight.watched.swap(true, Relaxed);
         if start && let Some(source) = self.pulls.progress.clone() {
             let flight = self.flight.clone();
             let done = flight.cancel.child_token();

@@ -10,18 +10,19 @@ use std::path::PathBuf;
 fn generated_code_is_current() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let out = tempfile::tempdir().unwrap();
-    tonic_prost_build::configure()
-        .build_server(true)
-        .build_client(true)
-        .out_dir(out.path())
-        .compile_protos(
-            &[
-                root.join("proto/stevedore/control/v1/control.proto"),
-                root.join("proto/containerd/services/content/v1/content.proto"),
-            ],
-            &[root.join("proto")],
-        )
-        .expect("protoc and tonic-prost-build (apt-get install protobuf-compiler)");
+    // The control API: client (the agent) and server (the proxy). containerd's
+    // content service: the proxy only reads it, so the client alone.
+    for (proto, server) in [
+        ("stevedore/control/v1/control.proto", true),
+        ("containerd/services/content/v1/content.proto", false),
+    ] {
+        tonic_prost_build::configure()
+            .build_server(server)
+            .build_client(true)
+            .out_dir(out.path())
+            .compile_protos(&[root.join("proto").join(proto)], &[root.join("proto")])
+            .expect("protoc and tonic-prost-build (apt-get install protobuf-compiler)");
+    }
     let overwrite = std::env::var("STEVEDORE_BOOTSTRAP").as_deref() == Ok("overwrite");
     for file in ["stevedore.control.v1.rs", "containerd.services.content.v1.rs"] {
         let generated = std::fs::read_to_string(out.path().join(file)).unwrap();
