@@ -112,6 +112,29 @@ pub mod webhooks {
     pub const MUTATING: &str = "stevedore-mutating-webhook-configuration";
 }
 
+/// Installs what the controller and agents need in the cluster of `client`: the
+/// project's CRDs, and `namespaces`.
+///
+/// # Errors
+/// A create fails.
+pub async fn install(client: &kube::Client, namespaces: &[&str]) -> anyhow::Result<()> {
+    use k8s_openapi::{
+        api::core::v1::Namespace,
+        apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    };
+    use kube::api::{Api, PostParams};
+
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in stevedore_proto::crd::all() {
+        crds.create(&PostParams::default(), &crd).await?;
+    }
+    for name in namespaces {
+        let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
+        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await?;
+    }
+    Ok(())
+}
+
 /// The cluster of `client` (a simulated API server whose webhook Services are
 /// reached through `services`) made ready for the controller's webhooks: the
 /// project's CRDs and the controller's namespace created, the controller started
@@ -129,21 +152,13 @@ pub async fn serving_webhooks(
     dir: &Path,
 ) -> anyhow::Result<ControllerProcess> {
     use k8s_openapi::{
-        api::{
-            admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration},
-            core::v1::Namespace,
-        },
+        api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration},
         apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
     };
-    use kube::api::{Api, PostParams};
+    use kube::api::Api;
 
+    install(client, &[webhooks::NAMESPACE]).await?;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in stevedore_proto::crd::all() {
-        crds.create(&PostParams::default(), &crd).await?;
-    }
-    let ns: Namespace =
-        serde_json::from_value(serde_json::json!({"metadata": {"name": webhooks::NAMESPACE}}))?;
-    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await?;
     let controller =
         ControllerProcess::start(dir, kubeconfig, free_addr()?, "parity", &["--resync-seconds", "1"]).await?;
     services.expose(webhooks::NAMESPACE, webhooks::SERVICE, 443, controller.listen());

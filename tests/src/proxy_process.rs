@@ -18,6 +18,7 @@ const STOP_GRACE: Duration = Duration::from_secs(15);
 pub struct ProxyProcess {
     daemon: Daemon,
     socket: PathBuf,
+    control: Option<PathBuf>,
     log: PathBuf,
 }
 
@@ -32,19 +33,24 @@ pub fn binary() -> anyhow::Result<PathBuf> {
 impl ProxyProcess {
     /// Starts the proxy on `socket`, forwarding to `runtime`, with `extra` flags;
     /// waits until it accepts connections. Its control API gets a socket of its own
-    /// beside `socket` (`<socket>.control.sock`) unless `extra` names one, so proxies
-    /// of parallel tests never share the node default.
+    /// beside `socket` ([`ProxyProcess::control_socket`]), so proxies of parallel
+    /// tests never share the node default.
     ///
     /// # Errors
     /// The binary is missing, fails to start, or does not listen within 10 s.
     pub async fn start(socket: &Path, runtime: &Path, extra: &[&str]) -> anyhow::Result<Self> {
         let control = socket.with_extension("control.sock");
-        let control = control.to_str().context("the socket path is not UTF-8")?;
-        let mut args: Vec<&str> = extra.to_vec();
-        if !extra.iter().any(|a| a.starts_with("--control-socket")) {
-            args.extend(["--control-socket", control]);
-        }
-        Self::start_binary(&binary()?, socket, runtime, &args).await
+        let mut args = vec!["--control-socket", control.to_str().context("the socket path is not UTF-8")?];
+        args.extend(extra);
+        let mut proxy = Self::start_binary(&binary()?, socket, runtime, &args).await?;
+        proxy.control = Some(control);
+        Ok(proxy)
+    }
+
+    /// The control API's socket (`<socket>.control.sock`) of a proxy from
+    /// [`ProxyProcess::start`]; `None` for another build.
+    pub fn control_socket(&self) -> Option<&Path> {
+        self.control.as_deref()
     }
 
     /// As [`ProxyProcess::start`], with another build of the proxy (one that takes
@@ -68,7 +74,7 @@ impl ProxyProcess {
             .env("RUST_LOG", "warn");
         let log = socket.with_extension("log");
         let daemon = Daemon::spawn("stevedore-cri-proxy", cmd, &log, &socket.with_extension("pid"))?;
-        let mut proxy = ProxyProcess { daemon, socket: socket.to_owned(), log };
+        let mut proxy = ProxyProcess { daemon, socket: socket.to_owned(), control: None, log };
         let listen = format!("listen on {}", socket.display());
         proxy
             .daemon

@@ -60,14 +60,10 @@ async fn kubelet_and_agent_pulls_are_one_pull_with_progress() -> anyhow::Result<
     .await?;
     bed.serve_domain("slow.test", &front.addr())?;
     let socket = bed.dir().join("proxy.sock");
-    let control_socket = bed.dir().join("control.sock");
-    let control_flag = control_socket.to_str().unwrap().to_owned();
-    let mut proxy = ProxyProcess::start(
-        &socket,
-        bed.containerd_socket(),
-        &["--control-socket", &control_flag, "--pull-progress-interval-ms", "100"],
-    )
-    .await?;
+    let mut proxy =
+        ProxyProcess::start(&socket, bed.containerd_socket(), &["--pull-progress-interval-ms", "100"])
+            .await?;
+    let control_socket = proxy.control_socket().expect("the real proxy").to_owned();
     let image = "slow.test/big:v1";
     let ch = connect(&socket).await?;
     let mut control = ControlClient::new(connect(&control_socket).await?);
@@ -107,15 +103,12 @@ async fn kubelet_and_agent_pulls_are_one_pull_with_progress() -> anyhow::Result<
 /// pull fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_pulls_what_its_node_image_asks_and_reports_progress() -> anyhow::Result<()> {
-    use k8s_openapi::{
-        api::core::v1::Namespace,
-        apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-    };
     use kube::api::{Api, ObjectMeta, PostParams};
     use stevedore_proto::crd::node_image::v1beta1::{NodeImage, NodeImageSpec};
     use stevedore_tests::{
         agent_process::{AgentOptions, AgentProcess},
         apiserver::{ADMIN_TOKEN, ApiServer, Options},
+        controller_process::install,
         wait::until,
     };
 
@@ -130,25 +123,13 @@ async fn the_agent_pulls_what_its_node_image_asks_and_reports_progress() -> anyh
     let client = server.client().await?;
     let kubeconfig = bed.dir().join("kubeconfig");
     server.write_kubeconfig(&kubeconfig, ADMIN_TOKEN)?;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in stevedore_proto::crd::all() {
-        crds.create(&PostParams::default(), &crd).await?;
-    }
-    let ns = Namespace {
-        metadata: ObjectMeta { name: Some("stevedore-system".into()), ..Default::default() },
-        ..Default::default()
-    };
-    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await?;
+    install(&client, &["stevedore-system"]).await?;
 
     let socket = bed.dir().join("proxy.sock");
-    let control_socket = bed.dir().join("control.sock");
-    let control_flag = control_socket.to_str().unwrap().to_owned();
-    let mut proxy = ProxyProcess::start(
-        &socket,
-        bed.containerd_socket(),
-        &["--control-socket", &control_flag, "--pull-progress-interval-ms", "100"],
-    )
-    .await?;
+    let mut proxy =
+        ProxyProcess::start(&socket, bed.containerd_socket(), &["--pull-progress-interval-ms", "100"])
+            .await?;
+    let control_socket = proxy.control_socket().expect("the real proxy").to_owned();
     let node_images: Api<NodeImage> = Api::all(client.clone());
     let spec: NodeImageSpec = serde_json::from_value(serde_json::json!({
         "images": {

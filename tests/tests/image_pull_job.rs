@@ -14,8 +14,7 @@ use std::{
 };
 
 use k8s_openapi::{
-    api::core::v1::{Namespace, Node, Secret},
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    api::core::v1::{Node, Secret},
     jiff::Timestamp,
 };
 use kube::{
@@ -30,7 +29,7 @@ use stevedore_proto::crd::{
 use stevedore_tests::{
     agent_process::{AgentOptions, AgentProcess},
     apiserver::{ADMIN_TOKEN, ApiServer, Options},
-    controller_process::{ControllerProcess, free_addr},
+    controller_process::{ControllerProcess, free_addr, install},
     proxy_process::ProxyProcess,
     registry_front::{RegistryFront, Settings},
     testbed::TestBed,
@@ -67,26 +66,12 @@ impl Env {
         let client = server.client().await?;
         let kubeconfig = bed.dir().join("kubeconfig");
         server.write_kubeconfig(&kubeconfig, ADMIN_TOKEN)?;
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        for crd in stevedore_proto::crd::all() {
-            crds.create(&PostParams::default(), &crd).await?;
-        }
-        for ns in [AGENT_NS, NS] {
-            let ns = Namespace {
-                metadata: ObjectMeta { name: Some(ns.into()), ..Default::default() },
-                ..Default::default()
-            };
-            Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await?;
-        }
+        install(&client, &[AGENT_NS, NS]).await?;
         let socket = bed.dir().join("proxy.sock");
-        let control = bed.dir().join("control.sock");
-        let control_flag = control.to_str().unwrap().to_owned();
-        let proxy = ProxyProcess::start(
-            &socket,
-            bed.containerd_socket(),
-            &["--control-socket", &control_flag, "--pull-progress-interval-ms", "100"],
-        )
-        .await?;
+        let proxy =
+            ProxyProcess::start(&socket, bed.containerd_socket(), &["--pull-progress-interval-ms", "100"])
+                .await?;
+        let control = proxy.control_socket().expect("the real proxy").to_owned();
         let controller = ControllerProcess::start(
             bed.dir(),
             &kubeconfig,

@@ -8,11 +8,7 @@ use std::{fmt::Write as _, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use futures_util::{StreamExt as _, TryStreamExt as _};
-use k8s_openapi::{
-    api::core::v1::{Namespace, Node},
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-    jiff::Timestamp,
-};
+use k8s_openapi::{api::core::v1::Node, jiff::Timestamp};
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use serde_json::json;
 use stevedore_agent::images::{
@@ -28,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     apiserver::{ApiServer, Options, UserInfo},
-    controller_process::{ControllerProcess, free_addr},
+    controller_process::{ControllerProcess, free_addr, install},
     kubelet::{Config as KubeletConfig, node::node_object},
 };
 
@@ -120,16 +116,7 @@ pub async fn run(counts: HollowCounts) -> anyhow::Result<HollowFigures> {
     opts.tokens.insert("agents-token", user(AGENTS));
     let server = ApiServer::start(opts).await?;
     let admin = server.client().await?;
-    for crd in stevedore_proto::crd::all() {
-        Api::<CustomResourceDefinition>::all(admin.clone()).create(&PostParams::default(), &crd).await?;
-    }
-    for ns in ["stevedore-system", "bench"] {
-        let ns = Namespace {
-            metadata: ObjectMeta { name: Some(ns.into()), ..Default::default() },
-            ..Default::default()
-        };
-        Api::<Namespace>::all(admin.clone()).create(&PostParams::default(), &ns).await?;
-    }
+    install(&admin, &["stevedore-system", "bench"]).await?;
     let nodes: Api<Node> = Api::all(admin.clone());
     let now = Timestamp::now();
     for i in 0..counts.nodes {

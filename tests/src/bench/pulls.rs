@@ -13,9 +13,6 @@
 use std::{fmt::Write as _, time::Duration};
 
 use anyhow::Context as _;
-use k8s_openapi::{
-    api::core::v1::Namespace, apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::json;
 use stevedore_proto::{
@@ -29,6 +26,7 @@ use tonic::transport::Channel;
 use crate::{
     agent_process::{AgentOptions, AgentProcess},
     apiserver::{ADMIN_TOKEN, ApiServer, Options},
+    controller_process::install,
     cri::{ImageClient, connect, image_client},
     proxy_process::ProxyProcess,
     registry_front::{RegistryFront, Settings},
@@ -138,23 +136,14 @@ pub async fn run(counts: PullCounts) -> anyhow::Result<PullFigures> {
     let (name, tag) = image.rsplit_once(':').context("the image has a tag")?;
 
     let socket = bed.dir().join("bench-proxy.sock");
-    let control = bed.dir().join("bench-control.sock");
-    let control_flag = control.to_str().context("a UTF-8 path")?.to_owned();
-    let mut proxy =
-        ProxyProcess::start(&socket, bed.containerd_socket(), &["--control-socket", &control_flag]).await?;
+    let mut proxy = ProxyProcess::start(&socket, bed.containerd_socket(), &[]).await?;
+    let control = proxy.control_socket().context("the real proxy has a control socket")?.to_owned();
 
     let server = ApiServer::start(Options::default()).await?;
     let client = server.client().await?;
     let kubeconfig = bed.dir().join("bench-kubeconfig");
     server.write_kubeconfig(&kubeconfig, ADMIN_TOKEN)?;
-    for crd in stevedore_proto::crd::all() {
-        Api::<CustomResourceDefinition>::all(client.clone()).create(&PostParams::default(), &crd).await?;
-    }
-    let ns = Namespace {
-        metadata: ObjectMeta { name: Some("stevedore-system".into()), ..Default::default() },
-        ..Default::default()
-    };
-    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await?;
+    install(&client, &["stevedore-system"]).await?;
     let node_images: Api<NodeImage> = Api::all(client.clone());
     let empty = NodeImage {
         metadata: ObjectMeta { name: Some(NODE.into()), ..Default::default() },
