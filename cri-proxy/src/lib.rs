@@ -101,7 +101,6 @@ impl Bound {
             }
             _ => None,
         };
-        let proxy = Arc::new(proxy);
         let admin = metrics_listener.map(|l| {
             let metrics: Arc<dyn stevedore_proto::admin::Metrics> = metrics;
             tokio::spawn(

@@ -7,7 +7,6 @@ use std::{
     io,
     os::unix::fs::{FileTypeExt, PermissionsExt},
     path::{Path, PathBuf},
-    sync::Arc,
     time::Duration,
 };
 
@@ -75,7 +74,7 @@ pub async fn bind_with_mode(path: &Path, mode: u32) -> Result<UnixListener> {
 /// Serves CRI on `listener` until `shutdown`, then drains for at most `grace` and
 /// removes the socket at `path`.
 pub async fn serve(
-    proxy: Arc<Proxy>,
+    proxy: Proxy,
     listener: UnixListener,
     path: PathBuf,
     shutdown: CancellationToken,
