@@ -6,8 +6,8 @@
 //!   version is stopped); a tag whose status in the API already records the same
 //!   version as finished is not: a restarted agent picks up exactly what was left.
 //! - Status is written through the `status` subresource only (the controller writes
-//!   the spec), whole: progress at most once per `status_interval`, a change of phase
-//!   within [`PHASE_GAP`]; a thousand tags cannot flood the API server.
+//!   the spec), whole, at most once per `status_interval` however many tags change:
+//!   a thousand tags cannot flood the API server.
 //! - Pull secrets are read from the agent's own namespace only (the controller copies
 //!   them there).
 
@@ -387,22 +387,15 @@ impl Puller {
         Some(s)
     }
 
-    /// Writes the status when it changed: progress at most once per interval, a tag
-    /// changing phase (a pull starting, finishing) after [`PHASE_GAP`] at most, so a
-    /// finished pull is seen at once and a thousand tags finishing together still
-    /// make at most ten writes a second.
+    /// Writes the status when it changed, at most once per interval.
     async fn write_status(self, shutdown: CancellationToken) {
         let api: Api<NodeImage> = Api::all(self.client.clone());
         let mut last: Option<NodeImageStatus> = None;
-        let mut pending = false;
         loop {
-            if !pending {
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = self.dirty.notified() => {}
-                }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.dirty.notified() => {}
             }
-            pending = false;
             let Some(status) = self.status() else { continue };
             if last.as_ref() == Some(&status) {
                 continue;
@@ -417,7 +410,6 @@ impl Puller {
                 }
             };
             let params = PatchParams::default();
-            let deadline = tokio::time::Instant::now() + self.settings.status_interval;
             match api.patch_status(&self.settings.node_name, &params, &Patch::<()>::Json(patch)).await {
                 Ok(_) => {
                     self.metrics.status_written(true);
@@ -426,73 +418,13 @@ impl Puller {
                 Err(error) => {
                     self.metrics.status_written(false);
                     debug!(%error, "cannot write the NodeImage status; retrying");
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        () = tokio::time::sleep_until(deadline) => {}
-                    }
-                    pending = true;
-                    continue;
+                    self.dirty.notify_one();
                 }
             }
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(PHASE_GAP.min(self.settings.status_interval)) => {}
-            }
-            // Until the interval is over, only a change of phase is written.
-            loop {
-                if !pending && self.status().is_some_and(|s| phases_differ(last.as_ref(), &s)) {
-                    pending = true;
-                }
-                if pending {
-                    break;
-                }
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep_until(deadline) => {
-                        pending = true;
-                        break;
-                    }
-                    () = self.dirty.notified() => {}
-                }
+                () = tokio::time::sleep(self.settings.status_interval) => {}
             }
         }
-    }
-}
-
-/// The shortest gap between two status writes.
-pub const PHASE_GAP: Duration = Duration::from_millis(100);
-
-/// Whether `b` differs from `a` in more than progress.
-fn phases_differ(a: Option<&NodeImageStatus>, b: &NodeImageStatus) -> bool {
-    let strip = |s: &NodeImageStatus| {
-        let mut s = s.clone();
-        for image in s.image_statuses.iter_mut().flat_map(|m| m.values_mut()) {
-            for tag in &mut image.tags {
-                tag.progress = None;
-            }
-        }
-        s
-    };
-    a.is_none_or(|a| strip(a) != strip(b))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn status(phase: &str, progress: i32) -> NodeImageStatus {
-        serde_json::from_value(json!({
-            "desired": 1,
-            "imageStatuses": { "app": { "tags": [{ "tag": "v1", "phase": phase, "progress": progress }] } }
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn only_a_change_of_phase_skips_the_interval() {
-        let pulling = status("Pulling", 10);
-        assert!(phases_differ(None, &pulling));
-        assert!(!phases_differ(Some(&pulling), &status("Pulling", 60)));
-        assert!(phases_differ(Some(&pulling), &status("Succeeded", 100)));
     }
 }
