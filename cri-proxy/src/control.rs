@@ -8,7 +8,8 @@ use futures_util::Stream;
 use prost::Message as _;
 use stevedore_proto::{
     control::{
-        PullImageProgress, PullImageRequest,
+        ContainerEvent, PullImageProgress, PullImageRequest, RecreateContainerRequest,
+        RecreateContainerResponse, WatchContainerEventsRequest,
         control_server::{Control, ControlServer},
     },
     cri,
@@ -54,9 +55,26 @@ fn message(p: Progress, joined: bool) -> PullImageProgress {
     }
 }
 
+type EventStream = Pin<Box<dyn Stream<Item = Result<ContainerEvent, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl Control for ControlService {
     type PullImageStream = ProgressStream;
+    type WatchContainerEventsStream = EventStream;
+
+    async fn recreate_container(
+        &self,
+        _request: Request<RecreateContainerRequest>,
+    ) -> std::result::Result<Response<RecreateContainerResponse>, Status> {
+        Err(Status::unimplemented("RecreateContainer: not served by this proxy yet"))
+    }
+
+    async fn watch_container_events(
+        &self,
+        _request: Request<WatchContainerEventsRequest>,
+    ) -> std::result::Result<Response<Self::WatchContainerEventsStream>, Status> {
+        Err(Status::unimplemented("WatchContainerEvents: not served by this proxy yet"))
+    }
 
     async fn pull_image(
         &self,
