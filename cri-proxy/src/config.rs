@@ -19,6 +19,20 @@ pub struct Config {
     pub control_socket: Option<PathBuf>,
     /// How often a pull's progress is read from the runtime's content store.
     pub pull_progress_interval: Duration,
+    /// What the proxy keeps of the containers kubelet creates (for recreates).
+    pub records: Records,
+}
+
+/// Where container records live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Records {
+    /// Durably, under this state directory (`containers/`, `pending/`, `journal/`).
+    Durable(PathBuf),
+    /// In memory only: lost when the proxy restarts.
+    Memory,
+    /// Not at all: container calls are forwarded as bytes and every recreate is the
+    /// kubelet way (stop only).
+    Off,
 }
 
 impl Config {
@@ -33,6 +47,7 @@ impl Config {
             connect_timeout: Duration::from_secs(5),
             control_socket: Some(PathBuf::from("/run/stevedore/control.sock")),
             pull_progress_interval: Duration::from_millis(250),
+            records: Records::Durable(PathBuf::from("/var/lib/stevedore/cri-proxy")),
         }
     }
 }

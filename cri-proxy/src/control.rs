@@ -4,7 +4,7 @@
 
 use std::{path::PathBuf, pin::Pin, sync::Arc};
 
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt as _};
 use prost::Message as _;
 use stevedore_proto::{
     control::{
@@ -15,12 +15,15 @@ use stevedore_proto::{
     cri,
 };
 use tokio::{net::UnixListener, sync::mpsc};
-use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
+use tokio_stream::wrappers::{
+    BroadcastStream, ReceiverStream, UnixListenerStream, errors::BroadcastStreamRecvError,
+};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::{
+    containers::{Containers, recreate},
     error::Result,
     proxy::Proxy,
     pulls::{Key, Origin, Outcome, Progress, Pulls},
@@ -34,12 +37,14 @@ pub const SOCKET_MODE: u32 = 0o600;
 pub struct ControlService {
     pulls: Arc<Pulls>,
     proxy: Proxy,
+    containers: Arc<Containers>,
 }
 
 impl ControlService {
-    /// A service putting pulls on `pulls`, sent through `proxy`.
-    pub fn new(pulls: Arc<Pulls>, proxy: Proxy) -> Self {
-        Self { pulls, proxy }
+    /// A service putting pulls on `pulls`, sent through `proxy`, and recreating
+    /// `containers`.
+    pub fn new(pulls: Arc<Pulls>, proxy: Proxy, containers: Arc<Containers>) -> Self {
+        Self { pulls, proxy, containers }
     }
 }
 
@@ -64,16 +69,45 @@ impl Control for ControlService {
 
     async fn recreate_container(
         &self,
-        _request: Request<RecreateContainerRequest>,
+        request: Request<RecreateContainerRequest>,
     ) -> std::result::Result<Response<RecreateContainerResponse>, Status> {
-        Err(Status::unimplemented("RecreateContainer: not served by this proxy yet"))
+        let r = request.into_inner();
+        let outcome = self
+            .containers
+            .recreate(recreate::Request {
+                container_id: r.container_id,
+                grace_period_seconds: r.grace_period_seconds,
+                env_overrides: r.env_overrides,
+                image: Some(r.image).filter(|i| !i.is_empty()),
+            })
+            .await?;
+        let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        Ok(Response::new(RecreateContainerResponse {
+            container_id: outcome.container_id,
+            recorded: outcome.recorded,
+            attempt: outcome.attempt,
+            stop_micros: micros(outcome.stop),
+            create_micros: micros(outcome.create),
+            start_micros: micros(outcome.start),
+        }))
     }
 
     async fn watch_container_events(
         &self,
-        _request: Request<WatchContainerEventsRequest>,
+        request: Request<WatchContainerEventsRequest>,
     ) -> std::result::Result<Response<Self::WatchContainerEventsStream>, Status> {
-        Err(Status::unimplemented("WatchContainerEvents: not served by this proxy yet"))
+        let pod_uid = request.into_inner().pod_uid;
+        let events = BroadcastStream::new(self.containers.subscribe()).filter_map(move |e| {
+            let keep = match e {
+                Ok(event) => (pod_uid.is_empty() || event.pod_uid == pod_uid).then_some(Ok(event)),
+                Err(BroadcastStreamRecvError::Lagged(n)) => {
+                    warn!(missed = n, "a container-events watcher fell behind; events were dropped");
+                    None
+                }
+            };
+            std::future::ready(keep)
+        });
+        Ok(Response::new(Box::pin(events) as EventStream))
     }
 
     async fn pull_image(

@@ -46,6 +46,15 @@ pub enum Error {
     /// Another live process already serves the socket.
     #[error("{0} is already served by a live process; refusing to replace it")]
     InUse(PathBuf),
+    /// The state directory could not be opened.
+    #[error("cannot use the state directory {path}: {source}")]
+    StateDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
     /// The metrics endpoint could not be bound.
     #[error("cannot serve metrics on {addr}: {source}")]
     Metrics {
@@ -66,7 +75,9 @@ impl From<Error> for Status {
             Error::Connect { .. } | Error::Upstream(_) | Error::ConnectTimeout { .. } => Code::Unavailable,
             Error::Deadline(_) => Code::DeadlineExceeded,
             Error::BadMessage(_) => Code::Internal,
-            Error::Listen { .. } | Error::InUse(_) | Error::Metrics { .. } => Code::Internal,
+            Error::Listen { .. } | Error::InUse(_) | Error::Metrics { .. } | Error::StateDir { .. } => {
+                Code::Internal
+            }
         };
         Status::new(code, err.to_string())
     }

@@ -9,6 +9,7 @@
 
 pub mod body;
 pub mod config;
+pub mod containers;
 pub mod control;
 pub mod error;
 #[cfg(any(test, feature = "test-util"))]
@@ -29,16 +30,22 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span};
 
-pub use config::Config;
+pub use config::{Config, Records};
 pub use error::{Error, Result};
 
 use crate::{
+    containers::Containers,
     control::ControlService,
     metrics::Metrics,
     proxy::{Handlers, Proxy},
     pulls::{ProgressSource, Pulls, handler::PullImageHandler},
     upstream::Upstream,
 };
+
+/// How often container records are reconciled with the runtime.
+const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+/// How soon the first reconciliation is retried while the runtime is down.
+const RECONCILE_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A proxy whose sockets are bound, ready to serve.
 #[derive(Debug)]
@@ -48,6 +55,7 @@ pub struct Bound {
     control_listener: Option<UnixListener>,
     metrics_listener: Option<TcpListener>,
     handlers: Handlers,
+    records: Option<(containers::store::Store, containers::store::Loaded)>,
 }
 
 /// Binds the CRI socket, the control socket and the metrics address.
@@ -64,7 +72,17 @@ pub async fn bind(config: Config) -> Result<Bound> {
         Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| Error::Metrics { addr, source })?),
         None => None,
     };
-    Ok(Bound { config, listener, control_listener, metrics_listener, handlers: Handlers::default() })
+    let records = match &config.records {
+        Records::Durable(dir) => Some(
+            containers::store::Store::open(dir)
+                .map_err(|source| Error::StateDir { path: dir.clone(), source })?,
+        ),
+        Records::Memory => {
+            Some((containers::store::Store::in_memory(), containers::store::Loaded::default()))
+        }
+        Records::Off => None,
+    };
+    Ok(Bound { config, listener, control_listener, metrics_listener, handlers: Handlers::default(), records })
 }
 
 impl Bound {
@@ -84,7 +102,7 @@ impl Bound {
     /// # Errors
     /// None today once bound; the signature leaves room for failing duties.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
-        let Bound { config, listener, control_listener, metrics_listener, mut handlers } = self;
+        let Bound { config, listener, control_listener, metrics_listener, mut handlers, records } = self;
         let metrics = Arc::new(Metrics::default());
         let upstream = Upstream::new(config.runtime_socket.clone(), config.connect_timeout, metrics.clone());
         let progress = ProgressSource::new(&config.runtime_socket, config.pull_progress_interval);
@@ -92,10 +110,31 @@ impl Bound {
         handlers
             .entry(pulls::PULL_IMAGE_PATH)
             .or_insert_with(|| Arc::new(PullImageHandler::new(pulls.clone())) as Arc<dyn proxy::Handler>);
+        // Without records, recreates still work the kubelet way (stop only).
+        let (store, loaded, recording) = match records {
+            Some((store, loaded)) => (store, loaded, true),
+            None => (containers::store::Store::in_memory(), containers::store::Loaded::default(), false),
+        };
+        let containers = Arc::new(Containers::new(store, &config.runtime_socket));
+        if recording {
+            for (path, handler) in containers::handlers::handlers(&containers) {
+                handlers.entry(path).or_insert(handler);
+            }
+        }
+        if matches!(config.records, Records::Durable(_)) {
+            let reconcile = containers::reconcile::run(
+                containers.clone(),
+                loaded.pending,
+                RECONCILE_EVERY,
+                RECONCILE_RETRY,
+                shutdown.clone(),
+            );
+            tokio::spawn(reconcile.instrument(info_span!("records")));
+        }
         let proxy = Proxy::new(upstream, metrics.clone(), handlers);
         let control = match (control_listener, &config.control_socket) {
             (Some(listener), Some(path)) => {
-                let service = ControlService::new(pulls, proxy.clone());
+                let service = ControlService::new(pulls, proxy.clone(), containers.clone());
                 let serve = control::serve(service, listener, path.clone(), shutdown.clone());
                 Some(tokio::spawn(serve.instrument(info_span!("control_server"))))
             }
@@ -113,6 +152,7 @@ impl Bound {
             runtime.socket = %config.runtime_socket.display(),
             control.socket = ?config.control_socket,
             metrics.addr = ?config.metrics_addr,
+            records = ?config.records,
             "serving CRI"
         );
         server::serve(proxy, listener, config.listen, shutdown, config.shutdown_grace)

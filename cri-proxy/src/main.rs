@@ -3,7 +3,10 @@
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::Parser;
-use stevedore_cri_proxy::{Config, config::parse_endpoint};
+use stevedore_cri_proxy::{
+    Config,
+    config::{Records, parse_endpoint},
+};
 use stevedore_proto::{
     process::{EX_USAGE, Process},
     telemetry::LogFormat,
@@ -41,6 +44,14 @@ struct Args {
     /// Milliseconds between reads of a pull's progress from containerd's content store.
     #[arg(long, env = "STEVEDORE_CRI_PROXY_PULL_PROGRESS_INTERVAL_MS", default_value_t = 250)]
     pull_progress_interval_ms: u64,
+    /// Directory of the proxy's durable state (the CreateContainer requests it
+    /// recorded, the recreate journal); "memory" keeps records in memory only.
+    #[arg(long, env = "STEVEDORE_CRI_PROXY_STATE_DIR", default_value = "/var/lib/stevedore/cri-proxy")]
+    state_dir: PathBuf,
+    /// Do not record containers: container calls are forwarded as bytes, and
+    /// RecreateContainer only stops a container for kubelet to restart.
+    #[arg(long, env = "STEVEDORE_CRI_PROXY_NO_CONTAINER_RECORDS")]
+    no_container_records: bool,
     /// Log format: plain or json. The level comes from RUST_LOG (default info).
     #[arg(long, env = "STEVEDORE_CRI_PROXY_LOG_FORMAT", default_value = "plain")]
     log_format: LogFormat,
@@ -79,6 +90,15 @@ impl Args {
         if self.pull_progress_interval_ms == 0 {
             return Err("--pull-progress-interval-ms: must be at least 1".into());
         }
+        let records = if self.no_container_records {
+            Records::Off
+        } else if self.state_dir.as_os_str() == "memory" {
+            Records::Memory
+        } else if self.state_dir.is_absolute() {
+            Records::Durable(self.state_dir.clone())
+        } else {
+            return Err(format!("--state-dir {:?}: must be an absolute path or memory", self.state_dir));
+        };
         if self.worker_threads == 0 {
             return Err("--worker-threads: must be at least 1".into());
         }
@@ -90,6 +110,7 @@ impl Args {
             connect_timeout: seconds("--connect-timeout", self.connect_timeout)?,
             control_socket,
             pull_progress_interval: Duration::from_millis(self.pull_progress_interval_ms),
+            records,
         })
     }
 }
@@ -152,5 +173,13 @@ mod tests {
         assert!(e.starts_with("--shutdown-grace"), "{e}");
         assert!(parse(&["--log-format", "xml"]).is_err());
         assert_eq!(parse(&["--metrics-addr", "none"]).unwrap().metrics_addr, None);
+        let e = parse(&["--state-dir", "relative"]).unwrap_err();
+        assert!(e.starts_with("--state-dir"), "{e}");
+        assert_eq!(parse(&["--state-dir", "memory"]).unwrap().records, Records::Memory);
+        assert_eq!(parse(&["--no-container-records"]).unwrap().records, Records::Off);
+        assert_eq!(
+            parse(&[]).unwrap().records,
+            Records::Durable(PathBuf::from("/var/lib/stevedore/cri-proxy"))
+        );
     }
 }

@@ -70,6 +70,7 @@ impl Bed {
             connect_timeout: Duration::from_secs(2),
             control_socket: Some(dir.path().join("sub/control.sock")),
             pull_progress_interval: Duration::from_millis(50),
+            records: stevedore_cri_proxy::config::Records::Memory,
         };
         let bound = stevedore_cri_proxy::bind(config).await.unwrap().with_handlers(handlers);
         let metrics_addr = bound.metrics_addr().unwrap();
@@ -222,6 +223,7 @@ async fn a_runtime_that_never_answers_fails_at_the_callers_deadline() {
         connect_timeout: Duration::from_secs(30),
         control_socket: None,
         pull_progress_interval: Duration::from_millis(250),
+        records: stevedore_cri_proxy::config::Records::Memory,
     };
     let stop = CancellationToken::new();
     tokio::spawn(stevedore_cri_proxy::run(config, stop.clone()));
@@ -408,6 +410,7 @@ async fn a_runtime_dying_mid_answer_gives_unavailable_not_a_reset() {
         connect_timeout: Duration::from_secs(5),
         control_socket: None,
         pull_progress_interval: Duration::from_millis(250),
+        records: stevedore_cri_proxy::config::Records::Memory,
     };
     let stop = CancellationToken::new();
     tokio::spawn(stevedore_cri_proxy::run(config, stop.clone()));

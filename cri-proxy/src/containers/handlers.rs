@@ -1,0 +1,195 @@
+//! Typed handlers of kubelet's container calls: `CreateContainer` is recorded (and
+//! waits for a recreate of the same container under way), `StartContainer` of a
+//! container a recreate started is answered at once, and every success publishes a
+//! lifecycle event; `RemoveContainer` drops the record.
+
+use std::{sync::Arc, time::Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use stevedore_proto::{
+    control::container_event::Kind,
+    cri::{
+        CreateContainerRequest, CreateContainerResponse, RemoveContainerRequest, RemoveContainerResponse,
+        StartContainerRequest, StartContainerResponse, StopContainerRequest, StopContainerResponse,
+    },
+};
+use tracing::{debug, info};
+
+use super::{Containers, Place};
+use crate::{
+    body::ResponseBody,
+    grpc,
+    proxy::{Handler, HandlerFuture, Handlers, Proxy},
+    typed::{self, Answer},
+};
+
+/// `CreateContainer`'s path.
+pub const CREATE_PATH: &str = "/runtime.v1.RuntimeService/CreateContainer";
+/// `StartContainer`'s path.
+pub const START_PATH: &str = "/runtime.v1.RuntimeService/StartContainer";
+/// `StopContainer`'s path.
+pub const STOP_PATH: &str = "/runtime.v1.RuntimeService/StopContainer";
+/// `RemoveContainer`'s path.
+pub const REMOVE_PATH: &str = "/runtime.v1.RuntimeService/RemoveContainer";
+
+/// The handlers of the container calls, sharing `containers`.
+pub fn handlers(containers: &Arc<Containers>) -> Handlers {
+    let mut h = Handlers::new();
+    h.insert(CREATE_PATH, Arc::new(Create(containers.clone())) as Arc<dyn Handler>);
+    h.insert(START_PATH, Arc::new(Start(containers.clone())) as Arc<dyn Handler>);
+    h.insert(STOP_PATH, Arc::new(Stop(containers.clone())) as Arc<dyn Handler>);
+    h.insert(REMOVE_PATH, Arc::new(Remove(containers.clone())) as Arc<dyn Handler>);
+    h
+}
+
+/// A successful unary answer made by the proxy itself.
+pub fn ok_response(message: &impl prost::Message) -> Response<ResponseBody> {
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    let mut resp = Response::new(ResponseBody::full(grpc::encode_frame(message), trailers));
+    *resp.status_mut() = StatusCode::OK;
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    resp
+}
+
+async fn passthrough<M: prost::Message + Default>(
+    proxy: &Proxy,
+    parts: http::request::Parts,
+    raw: Bytes,
+) -> crate::Result<Response<ResponseBody>> {
+    typed::forward::<M>(proxy, parts, raw).await.map(Answer::unchanged)
+}
+
+#[derive(Debug)]
+struct Create(Arc<Containers>);
+
+impl Handler for Create {
+    fn call<'a>(&'a self, proxy: &'a Proxy, req: Request<Incoming>) -> HandlerFuture<'a> {
+        Box::pin(async move {
+            let typed::TypedRequest { parts, raw, message } =
+                typed::read_request::<CreateContainerRequest>(req).await?;
+            let Ok(request) = message else {
+                return passthrough::<CreateContainerResponse>(proxy, parts, raw).await;
+            };
+            let key = super::store::PendingKey::of(&request);
+            let place = Place { sandbox: key.sandbox.clone(), name: key.name.clone() };
+            if let Some(produced) = self.0.adopt(&place, key.attempt).await {
+                info!(
+                    container.id = %produced.id,
+                    container.name = %place.name,
+                    attempt = produced.attempt,
+                    "kubelet asked for the container a recreate made; it gets that one"
+                );
+                return Ok(ok_response(&CreateContainerResponse { container_id: produced.id }));
+            }
+            let began = Instant::now();
+            let pending = self.0.store().begin(&request);
+            let answer = typed::forward::<CreateContainerResponse>(proxy, parts, raw).await;
+            match &answer {
+                Ok(Answer::Ok { message, .. }) => {
+                    let record = self.0.store().created(pending, &message.container_id, request);
+                    self.0.publish(
+                        Kind::Created,
+                        &message.container_id,
+                        Some(&record),
+                        began.elapsed(),
+                        "kubelet",
+                    );
+                }
+                _ => self.0.store().abandon(pending),
+            }
+            answer.map(Answer::unchanged)
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Start(Arc<Containers>);
+
+impl Handler for Start {
+    fn call<'a>(&'a self, proxy: &'a Proxy, req: Request<Incoming>) -> HandlerFuture<'a> {
+        Box::pin(async move {
+            let typed::TypedRequest { parts, raw, message } =
+                typed::read_request::<StartContainerRequest>(req).await?;
+            let Ok(request) = message else {
+                return passthrough::<StartContainerResponse>(proxy, parts, raw).await;
+            };
+            if self.0.take_started(&request.container_id) {
+                debug!(container.id = %request.container_id, "already started by a recreate");
+                return Ok(ok_response(&StartContainerResponse {}));
+            }
+            let began = Instant::now();
+            let answer = typed::forward::<StartContainerResponse>(proxy, parts, raw).await;
+            if let Ok(Answer::Ok { .. }) = &answer {
+                let record = self.0.store().get(&request.container_id);
+                self.0.publish(
+                    Kind::Started,
+                    &request.container_id,
+                    record.as_deref(),
+                    began.elapsed(),
+                    "kubelet",
+                );
+            }
+            answer.map(Answer::unchanged)
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Stop(Arc<Containers>);
+
+impl Handler for Stop {
+    fn call<'a>(&'a self, proxy: &'a Proxy, req: Request<Incoming>) -> HandlerFuture<'a> {
+        Box::pin(async move {
+            let typed::TypedRequest { parts, raw, message } =
+                typed::read_request::<StopContainerRequest>(req).await?;
+            let Ok(request) = message else {
+                return passthrough::<StopContainerResponse>(proxy, parts, raw).await;
+            };
+            let began = Instant::now();
+            let answer = typed::forward::<StopContainerResponse>(proxy, parts, raw).await;
+            if let Ok(Answer::Ok { .. }) = &answer {
+                let record = self.0.store().get(&request.container_id);
+                self.0.publish(
+                    Kind::Stopped,
+                    &request.container_id,
+                    record.as_deref(),
+                    began.elapsed(),
+                    "kubelet",
+                );
+            }
+            answer.map(Answer::unchanged)
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Remove(Arc<Containers>);
+
+impl Handler for Remove {
+    fn call<'a>(&'a self, proxy: &'a Proxy, req: Request<Incoming>) -> HandlerFuture<'a> {
+        Box::pin(async move {
+            let typed::TypedRequest { parts, raw, message } =
+                typed::read_request::<RemoveContainerRequest>(req).await?;
+            let Ok(request) = message else {
+                return passthrough::<RemoveContainerResponse>(proxy, parts, raw).await;
+            };
+            let began = Instant::now();
+            let answer = typed::forward::<RemoveContainerResponse>(proxy, parts, raw).await;
+            if let Ok(Answer::Ok { .. }) = &answer {
+                let record = self.0.store().remove(&request.container_id);
+                self.0.forget(&request.container_id);
+                self.0.publish(
+                    Kind::Removed,
+                    &request.container_id,
+                    record.as_deref(),
+                    began.elapsed(),
+                    "kubelet",
+                );
+            }
+            answer.map(Answer::unchanged)
+        })
+    }
+}
