@@ -100,6 +100,17 @@ impl Containers {
         &self.runtime_socket
     }
 
+    /// Whether the sandbox `id` exists and is ready (false when it cannot be told).
+    pub async fn sandbox_ready(&self, id: &str) -> bool {
+        let req =
+            stevedore_proto::cri::PodSandboxStatusRequest { pod_sandbox_id: id.to_owned(), verbose: false };
+        self.runtime().pod_sandbox_status(req).await.is_ok_and(|r| {
+            r.into_inner()
+                .status
+                .is_some_and(|s| s.state == stevedore_proto::cri::PodSandboxState::SandboxReady as i32)
+        })
+    }
+
     /// Lifecycle events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<ContainerEvent> {
         self.events.subscribe()

@@ -33,14 +33,21 @@ pub fn binary() -> anyhow::Result<PathBuf> {
 impl ProxyProcess {
     /// Starts the proxy on `socket`, forwarding to `runtime`, with `extra` flags;
     /// waits until it accepts connections. Its control API gets a socket of its own
-    /// beside `socket` ([`ProxyProcess::control_socket`]), so proxies of parallel
-    /// tests never share the node default.
+    /// beside `socket` ([`ProxyProcess::control_socket`]) and its state directory is
+    /// `<socket>.state`, so proxies of parallel tests never share the node defaults
+    /// (a proxy started again on the same socket finds its state).
     ///
     /// # Errors
     /// The binary is missing, fails to start, or does not listen within 10 s.
     pub async fn start(socket: &Path, runtime: &Path, extra: &[&str]) -> anyhow::Result<Self> {
         let control = socket.with_extension("control.sock");
-        let mut args = vec!["--control-socket", control.to_str().context("the socket path is not UTF-8")?];
+        let state = socket.with_extension("state");
+        let mut args = vec![
+            "--control-socket",
+            control.to_str().context("the socket path is not UTF-8")?,
+            "--state-dir",
+            state.to_str().context("the socket path is not UTF-8")?,
+        ];
         args.extend(extra);
         let mut proxy = Self::start_binary(&binary()?, socket, runtime, &args).await?;
         proxy.control = Some(control);
@@ -93,6 +100,18 @@ impl ProxyProcess {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.daemon.pid()
+    }
+
+    /// Kills it at once with SIGKILL alone (no SIGTERM first), as a crash or an OOM
+    /// kill would, and reaps it.
+    pub fn kill(&mut self) {
+        crate::testbed::procs::signal(self.daemon.pid(), nix::sys::signal::Signal::SIGKILL);
+        self.daemon.stop_blocking(Duration::ZERO);
+    }
+
+    /// The last lines of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        crate::testbed::procs::tail(&self.log, lines)
     }
 
     /// Sends SIGTERM and waits (without blocking the async runtime, so this

@@ -65,6 +65,9 @@ pub struct Intent {
     /// The request for its next attempt.
     #[prost(message, optional, tag = "2")]
     pub request: Option<CreateContainerRequest>,
+    /// The stop's grace period, seconds.
+    #[prost(int64, tag = "3")]
+    pub grace_period_seconds: i64,
 }
 
 /// The next attempt's request from the recorded one.
@@ -197,7 +200,11 @@ impl Containers {
         let attempt = next.config.as_ref().and_then(|c| c.metadata.as_ref()).map_or(0, |m| m.attempt);
         let journal = self.store().dir().map(|d| journal_path(d, place));
         if let Some(path) = &journal {
-            let intent = Intent { old_container_id: id.to_owned(), request: Some(next.clone()) };
+            let intent = Intent {
+                old_container_id: id.to_owned(),
+                request: Some(next.clone()),
+                grace_period_seconds: req.grace_period_seconds,
+            };
             super::store::write_durably(path, &intent.encode_to_vec())
                 .and_then(|()| super::store::sync_dir(path.parent().unwrap_or(Path::new("."))))
                 .map_err(|e| {
@@ -272,10 +279,10 @@ impl Containers {
 }
 
 /// Finishes the recreates a crash interrupted (journal entries under `dir`): if the
-/// next attempt exists it is started if it never was; if the old container stopped
-/// and nobody (kubelet) made the next attempt, it is created and started; if the old
-/// one still runs, nothing happened and the entry is dropped. Returns how many
-/// recreates were finished.
+/// next attempt exists it is started if it never was; otherwise, while the sandbox
+/// lives, the old container is stopped (if it still runs) and the next attempt
+/// created and started. A recreate the caller saw fail is thus done once, at the
+/// next start. Returns how many recreates were finished.
 ///
 /// # Errors
 /// The runtime could not be listed (the caller retries).
@@ -319,16 +326,28 @@ pub async fn replay(containers: &Containers, dir: &Path) -> Result<usize, Status
             .filter(same_place)
             .find(|c| c.metadata.as_ref().is_some_and(|m| m.attempt >= meta.attempt));
         let old = listed.iter().find(|c| c.id == intent.old_container_id);
-        let result = match (made, old) {
-            (Some(c), _) if c.state == ContainerState::ContainerCreated as i32 => {
+        let sandbox_ready = containers.sandbox_ready(&sandbox).await;
+        let result = match made {
+            Some(c) if c.state == ContainerState::ContainerCreated as i32 => {
                 containers.start(&c.id).await.map(|_| true)
             }
-            (Some(_), _) => Ok(false),
-            (None, Some(o)) if o.state == ContainerState::ContainerRunning as i32 => Ok(false),
-            (None, _) => match containers.create_from(next).await {
-                Ok((id, _)) => containers.start(&id).await.map(|_| true),
-                Err(s) => Err(s),
-            },
+            // kubelet made the next attempt itself meanwhile
+            Some(_) => Ok(false),
+            None if !sandbox_ready => Ok(false),
+            None => {
+                async {
+                    if old.is_some_and(|o| o.state == ContainerState::ContainerRunning as i32) {
+                        let stop = StopContainerRequest {
+                            container_id: intent.old_container_id.clone(),
+                            timeout: intent.grace_period_seconds,
+                        };
+                        containers.runtime().stop_container(stop).await.map_err(|s| status_of("stop", s))?;
+                    }
+                    let (id, _) = containers.create_from(next).await?;
+                    containers.start(&id).await.map(|_| true)
+                }
+                .await
+            }
         };
         match result {
             Ok(true) => {
