@@ -7,6 +7,7 @@
 
 pub mod hollow;
 pub mod pulls;
+pub mod recreate;
 pub mod typed;
 
 use std::{

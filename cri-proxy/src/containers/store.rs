@@ -305,15 +305,29 @@ fn writer(root: &Path, rx: &std_mpsc::Receiver<Op>) {
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
         let mut flushes = Vec::new();
+        // the directories whose entries changed: only they need an fsync
+        let (mut sync_containers, mut sync_pending) = (false, false);
         for op in batch {
             let result = match op {
-                Op::Pending(key, bytes) => write_durably(&pending.join(key.file_name()), &bytes),
+                Op::Pending(key, bytes) => {
+                    sync_pending = true;
+                    write_durably(&pending.join(key.file_name()), &bytes)
+                }
                 Op::Link(key, id) => {
+                    // the pending name left behind after a crash is harmless: it is
+                    // matched to a container already recorded and dropped
+                    sync_containers = true;
                     fs::rename(pending.join(key.file_name()), containers.join(format!("{id}.pb")))
                 }
-                Op::Put(id, bytes) => write_durably(&containers.join(format!("{id}.pb")), &bytes),
+                Op::Put(id, bytes) => {
+                    sync_containers = true;
+                    write_durably(&containers.join(format!("{id}.pb")), &bytes)
+                }
                 Op::DropPending(key) => remove_if_present(&pending.join(key.file_name())),
-                Op::Remove(id) => remove_if_present(&containers.join(format!("{id}.pb"))),
+                Op::Remove(id) => {
+                    sync_containers = true;
+                    remove_if_present(&containers.join(format!("{id}.pb")))
+                }
                 Op::Flush(done) => {
                     flushes.push(done);
                     Ok(())
@@ -323,8 +337,8 @@ fn writer(root: &Path, rx: &std_mpsc::Receiver<Op>) {
                 warn!(%error, dir = %root.display(), "writing a container record failed");
             }
         }
-        for dir in [&containers, &pending] {
-            if let Err(error) = sync_dir(dir) {
+        for (dir, changed) in [(&containers, sync_containers), (&pending, sync_pending)] {
+            if changed && let Err(error) = sync_dir(dir) {
                 warn!(%error, dir = %dir.display(), "fsync of the records directory failed");
             }
         }
