@@ -5,6 +5,7 @@
 //! NodeImage lists and reports each pull in the NodeImage's status.
 
 pub mod images;
+pub mod metadata_env;
 pub mod metrics;
 pub mod runtime;
 
@@ -98,7 +99,18 @@ pub async fn run_with(
         max_concurrent_pulls: config.max_concurrent_pulls,
         status_interval: config.status_interval,
     };
+    let env = metadata_env::MetadataEnv::new(
+        &config.node_name,
+        client.clone(),
+        &config.cri_socket,
+        config.control_socket.as_deref(),
+        metrics.clone(),
+    );
+    let env = tokio::spawn(env.run(shutdown.clone()));
     images::Puller::new(settings, client, runtime, metrics).run(shutdown.clone()).await;
+    if let Err(error) = env.await {
+        tracing::error!(%error, "metadata env task failed");
+    }
     if let Some(a) = admin {
         let _ = a.await;
     }

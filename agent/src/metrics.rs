@@ -20,6 +20,7 @@ pub struct Metrics {
     status_ok: AtomicU64,
     status_err: AtomicU64,
     durations: Mutex<(Vec<u64>, f64)>,
+    metadata_env: Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 impl Metrics {
@@ -47,6 +48,11 @@ impl Metrics {
             d.0[i] += 1;
             d.1 += secs;
         }
+    }
+
+    /// A container recreated (`mode` proxy or kubelet) for changed metadata env.
+    pub fn metadata_env_recreate(&self, mode: &'static str, result: &'static str) {
+        *self.metadata_env.lock().unwrap_or_else(|e| e.into_inner()).entry((mode, result)).or_default() += 1;
     }
 
     /// A NodeImage status write, successful or not.
@@ -90,6 +96,17 @@ impl stevedore_proto::admin::Metrics for Metrics {
         let _ = writeln!(out, "stevedore_agent_status_writes_total{{result=\"ok\"}} {}", l(&self.status_ok));
         let _ =
             writeln!(out, "stevedore_agent_status_writes_total{{result=\"error\"}} {}", l(&self.status_err));
+        let _ = writeln!(
+            out,
+            "# HELP stevedore_agent_metadata_env_recreates_total Containers recreated because a pod label or annotation their env reads changed."
+        );
+        let _ = writeln!(out, "# TYPE stevedore_agent_metadata_env_recreates_total counter");
+        for ((mode, result), n) in self.metadata_env.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = writeln!(
+                out,
+                "stevedore_agent_metadata_env_recreates_total{{mode=\"{mode}\",result=\"{result}\"}} {n}"
+            );
+        }
         out
     }
 }

@@ -3,12 +3,14 @@
 //! a container from kubelet's recorded request (env overrides applied, the next
 //! attempt's log file, lifecycle events with timings), kubelet adopts it without a
 //! second restart, and a proxy killed with SIGKILL in the middle of a recreate
-//! finishes it when it starts again, records consistent.
+//! finishes it when it starts again, records consistent. With the real agent: a pod
+//! label that a container env reads changes, and the container is recreated once
+//! with the new value; an image and label change together cost one restart too.
 
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use stevedore_proto::{
     control::{
@@ -18,7 +20,8 @@ use stevedore_proto::{
     cri::{ExecSyncRequest, ListContainersRequest},
 };
 use stevedore_tests::{
-    apiserver::{ApiServer, Options},
+    agent_process::{AgentOptions, AgentProcess},
+    apiserver::{ADMIN_TOKEN, ApiServer, Options},
     cri,
     kubelet::{Config, Kubelet, status::running_and_ready},
     proxy_process::ProxyProcess,
@@ -73,7 +76,7 @@ struct Node {
     stop: CancellationToken,
     kubelet: Kubelet,
     scheduler: Scheduler,
-    _api: ApiServer,
+    api: ApiServer,
 }
 
 impl Node {
@@ -89,7 +92,7 @@ impl Node {
         let kubelet = Kubelet::start(cfg, client.clone(), stop.clone()).await?;
         let scheduler = Scheduler::start(client.clone(), stop.clone());
         let pods = Api::namespaced(client, "default");
-        Ok(Self { bed, proxy, control, pods, stop, kubelet, scheduler, _api: api })
+        Ok(Self { bed, proxy, control, pods, stop, kubelet, scheduler, api })
     }
 
     async fn finish(self) {
@@ -235,6 +238,65 @@ async fn a_recreate_cut_by_sigkill_is_finished_when_the_proxy_starts_again() -> 
     assert_eq!(std::fs::read_dir(state.join("pending"))?.count(), 0);
     let p = node.pods.get("never").await?;
     assert_eq!(p.status.and_then(|s| s.phase).as_deref(), Some("Running"), "the pod lives on");
+    node.finish().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_label_read_by_env_recreates_the_container_once_with_the_new_value() -> anyhow::Result<()> {
+    let node = Node::start().await?;
+    let kubeconfig = node.bed.dir().join("kubeconfig");
+    node.api.write_kubeconfig(&kubeconfig, ADMIN_TOKEN)?;
+    let opts = AgentOptions {
+        node_name: "node-r".into(),
+        kubeconfig,
+        cri_socket: node.proxy.socket().to_owned(),
+        control_socket: node.proxy.control_socket().map(ToOwned::to_owned),
+        namespace: "default".into(),
+        extra: vec![],
+    };
+    let agent = AgentProcess::start(node.bed.dir(), &opts).await?;
+    let spec = json!({
+        "terminationGracePeriodSeconds": 2,
+        "containers": [{"name": "app", "image": node.bed.image("app:v1"),
+            "env": [{"name": "ZONE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['zone']"}}}]}]
+    });
+    let mut p = pod("zoned", spec);
+    p.metadata.labels = Some([("zone".to_owned(), "a".to_owned())].into());
+    node.pods.create(&PostParams::default(), &p).await?;
+    let (first, _) = wait_container(&node.pods, "zoned", "app", "zoned running", |_, _| true).await?;
+    let mut rt = cri::runtime_client(cri::connect(node.proxy.socket()).await?);
+    assert!(env_of(&mut rt, &first).await?.lines().any(|l| l == "ZONE=a"));
+
+    // the label changes: one recreate, the new value inside
+    let patch = json!({"metadata": {"labels": {"zone": "b"}}});
+    node.pods.patch("zoned", &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    let (second, rc) =
+        wait_container(&node.pods, "zoned", "app", "app recreated for zone=b", |id, _| id != first).await?;
+    assert_eq!(rc, 1);
+    let env = env_of(&mut rt, &second).await?;
+    assert!(env.lines().any(|l| l == "ZONE=b"), "{env}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let now = node.pods.get("zoned").await?;
+    assert_eq!(container(&now, "app"), Some((second.clone(), 1)), "exactly one restart");
+
+    // image and label together: kubelet's restart for the image brings the value
+    let image = node.bed.image("app:v2");
+    let patch = json!({"metadata": {"labels": {"zone": "c"}},
+        "spec": {"containers": [{"name": "app", "image": image}]}});
+    node.pods.patch("zoned", &PatchParams::default(), &Patch::Strategic(&patch)).await?;
+    let (third, rc) =
+        wait_container(&node.pods, "zoned", "app", "app restarted for app:v2", |id, _| id != second).await?;
+    assert_eq!(rc, 2);
+    assert!(env_of(&mut rt, &third).await?.lines().any(|l| l == "ZONE=c"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let now = node.pods.get("zoned").await?;
+    assert_eq!(container(&now, "app"), Some((third, 2)), "image and env together: one restart");
+    let metrics = agent.metrics()?;
+    assert!(
+        metrics.contains("stevedore_agent_metadata_env_recreates_total{mode=\"proxy\",result=\"ok\"} 1"),
+        "{metrics}"
+    );
     node.finish().await;
     Ok(())
 }
