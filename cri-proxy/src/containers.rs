@@ -10,7 +10,7 @@ pub mod store;
 use std::{
     collections::HashMap,
     path::Path,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, SystemTime},
 };
 
@@ -23,6 +23,7 @@ use tokio::sync::{broadcast, watch};
 use tonic::transport::Channel;
 
 use self::store::{Record, Store};
+use crate::metrics::Metrics;
 
 /// Label kubelet puts on every container: the pod's name.
 pub const POD_NAME_LABEL: &str = "io.kubernetes.pod.name";
@@ -65,12 +66,13 @@ pub struct Containers {
     started_by_recreate: Mutex<std::collections::HashSet<String>>,
     runtime: RuntimeServiceClient<Channel>,
     runtime_socket: std::path::PathBuf,
+    metrics: Arc<Metrics>,
 }
 
 impl Containers {
     /// Container features over `store`, reaching the runtime at `runtime_socket` for
     /// recreates.
-    pub fn new(store: Store, runtime_socket: &Path) -> Self {
+    pub fn new(store: Store, runtime_socket: &Path, metrics: Arc<Metrics>) -> Self {
         let runtime = RuntimeServiceClient::new(uds::connect_lazy(runtime_socket))
             .max_decoding_message_size(uds::MAX_MESSAGE_SIZE)
             .max_encoding_message_size(uds::MAX_MESSAGE_SIZE);
@@ -82,6 +84,7 @@ impl Containers {
             started_by_recreate: Mutex::default(),
             runtime,
             runtime_socket: runtime_socket.to_path_buf(),
+            metrics,
         }
     }
 
@@ -215,8 +218,6 @@ pub fn bare_id(id: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
 
     #[test]
@@ -227,7 +228,7 @@ mod tests {
 
     #[tokio::test]
     async fn kubelet_waits_for_a_recreate_and_adopts_what_it_produced() {
-        let c = Arc::new(Containers::new(Store::in_memory(), Path::new("/nonexistent.sock")));
+        let c = Arc::new(Containers::new(Store::in_memory(), Path::new("/nonexistent.sock"), Arc::default()));
         let place = Place { sandbox: "sb".into(), name: "app".into() };
         let tx = c.begin_recreate(&place).unwrap();
         assert!(c.begin_recreate(&place).is_none(), "one recreate of a place at a time");

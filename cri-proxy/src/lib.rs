@@ -115,7 +115,7 @@ impl Bound {
             Some((store, loaded)) => (store, loaded, true),
             None => (containers::store::Store::in_memory(), containers::store::Loaded::default(), false),
         };
-        let containers = Arc::new(Containers::new(store, &config.runtime_socket));
+        let containers = Arc::new(Containers::new(store, &config.runtime_socket, metrics.clone()));
         if recording {
             for (path, handler) in containers::handlers::handlers(&containers) {
                 handlers.entry(path).or_insert(handler);

@@ -75,12 +75,30 @@ pub struct Metrics {
     connects_failed: AtomicU64,
     pulls_started: AtomicU64,
     pulls_joined: AtomicU64,
+    /// Recreates by outcome: recreated, stopped (no record), failed.
+    recreates: [AtomicU64; 3],
+}
+
+/// How a `RecreateContainer` ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecreateResult {
+    /// Recreated from the record.
+    Recreated = 0,
+    /// No record: stopped for kubelet to restart.
+    Stopped = 1,
+    /// Refused or failed.
+    Failed = 2,
 }
 
 impl Metrics {
     /// Records an image pull: started here, or joined to one under way.
     pub fn pull(&self, joined: bool) {
         if joined { &self.pulls_joined } else { &self.pulls_started }.fetch_add(1, Relaxed);
+    }
+
+    /// Records how a `RecreateContainer` ended.
+    pub fn recreate(&self, result: RecreateResult) {
+        self.recreates[result as usize].fetch_add(1, Relaxed);
     }
 
     /// Image pulls started and joined so far.
@@ -202,6 +220,19 @@ impl Metrics {
             "stevedore_cri_proxy_image_pulls_total{{result=\"joined\"}} {}",
             self.pulls_joined.load(Relaxed)
         );
+        header(
+            &mut out,
+            "container_recreates_total",
+            "counter",
+            "RecreateContainer calls on the control API, by result: recreated from the record, stopped for kubelet (no record), or failed.",
+        );
+        for (name, i) in [("recreated", 0), ("stopped", 1), ("failed", 2)] {
+            let _ = writeln!(
+                out,
+                "stevedore_cri_proxy_container_recreates_total{{result=\"{name}\"}} {}",
+                self.recreates[i].load(Relaxed)
+            );
+        }
         out
     }
 }

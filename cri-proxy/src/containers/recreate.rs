@@ -25,6 +25,7 @@ use tonic::Status;
 use tracing::{info, warn};
 
 use super::{Containers, Place, Produced, RESTART_COUNT_ANNOTATION, bare_id};
+use crate::metrics::RecreateResult;
 
 /// What the caller asked for.
 #[derive(Debug, Clone, Default)]
@@ -143,6 +144,16 @@ impl Containers {
     /// recreated already, `INVALID_ARGUMENT` for a bad request, or the runtime's
     /// status of the step that failed, named in the message.
     pub async fn recreate(&self, req: Request) -> Result<Outcome, Status> {
+        let result = self.recreate_inner(req).await;
+        self.metrics.recreate(match &result {
+            Ok(o) if o.recorded => RecreateResult::Recreated,
+            Ok(_) => RecreateResult::Stopped,
+            Err(_) => RecreateResult::Failed,
+        });
+        result
+    }
+
+    async fn recreate_inner(&self, req: Request) -> Result<Outcome, Status> {
         let id = bare_id(&req.container_id).to_owned();
         if id.is_empty() {
             return Err(Status::invalid_argument("container_id: must name a container"));
