@@ -2,9 +2,11 @@
 //! Watches are shared: one of every Node and one of every NodeImage feed every
 //! controller that needs them.
 
+pub mod container_recreate_request;
 pub mod image_list_pull_job;
 pub mod image_pull_job;
 pub mod node_image;
+pub mod pod_readiness;
 pub mod secrets;
 
 use std::{sync::Arc, time::Duration};
@@ -114,9 +116,11 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
         .owns(Api::<ImagePullJob>::all(client.clone()), watcher::Config::default());
     let list_ctx = Arc::new(image_list_pull_job::Ctx {
         client: client.clone(),
-        events,
+        events: events.clone(),
         expectations: Expectations::default(),
     });
+    let crrs = container_recreate_request::controller(&client);
+    let crr_ctx = Arc::new(container_recreate_request::Ctx { client: client.clone(), events });
 
     tokio::join!(
         async {
@@ -142,5 +146,13 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
         ),
         runtime::drive("nodeimage", keeper, rs, node_image::reconcile_node_image, ni_ctx, stop.clone()),
         runtime::drive("imagelistpulljob", lists, rs, image_list_pull_job::reconcile, list_ctx, stop.clone()),
+        runtime::drive(
+            "containerrecreaterequest",
+            crrs,
+            rs,
+            container_recreate_request::reconcile,
+            crr_ctx,
+            stop.clone()
+        ),
     );
 }

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::webhook::{Admit, Registry, refused, typed};
 
+pub mod container_recreate_request;
 pub mod jobs;
 pub mod pod;
 mod workloads;
@@ -79,10 +80,22 @@ pub fn patch<K: DeserializeOwned + Serialize>(
     old: Option<&K>,
     defaults: Defaults<K>,
 ) -> Result<json_patch::Patch, String> {
+    patch_by(object, |k| {
+        defaults(k, old);
+        Ok(())
+    })
+}
+
+/// The JSON patch that `change` makes to `object` read as a `K`, built as
+/// [`patch`] builds it; `change` may refuse with a message.
+pub fn patch_by<K: DeserializeOwned + Serialize>(
+    object: &DynamicObject,
+    change: impl FnOnce(&mut K) -> Result<(), String>,
+) -> Result<json_patch::Patch, String> {
     let original = serde_json::to_value(object).map_err(|e| e.to_string())?;
     let mut kind: K = typed(object)?;
     let before = serde_json::to_value(&kind).map_err(|e| e.to_string())?;
-    defaults(&mut kind, old);
+    change(&mut kind)?;
     let after = serde_json::to_value(&kind).map_err(|e| e.to_string())?;
     let mut defaulted = original.clone();
     if let Some(changes) = merge_diff(&before, &after) {

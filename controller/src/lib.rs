@@ -22,9 +22,16 @@ use tracing::{info, warn};
 use crate::webhook::tls::{Bundle, CertResolver};
 
 /// Every webhook handler and converter the controller serves, registered in one
-/// place.
+/// place, for listing them (manifests, the webhook configurations): the handlers
+/// that read the cluster refuse every request ([`registry_reading`] serves).
 pub fn registry() -> webhook::Registry {
-    let mut registry = webhook::Registry::default();
+    registry_reading(Arc::new(webhook::cluster::NoCluster))
+}
+
+/// Every webhook handler and converter, the handlers reading the cluster through
+/// `cluster`.
+pub fn registry_reading(cluster: Arc<dyn webhook::Cluster>) -> webhook::Registry {
+    let mut registry = webhook::Registry::new(cluster);
     conversion::register(&mut registry);
     defaulting::register(&mut registry);
     validation::register(&mut registry);
@@ -154,7 +161,8 @@ pub async fn run_with(
     client: kube::Client,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
-    let registry = Arc::new(registry());
+    let lookups = webhook::cluster::ApiServer::new(client.clone(), config.handler_timeout * 4 / 5);
+    let registry = Arc::new(registry_reading(Arc::new(lookups)));
     let crds = stevedore_proto::crd::skeletons();
     let settings = certs::Settings {
         namespace: config.namespace.clone(),

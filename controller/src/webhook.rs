@@ -4,10 +4,12 @@
 //! panics or overruns its time answers with an error; the server carries on.
 
 mod by_version;
+pub mod cluster;
 pub mod server;
 pub mod tls;
 
 pub use by_version::ByVersion;
+pub use cluster::Cluster;
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -130,11 +132,18 @@ pub struct Route {
     pub op: Operation,
 }
 
-/// Handlers by endpoint and by kind.
-#[derive(Default)]
+/// Handlers by endpoint and by kind, and the [`Cluster`] handlers read from.
 pub struct Registry {
     admission: HashMap<String, (Route, Arc<dyn Admit>)>,
     conversion: HashMap<(String, String), Arc<dyn Convert>>,
+    cluster: Arc<dyn Cluster>,
+}
+
+impl Default for Registry {
+    /// A registry whose handlers cannot read the cluster ([`cluster::NoCluster`]).
+    fn default() -> Self {
+        Self::new(Arc::new(cluster::NoCluster))
+    }
 }
 
 impl std::fmt::Debug for Registry {
@@ -147,6 +156,16 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
+    /// An empty registry whose handlers read from `cluster`.
+    pub fn new(cluster: Arc<dyn Cluster>) -> Self {
+        Self { admission: HashMap::new(), conversion: HashMap::new(), cluster }
+    }
+
+    /// What handlers registered here read the cluster through.
+    pub fn cluster(&self) -> Arc<dyn Cluster> {
+        self.cluster.clone()
+    }
+
     /// Registers `handler` for `op` on `group/version, kind`; returns its path.
     ///
     /// # Panics

@@ -6,7 +6,9 @@ pub const CRR_POD_UID: &str = "crr.apps.kruise.io/pod-uid";
 pub const CRR_NODE_NAME: &str = "crr.apps.kruise.io/node-name";
 /// ContainerRecreateRequest: `"true"` while the request is not finished.
 pub const CRR_ACTIVE: &str = "crr.apps.kruise.io/active";
-/// ContainerRecreateRequest: when the pod was marked not ready before recreation.
+/// ContainerRecreateRequest: when the pod was marked not ready before recreation
+/// (annotation, RFC 3339), and the finalizer that holds the request until the pod's
+/// not-ready key is released.
 pub const CRR_UNREADY_ACQUIRED: &str = "crr.apps.kruise.io/unready-acquired";
 /// ContainerRecreateRequest: container statuses the controller syncs for the agent.
 pub const CRR_SYNC_CONTAINER_STATUSES: &str = "crr.apps.kruise.io/sync-container-statuses";
@@ -38,3 +40,7 @@ pub const SIDECARSET_CUSTOM_VERSION: &str = "apps.kruise.io/sidecarset-custom-ve
 pub const NAMESPACE_NAME: &str = "kubernetes.io/metadata.name";
 /// Who manages an object (the controller, on its certificate Secret).
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+
+/// Pod condition (and readiness gate) whose message lists, as JSON
+/// `[{userAgent, key}]`, what holds the pod not ready; False while it is not empty.
+pub const KRUISE_POD_READY: &str = "KruisePodReady";

@@ -7,7 +7,8 @@
 //! - [`cri`]: tonic channels and CRI clients over a unix socket.
 //! - [`testbed`]: a real containerd (CRI plugin) with a local registry and locally
 //!   built images, one isolated instance per test.
-//! - [`pods`]: CRI requests shaped as kubelet sends them.
+//! - [`pods`]: CRI requests shaped as kubelet sends them; [`pod_objects`]: pods as
+//!   API objects with a kubelet's status, for suites without a kubelet.
 //! - [`kubelet`], [`scheduler`]: a simulated kubelet (CRI or hollow) and scheduler
 //!   for the simulated API server.
 //! - [`foreign`]: CRI clients of other gRPC stacks (grpcio, grpc-go, tonic, raw
@@ -27,6 +28,7 @@ pub mod cri;
 pub mod demo;
 pub mod foreign;
 pub mod kubelet;
+pub mod pod_objects;
 pub mod pods;
 pub mod proxy_process;
 pub mod registry_front;

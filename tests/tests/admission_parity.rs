@@ -24,6 +24,7 @@ use stevedore_tests::{
     apiserver::{ADMIN_TOKEN, Hooks, Options},
     cluster::{Services, TestCluster},
     controller_process::serving_webhooks,
+    pod_objects,
 };
 
 /// One file of cases: the example they start from.
@@ -234,6 +235,18 @@ async fn admission_answers_match_openkruise() {
     for ns in ["shop", "ops", "monitoring", "cache"] {
         let ns = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
         namespaces.create(&PostParams::default(), &ns).await.unwrap();
+    }
+    // the pods the ContainerRecreateRequest cases name (its webhook looks them up)
+    let web = pod_objects::running("shop", "web-0", "node-a", &["app", "log-shipper"]);
+    let mut pending = pod_objects::running("shop", "web-pending", "", &["app"]);
+    pending["spec"].as_object_mut().unwrap().remove("nodeName");
+    pending["status"] = serde_json::json!({"phase": "Pending"});
+    let mut done = pod_objects::running("shop", "web-done", "node-a", &["app"]);
+    done["status"]["phase"] = "Succeeded".into();
+    let mut starting = pod_objects::running("shop", "web-starting", "node-a", &["app"]);
+    starting["status"]["containerStatuses"][0].as_object_mut().unwrap().remove("containerID");
+    for pod in [web, pending, done, starting] {
+        pod_objects::create(&client, &pod).await.unwrap();
     }
     let ready = started.elapsed();
 

@@ -194,6 +194,9 @@ async fn every_kind_is_admitted_when_valid_and_refused_when_not() {
     let a = c.controller("a").await;
     c.serve_through(&a);
     configured(&c.client).await;
+    // the pod the ContainerRecreateRequest example names (its webhook looks it up)
+    let pod = stevedore_tests::pod_objects::running("shop", "web-0", "node-a", &["app", "log-shipper"]);
+    stevedore_tests::pod_objects::create(&c.client, &pod).await.unwrap();
 
     // Every example goes in, defaulted by the controller where OpenKruise defaults.
     for file in EXAMPLES {

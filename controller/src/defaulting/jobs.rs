@@ -13,10 +13,6 @@ use k8s_openapi::{
     apimachinery::pkg::{apis::meta::v1::Time, util::intstr::IntOrString},
     jiff::Timestamp,
 };
-use kube::core::{
-    DynamicObject,
-    admission::{AdmissionRequest, AdmissionResponse, Operation as AdmissionOperation},
-};
 use stevedore_proto::crd::{
     APPS_GROUP,
     advanced_cron_job::{ConcurrencyPolicy, v1beta1::AdvancedCronJob},
@@ -35,10 +31,7 @@ use stevedore_proto::crd::{
 use stevedore_proto::keys;
 
 use super::{Defaulter, pod};
-use crate::{
-    validation::{Validator, jobs::container_recreate_request as crr_rules},
-    webhook::{Admit, ByVersion, Operation, Registry},
-};
+use crate::webhook::{ByVersion, Operation, Registry};
 
 #[cfg(test)]
 mod tests;
@@ -57,30 +50,8 @@ pub fn register(registry: &mut Registry) {
     registry.admission(m, APPS_GROUP, "", "ImagePullJob", Arc::new(ipj));
     registry.admission(m, APPS_GROUP, "", "ImageListPullJob", Arc::new(Defaulter::new(image_list_pull_job)));
     registry.admission(m, APPS_GROUP, "", "NodeImage", Arc::new(Defaulter::new(node_image)));
-    let crr = CheckedOnCreate {
-        // 400 for a bad request, 403 for a change to what may not change
-        rules: Validator::new(crr_rules)
-            .code(|op, _| if *op == AdmissionOperation::Update { 403 } else { 400 }),
-        defaulter: Defaulter::new(container_recreate_request),
-    };
+    let crr = super::container_recreate_request::Admission::new(registry.cluster());
     registry.admission(m, APPS_GROUP, "v1alpha1", "ContainerRecreateRequest", Arc::new(crr));
-}
-
-/// A mutating webhook that also refuses, as ContainerRecreateRequest's does in
-/// OpenKruise: the rules first, then, on CREATE only, the defaults.
-struct CheckedOnCreate<K> {
-    rules: Validator<K>,
-    defaulter: Defaulter<K>,
-}
-
-impl<K: serde::de::DeserializeOwned + serde::Serialize + 'static> Admit for CheckedOnCreate<K> {
-    fn admit(&self, req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
-        let checked = self.rules.admit(req);
-        if !checked.allowed || req.operation != AdmissionOperation::Create {
-            return checked;
-        }
-        self.defaulter.admit(req)
-    }
 }
 
 /// SidecarSet (`SetDefaultsSidecarSet`): updateStrategy RollingUpdate with partition 0
@@ -238,8 +209,8 @@ pub fn node_image(ni: &mut NodeImage, _old: Option<&NodeImage>) {
 
 /// ContainerRecreateRequest on CREATE: the label `crr.apps.kruise.io/active=true`
 /// and strategy.failurePolicy Fail. (The pod's uid and node labels, its grace period
-/// and the containers' preStop, ports and statusContext are filled in from the pod,
-/// which needs the API server.)
+/// and the containers' preStop, ports and statusContext are filled in from the pod:
+/// [`super::container_recreate_request::fill_from_pod`].)
 pub fn container_recreate_request(
     crr: &mut ContainerRecreateRequest,
     _old: Option<&ContainerRecreateRequest>,

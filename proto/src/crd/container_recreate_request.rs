@@ -191,3 +191,21 @@ pub enum ContainerRecreatePhase {
     /// Could not be recreated.
     Failed,
 }
+
+/// One container of the pod as the controller copies it into the annotation
+/// `crr.apps.kruise.io/sync-container-statuses` while the request is Recreating, for
+/// the node agent to read from the request: only containers running since the
+/// request was made.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerRecreateRequestSyncContainerStatus {
+    /// The container.
+    pub name: String,
+    /// Whether it passes its readiness probe.
+    pub ready: bool,
+    /// Its restart count.
+    pub restart_count: i32,
+    /// The runtime's container id (`containerd://…`).
+    #[serde(rename = "containerID", default, skip_serializing_if = "String::is_empty")]
+    pub container_id: String,
+}
