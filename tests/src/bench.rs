@@ -5,6 +5,7 @@
 //! each side, the time each hop adds, and the proxy's added time as a multiple of the
 //! relay's.
 
+pub mod crr;
 pub mod hollow;
 pub mod pulls;
 pub mod recreate;

@@ -1,15 +1,15 @@
 //! `stevedore-bench`: direct vs proxied CRI latency, side by side, from one run; then
 //! image pulls directly, through the proxy and by the agent (see `bench::pulls`); then
 //! an ImagePullJob over hollow nodes (see `bench::hollow`); then container recreation
-//! (see `bench::recreate`).
+//! (see `bench::recreate`) and ContainerRecreateRequests end to end (`bench::crr`).
 //!
 //! `stevedore-bench [--smoke] [--pulls | --hollow | --recreate] [-- PROXY_FLAGS...]`:
 //! `--smoke` runs tiny counts (CI); `--pulls` runs only the pull and hollow-node
-//! benchmarks, `--hollow` only the latter, `--recreate` only the recreate one; flags
+//! benchmarks, `--hollow` only the latter, `--recreate` only the recreate ones; flags
 //! after `--` go to the proxy of the latency benchmark (for example
 //! `--worker-threads 2`).
 
-use stevedore_tests::bench::{self, hollow, pulls, recreate};
+use stevedore_tests::bench::{self, crr, hollow, pulls, recreate};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -49,6 +49,9 @@ fn main() -> anyhow::Result<()> {
         let counts = if smoke { recreate::RecreateCounts::smoke() } else { recreate::RecreateCounts::full() };
         let figures = rt.block_on(recreate::run(counts))?;
         print!("{}", recreate::report(&figures));
+        let counts = if smoke { crr::CrrCounts::smoke() } else { crr::CrrCounts::full() };
+        let figures = rt.block_on(crr::run(counts))?;
+        print!("{}", crr::report(&figures));
     }
     Ok(())
 }
