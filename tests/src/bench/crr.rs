@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 use stevedore_proto::crd::container_recreate_request::{
-    ContainerRecreateRequest, ContainerRecreateRequestPhase,
+    ContainerRecreatePhase, ContainerRecreateRequest, ContainerRecreateRequestPhase,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
