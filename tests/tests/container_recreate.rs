@@ -334,8 +334,16 @@ async fn kubelet_mode_forces_an_exited_container_and_fails_an_unknown_name() -> 
     let exited = until("flaky exited", Duration::from_secs(60), async || {
         let p = pods.get("flaky").await?;
         let st = status_of(&p, "flaky");
+        // exited, or waiting in back-off after an exit (the id is the exited one's)
         Ok(st
-            .filter(|s| s.state.as_ref().is_some_and(|x| x.terminated.is_some()) && s.container_id.is_some())
+            .filter(|s| {
+                s.restart_count >= 1
+                    && s.container_id.is_some()
+                    && s.state.as_ref().is_some_and(|x| {
+                        x.terminated.is_some()
+                            || x.waiting.as_ref().is_some_and(|w| w.reason.as_deref() == Some("CrashLoopBackOff"))
+                    })
+            })
             .map(|_| p))
     })
     .await?;
