@@ -118,9 +118,11 @@ mod tests {
                 .unwrap();
         assert_eq!(config(&a).unwrap().control_socket, None);
         assert_eq!(c.recreate_mode, stevedore_agent::recreate::Mode::Proxy);
-        let a = Args::try_parse_from(["stevedore-agent", "--node-name", "n", "--recreate-mode", "kubelet"]).unwrap();
+        let a = Args::try_parse_from(["stevedore-agent", "--node-name", "n", "--recreate-mode", "kubelet"])
+            .unwrap();
         assert_eq!(config(&a).unwrap().recreate_mode, stevedore_agent::recreate::Mode::Kubelet);
-        let a = Args::try_parse_from(["stevedore-agent", "--node-name", "n", "--recreate-mode", "cri"]).unwrap();
+        let a =
+            Args::try_parse_from(["stevedore-agent", "--node-name", "n", "--recreate-mode", "cri"]).unwrap();
         assert!(config(&a).unwrap_err().contains("--recreate-mode"));
     }
 }

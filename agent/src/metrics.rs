@@ -128,7 +128,10 @@ impl stevedore_proto::admin::Metrics for Metrics {
                 );
             }
         }
-        let _ = writeln!(out, "# HELP stevedore_agent_crr_completed_total ContainerRecreateRequests the agent completed.");
+        let _ = writeln!(
+            out,
+            "# HELP stevedore_agent_crr_completed_total ContainerRecreateRequests the agent completed."
+        );
         let _ = writeln!(out, "# TYPE stevedore_agent_crr_completed_total counter");
         let _ = writeln!(out, "stevedore_agent_crr_completed_total {}", l(&self.crr_completed));
         let _ = writeln!(
@@ -136,9 +139,16 @@ impl stevedore_proto::admin::Metrics for Metrics {
             "# HELP stevedore_agent_crr_status_writes_total ContainerRecreateRequest status writes, by result (error includes conflicts)."
         );
         let _ = writeln!(out, "# TYPE stevedore_agent_crr_status_writes_total counter");
-        let _ = writeln!(out, "stevedore_agent_crr_status_writes_total{{result=\"ok\"}} {}", l(&self.crr_status_ok));
-        let _ =
-            writeln!(out, "stevedore_agent_crr_status_writes_total{{result=\"error\"}} {}", l(&self.crr_status_err));
+        let _ = writeln!(
+            out,
+            "stevedore_agent_crr_status_writes_total{{result=\"ok\"}} {}",
+            l(&self.crr_status_ok)
+        );
+        let _ = writeln!(
+            out,
+            "stevedore_agent_crr_status_writes_total{{result=\"error\"}} {}",
+            l(&self.crr_status_err)
+        );
         out
     }
 }
@@ -164,9 +174,14 @@ mod tests {
         m.container_recreated("kubelet", true);
         let text = m.render();
         assert!(
-            text.contains("stevedore_agent_container_recreates_total{mode=\"kubelet\",result=\"succeeded\"} 1"),
+            text.contains(
+                "stevedore_agent_container_recreates_total{mode=\"kubelet\",result=\"succeeded\"} 1"
+            ),
             "{text}"
         );
-        assert!(text.contains("stevedore_agent_container_recreates_total{mode=\"proxy\",result=\"failed\"} 0"), "{text}");
+        assert!(
+            text.contains("stevedore_agent_container_recreates_total{mode=\"proxy\",result=\"failed\"} 0"),
+            "{text}"
+        );
     }
 }

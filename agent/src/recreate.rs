@@ -177,7 +177,12 @@ struct Recreated {
 
 impl Recreator {
     /// A recreator acting through `runtime`.
-    pub fn new(settings: Settings, client: Client, runtime: Arc<dyn Containers>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        settings: Settings,
+        client: Client,
+        runtime: Arc<dyn Containers>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let (crrs, crr_writer) = reflector::store();
         let (pods, pod_writer) = reflector::store();
         Self {
@@ -214,8 +219,10 @@ impl Recreator {
             .boxed();
         let pod_api: Api<Pod> = Api::all(self.inner.client.clone());
         let fields = format!("spec.nodeName={node}");
-        let pod_events =
-            watcher(pod_api, watcher::Config::default().fields(&fields)).default_backoff().reflect(pod_writer).boxed();
+        let pod_events = watcher(pod_api, watcher::Config::default().fields(&fields))
+            .default_backoff()
+            .reflect(pod_writer)
+            .boxed();
         let mut events = futures_util::stream::select(
             crr_events.map(|e| e.map(|e| keys_of_crr(&e))),
             pod_events.map(|e| e.map(|e| keys_of_pod(&e))),
@@ -298,7 +305,9 @@ impl Inner {
             .map(|c| {
                 let uid = c.uid().unwrap_or_default();
                 match written.get(&uid) {
-                    Some((before, mine)) if c.resource_version().as_deref() == Some(before.as_str()) => mine.clone(),
+                    Some((before, mine)) if c.resource_version().as_deref() == Some(before.as_str()) => {
+                        mine.clone()
+                    }
                     Some(_) => {
                         written.remove(&uid);
                         (*c).clone()
@@ -339,8 +348,10 @@ impl Inner {
         let first_name = first.name_any();
         for other in rest {
             let mut s = status_of(other);
-            let msg = format!("waiting for ContainerRecreateRequest {first_name} of the same pod to finish first");
-            if s.phase != ContainerRecreateRequestPhase::Pending || s.message.as_deref() != Some(msg.as_str()) {
+            let msg =
+                format!("waiting for ContainerRecreateRequest {first_name} of the same pod to finish first");
+            if s.phase != ContainerRecreateRequestPhase::Pending || s.message.as_deref() != Some(msg.as_str())
+            {
                 s.phase = ContainerRecreateRequestPhase::Pending;
                 s.message = Some(msg);
                 self.write(other, s).await?;
@@ -385,7 +396,10 @@ impl Inner {
             let since = match since.parse::<Timestamp>() {
                 Ok(t) => t,
                 Err(e) => {
-                    let msg = format!("annotation {}: {since:?} is not an RFC 3339 time: {e}", keys::CRR_UNREADY_ACQUIRED);
+                    let msg = format!(
+                        "annotation {}: {since:?} is not an RFC 3339 time: {e}",
+                        keys::CRR_UNREADY_ACQUIRED
+                    );
                     self.complete(&crr, status, msg).await?;
                     return Ok(POLL);
                 }
@@ -410,13 +424,17 @@ impl Inner {
         let strategy = crr.spec.strategy.clone().unwrap_or_default();
         let ordered = strategy.ordered_recreate == Some(true);
         let uid = crr.uid().unwrap_or_default();
-        let spec_names: Vec<&str> =
-            pod.spec.as_ref().map(|s| s.containers.iter().map(|c| c.name.as_str()).collect()).unwrap_or_default();
+        let spec_names: Vec<&str> = pod
+            .spec
+            .as_ref()
+            .map(|s| s.containers.iter().map(|c| c.name.as_str()).collect())
+            .unwrap_or_default();
         let statuses: Vec<ContainerStatus> =
             pod.status.as_ref().and_then(|s| s.container_statuses.clone()).unwrap_or_default();
         let prev = status_of(&crr).container_recreate_states.unwrap_or_default();
         let now = Timestamp::now();
-        let min_started = Duration::from_secs(u64::try_from(strategy.min_started_seconds.unwrap_or(0)).unwrap_or(0));
+        let min_started =
+            Duration::from_secs(u64::try_from(strategy.min_started_seconds.unwrap_or(0)).unwrap_or(0));
         let created = crr.metadata.creation_timestamp.as_ref().map(|t| t.0);
         let mut assessed: Vec<Assessment> = {
             let killed = self.killed.lock().unwrap_or_else(|e| e.into_inner());
@@ -439,7 +457,9 @@ impl Inner {
                 .collect()
         };
         let mut recheck = POLL;
-        let failed = |a: &[Assessment]| a.iter().find(|x| x.state.phase == ContainerRecreatePhase::Failed).map(|x| x.state.clone());
+        let failed = |a: &[Assessment]| {
+            a.iter().find(|x| x.state.phase == ContainerRecreatePhase::Failed).map(|x| x.state.clone())
+        };
         for i in 0..assessed.len() {
             if policy == FailurePolicy::Fail && failed(&assessed).is_some() {
                 break;
@@ -486,16 +506,17 @@ impl Inner {
                 break;
             }
         }
-        let done = assessed
-            .iter()
-            .all(|a| matches!(a.state.phase, ContainerRecreatePhase::Succeeded | ContainerRecreatePhase::Failed));
+        let done = assessed.iter().all(|a| {
+            matches!(a.state.phase, ContainerRecreatePhase::Succeeded | ContainerRecreatePhase::Failed)
+        });
         let fail_now = if policy == FailurePolicy::Fail { failed(&assessed) } else { None };
         let status = self.with_states(&crr, &assessed);
         if let Some(f) = fail_now {
             let msg = format!("container {} failed: {}", f.name, f.message.unwrap_or_default());
             self.complete(&crr, status, msg).await?;
         } else if done {
-            let n_failed = assessed.iter().filter(|a| a.state.phase == ContainerRecreatePhase::Failed).count();
+            let n_failed =
+                assessed.iter().filter(|a| a.state.phase == ContainerRecreatePhase::Failed).count();
             let msg = if n_failed == 0 {
                 format!("recreated {} container(s)", assessed.len())
             } else {
@@ -508,7 +529,11 @@ impl Inner {
         Ok(recheck)
     }
 
-    fn with_states(&self, crr: &ContainerRecreateRequest, assessed: &[Assessment]) -> ContainerRecreateRequestStatus {
+    fn with_states(
+        &self,
+        crr: &ContainerRecreateRequest,
+        assessed: &[Assessment],
+    ) -> ContainerRecreateRequestStatus {
         let mut s = status_of(crr);
         s.container_recreate_states = Some(assessed.iter().map(|a| a.state.clone()).collect());
         s
@@ -602,7 +627,14 @@ impl Inner {
 
     /// The pod spec's postStart hook in the new container; on failure the container is
     /// stopped, as kubelet does.
-    async fn post_start(&self, pod: &Pod, name: &str, new_id: &str, pod_ip: &str, grace: i64) -> Result<(), hooks::Error> {
+    async fn post_start(
+        &self,
+        pod: &Pod,
+        name: &str,
+        new_id: &str,
+        pod_ip: &str,
+        grace: i64,
+    ) -> Result<(), hooks::Error> {
         let Some(c) = pod.spec.as_ref().and_then(|s| s.containers.iter().find(|c| c.name == name)) else {
             return Ok(());
         };
@@ -686,7 +718,12 @@ impl Inner {
 
 /// The recreate itself along `mode`'s path (see [`Mode`]); `Err((path, reason))` when
 /// the runtime refused.
-async fn recreate_call(mode: Mode, rt: &dyn Containers, id: &str, grace: i64) -> Result<Recreated, (Mode, String)> {
+async fn recreate_call(
+    mode: Mode,
+    rt: &dyn Containers,
+    id: &str,
+    grace: i64,
+) -> Result<Recreated, (Mode, String)> {
     let mut fallback = None;
     if mode == Mode::Proxy {
         match rt.recreate(id.to_owned(), grace).await {
@@ -710,7 +747,9 @@ async fn recreate_call(mode: Mode, rt: &dyn Containers, id: &str, grace: i64) ->
     }
     match rt.stop(id.to_owned(), grace).await {
         Ok(()) => Ok(Recreated { path: Mode::Kubelet, new_id: None, fallback }),
-        Err(s) if s.code() == tonic::Code::NotFound => Ok(Recreated { path: Mode::Kubelet, new_id: None, fallback }),
+        Err(s) if s.code() == tonic::Code::NotFound => {
+            Ok(Recreated { path: Mode::Kubelet, new_id: None, fallback })
+        }
         Err(s) => Err((Mode::Kubelet, format!("StopContainer: {}", s.message()))),
     }
 }

@@ -38,13 +38,21 @@ pub struct ExecOutput {
 /// What container recreation needs from the node's runtime.
 pub trait Containers: Send + Sync + 'static {
     /// Runs `cmd` in container `id` (CRI `ExecSync`), for at most `timeout`.
-    fn exec(&self, id: String, cmd: Vec<String>, timeout: Duration)
-    -> BoxFuture<'_, Result<ExecOutput, tonic::Status>>;
+    fn exec(
+        &self,
+        id: String,
+        cmd: Vec<String>,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<ExecOutput, tonic::Status>>;
     /// Stops container `id` with `grace` seconds (CRI `StopContainer`).
     fn stop(&self, id: String, grace: i64) -> BoxFuture<'_, Result<(), tonic::Status>>;
     /// Recreates container `id` through the proxy's control API; `UNAVAILABLE` when
     /// there is no control socket.
-    fn recreate(&self, id: String, grace: i64) -> BoxFuture<'_, Result<RecreateContainerResponse, tonic::Status>>;
+    fn recreate(
+        &self,
+        id: String,
+        grace: i64,
+    ) -> BoxFuture<'_, Result<RecreateContainerResponse, tonic::Status>>;
 }
 
 /// CRI (and the control API, when there is one) over unix sockets.
@@ -158,12 +166,20 @@ impl Containers for CriRuntime {
         })
     }
 
-    fn recreate(&self, id: String, grace: i64) -> BoxFuture<'_, Result<RecreateContainerResponse, tonic::Status>> {
+    fn recreate(
+        &self,
+        id: String,
+        grace: i64,
+    ) -> BoxFuture<'_, Result<RecreateContainerResponse, tonic::Status>> {
         Box::pin(async move {
             let Some(mut control) = self.control.clone() else {
                 return Err(tonic::Status::unavailable("no control socket configured"));
             };
-            let req = RecreateContainerRequest { container_id: id, grace_period_seconds: grace, ..Default::default() };
+            let req = RecreateContainerRequest {
+                container_id: id,
+                grace_period_seconds: grace,
+                ..Default::default()
+            };
             control.recreate_container(req).await.map(tonic::Response::into_inner)
         })
     }

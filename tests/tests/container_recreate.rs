@@ -20,11 +20,11 @@ use kube::{
 };
 use serde_json::{Value, json};
 use stevedore_proto::{
-    cri::ExecSyncRequest,
     crd::container_recreate_request::{
         ContainerRecreatePhase, ContainerRecreateRequest, ContainerRecreateRequestPhase,
         ContainerRecreateRequestStatus,
     },
+    cri::ExecSyncRequest,
     keys,
 };
 use stevedore_tests::{
@@ -121,18 +121,28 @@ impl Env {
     /// A request for `containers` of `pod`, as admission leaves it: labels, and each
     /// container's preStop and ports (from the pod spec) and statusContext (from its
     /// status).
-    async fn create_crr(&self, name: &str, pod: &Pod, containers: &[&str], strategy: Value) -> anyhow::Result<()> {
+    async fn create_crr(
+        &self,
+        name: &str,
+        pod: &Pod,
+        containers: &[&str],
+        strategy: Value,
+    ) -> anyhow::Result<()> {
         let spec = pod.spec.clone().unwrap_or_default();
         let entries: Vec<Value> = containers
             .iter()
             .map(|c| {
                 let mut e = json!({"name": c});
-                if let Some(pc) = spec.containers.iter().find(|x| x.name == *c) {
-                    if let Some(ps) = pc.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) {
-                        e["preStop"] = json!({"exec": ps.exec, "httpGet": ps.http_get, "tcpSocket": ps.tcp_socket});
-                        if ps.http_get.is_some() {
-                            e["ports"] = json!(pc.ports);
-                        }
+                let pre_stop = spec
+                    .containers
+                    .iter()
+                    .find(|x| x.name == *c)
+                    .and_then(|pc| Some((pc, pc.lifecycle.as_ref()?.pre_stop.as_ref()?)));
+                if let Some((pc, ps)) = pre_stop {
+                    e["preStop"] =
+                        json!({"exec": ps.exec, "httpGet": ps.http_get, "tcpSocket": ps.tcp_socket});
+                    if ps.http_get.is_some() {
+                        e["ports"] = json!(pc.ports);
                     }
                 }
                 if let Some(st) = status_of(pod, c) {
@@ -164,7 +174,11 @@ impl Env {
         })
         .await;
         if r.is_err() {
-            eprintln!("CRR {name}: {:?}\nagent log:\n{}", crrs.get(name).await?.status, self.agent.log_tail(60));
+            eprintln!(
+                "CRR {name}: {:?}\nagent log:\n{}",
+                crrs.get(name).await?.status,
+                self.agent.log_tail(60)
+            );
         }
         r
     }
@@ -174,9 +188,8 @@ impl Env {
         let pods = self.pods();
         until(&format!("{pod}/{c} running again"), Duration::from_secs(30), async || {
             let p = pods.get(pod).await?;
-            let ok = status_of(&p, c).is_some_and(|s| {
-                s.ready && s.container_id.as_deref().is_some_and(|id| id != old)
-            });
+            let ok = status_of(&p, c)
+                .is_some_and(|s| s.ready && s.container_id.as_deref().is_some_and(|id| id != old));
             Ok((ok && running_and_ready(&p)).then_some(p))
         })
         .await
@@ -227,7 +240,9 @@ fn app(bed: &TestBed) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubelet_mode_recreates_one_container_and_queues_a_second_request() -> anyhow::Result<()> {
     let env = Env::start("kubelet", Duration::from_secs(1)).await?;
-    let pod = env.running_pod("web", json!({"terminationGracePeriodSeconds": 3, "containers": [app(&env.bed)]})).await?;
+    let pod = env
+        .running_pod("web", json!({"terminationGracePeriodSeconds": 3, "containers": [app(&env.bed)]}))
+        .await?;
     let old = id_of(&pod, "app");
     let rc = status_of(&pod, "app").unwrap().restart_count;
     // The first request holds on for 4s after the new container is ready.
@@ -242,7 +257,10 @@ async fn kubelet_mode_recreates_one_container_and_queues_a_second_request() -> a
     })
     .await?;
     assert!(pending.message.as_deref().unwrap().contains("first"), "{pending:?}");
-    assert_ne!(crrs.get("first").await?.status.map(|s| s.phase), Some(ContainerRecreateRequestPhase::Completed));
+    assert_ne!(
+        crrs.get("first").await?.status.map(|s| s.phase),
+        Some(ContainerRecreateRequestPhase::Completed)
+    );
 
     let first = env.completed("first", 60).await?;
     assert!(first.completion_time.is_some());
@@ -261,10 +279,13 @@ async fn kubelet_mode_recreates_one_container_and_queues_a_second_request() -> a
 
     let metrics = env.agent.metrics()?;
     assert!(
-        metrics.contains("stevedore_agent_container_recreates_total{mode=\"kubelet\",result=\"succeeded\"} 2"),
+        metrics
+            .contains("stevedore_agent_container_recreates_total{mode=\"kubelet\",result=\"succeeded\"} 2"),
         "{metrics}"
     );
-    assert!(metrics.contains("stevedore_agent_container_recreates_total{mode=\"proxy\",result=\"succeeded\"} 0"));
+    assert!(
+        metrics.contains("stevedore_agent_container_recreates_total{mode=\"proxy\",result=\"succeeded\"} 0")
+    );
     env.stop().await;
     Ok(())
 }
@@ -341,17 +362,28 @@ async fn kubelet_mode_forces_an_exited_container_and_fails_an_unknown_name() -> 
                     && s.container_id.is_some()
                     && s.state.as_ref().is_some_and(|x| {
                         x.terminated.is_some()
-                            || x.waiting.as_ref().is_some_and(|w| w.reason.as_deref() == Some("CrashLoopBackOff"))
+                            || x.waiting
+                                .as_ref()
+                                .is_some_and(|w| w.reason.as_deref() == Some("CrashLoopBackOff"))
                     })
             })
             .map(|_| p))
     })
     .await?;
     let old = id_of(&exited, "flaky");
-    env.create_crr("force", &exited, &["flaky"], json!({"forceRecreate": true, "terminationGracePeriodSeconds": 1}))
-        .await?;
+    env.create_crr(
+        "force",
+        &exited,
+        &["flaky"],
+        json!({"forceRecreate": true, "terminationGracePeriodSeconds": 1}),
+    )
+    .await?;
     let s = env.completed("force", 60).await?;
-    assert_eq!(phases(&s), BTreeMap::from([("flaky".to_owned(), ContainerRecreatePhase::Succeeded)]), "{s:?}");
+    assert_eq!(
+        phases(&s),
+        BTreeMap::from([("flaky".to_owned(), ContainerRecreatePhase::Succeeded)]),
+        "{s:?}"
+    );
     assert_eq!(s.container_recreate_states.as_ref().unwrap()[0].is_killed, Some(true));
     let p = env.restarted("flaky", "flaky", &old).await?;
     assert!(status_of(&p, "flaky").unwrap().state.unwrap().running.is_some());
@@ -401,7 +433,9 @@ async fn a_request_completed_elsewhere_is_left_alone() -> anyhow::Result<()> {
 #[ignore = "needs the proxy's RecreateContainer"]
 async fn proxy_mode_recreates_one_container() -> anyhow::Result<()> {
     let env = Env::start("proxy", Duration::from_secs(1)).await?;
-    let pod = env.running_pod("web", json!({"terminationGracePeriodSeconds": 3, "containers": [app(&env.bed)]})).await?;
+    let pod = env
+        .running_pod("web", json!({"terminationGracePeriodSeconds": 3, "containers": [app(&env.bed)]}))
+        .await?;
     let old = id_of(&pod, "app");
     let rc = status_of(&pod, "app").unwrap().restart_count;
     env.create_crr("one", &pod, &["app"], json!({})).await?;

@@ -78,7 +78,10 @@ pub fn port(p: &IntOrString, ports: &[ContainerPort]) -> Result<u16, Error> {
                 .ok_or_else(|| Error::Port(s.clone()))?,
         },
     };
-    u16::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| Error::Address(format!("port {n} is out of range")))
+    u16::try_from(n)
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| Error::Address(format!("port {n} is out of range")))
 }
 
 /// Runs a preStop hook (the request's copy of the container's preStop).
@@ -98,7 +101,11 @@ pub async fn run_pre_stop(
         if let Some(t) = &handler.tcp_socket {
             let host = t.host.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| target.pod_ip.to_owned());
             let addr = address(&host, port(&t.port, target.ports)?)?;
-            TcpStream::connect(&addr).await.map_err(|source| Error::Io { what: "tcpSocket", addr, source })?;
+            TcpStream::connect(&addr).await.map_err(|source| Error::Io {
+                what: "tcpSocket",
+                addr,
+                source,
+            })?;
             return Ok(());
         }
         Err(Error::Empty)
@@ -158,7 +165,8 @@ async fn http_get(h: &k8s_openapi::api::core::v1::HTTPGetAction, target: Target<
     let path = h.path.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into());
     let path = if path.starts_with('/') { path } else { format!("/{path}") };
     let io = |source| Error::Io { what: "httpGet", addr: addr.clone(), source };
-    let mut req = format!("GET {path} HTTP/1.1\r\nUser-Agent: kube-lifecycle/stevedore-agent\r\nConnection: close\r\n");
+    let mut req =
+        format!("GET {path} HTTP/1.1\r\nUser-Agent: kube-lifecycle/stevedore-agent\r\nConnection: close\r\n");
     let mut has_host = false;
     for hd in h.http_headers.iter().flatten() {
         has_host |= hd.name.eq_ignore_ascii_case("host");
@@ -183,11 +191,14 @@ mod tests {
 
     #[test]
     fn ports_by_number_and_name() {
-        let ports = vec![ContainerPort { name: Some("http".into()), container_port: 8080, ..Default::default() }];
+        let ports =
+            vec![ContainerPort { name: Some("http".into()), container_port: 8080, ..Default::default() }];
         assert_eq!(port(&IntOrString::Int(80), &ports).unwrap(), 80);
         assert_eq!(port(&IntOrString::String("http".into()), &ports).unwrap(), 8080);
         assert_eq!(port(&IntOrString::String("9090".into()), &ports).unwrap(), 9090);
-        assert!(matches!(port(&IntOrString::String("admin".into()), &ports), Err(Error::Port(p)) if p == "admin"));
+        assert!(
+            matches!(port(&IntOrString::String("admin".into()), &ports), Err(Error::Port(p)) if p == "admin")
+        );
         assert!(port(&IntOrString::Int(0), &ports).is_err());
     }
 
@@ -202,7 +213,11 @@ mod tests {
             s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").await.unwrap();
             String::from_utf8_lossy(&buf[..n]).into_owned()
         });
-        let ports = vec![ContainerPort { name: Some("web".into()), container_port: i32::from(p), ..Default::default() }];
+        let ports = vec![ContainerPort {
+            name: Some("web".into()),
+            container_port: i32::from(p),
+            ..Default::default()
+        }];
         let h = k8s_openapi::api::core::v1::HTTPGetAction {
             path: Some("/quit".into()),
             port: IntOrString::String("web".into()),

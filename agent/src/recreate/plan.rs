@@ -27,7 +27,11 @@ pub fn bare_id(id: &str) -> &str {
 fn order_key(crr: &ContainerRecreateRequest) -> (u8, Option<Timestamp>, String) {
     let phase = crr.status.as_ref().map(|s| s.phase);
     let weight = u8::from(phase != Some(ContainerRecreateRequestPhase::Recreating));
-    (weight, crr.metadata.creation_timestamp.as_ref().map(|t| t.0), crr.metadata.name.clone().unwrap_or_default())
+    (
+        weight,
+        crr.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        crr.metadata.name.clone().unwrap_or_default(),
+    )
 }
 
 /// Whether a request still needs work: not completed, not being deleted.
@@ -105,9 +109,10 @@ pub fn assess(i: &Inputs<'_>) -> Assessment {
     let name = i.spec.name.as_str();
     let was_killed = i.previous.and_then(|p| p.is_killed) == Some(true) || i.killed.is_some();
     let keep = |state| Assessment { state, act: false, recheck: None };
-    if let Some(p) = i.previous.filter(|p| {
-        matches!(p.phase, ContainerRecreatePhase::Succeeded | ContainerRecreatePhase::Failed)
-    }) {
+    if let Some(p) = i
+        .previous
+        .filter(|p| matches!(p.phase, ContainerRecreatePhase::Succeeded | ContainerRecreatePhase::Failed))
+    {
         return keep(p.clone());
     }
     if !i.in_pod_spec {
@@ -118,13 +123,16 @@ pub fn assess(i: &Inputs<'_>) -> Assessment {
         let msg = "the container has no status in the pod yet".to_owned();
         return keep(state(name, ContainerRecreatePhase::Pending, Some(msg), was_killed));
     };
-    let running_since = status.state.as_ref().and_then(|s| s.running.as_ref()).map(|r| r.started_at.as_ref().map(|t| t.0));
+    let running_since =
+        status.state.as_ref().and_then(|s| s.running.as_ref()).map(|r| r.started_at.as_ref().map(|t| t.0));
     let current = bare_id(status.container_id.as_deref().unwrap_or_default());
     let context_id = i.spec.status_context.as_ref().map(|c| bare_id(&c.container_id)).unwrap_or_default();
     if was_killed {
         let old = i.killed.map_or(context_id, |k| k.old_id.as_str());
         return match running_since {
-            Some(started) if !current.is_empty() && current != old => started_check(i, name, status, started, true),
+            Some(started) if !current.is_empty() && current != old => {
+                started_check(i, name, status, started, true)
+            }
             _ => keep(state(
                 name,
                 ContainerRecreatePhase::Recreating,
@@ -134,7 +142,11 @@ pub fn assess(i: &Inputs<'_>) -> Assessment {
         };
     }
     if i.force {
-        return Assessment { state: state(name, ContainerRecreatePhase::Pending, None, false), act: true, recheck: None };
+        return Assessment {
+            state: state(name, ContainerRecreatePhase::Pending, None, false),
+            act: true,
+            recheck: None,
+        };
     }
     let Some(started) = running_since else {
         // Not running: kubelet restarts it (OpenKruise counts it as being recreated).
@@ -158,9 +170,8 @@ fn started_check(
     started: Option<Timestamp>,
     killed: bool,
 ) -> Assessment {
-    let up = started.map_or(Duration::ZERO, |s| {
-        Duration::try_from(i.now.duration_since(s)).unwrap_or(Duration::ZERO)
-    });
+    let up = started
+        .map_or(Duration::ZERO, |s| Duration::try_from(i.now.duration_since(s)).unwrap_or(Duration::ZERO));
     if !status.ready {
         let msg = "the new container runs; waiting for it to be ready".to_owned();
         return Assessment {
@@ -171,14 +182,19 @@ fn started_check(
     }
     if up < i.min_started {
         let left = i.min_started - up;
-        let msg = format!("the new container is ready; {}s of minStartedSeconds left", left.as_secs_f64().ceil());
+        let msg =
+            format!("the new container is ready; {}s of minStartedSeconds left", left.as_secs_f64().ceil());
         return Assessment {
             state: state(name, ContainerRecreatePhase::Recreating, Some(msg), killed),
             act: false,
             recheck: Some(left),
         };
     }
-    Assessment { state: state(name, ContainerRecreatePhase::Succeeded, None, killed), act: false, recheck: None }
+    Assessment {
+        state: state(name, ContainerRecreatePhase::Succeeded, None, killed),
+        act: false,
+        recheck: None,
+    }
 }
 
 #[cfg(test)]

@@ -185,7 +185,12 @@ impl Runtime {
     }
 
     /// ExecSync: `Ok(Err(reason))` when the command fails or exits non-zero.
-    pub async fn exec(&self, id: &str, cmd: Vec<String>, timeout: i64) -> Result<std::result::Result<(), String>> {
+    pub async fn exec(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        timeout: i64,
+    ) -> Result<std::result::Result<(), String>> {
         let req = ExecSyncRequest { container_id: id.to_owned(), cmd, timeout };
         Ok(match self.rt.clone().exec_sync(req).await {
             Ok(r) if r.get_ref().exit_code == 0 => Ok(()),

@@ -47,7 +47,10 @@ fn exited(id: &str) -> ContainerStatus {
     }
 }
 
-fn inputs<'a>(spec: &'a ContainerRecreateRequestContainer, status: Option<&'a ContainerStatus>) -> Inputs<'a> {
+fn inputs<'a>(
+    spec: &'a ContainerRecreateRequestContainer,
+    status: Option<&'a ContainerStatus>,
+) -> Inputs<'a> {
     Inputs {
         spec,
         previous: None,
@@ -102,9 +105,15 @@ fn a_killed_container_succeeds_when_a_new_one_is_ready_and_started_long_enough()
     let old = running("a", 0, "2026-01-01T00:00:00Z", true);
     let i = Inputs { killed: Some(&killed), ..inputs(&s, Some(&old)) };
     let a = assess(&i);
-    assert_eq!((a.state.phase, a.state.is_killed, a.act), (ContainerRecreatePhase::Recreating, Some(true), false));
+    assert_eq!(
+        (a.state.phase, a.state.is_killed, a.act),
+        (ContainerRecreatePhase::Recreating, Some(true), false)
+    );
     let unready = running("b", 1, "2026-01-01T00:00:55Z", false);
-    assert_eq!(assess(&Inputs { status: Some(&unready), ..i }).state.phase, ContainerRecreatePhase::Recreating);
+    assert_eq!(
+        assess(&Inputs { status: Some(&unready), ..i }).state.phase,
+        ContainerRecreatePhase::Recreating
+    );
     let new = running("b", 1, "2026-01-01T00:00:55Z", true);
     let min = Inputs { status: Some(&new), min_started: Duration::from_secs(10), ..i };
     let a = assess(&min);
@@ -159,7 +168,9 @@ fn crr(name: &str, created: &str, phase: Option<ContainerRecreateRequestPhase>) 
 
 #[test]
 fn the_oldest_goes_first_unless_another_is_recreating_and_completed_ones_drop_out() {
-    let names = |v: Vec<ContainerRecreateRequest>| v.into_iter().map(|c| c.metadata.name.unwrap()).collect::<Vec<_>>();
+    let names = |v: Vec<ContainerRecreateRequest>| {
+        v.into_iter().map(|c| c.metadata.name.unwrap()).collect::<Vec<_>>()
+    };
     let a = crr("a", "2026-01-01T00:00:01Z", None);
     let b = crr("b", "2026-01-01T00:00:00Z", Some(ContainerRecreateRequestPhase::Pending));
     assert_eq!(names(in_order(vec![a.clone(), b.clone()])), ["b", "a"]);
