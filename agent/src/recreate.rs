@@ -661,8 +661,9 @@ impl Inner {
         status.phase = ContainerRecreateRequestPhase::Completed;
         status.completion_time = Some(Time(Timestamp::now()));
         status.message = Some(message);
-        self.metrics.crr_completed();
-        self.write(crr, status).await?;
+        if self.write(crr, status).await?.is_some() {
+            self.metrics.crr_completed();
+        }
         let uid = crr.uid().unwrap_or_default();
         self.killed.lock().unwrap_or_else(|e| e.into_inner()).retain(|(u, _), _| *u != uid);
         Ok(())

@@ -428,13 +428,16 @@ async fn a_request_completed_elsewhere_is_left_alone() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Proxy mode: the proxy recreates the container in its sandbox.
+/// Proxy mode: the proxy recreates the container in its sandbox, and the agent runs
+/// the postStart hook in the new container (kubelet did not start it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the proxy's RecreateContainer"]
 async fn proxy_mode_recreates_one_container() -> anyhow::Result<()> {
     let env = Env::start("proxy", Duration::from_secs(1)).await?;
+    let container = json!({"name": "app", "image": env.bed.image("app:v1"),
+        "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", "date +%s > /tmp/post-started"]}}}});
     let pod = env
-        .running_pod("web", json!({"terminationGracePeriodSeconds": 3, "containers": [app(&env.bed)]}))
+        .running_pod("web", json!({"terminationGracePeriodSeconds": 3, "containers": [container]}))
         .await?;
     let old = id_of(&pod, "app");
     let rc = status_of(&pod, "app").unwrap().restart_count;
@@ -443,6 +446,8 @@ async fn proxy_mode_recreates_one_container() -> anyhow::Result<()> {
     assert_eq!(phases(&s), BTreeMap::from([("app".to_owned(), ContainerRecreatePhase::Succeeded)]), "{s:?}");
     let p = env.restarted("web", "app", &old).await?;
     assert_eq!(status_of(&p, "app").unwrap().restart_count, rc + 1);
+    let (code, _) = env.exec(&id_of(&p, "app"), &["cat", "/tmp/post-started"]).await?;
+    assert_eq!(code, 0, "no postStart mark in the new container");
     // The proxy's path, not the fallback to kubelet.
     let metrics = env.agent.metrics()?;
     assert!(

@@ -202,6 +202,61 @@ mod tests {
         assert!(port(&IntOrString::Int(0), &ports).is_err());
     }
 
+    /// Answers every exec with one exit code.
+    struct ExitWith(i32);
+
+    impl Containers for ExitWith {
+        fn exec(
+            &self,
+            _id: String,
+            _cmd: Vec<String>,
+            _t: Duration,
+        ) -> crate::images::worker::BoxFuture<'_, Result<crate::runtime::ExecOutput, tonic::Status>> {
+            let out = crate::runtime::ExecOutput {
+                exit_code: self.0,
+                stdout: Vec::new(),
+                stderr: b"no such file\n".to_vec(),
+            };
+            Box::pin(async move { Ok(out) })
+        }
+        fn stop(
+            &self,
+            _id: String,
+            _grace: i64,
+        ) -> crate::images::worker::BoxFuture<'_, Result<(), tonic::Status>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn recreate(
+            &self,
+            _id: String,
+            _grace: i64,
+        ) -> crate::images::worker::BoxFuture<
+            '_,
+            Result<stevedore_proto::control::RecreateContainerResponse, tonic::Status>,
+        > {
+            Box::pin(async { Err(tonic::Status::unimplemented("no")) })
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn exec_hooks_fail_on_a_non_zero_exit_with_its_output() {
+        let handler = ProbeHandler {
+            exec: Some(k8s_openapi::api::core::v1::ExecAction {
+                command: Some(vec!["cat".into(), "/x".into()]),
+            }),
+            ..Default::default()
+        };
+        let target = Target { container_id: "c", pod_ip: "", ports: &[] };
+        run_pre_stop(&ExitWith(0), &handler, target, Duration::from_secs(1)).await.unwrap();
+        let e = run_pre_stop(&ExitWith(1), &handler, target, Duration::from_secs(1)).await.unwrap_err();
+        assert_eq!(e.to_string(), "exec [\"cat\", \"/x\"]: exited with 1: no such file");
+        let empty = ProbeHandler::default();
+        assert!(matches!(
+            run_pre_stop(&ExitWith(0), &empty, target, Duration::from_secs(1)).await,
+            Err(Error::Empty)
+        ));
+    }
+
     #[tokio::test]
     async fn http_get_reaches_the_pod_ip_on_a_named_port() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
