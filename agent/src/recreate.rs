@@ -318,6 +318,15 @@ impl Inner {
             .collect()
     }
 
+    /// Drops what the agent remembers of requests no longer active (completed by the
+    /// controller, or deleted).
+    fn forget_finished(&self) {
+        let active: std::collections::HashSet<String> =
+            self.crrs.state().iter().filter(|c| plan::is_active(c)).filter_map(|c| c.uid()).collect();
+        self.killed.lock().unwrap_or_else(|e| e.into_inner()).retain(|(u, _), _| active.contains(u));
+        self.written.lock().unwrap_or_else(|e| e.into_inner()).retain(|u, _| active.contains(u));
+    }
+
     fn has_active(&self, key: &Key) -> bool {
         self.requests_of(key).iter().any(plan::is_active)
     }
@@ -344,7 +353,10 @@ impl Inner {
     /// One pass over a pod's requests; `None` when none is active.
     async fn sync(&self, key: &Key) -> Result<Option<Duration>, Error> {
         let ordered = plan::in_order(self.requests_of(key));
-        let Some((first, rest)) = ordered.split_first() else { return Ok(None) };
+        let Some((first, rest)) = ordered.split_first() else {
+            self.forget_finished();
+            return Ok(None);
+        };
         let first_name = first.name_any();
         for other in rest {
             let mut s = status_of(other);
