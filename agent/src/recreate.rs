@@ -669,7 +669,7 @@ impl Inner {
         mut status: ContainerRecreateRequestStatus,
         message: String,
     ) -> Result<(), Error> {
-        info!(message = %message, "ContainerRecreateRequest completed");
+        info!(crr.message = %message, "ContainerRecreateRequest completed");
         status.phase = ContainerRecreateRequestPhase::Completed;
         status.completion_time = Some(Time(Timestamp::now()));
         status.message = Some(message);
