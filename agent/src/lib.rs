@@ -1,18 +1,21 @@
 //! `stevedore-agent`: the node agent. It knows its node, reaches CRI through the
 //! Stevedore proxy's socket and the proxy's control API, talks to the API server from
 //! its in-cluster service account or `KUBECONFIG`, and watches only what concerns its
-//! node. Its duty today is image pre-download ([`images`]): it pulls what its node's
-//! NodeImage lists and reports each pull in the NodeImage's status.
+//! node. Its duties: image pre-download ([`images`]): it pulls what its node's
+//! NodeImage lists and reports each pull in the NodeImage's status; and container
+//! recreation ([`recreate`]): it carries out the ContainerRecreateRequests of the pods
+//! on its node and reports them in their status.
 
 pub mod images;
 pub mod metadata_env;
 pub mod metrics;
+pub mod recreate;
 pub mod runtime;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{Instrument as _, info, info_span};
 
 /// The agent's configuration.
 #[derive(Clone, Debug)]
@@ -31,6 +34,8 @@ pub struct Config {
     pub max_concurrent_pulls: usize,
     /// The least time between two NodeImage status writes.
     pub status_interval: Duration,
+    /// How containers of ContainerRecreateRequests are recreated.
+    pub recreate_mode: recreate::Mode,
 }
 
 /// Why the agent stopped.
@@ -90,6 +95,7 @@ pub async fn run_with(
         cri.socket = %config.cri_socket.display(),
         control.socket = ?config.control_socket,
         max_concurrent_pulls = config.max_concurrent_pulls,
+        recreate.mode = config.recreate_mode.as_str(),
         "agent started"
     );
     let runtime = Arc::new(runtime::CriRuntime::new(&config.cri_socket, config.control_socket.as_deref()));
@@ -106,10 +112,19 @@ pub async fn run_with(
         config.control_socket.as_deref(),
         metrics.clone(),
     );
-    let env = tokio::spawn(env.run(shutdown.clone()));
+    let env = tokio::spawn(env.run(shutdown.clone()).instrument(info_span!("metadata_env")));
+    let recreator = recreate::Recreator::new(
+        recreate::Settings { node_name: config.node_name.clone(), mode: config.recreate_mode },
+        client.clone(),
+        runtime.clone(),
+        metrics.clone(),
+    );
+    let recreating = tokio::spawn(recreator.run(shutdown.clone()).instrument(info_span!("recreate")));
     images::Puller::new(settings, client, runtime, metrics).run(shutdown.clone()).await;
-    if let Err(error) = env.await {
-        tracing::error!(%error, "metadata env task failed");
+    for (task, name) in [(recreating, "recreate"), (env, "metadata env")] {
+        if let Err(error) = task.await {
+            tracing::error!(%error, task = name, "agent task failed");
+        }
     }
     if let Some(a) = admin {
         let _ = a.await;

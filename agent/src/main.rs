@@ -7,7 +7,8 @@ use stevedore_proto::{process::Process, telemetry::LogFormat, uds::socket_path};
 
 /// Stevedore's node agent: pulls the images its node's NodeImage lists (through the
 /// Stevedore CRI proxy, with progress from its control API) and reports them in the
-/// NodeImage's status. It watches only what concerns its own node.
+/// NodeImage's status; recreates containers for the ContainerRecreateRequests of its
+/// node's pods. It watches only what concerns its own node.
 #[derive(Debug, Parser)]
 #[command(name = "stevedore-agent", version)]
 struct Args {
@@ -37,6 +38,11 @@ struct Args {
     /// The least time between two NodeImage status writes, in milliseconds.
     #[arg(long, env = "STEVEDORE_AGENT_STATUS_INTERVAL_MS", default_value_t = 1000)]
     status_interval_ms: u64,
+    /// How containers of ContainerRecreateRequests are recreated: `proxy` (the
+    /// proxy's RecreateContainer; falls back to `kubelet` when the proxy cannot) or
+    /// `kubelet` (stop the container; kubelet restarts it).
+    #[arg(long, env = "STEVEDORE_RECREATE_MODE", default_value = "proxy")]
+    recreate_mode: String,
     /// Log format: plain or json. The level comes from RUST_LOG (default info).
     #[arg(long, env = "STEVEDORE_AGENT_LOG_FORMAT", default_value = "plain")]
     log_format: LogFormat,
@@ -57,6 +63,7 @@ fn config(args: &Args) -> Result<stevedore_agent::Config, String> {
         "none" | "" => None,
         e => Some(socket_path(e)),
     };
+    let recreate_mode = args.recreate_mode.parse().map_err(|e| format!("--recreate-mode: {e}"))?;
     Ok(stevedore_agent::Config {
         node_name: args.node_name.clone(),
         namespace: args.namespace.clone(),
@@ -65,6 +72,7 @@ fn config(args: &Args) -> Result<stevedore_agent::Config, String> {
         metrics_addr,
         max_concurrent_pulls: args.max_concurrent_pulls,
         status_interval: Duration::from_millis(args.status_interval_ms),
+        recreate_mode,
     })
 }
 
@@ -109,5 +117,12 @@ mod tests {
             Args::try_parse_from(["stevedore-agent", "--node-name", "n", "--proxy-control-endpoint", "none"])
                 .unwrap();
         assert_eq!(config(&a).unwrap().control_socket, None);
+        assert_eq!(c.recreate_mode, stevedore_agent::recreate::Mode::Proxy);
+        let a = Args::try_parse_from(["stevedore-agent", "--node-name", "n", "--recreate-mode", "kubelet"])
+            .unwrap();
+        assert_eq!(config(&a).unwrap().recreate_mode, stevedore_agent::recreate::Mode::Kubelet);
+        let a =
+            Args::try_parse_from(["stevedore-agent", "--node-name", "n", "--recreate-mode", "cri"]).unwrap();
+        assert!(config(&a).unwrap_err().contains("--recreate-mode"));
     }
 }

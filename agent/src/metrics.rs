@@ -21,6 +21,11 @@ pub struct Metrics {
     status_err: AtomicU64,
     durations: Mutex<(Vec<u64>, f64)>,
     metadata_env: Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
+    /// Container recreates by (mode, result).
+    recreates: Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
+    crr_completed: AtomicU64,
+    crr_status_ok: AtomicU64,
+    crr_status_err: AtomicU64,
 }
 
 impl Metrics {
@@ -58,6 +63,24 @@ impl Metrics {
     /// A NodeImage status write, successful or not.
     pub fn status_written(&self, ok: bool) {
         if ok { &self.status_ok } else { &self.status_err }.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Metrics {
+    /// A container was recreated (or the attempt failed) along `mode`'s path.
+    pub fn container_recreated(&self, mode: &'static str, ok: bool) {
+        let result = if ok { "succeeded" } else { "failed" };
+        *self.recreates.lock().unwrap_or_else(|e| e.into_inner()).entry((mode, result)).or_default() += 1;
+    }
+
+    /// The agent completed a ContainerRecreateRequest.
+    pub fn crr_completed(&self) {
+        self.crr_completed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A ContainerRecreateRequest status write, successful or not.
+    pub fn crr_status_written(&self, ok: bool) {
+        if ok { &self.crr_status_ok } else { &self.crr_status_err }.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -107,6 +130,42 @@ impl stevedore_proto::admin::Metrics for Metrics {
                 "stevedore_agent_metadata_env_recreates_total{{mode=\"{mode}\",result=\"{result}\"}} {n}"
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP stevedore_agent_container_recreates_total Containers recreated for ContainerRecreateRequests, by the path used (proxy or kubelet) and result."
+        );
+        let _ = writeln!(out, "# TYPE stevedore_agent_container_recreates_total counter");
+        let recreates = self.recreates.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for mode in ["proxy", "kubelet"] {
+            for result in ["succeeded", "failed"] {
+                let n = recreates.get(&(mode, result)).copied().unwrap_or(0);
+                let _ = writeln!(
+                    out,
+                    "stevedore_agent_container_recreates_total{{mode=\"{mode}\",result=\"{result}\"}} {n}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP stevedore_agent_crr_completed_total ContainerRecreateRequests the agent completed."
+        );
+        let _ = writeln!(out, "# TYPE stevedore_agent_crr_completed_total counter");
+        let _ = writeln!(out, "stevedore_agent_crr_completed_total {}", l(&self.crr_completed));
+        let _ = writeln!(
+            out,
+            "# HELP stevedore_agent_crr_status_writes_total ContainerRecreateRequest status writes, by result (error includes conflicts)."
+        );
+        let _ = writeln!(out, "# TYPE stevedore_agent_crr_status_writes_total counter");
+        let _ = writeln!(
+            out,
+            "stevedore_agent_crr_status_writes_total{{result=\"ok\"}} {}",
+            l(&self.crr_status_ok)
+        );
+        let _ = writeln!(
+            out,
+            "stevedore_agent_crr_status_writes_total{{result=\"error\"}} {}",
+            l(&self.crr_status_err)
+        );
         out
     }
 }
@@ -129,5 +188,17 @@ mod tests {
         assert!(text.contains("stevedore_agent_image_pulls_in_flight 1"), "{text}");
         assert!(text.contains("stevedore_agent_image_pull_duration_seconds_bucket{le=\"1\"} 1"), "{text}");
         assert!(text.contains("stevedore_agent_status_writes_total{result=\"ok\"} 1"), "{text}");
+        m.container_recreated("kubelet", true);
+        let text = m.render();
+        assert!(
+            text.contains(
+                "stevedore_agent_container_recreates_total{mode=\"kubelet\",result=\"succeeded\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("stevedore_agent_container_recreates_total{mode=\"proxy\",result=\"failed\"} 0"),
+            "{text}"
+        );
     }
 }

@@ -184,6 +184,25 @@ impl Runtime {
             .collect())
     }
 
+    /// ExecSync: `Ok(Err(reason))` when the command fails or exits non-zero.
+    pub async fn exec(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        timeout: i64,
+    ) -> Result<std::result::Result<(), String>> {
+        let req = ExecSyncRequest { container_id: id.to_owned(), cmd, timeout };
+        Ok(match self.rt.clone().exec_sync(req).await {
+            Ok(r) if r.get_ref().exit_code == 0 => Ok(()),
+            Ok(r) => Err(format!(
+                "exit code {}: {}",
+                r.get_ref().exit_code,
+                String::from_utf8_lossy(&r.get_ref().stderr).trim()
+            )),
+            Err(s) => Err(s.message().to_owned()),
+        })
+    }
+
     async fn exec_ok(&self, id: &str, cmd: Vec<String>, timeout: i32) -> bool {
         let req = ExecSyncRequest { container_id: id.to_owned(), cmd, timeout: i64::from(timeout.max(1)) };
         matches!(self.rt.clone().exec_sync(req).await, Ok(r) if r.get_ref().exit_code == 0)

@@ -213,11 +213,34 @@ impl Step<'_> {
             self.rt.remove_container(&old.id).await?;
         }
         match self.try_start(c, rc, obs).await? {
-            Ok(id) => info!(container = %c.name, container.id = %id, restart_count = rc, "container started"),
+            Ok(id) => {
+                info!(container = %c.name, container.id = %id, restart_count = rc, "container started");
+                self.post_start(c, &id).await?;
+            }
             Err(w) => {
                 info!(container = %c.name, reason = %w.0, message = %w.1, "container not started");
                 obs.waiting.insert(c.name.clone(), w);
             }
+        }
+        Ok(())
+    }
+
+    /// kubelet's postStart (exec only here): run in the new container right after it
+    /// starts; on failure kubelet kills the container (`FailedPostStartHook`) and it
+    /// restarts by the restart policy.
+    async fn post_start(&self, c: &Container, id: &str) -> Result<()> {
+        let Some(cmd) = c
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.post_start.as_ref())
+            .and_then(|h| h.exec.as_ref())
+            .and_then(|e| e.command.clone())
+        else {
+            return Ok(());
+        };
+        if let Err(reason) = self.rt.exec(id, cmd, 60).await? {
+            info!(container = %c.name, container.id = %id, %reason, "FailedPostStartHook: killing the container");
+            self.rt.stop_container(id, grace_seconds(self.pod)).await?;
         }
         Ok(())
     }
