@@ -511,3 +511,566 @@ fn linux_sandbox_security(mut o: Obj<'_>) -> Result<LinuxSandboxSecurityContext>
     };
     o.done().map(|()| s)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use stevedore_proto::cri::Capability;
+
+    use super::*;
+
+    /// Captured from containerd 1.6.20 (Debian 12) on the test bed by
+    /// `tests/tests/records_rebuild.rs` (`STEVEDORE_REBUILD_FIXTURES`).
+    const CONTAINER_INFO: &str = include_str!("../../tests/fixtures/container-info.json");
+    const SANDBOX_INFO: &str = include_str!("../../tests/fixtures/sandbox-info.json");
+    const SANDBOX_ID: &str = "63c2bb39e6b4cf001134552448efda93af9378a28181bd6a1be3beb797a16767";
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn map(v: &[(&str, &str)]) -> HashMap<String, String> {
+        v.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    /// What the integration test sent (see `tests/tests/records_rebuild.rs`).
+    fn captured_container() -> ContainerConfig {
+        let namespace_options = Some(NamespaceOption {
+            network: NamespaceMode::Node as i32,
+            pid: NamespaceMode::Container as i32,
+            ..Default::default()
+        });
+        ContainerConfig {
+            metadata: Some(ContainerMetadata { name: "app".into(), attempt: 0 }),
+            image: Some(ImageSpec { image: "stevedore.test/app:v1".into(), ..Default::default() }),
+            command: strings(&["/bin/sh", "-c"]),
+            args: strings(&["echo started; exec sleep 3600"]),
+            working_dir: "/data".into(),
+            envs: vec![
+                KeyValue { key: "STEVEDORE_TEST".into(), value: "1".into() },
+                KeyValue { key: "ZONE".into(), value: "a".into() },
+                KeyValue { key: "EMPTY".into(), value: String::new() },
+            ],
+            mounts: vec![Mount {
+                container_path: "/data".into(),
+                host_path: "/run/stevedore-testbed/0/rich-data".into(),
+                readonly: true,
+                ..Default::default()
+            }],
+            labels: map(&[
+                ("io.kubernetes.container.name", "app"),
+                ("io.kubernetes.pod.name", "rich"),
+                ("io.kubernetes.pod.namespace", "default"),
+                ("io.kubernetes.pod.uid", "uid-rich"),
+            ]),
+            annotations: map(&[
+                ("io.kubernetes.container.hash", "1a2b3c"),
+                ("io.kubernetes.container.restartCount", "0"),
+                ("io.kubernetes.container.terminationMessagePath", "/dev/termination-log"),
+            ]),
+            log_path: "app/0.log".into(),
+            linux: Some(LinuxContainerConfig {
+                resources: Some(LinuxContainerResources {
+                    cpu_period: 100_000,
+                    cpu_quota: 50_000,
+                    cpu_shares: 512,
+                    memory_limit_in_bytes: 64 << 20,
+                    oom_score_adj: 900,
+                    ..Default::default()
+                }),
+                security_context: Some(LinuxContainerSecurityContext {
+                    capabilities: Some(Capability {
+                        add_capabilities: strings(&["NET_BIND_SERVICE"]),
+                        drop_capabilities: strings(&["ALL"]),
+                        add_ambient_capabilities: vec![],
+                    }),
+                    namespace_options,
+                    run_as_user: Some(Int64Value { value: 1000 }),
+                    run_as_group: Some(Int64Value { value: 1000 }),
+                    readonly_rootfs: true,
+                    supplemental_groups: vec![3000, 4000],
+                    no_new_privs: true,
+                    masked_paths: strings(&["/proc/kcore", "/proc/keys"]),
+                    readonly_paths: strings(&["/proc/sys"]),
+                    seccomp: Some(SecurityProfile::default()),
+                    ..Default::default()
+                }),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn captured_sandbox() -> PodSandboxConfig {
+        PodSandboxConfig {
+            metadata: Some(PodSandboxMetadata {
+                name: "rich".into(),
+                uid: "uid-rich".into(),
+                namespace: "default".into(),
+                attempt: 0,
+            }),
+            log_directory: "/run/stevedore-testbed/0/logs/rich".into(),
+            dns_config: Some(DnsConfig {
+                servers: strings(&["10.96.0.10"]),
+                searches: strings(&["default.svc.cluster.local", "svc.cluster.local"]),
+                options: strings(&["ndots:5"]),
+            }),
+            port_mappings: vec![PortMapping { container_port: 8080, ..Default::default() }],
+            labels: map(&[
+                ("app", "stevedore-test"),
+                ("io.kubernetes.pod.name", "rich"),
+                ("io.kubernetes.pod.namespace", "default"),
+                ("io.kubernetes.pod.uid", "uid-rich"),
+            ]),
+            annotations: map(&[("kubernetes.io/config.source", "api")]),
+            linux: Some(LinuxPodSandboxConfig {
+                security_context: Some(LinuxSandboxSecurityContext {
+                    namespace_options: Some(NamespaceOption {
+                        network: NamespaceMode::Node as i32,
+                        pid: NamespaceMode::Container as i32,
+                        ..Default::default()
+                    }),
+                    supplemental_groups: vec![3000],
+                    seccomp: Some(SecurityProfile::default()),
+                    ..Default::default()
+                }),
+                sysctls: map(&[("kernel.shm_rmid_forced", "1")]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn containerd_captures_convert_to_what_was_sent() {
+        assert_eq!(container_config_of(CONTAINER_INFO), Ok(captured_container()));
+        assert_eq!(sandbox_config_of(SANDBOX_INFO), Ok(captured_sandbox()));
+        assert_eq!(sandbox_id_of(CONTAINER_INFO).as_deref(), Ok(SANDBOX_ID));
+        let request = request_of(CONTAINER_INFO, SANDBOX_INFO).unwrap();
+        assert_eq!(request.pod_sandbox_id, SANDBOX_ID);
+        assert_eq!(request.config, Some(captured_container()));
+        assert_eq!(request.sandbox_config, Some(captured_sandbox()));
+    }
+
+    /// Every field of every message set, in Go's JSON (proto field names as keys).
+    fn every_container_field() -> (Value, ContainerConfig) {
+        let resources = json!({"cpu_period": 1, "cpu_quota": 2, "cpu_shares": 3, "memory_limit_in_bytes": 4,
+            "oom_score_adj": -5, "cpuset_cpus": "0-1", "cpuset_mems": "0",
+            "hugepage_limits": [{"page_size": "2MB", "limit": 18_446_744_073_709_551_615_u64}],
+            "unified": {"memory.high": "1"}, "memory_swap_limit_in_bytes": 6});
+        let mapping = json!({"host_id": 100_000, "container_id": 0, "length": 65536});
+        let profile = json!({"profile_type": 2, "localhost_ref": "profiles/p.json"});
+        let doc = json!({
+            "metadata": {"name": "app", "attempt": 4_294_967_295_u32},
+            "image": {"image": "img", "annotations": {"a": "b"}, "user_specified_image": "img:1",
+                "runtime_handler": "runc"},
+            "command": ["c"], "args": ["a"], "working_dir": "/w",
+            "envs": [{"key": "K", "value": "V"}],
+            "mounts": [{"container_path": "/c", "host_path": "/h", "readonly": true, "selinux_relabel": true,
+                "propagation": 2, "uidMappings": [mapping], "gidMappings": [mapping],
+                "recursive_read_only": true, "image": {"image": "vol"}}],
+            "devices": [{"container_path": "/dev/c", "host_path": "/dev/h", "permissions": "rwm"}],
+            "labels": {"l": "1"}, "annotations": {"n": "2"},
+            "log_path": "app/0.log", "stdin": true, "stdin_once": true, "tty": true,
+            "linux": {"resources": resources, "security_context": {
+                "capabilities": {"add_capabilities": ["A"], "drop_capabilities": ["D"],
+                    "add_ambient_capabilities": ["M"]},
+                "privileged": true,
+                "namespace_options": {"network": 1, "pid": 3, "ipc": 2, "target_id": "t",
+                    "userns_options": {"mode": 0, "uids": [mapping], "gids": [mapping]}},
+                "selinux_options": {"user": "u", "role": "r", "type": "t", "level": "s0"},
+                "run_as_user": {"value": 1000}, "run_as_group": {},
+                "run_as_username": "nobody", "readonly_rootfs": true,
+                "supplemental_groups": [-1, 9_223_372_036_854_775_807_i64], "supplemental_groups_policy": 1,
+                "no_new_privs": true, "masked_paths": ["/m"], "readonly_paths": ["/r"],
+                "seccomp": profile, "apparmor": {"profile_type": 1},
+                "apparmor_profile": "old-aa", "seccomp_profile_path": "old-sc"}},
+            "CDI_devices": [{"name": "vendor.com/gpu=0"}],
+            "windows": {"resources": {"cpu_shares": 1, "cpu_count": 2, "cpu_maximum": 3,
+                "memory_limit_in_bytes": 4, "rootfs_size_in_bytes": 5,
+                "affinity_cpus": [{"cpu_mask": 255, "cpu_group": 1}]},
+                "security_context": {"run_as_username": "w", "credential_spec": "cs", "host_process": true}},
+        });
+        let mapping = IdMapping { host_id: 100_000, container_id: 0, length: 65536 };
+        let profile = SecurityProfile {
+            profile_type: ProfileType::Localhost as i32,
+            localhost_ref: "profiles/p.json".into(),
+        };
+        #[allow(deprecated)]
+        let config = ContainerConfig {
+            metadata: Some(ContainerMetadata { name: "app".into(), attempt: u32::MAX }),
+            image: Some(ImageSpec {
+                image: "img".into(),
+                annotations: map(&[("a", "b")]),
+                user_specified_image: "img:1".into(),
+                runtime_handler: "runc".into(),
+            }),
+            command: strings(&["c"]),
+            args: strings(&["a"]),
+            working_dir: "/w".into(),
+            envs: vec![KeyValue { key: "K".into(), value: "V".into() }],
+            mounts: vec![Mount {
+                container_path: "/c".into(),
+                host_path: "/h".into(),
+                readonly: true,
+                selinux_relabel: true,
+                propagation: MountPropagation::PropagationBidirectional as i32,
+                uid_mappings: vec![mapping],
+                gid_mappings: vec![mapping],
+                recursive_read_only: true,
+                image: Some(ImageSpec { image: "vol".into(), ..Default::default() }),
+            }],
+            devices: vec![Device {
+                container_path: "/dev/c".into(),
+                host_path: "/dev/h".into(),
+                permissions: "rwm".into(),
+            }],
+            labels: map(&[("l", "1")]),
+            annotations: map(&[("n", "2")]),
+            log_path: "app/0.log".into(),
+            stdin: true,
+            stdin_once: true,
+            tty: true,
+            linux: Some(LinuxContainerConfig {
+                resources: Some(every_resource()),
+                security_context: Some(LinuxContainerSecurityContext {
+                    capabilities: Some(Capability {
+                        add_capabilities: strings(&["A"]),
+                        drop_capabilities: strings(&["D"]),
+                        add_ambient_capabilities: strings(&["M"]),
+                    }),
+                    privileged: true,
+                    namespace_options: Some(NamespaceOption {
+                        network: NamespaceMode::Container as i32,
+                        pid: NamespaceMode::Target as i32,
+                        ipc: NamespaceMode::Node as i32,
+                        target_id: "t".into(),
+                        userns_options: Some(UserNamespace {
+                            mode: NamespaceMode::Pod as i32,
+                            uids: vec![mapping],
+                            gids: vec![mapping],
+                        }),
+                    }),
+                    selinux_options: Some(SeLinuxOption {
+                        user: "u".into(),
+                        role: "r".into(),
+                        r#type: "t".into(),
+                        level: "s0".into(),
+                    }),
+                    run_as_user: Some(Int64Value { value: 1000 }),
+                    run_as_group: Some(Int64Value { value: 0 }),
+                    run_as_username: "nobody".into(),
+                    readonly_rootfs: true,
+                    supplemental_groups: vec![-1, i64::MAX],
+                    supplemental_groups_policy: SupplementalGroupsPolicy::Strict as i32,
+                    no_new_privs: true,
+                    masked_paths: strings(&["/m"]),
+                    readonly_paths: strings(&["/r"]),
+                    seccomp: Some(profile),
+                    apparmor: Some(SecurityProfile {
+                        profile_type: ProfileType::Unconfined as i32,
+                        ..Default::default()
+                    }),
+                    apparmor_profile: "old-aa".into(),
+                    seccomp_profile_path: "old-sc".into(),
+                }),
+            }),
+            cdi_devices: vec![CdiDevice { name: "vendor.com/gpu=0".into() }],
+            windows: Some(WindowsContainerConfig {
+                resources: Some(WindowsContainerResources {
+                    cpu_shares: 1,
+                    cpu_count: 2,
+                    cpu_maximum: 3,
+                    memory_limit_in_bytes: 4,
+                    rootfs_size_in_bytes: 5,
+                    affinity_cpus: vec![WindowsCpuGroupAffinity { cpu_mask: 255, cpu_group: 1 }],
+                }),
+                security_context: Some(WindowsContainerSecurityContext {
+                    run_as_username: "w".into(),
+                    credential_spec: "cs".into(),
+                    host_process: true,
+                }),
+            }),
+        };
+        (doc, config)
+    }
+
+    fn every_resource() -> LinuxContainerResources {
+        LinuxContainerResources {
+            cpu_period: 1,
+            cpu_quota: 2,
+            cpu_shares: 3,
+            memory_limit_in_bytes: 4,
+            oom_score_adj: -5,
+            cpuset_cpus: "0-1".into(),
+            cpuset_mems: "0".into(),
+            hugepage_limits: vec![HugepageLimit { page_size: "2MB".into(), limit: u64::MAX }],
+            unified: map(&[("memory.high", "1")]),
+            memory_swap_limit_in_bytes: 6,
+        }
+    }
+
+    fn every_sandbox_field() -> (Value, PodSandboxConfig) {
+        let resources = json!({"cpu_period": 1, "cpu_quota": 2, "cpu_shares": 3, "memory_limit_in_bytes": 4,
+            "oom_score_adj": -5, "cpuset_cpus": "0-1", "cpuset_mems": "0",
+            "hugepage_limits": [{"page_size": "2MB", "limit": 18_446_744_073_709_551_615_u64}],
+            "unified": {"memory.high": "1"}, "memory_swap_limit_in_bytes": 6});
+        let doc = json!({
+            "metadata": {"name": "p", "uid": "u", "namespace": "ns", "attempt": 2},
+            "hostname": "h", "log_directory": "/logs",
+            "dns_config": {"servers": ["1.1.1.1"], "searches": ["s"], "options": ["o"]},
+            "port_mappings": [{"protocol": 2, "container_port": 80, "host_port": -1, "host_ip": "0.0.0.0"}],
+            "labels": {"l": "1"}, "annotations": {"a": "2"},
+            "linux": {"cgroup_parent": "/kubepods", "security_context": {
+                "namespace_options": {"network": 2, "pid": 0, "ipc": 1},
+                "selinux_options": {"user": "u", "role": "r", "type": "t", "level": "l"},
+                "run_as_user": {"value": 0}, "run_as_group": {"value": 7}, "readonly_rootfs": true,
+                "supplemental_groups": [5], "supplemental_groups_policy": 0, "privileged": true,
+                "seccomp": {"profile_type": 1}, "apparmor": {"profile_type": 2, "localhost_ref": "aa"},
+                "seccomp_profile_path": "old"},
+                "sysctls": {"net.ipv4.ip_forward": "1"}, "overhead": resources, "resources": resources},
+            "windows": {"security_context": {"run_as_username": "w", "credential_spec": "c", "host_process": true,
+                "namespace_options": {"network": 2}}},
+        });
+        #[allow(deprecated)]
+        let config = PodSandboxConfig {
+            metadata: Some(PodSandboxMetadata {
+                name: "p".into(),
+                uid: "u".into(),
+                namespace: "ns".into(),
+                attempt: 2,
+            }),
+            hostname: "h".into(),
+            log_directory: "/logs".into(),
+            dns_config: Some(DnsConfig {
+                servers: strings(&["1.1.1.1"]),
+                searches: strings(&["s"]),
+                options: strings(&["o"]),
+            }),
+            port_mappings: vec![PortMapping {
+                protocol: Protocol::Sctp as i32,
+                container_port: 80,
+                host_port: -1,
+                host_ip: "0.0.0.0".into(),
+            }],
+            labels: map(&[("l", "1")]),
+            annotations: map(&[("a", "2")]),
+            linux: Some(LinuxPodSandboxConfig {
+                cgroup_parent: "/kubepods".into(),
+                security_context: Some(LinuxSandboxSecurityContext {
+                    namespace_options: Some(NamespaceOption {
+                        network: NamespaceMode::Node as i32,
+                        pid: NamespaceMode::Pod as i32,
+                        ipc: NamespaceMode::Container as i32,
+                        ..Default::default()
+                    }),
+                    selinux_options: Some(SeLinuxOption {
+                        user: "u".into(),
+                        role: "r".into(),
+                        r#type: "t".into(),
+                        level: "l".into(),
+                    }),
+                    run_as_user: Some(Int64Value { value: 0 }),
+                    run_as_group: Some(Int64Value { value: 7 }),
+                    readonly_rootfs: true,
+                    supplemental_groups: vec![5],
+                    supplemental_groups_policy: SupplementalGroupsPolicy::Merge as i32,
+                    privileged: true,
+                    seccomp: Some(SecurityProfile {
+                        profile_type: ProfileType::Unconfined as i32,
+                        ..Default::default()
+                    }),
+                    apparmor: Some(SecurityProfile {
+                        profile_type: ProfileType::Localhost as i32,
+                        localhost_ref: "aa".into(),
+                    }),
+                    seccomp_profile_path: "old".into(),
+                }),
+                sysctls: map(&[("net.ipv4.ip_forward", "1")]),
+                overhead: Some(every_resource()),
+                resources: Some(every_resource()),
+            }),
+            windows: Some(WindowsPodSandboxConfig {
+                security_context: Some(WindowsSandboxSecurityContext {
+                    run_as_username: "w".into(),
+                    credential_spec: "c".into(),
+                    host_process: true,
+                    namespace_options: Some(WindowsNamespaceOption { network: NamespaceMode::Node as i32 }),
+                }),
+            }),
+        };
+        (doc, config)
+    }
+
+    fn info(config: &Value) -> String {
+        json!({"sandboxID": "sb", "pid": 1, "runtimeSpec": {"ociVersion": "1.0.2"}, "config": config})
+            .to_string()
+    }
+
+    #[test]
+    fn every_field_of_every_message_converts() {
+        let (doc, want) = every_container_field();
+        assert_eq!(container_config_of(&info(&doc)), Ok(want));
+        let (doc, want) = every_sandbox_field();
+        assert_eq!(sandbox_config_of(&info(&doc)), Ok(want));
+    }
+
+    /// Every object in `v` (with its path), for mutations.
+    fn objects(v: &Value, path: &str, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                out.push(path.to_owned());
+                for (k, v) in m {
+                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    objects(v, &p, out);
+                }
+            }
+            Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    objects(v, &format!("{path}[{i}]"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn pointer(path: &str) -> String {
+        path.split('.').flat_map(|p| p.split('[')).map(|p| format!("/{}", p.trim_end_matches(']'))).collect()
+    }
+
+    #[test]
+    fn an_unknown_field_anywhere_fails_with_its_path() {
+        for (doc, sandbox) in [(every_container_field().0, false), (every_sandbox_field().0, true)] {
+            let mut paths = Vec::new();
+            objects(&doc, "", &mut paths);
+            // Maps (labels, annotations, unified, sysctls) take any key.
+            paths.retain(|p| !["labels", "annotations", "unified", "sysctls"].iter().any(|m| p.ends_with(m)));
+            assert!(paths.len() >= 19, "{}", paths.len());
+            for path in paths {
+                let mut bad = doc.clone();
+                let target =
+                    if path.is_empty() { &mut bad } else { bad.pointer_mut(&pointer(&path)).unwrap() };
+                target.as_object_mut().unwrap().insert("fresh_field".into(), json!(1));
+                let got = if sandbox {
+                    sandbox_config_of(&info(&bad)).map(|_| ())
+                } else {
+                    container_config_of(&info(&bad)).map(|_| ())
+                };
+                let at = if path.is_empty() { "config".to_owned() } else { format!("config.{path}") };
+                assert_eq!(got, Err(field(&format!("{at}.fresh_field"), "unknown field")), "{path}");
+            }
+        }
+    }
+
+    fn container_error(patch: impl FnOnce(&mut Value)) -> RebuildError {
+        let mut doc = every_container_field().0;
+        patch(&mut doc);
+        container_config_of(&info(&doc)).unwrap_err()
+    }
+
+    #[test]
+    fn malformed_values_fail_with_their_path_and_reason() {
+        let cases: Vec<(Box<dyn FnOnce(&mut Value)>, &str, &str)> = vec![
+            (
+                Box::new(|d| d["metadata"]["attempt"] = json!(-1)),
+                "config.metadata.attempt",
+                "-1 is out of range",
+            ),
+            (
+                Box::new(|d| d["metadata"]["attempt"] = json!(4_294_967_296_u64)),
+                "config.metadata.attempt",
+                "4294967296 is out of range",
+            ),
+            (
+                Box::new(|d| d["metadata"]["attempt"] = json!(1.5)),
+                "config.metadata.attempt",
+                "expected an integer, got 1.5",
+            ),
+            (
+                Box::new(|d| d["linux"]["security_context"]["run_as_user"]["value"] = json!("1000")),
+                "config.linux.security_context.run_as_user.value",
+                "expected an integer",
+            ),
+            (
+                Box::new(|d| d["linux"]["security_context"]["run_as_user"] = json!(1000)),
+                "config.linux.security_context.run_as_user",
+                "expected an object",
+            ),
+            (
+                Box::new(|d| d["linux"]["security_context"]["readonly_rootfs"] = json!("true")),
+                "config.linux.security_context.readonly_rootfs",
+                "expected a boolean",
+            ),
+            (
+                Box::new(|d| {
+                    d["linux"]["security_context"]["capabilities"]["drop_capabilities"] = json!("ALL")
+                }),
+                "config.linux.security_context.capabilities.drop_capabilities",
+                "expected an array",
+            ),
+            (
+                Box::new(|d| d["linux"]["security_context"]["masked_paths"] = json!(["/a", 3])),
+                "config.linux.security_context.masked_paths[1]",
+                "expected a string",
+            ),
+            (
+                Box::new(|d| d["mounts"][0]["propagation"] = json!(3)),
+                "config.mounts[0].propagation",
+                "unknown enum value 3",
+            ),
+            (
+                Box::new(|d| d["linux"]["security_context"]["seccomp"]["profile_type"] = json!(9)),
+                "config.linux.security_context.seccomp.profile_type",
+                "unknown enum value 9",
+            ),
+            (
+                Box::new(|d| d["linux"]["security_context"]["namespace_options"]["pid"] = json!(4)),
+                "config.linux.security_context.namespace_options.pid",
+                "unknown enum value 4",
+            ),
+            (Box::new(|d| d["labels"]["l"] = json!(1)), "config.labels.l", "expected a string"),
+            (Box::new(|d| d["envs"] = json!({"K": "V"})), "config.envs", "expected an array"),
+            (Box::new(|d| d["log_path"] = json!(null)), "", ""),
+        ];
+        for (patch, path, reason) in cases {
+            let got = container_error(|d| {
+                patch(d);
+                if path.is_empty() {
+                    // null is Go's zero value: accepted; break something known instead.
+                    d["tty"] = json!(0);
+                }
+            });
+            let (path, reason) =
+                if path.is_empty() { ("config.tty", "expected a boolean") } else { (path, reason) };
+            assert_eq!(got, field(path, reason));
+        }
+        let sandbox = |patch: &dyn Fn(&mut Value)| {
+            let mut doc = every_sandbox_field().0;
+            patch(&mut doc);
+            sandbox_config_of(&info(&doc)).unwrap_err()
+        };
+        assert_eq!(
+            sandbox(&|d| d["port_mappings"][0]["protocol"] = json!(3)),
+            field("config.port_mappings[0].protocol", "unknown enum value 3")
+        );
+        assert_eq!(
+            sandbox(&|d| d["port_mappings"][0]["container_port"] = json!(2_147_483_648_u64)),
+            field("config.port_mappings[0].container_port", "2147483648 is out of range")
+        );
+    }
+
+    #[test]
+    fn null_is_the_zero_value_and_documents_must_hold_a_config() {
+        let config =
+            json!({"metadata": null, "command": null, "labels": null, "log_path": null, "tty": null});
+        assert_eq!(container_config_of(&info(&config)), Ok(ContainerConfig::default()));
+        assert_eq!(container_config_of("{}"), Err(field("config", "missing")));
+        assert_eq!(sandbox_config_of(r#"{"config": null}"#), Err(field("config", "missing")));
+        assert_eq!(container_config_of(r#"{"config": []}"#), Err(field("config", "expected an object")));
+        assert!(matches!(container_config_of("not json"), Err(RebuildError::NotJson(_))));
+        assert_eq!(container_config_of("[]"), Err(field("", "expected an object")));
+        assert_eq!(sandbox_id_of(r#"{"config": {}}"#), Err(field("sandboxID", "missing")));
+        assert_eq!(sandbox_id_of(r#"{"sandboxID": 7}"#), Err(field("sandboxID", "expected a string")));
+        // Keys beside `config` (pid, runtimeSpec, ...) are the runtime's own and not read.
+        assert_eq!(container_config_of(&info(&json!({}))), Ok(ContainerConfig::default()));
+    }
+}
