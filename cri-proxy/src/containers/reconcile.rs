@@ -203,3 +203,74 @@ pub async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use stevedore_proto::cri::{ContainerMetadata, ContainerState};
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::{fake::FakeRuntime, metrics::Metrics};
+
+    const CONTAINER_INFO: &str = include_str!("../../tests/fixtures/container-info.json");
+    const SANDBOX_INFO: &str = include_str!("../../tests/fixtures/sandbox-info.json");
+    const SANDBOX_ID: &str = "63c2bb39e6b4cf001134552448efda93af9378a28181bd6a1be3beb797a16767";
+
+    fn listed(id: &str, age: Duration) -> Container {
+        let created = SystemTime::now() - age;
+        Container {
+            id: id.into(),
+            pod_sandbox_id: SANDBOX_ID.into(),
+            metadata: Some(ContainerMetadata { name: id.into(), attempt: 0 }),
+            state: ContainerState::ContainerRunning as i32,
+            created_at: i64::try_from(created.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos())
+                .unwrap(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unrecorded_containers_get_records_rebuilt_where_the_runtime_tells_enough() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("runtime.sock");
+        let fake = FakeRuntime::default();
+        let stop = CancellationToken::new();
+        fake.serve(&socket, stop.clone()).unwrap();
+        let old = Duration::from_secs(60);
+        fake.set_containers(vec![
+            listed("good", old),
+            listed("unknown-field", old),
+            listed("no-info", old),
+            listed("young", Duration::ZERO),
+            listed("recorded", old),
+        ]);
+        fake.set_verbose_info("good", CONTAINER_INFO);
+        fake.set_verbose_info("young", CONTAINER_INFO);
+        fake.set_verbose_info("recorded", CONTAINER_INFO);
+        let unknown =
+            CONTAINER_INFO.replacen("\"no_new_privs\":true", "\"no_new_privs\":true,\"new_knob\":1", 1);
+        assert_ne!(unknown, CONTAINER_INFO);
+        fake.set_verbose_info("unknown-field", &unknown);
+        fake.set_verbose_info(SANDBOX_ID, SANDBOX_INFO);
+
+        let containers = Containers::new(Store::in_memory(), &socket, Arc::new(Metrics::default()));
+        let kubelets = CreateContainerRequest { pod_sandbox_id: SANDBOX_ID.into(), ..Default::default() };
+        containers.store().put("recorded", kubelets.clone());
+        let p = pass(&containers, None, &mut Vec::new()).await.unwrap();
+        assert_eq!(p, Pass { rebuilt: 1, unrecorded: 3, young: 1, ..Default::default() });
+
+        let want = rebuild::request_of(CONTAINER_INFO, SANDBOX_INFO).unwrap();
+        assert_eq!(containers.store().get("good").unwrap().request, want);
+        assert_eq!(containers.store().get("recorded").unwrap().request, kubelets, "kubelet's record is kept");
+        for id in ["unknown-field", "no-info", "young"] {
+            assert!(containers.store().get(id).is_none(), "{id}: no partial record");
+        }
+        let sandbox_calls = fake.calls().iter().filter(|c| c.method == "pod_sandbox_status").count();
+        assert_eq!(sandbox_calls, 1, "a sandbox's status is asked once a pass");
+
+        // The next pass has nothing new to rebuild and does not rewrite the record.
+        let p = pass(&containers, None, &mut Vec::new()).await.unwrap();
+        assert_eq!(p, Pass { rebuilt: 0, unrecorded: 3, young: 1, ..Default::default() });
+        stop.cancel();
+    }
+}
