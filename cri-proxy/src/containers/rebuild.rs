@@ -969,7 +969,8 @@ mod tests {
 
     #[test]
     fn malformed_values_fail_with_their_path_and_reason() {
-        let cases: Vec<(Box<dyn FnOnce(&mut Value)>, &str, &str)> = vec![
+        type Patch = Box<dyn FnOnce(&mut Value)>;
+        let cases: Vec<(Patch, &str, &str)> = vec![
             (
                 Box::new(|d| d["metadata"]["attempt"] = json!(-1)),
                 "config.metadata.attempt",

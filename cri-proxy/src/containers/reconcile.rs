@@ -14,7 +14,8 @@ use std::{
 };
 
 use stevedore_proto::cri::{
-    Container, ContainerStatusRequest, CreateContainerRequest, ListContainersRequest, PodSandboxStatusRequest,
+    Container, ContainerStatusRequest, CreateContainerRequest, ListContainersRequest, PodSandboxConfig,
+    PodSandboxStatusRequest,
 };
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
@@ -120,11 +121,11 @@ pub async fn pass(
 }
 
 /// The request that made `c`, from the runtime's verbose statuses of it and of its
-/// sandbox (`sandboxes` caches the latter's infos for the pass).
+/// sandbox (`sandboxes` caches the sandboxes' configs for the pass).
 async fn rebuild_one(
     containers: &Containers,
     c: &Container,
-    sandboxes: &mut HashMap<String, Result<String, String>>,
+    sandboxes: &mut HashMap<String, Result<PodSandboxConfig, String>>,
 ) -> Result<CreateContainerRequest, String> {
     let info = containers
         .runtime()
@@ -134,33 +135,45 @@ async fn rebuild_one(
         .into_inner()
         .info
         .remove("info")
-        .ok_or_else(|| rebuild::RebuildError::NoInfo.to_string())?;
+        .ok_or_else(|| format!("container status: {}", rebuild::RebuildError::NoInfo))?;
     let sandbox_id = rebuild::sandbox_id_of(&info).map_err(|e| format!("container info: {e}"))?;
     if sandbox_id != c.pod_sandbox_id {
         return Err(format!("container info: sandboxID {sandbox_id} is not the listed {}", c.pod_sandbox_id));
     }
-    if !sandboxes.contains_key(&sandbox_id) {
-        let got = containers
-            .runtime()
-            .pod_sandbox_status(PodSandboxStatusRequest { pod_sandbox_id: sandbox_id.clone(), verbose: true })
-            .await
-            .map_err(|s| format!("sandbox status: {}", s.message()))
-            .and_then(|r| {
-                r.into_inner().info.remove("info").ok_or_else(|| {
-                    "sandbox status: the runtime's verbose status has no info[\"info\"]".to_owned()
-                })
-            });
-        sandboxes.insert(sandbox_id.clone(), got);
-    }
-    let sandbox_info = sandboxes.get(&sandbox_id).cloned().unwrap_or_else(|| Err(String::new()))?;
     let config = rebuild::container_config_of(&info).map_err(|e| format!("container info: {e}"))?;
-    let sandbox_config =
-        rebuild::sandbox_config_of(&sandbox_info).map_err(|e| format!("sandbox info: {e}"))?;
+    let sandbox_config = match sandboxes.get(&sandbox_id) {
+        Some(known) => known.clone()?,
+        None => {
+            let got = sandbox_config(containers, &sandbox_id).await;
+            sandboxes.insert(sandbox_id.clone(), got.clone());
+            got?
+        }
+    };
     Ok(CreateContainerRequest {
         pod_sandbox_id: sandbox_id,
         config: Some(config),
         sandbox_config: Some(sandbox_config),
     })
+}
+
+/// The config sandbox `id` was run with, from the runtime's verbose status.
+async fn sandbox_config(containers: &Containers, id: &str) -> Result<PodSandboxConfig, String> {
+    let info = containers
+        .runtime()
+        .pod_sandbox_status(PodSandboxStatusRequest { pod_sandbox_id: id.to_owned(), verbose: true })
+        .await
+        .map_err(|s| format!("sandbox status: {}", s.message()))?
+        .into_inner()
+        .info
+        .remove("info")
+        .ok_or_else(|| format!("sandbox status: {}", rebuild::RebuildError::NoInfo))?;
+    rebuild::sandbox_config_of(&info).map_err(|e| format!("sandbox info: {e}"))
+}
+
+/// How long after pass `p` the next one comes: containers too young to rebuild are
+/// looked at again once they are old enough, the rest every `every`.
+fn next_wait(p: &Pass, every: Duration) -> Duration {
+    if p.young > 0 { every.min(REBUILD_MIN_AGE) } else { every }
 }
 
 /// Runs a pass at start (retrying every `retry` until the runtime answers), then one
@@ -189,8 +202,7 @@ pub async fn run(
                     );
                 }
                 first = false;
-                // Containers too young to rebuild are looked at again soon.
-                if p.young > 0 { every.min(REBUILD_MIN_AGE) } else { every }
+                next_wait(&p, every)
             }
             Err(status) => {
                 warn!(%status, "cannot list the runtime's containers to reconcile records; retrying");
@@ -243,7 +255,14 @@ mod tests {
             listed("no-info", old),
             listed("young", Duration::ZERO),
             listed("recorded", old),
+            Container { pod_sandbox_id: "sb2".into(), ..listed("bad-sandbox", old) },
         ]);
+        // A container whose sandbox's config has a field this proxy does not know.
+        fake.set_verbose_info("bad-sandbox", &CONTAINER_INFO.replace(SANDBOX_ID, "sb2"));
+        let bad_sandbox =
+            SANDBOX_INFO.replacen("\"log_directory\"", "\"hostname_v2\":\"x\",\"log_directory\"", 1);
+        assert_ne!(bad_sandbox, SANDBOX_INFO);
+        fake.set_verbose_info("sb2", &bad_sandbox);
         fake.set_verbose_info("good", CONTAINER_INFO);
         fake.set_verbose_info("young", CONTAINER_INFO);
         fake.set_verbose_info("recorded", CONTAINER_INFO);
@@ -257,20 +276,35 @@ mod tests {
         let kubelets = CreateContainerRequest { pod_sandbox_id: SANDBOX_ID.into(), ..Default::default() };
         containers.store().put("recorded", kubelets.clone());
         let p = pass(&containers, None, &mut Vec::new()).await.unwrap();
-        assert_eq!(p, Pass { rebuilt: 1, unrecorded: 3, young: 1, ..Default::default() });
+        assert_eq!(p, Pass { rebuilt: 1, unrecorded: 4, young: 1, ..Default::default() });
 
         let want = rebuild::request_of(CONTAINER_INFO, SANDBOX_INFO).unwrap();
         assert_eq!(containers.store().get("good").unwrap().request, want);
         assert_eq!(containers.store().get("recorded").unwrap().request, kubelets, "kubelet's record is kept");
-        for id in ["unknown-field", "no-info", "young"] {
+        for id in ["unknown-field", "no-info", "young", "bad-sandbox"] {
             assert!(containers.store().get(id).is_none(), "{id}: no partial record");
         }
         let sandbox_calls = fake.calls().iter().filter(|c| c.method == "pod_sandbox_status").count();
-        assert_eq!(sandbox_calls, 1, "a sandbox's status is asked once a pass");
+        assert_eq!(sandbox_calls, 2, "a sandbox's status is asked once a pass");
 
         // The next pass has nothing new to rebuild and does not rewrite the record.
         let p = pass(&containers, None, &mut Vec::new()).await.unwrap();
-        assert_eq!(p, Pass { rebuilt: 0, unrecorded: 3, young: 1, ..Default::default() });
+        assert_eq!(p, Pass { rebuilt: 0, unrecorded: 4, young: 1, ..Default::default() });
         stop.cancel();
+    }
+
+    #[test]
+    fn young_unrecorded_containers_bring_the_next_pass_forward() {
+        let every = Duration::from_secs(300);
+        assert_eq!(next_wait(&Pass::default(), every), every);
+        assert_eq!(next_wait(&Pass { unrecorded: 2, ..Default::default() }, every), every);
+        assert_eq!(
+            next_wait(&Pass { unrecorded: 2, young: 1, ..Default::default() }, every),
+            REBUILD_MIN_AGE
+        );
+        assert_eq!(
+            next_wait(&Pass { young: 1, ..Default::default() }, Duration::from_secs(1)),
+            Duration::from_secs(1)
+        );
     }
 }
