@@ -197,6 +197,7 @@ pub async fn run(
                         dropped = p.dropped,
                         rebuilt = p.rebuilt,
                         unrecorded = p.unrecorded,
+                        young = p.young,
                         records = containers.store().len(),
                         "container records reconciled with the runtime"
                     );
