@@ -3,6 +3,7 @@
 //! ([`recreate`]) serialised against kubelet ([`handlers`]).
 
 pub mod handlers;
+pub mod rebuild;
 pub mod reconcile;
 pub mod recreate;
 pub mod store;

@@ -1,11 +1,12 @@
 //! A fake CRI runtime for tests and benchmarks: it implements the generated
 //! `RuntimeService` and `ImageService` servers on a unix socket. Tests script it
-//! (`fail_next`, `set_images`, `set_delay`, `send_event`) and read what it received
+//! (`fail_next`, `set_images`, `set_delay`, `send_event`, `set_containers`,
+//! `set_verbose_info`) and read what it received
 //! (`calls`). Every answer carries the response header `x-fake-method`, so tests can
 //! see response metadata cross the proxy.
 
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
     path::Path,
     pin::Pin,
     sync::{Arc, Mutex},
@@ -40,6 +41,8 @@ struct State {
     images: Mutex<Arc<Vec<cri::Image>>>,
     delay: Mutex<Option<Duration>>,
     subscribers: Mutex<Vec<mpsc::Sender<Result<cri::ContainerEventResponse, Status>>>>,
+    containers: Mutex<Vec<cri::Container>>,
+    infos: Mutex<HashMap<String, String>>,
 }
 
 /// The fake runtime; clones share state.
@@ -100,6 +103,25 @@ impl FakeRuntime {
         let mut subs = lock(&self.state.subscribers);
         subs.retain(|s| !s.is_closed());
         subs.len()
+    }
+
+    /// Sets the containers `ListContainers` answers (unfiltered).
+    pub fn set_containers(&self, containers: Vec<cri::Container>) {
+        *lock(&self.state.containers) = containers;
+    }
+
+    /// Sets the verbose `info["info"]` that `ContainerStatus` of container `id`, or
+    /// `PodSandboxStatus` of sandbox `id`, answers with `verbose: true`.
+    pub fn set_verbose_info(&self, id: &str, info: &str) {
+        lock(&self.state.infos).insert(id.to_owned(), info.to_owned());
+    }
+
+    fn verbose_info(&self, id: &str, verbose: bool) -> HashMap<String, String> {
+        lock(&self.state.infos)
+            .get(id)
+            .filter(|_| verbose)
+            .map(|i| HashMap::from([("info".to_owned(), i.clone())]))
+            .unwrap_or_default()
     }
 
     /// Serves the fake on a unix socket at `path` until `shutdown`.
@@ -201,19 +223,45 @@ impl RuntimeService {
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
         Ok(Self::reply("get_container_events", Box::pin(stream) as EventStream))
     }
+
+    async fn list_containers(
+        &self,
+        request: Request<cri::ListContainersRequest>,
+    ) -> Result<Response<cri::ListContainersResponse>, Status> {
+        self.enter("list_containers", request.metadata()).await?;
+        let containers = lock(&self.state.containers).clone();
+        Ok(Self::reply("list_containers", cri::ListContainersResponse { containers }))
+    }
+
+    async fn container_status(
+        &self,
+        request: Request<cri::ContainerStatusRequest>,
+    ) -> Result<Response<cri::ContainerStatusResponse>, Status> {
+        self.enter("container_status", request.metadata()).await?;
+        let req = request.into_inner();
+        let info = self.verbose_info(&req.container_id, req.verbose);
+        Ok(Self::reply("container_status", cri::ContainerStatusResponse { info, ..Default::default() }))
+    }
+
+    async fn pod_sandbox_status(
+        &self,
+        request: Request<cri::PodSandboxStatusRequest>,
+    ) -> Result<Response<cri::PodSandboxStatusResponse>, Status> {
+        self.enter("pod_sandbox_status", request.metadata()).await?;
+        let req = request.into_inner();
+        let info = self.verbose_info(&req.pod_sandbox_id, req.verbose);
+        Ok(Self::reply("pod_sandbox_status", cri::PodSandboxStatusResponse { info, ..Default::default() }))
+    }
 }
 empty {
         run_pod_sandbox(RunPodSandboxRequest) -> RunPodSandboxResponse;
         stop_pod_sandbox(StopPodSandboxRequest) -> StopPodSandboxResponse;
         remove_pod_sandbox(RemovePodSandboxRequest) -> RemovePodSandboxResponse;
-        pod_sandbox_status(PodSandboxStatusRequest) -> PodSandboxStatusResponse;
         list_pod_sandbox(ListPodSandboxRequest) -> ListPodSandboxResponse;
         create_container(CreateContainerRequest) -> CreateContainerResponse;
         start_container(StartContainerRequest) -> StartContainerResponse;
         stop_container(StopContainerRequest) -> StopContainerResponse;
         remove_container(RemoveContainerRequest) -> RemoveContainerResponse;
-        list_containers(ListContainersRequest) -> ListContainersResponse;
-        container_status(ContainerStatusRequest) -> ContainerStatusResponse;
         update_container_resources(UpdateContainerResourcesRequest) -> UpdateContainerResourcesResponse;
         reopen_container_log(ReopenContainerLogRequest) -> ReopenContainerLogResponse;
         exec_sync(ExecSyncRequest) -> ExecSyncResponse;
