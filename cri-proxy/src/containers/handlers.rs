@@ -85,7 +85,11 @@ impl Handler for Create {
                 return Ok(ok_response(&CreateContainerResponse { container_id: produced.id }));
             }
             let began = Instant::now();
-            let pending = self.0.store().begin(&request);
+            // the message as it came: an uncompressed frame is its 5-byte header + bytes
+            let pending = match raw.first() {
+                Some(0) if raw.len() >= 5 => self.0.store().begin_encoded(&request, raw[5..].to_vec()),
+                _ => self.0.store().begin(&request),
+            };
             let answer = typed::forward::<CreateContainerResponse>(proxy, parts, raw).await;
             match &answer {
                 Ok(Answer::Ok { message, .. }) => {

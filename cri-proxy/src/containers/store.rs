@@ -189,8 +189,14 @@ impl Store {
 
     /// Writes `request` ahead of the runtime's answer; returns its pending key.
     pub fn begin(&self, request: &CreateContainerRequest) -> PendingKey {
+        self.begin_encoded(request, request.encode_to_vec())
+    }
+
+    /// As [`Store::begin`], with `encoded` the request's protobuf bytes as they came
+    /// (no encoding again on the caller's path).
+    pub fn begin_encoded(&self, request: &CreateContainerRequest, encoded: Vec<u8>) -> PendingKey {
         let key = PendingKey::of(request);
-        self.send(Op::Pending(key.clone(), request.encode_to_vec()));
+        self.send(Op::Pending(key.clone(), encoded));
         key
     }
 
