@@ -729,14 +729,51 @@ impl Inner {
     }
 }
 
+/// How long a recreate waits for a runtime that cannot be reached (the proxy
+/// restarting, say) before the container fails.
+const UNREACHABLE_FOR: Duration = Duration::from_secs(120);
+
 /// The recreate itself along `mode`'s path (see [`Mode`]); `Err((path, reason))` when
-/// the runtime refused.
+/// the runtime refused. While neither the proxy nor CRI can be reached (the proxy
+/// restarting), it waits and tries again, up to [`UNREACHABLE_FOR`].
 async fn recreate_call(
     mode: Mode,
     rt: &dyn Containers,
     id: &str,
     grace: i64,
 ) -> Result<Recreated, (Mode, String)> {
+    let until = tokio::time::Instant::now() + UNREACHABLE_FOR;
+    let mut pause = Duration::from_millis(200);
+    loop {
+        match recreate_attempt(mode, rt, id, grace).await {
+            Err(Attempt::Unreachable(path, reason)) => {
+                if tokio::time::Instant::now() + pause > until {
+                    return Err((path, reason));
+                }
+                debug!(container.id = id, %reason, retry_in_ms = pause.as_millis(), "the runtime cannot be reached; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(Attempt::Refused(path, reason)) => return Err((path, reason)),
+            Ok(r) => return Ok(r),
+        }
+    }
+}
+
+/// Why one attempt failed.
+enum Attempt {
+    /// Neither the proxy nor CRI answered: worth another try.
+    Unreachable(Mode, String),
+    /// The runtime answered no.
+    Refused(Mode, String),
+}
+
+async fn recreate_attempt(
+    mode: Mode,
+    rt: &dyn Containers,
+    id: &str,
+    grace: i64,
+) -> Result<Recreated, Attempt> {
     let mut fallback = None;
     if mode == Mode::Proxy {
         match rt.recreate(id.to_owned(), grace).await {
@@ -755,7 +792,9 @@ async fn recreate_call(
                 debug!(status = %s, "the proxy cannot recreate; falling back to kubelet");
                 fallback = Some(format!("the proxy cannot recreate ({})", s.message()));
             }
-            Err(s) => return Err((Mode::Proxy, format!("RecreateContainer: {}", s.message()))),
+            Err(s) => {
+                return Err(Attempt::Refused(Mode::Proxy, format!("RecreateContainer: {}", s.message())));
+            }
         }
     }
     match rt.stop(id.to_owned(), grace).await {
@@ -763,7 +802,10 @@ async fn recreate_call(
         Err(s) if s.code() == tonic::Code::NotFound => {
             Ok(Recreated { path: Mode::Kubelet, new_id: None, fallback })
         }
-        Err(s) => Err((Mode::Kubelet, format!("StopContainer: {}", s.message()))),
+        Err(s) if s.code() == tonic::Code::Unavailable => {
+            Err(Attempt::Unreachable(Mode::Kubelet, format!("StopContainer: {}", s.message())))
+        }
+        Err(s) => Err(Attempt::Refused(Mode::Kubelet, format!("StopContainer: {}", s.message()))),
     }
 }
 

@@ -457,3 +457,32 @@ async fn proxy_mode_recreates_one_container() -> anyhow::Result<()> {
     env.stop().await;
     Ok(())
 }
+
+/// The proxy is down when the request comes (restarting, say, after an upgrade): the
+/// request waits for it and completes once it is back, on the proxy's path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_made_while_the_proxy_restarts_completes() -> anyhow::Result<()> {
+    let mut env = Env::start("proxy", Duration::from_secs(1)).await?;
+    let container = json!({"name": "app", "image": env.bed.image("app:v1")});
+    let pod = env
+        .running_pod("web", json!({"terminationGracePeriodSeconds": 3, "containers": [container]}))
+        .await?;
+    let old = id_of(&pod, "app");
+    let rc = status_of(&pod, "app").unwrap().restart_count;
+    env.proxy.stop().await?;
+    env.create_crr("during", &pod, &["app"], json!({})).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let socket = env.proxy.socket().to_owned();
+    env.proxy = ProxyProcess::start(&socket, env.bed.containerd_socket(), &[]).await?;
+    let s = env.completed("during", 60).await?;
+    assert_eq!(phases(&s), BTreeMap::from([("app".to_owned(), ContainerRecreatePhase::Succeeded)]), "{s:?}");
+    let p = env.restarted("web", "app", &old).await?;
+    assert_eq!(status_of(&p, "app").unwrap().restart_count, rc + 1, "one restart");
+    let metrics = env.agent.metrics()?;
+    assert!(
+        metrics.contains("stevedore_agent_container_recreates_total{mode=\"proxy\",result=\"succeeded\"} 1"),
+        "the proxy's path once it is back: {metrics}"
+    );
+    env.stop().await;
+    Ok(())
+}

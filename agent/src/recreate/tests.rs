@@ -12,6 +12,8 @@ use crate::runtime::ExecOutput;
 struct FakeContainers {
     recreate: Mutex<Option<Result<RecreateContainerResponse, Status>>>,
     stop: Mutex<Option<Status>>,
+    /// Stops answered UNAVAILABLE before the others.
+    unreachable: Mutex<u32>,
     calls: Mutex<Vec<String>>,
 }
 
@@ -31,6 +33,13 @@ impl Containers for FakeContainers {
     }
     fn stop(&self, id: String, grace: i64) -> BoxFuture<'_, Result<(), Status>> {
         self.calls.lock().unwrap().push(format!("stop {id} {grace}"));
+        let mut down = self.unreachable.lock().unwrap();
+        if *down > 0 {
+            *down -= 1;
+            return Box::pin(async {
+                Err(Status::unavailable("connect: No such file or directory (os error 2)"))
+            });
+        }
         let r = self.stop.lock().unwrap().take();
         Box::pin(async move { r.map_or(Ok(()), Err) })
     }
@@ -87,6 +96,24 @@ async fn kubelet_mode_only_stops() {
     let (path, e) = recreate_call(Mode::Kubelet, &rt, "old", 3).await.unwrap_err();
     assert_eq!(path, Mode::Kubelet);
     assert!(e.contains("StopContainer: boom"));
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn an_unreachable_runtime_is_waited_for_then_given_up_on() {
+    // the proxy restarting: control API and CRI both down for a while
+    let rt = FakeContainers { unreachable: Mutex::new(3), ..FakeContainers::default() };
+    let began = tokio::time::Instant::now();
+    let r = recreate_call(Mode::Proxy, &rt, "old", 5).await.unwrap();
+    assert_eq!((r.path, r.new_id), (Mode::Kubelet, None));
+    assert_eq!(rt.calls().iter().filter(|c| c.starts_with("stop")).count(), 4);
+    assert_eq!(began.elapsed(), Duration::from_millis(200 + 400 + 800));
+    // down for good: the container fails after UNREACHABLE_FOR
+    let rt = FakeContainers { unreachable: Mutex::new(u32::MAX), ..FakeContainers::default() };
+    let began = tokio::time::Instant::now();
+    let (path, e) = recreate_call(Mode::Kubelet, &rt, "old", 5).await.unwrap_err();
+    assert_eq!(path, Mode::Kubelet);
+    assert!(e.contains("No such file"), "{e}");
+    assert!(began.elapsed() <= UNREACHABLE_FOR && began.elapsed() > UNREACHABLE_FOR - Duration::from_secs(6));
 }
 
 #[test]
