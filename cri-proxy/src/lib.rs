@@ -63,15 +63,8 @@ pub struct Bound {
 /// # Errors
 /// One cannot be bound (see [`server::bind`]).
 pub async fn bind(config: Config) -> Result<Bound> {
-    let listener = server::bind(&config.listen).await?;
-    let control_listener = match &config.control_socket {
-        Some(path) => Some(control::bind(path).await?),
-        None => None,
-    };
-    let metrics_listener = match config.metrics_addr {
-        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| Error::Metrics { addr, source })?),
-        None => None,
-    };
+    // The CRI socket last: once kubelet (or a test) can connect to it, the state
+    // directory is read and the control socket and metrics port are ready.
     let records = match &config.records {
         Records::Durable(dir) => Some(
             containers::store::Store::open(dir)
@@ -82,6 +75,15 @@ pub async fn bind(config: Config) -> Result<Bound> {
         }
         Records::Off => None,
     };
+    let control_listener = match &config.control_socket {
+        Some(path) => Some(control::bind(path).await?),
+        None => None,
+    };
+    let metrics_listener = match config.metrics_addr {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| Error::Metrics { addr, source })?),
+        None => None,
+    };
+    let listener = server::bind(&config.listen).await?;
     Ok(Bound { config, listener, control_listener, metrics_listener, handlers: Handlers::default(), records })
 }
 

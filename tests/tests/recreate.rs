@@ -9,6 +9,8 @@
 
 use std::time::Duration;
 
+use prost::Message as _;
+
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
@@ -17,7 +19,7 @@ use stevedore_proto::{
         KeyValue, RecreateContainerRequest, WatchContainerEventsRequest, container_event::Kind,
         control_client::ControlClient,
     },
-    cri::{ExecSyncRequest, ListContainersRequest},
+    cri::{ExecSyncRequest, ListContainersRequest, StartContainerRequest},
 };
 use stevedore_tests::{
     agent_process::{AgentOptions, AgentProcess},
@@ -297,6 +299,58 @@ async fn a_label_read_by_env_recreates_the_container_once_with_the_new_value() -
         metrics.contains("stevedore_agent_metadata_env_recreates_total{mode=\"proxy\",result=\"ok\"} 1"),
         "{metrics}"
     );
+    node.finish().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubelet_creating_the_same_container_during_a_recreate_gets_the_recreated_one() -> anyhow::Result<()>
+{
+    let node = Node::start().await?;
+    // `app` takes two seconds to stop: kubelet's CreateContainer lands mid-recreate
+    let spec = json!({
+        "terminationGracePeriodSeconds": 10,
+        "containers": [{"name": "app", "image": node.bed.image("app:v1"),
+            "command": ["sh", "-c", "trap 'sleep 2; exit 0' TERM; while true; do sleep 0.1; done"]}]
+    });
+    node.pods.create(&PostParams::default(), &pod("racy", spec)).await?;
+    let (old, _) = wait_container(&node.pods, "racy", "app", "racy running", |_, _| true).await?;
+    let record = node.proxy.socket().with_extension("state").join("containers").join(format!("{old}.pb"));
+    let mut next = stevedore_proto::cri::CreateContainerRequest::decode(std::fs::read(record)?.as_slice())?;
+    next.config.as_mut().and_then(|c| c.metadata.as_mut()).expect("metadata").attempt += 1;
+
+    let mut control = node.control.clone();
+    let recreate = tokio::spawn({
+        let old = old.clone();
+        async move {
+            control
+                .recreate_container(RecreateContainerRequest {
+                    container_id: old,
+                    grace_period_seconds: 10,
+                    ..Default::default()
+                })
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut rt = cri::runtime_client(cri::connect(node.proxy.socket()).await?);
+    let began = std::time::Instant::now();
+    let kubelets = rt.create_container(next).await?.into_inner().container_id;
+    let waited = began.elapsed();
+    let done = recreate.await??.into_inner();
+    assert_eq!(kubelets, done.container_id, "kubelet gets the container the recreate made");
+    assert!(waited > Duration::from_millis(1000), "kubelet's call waited for the stop ({waited:?})");
+    rt.start_container(StartContainerRequest { container_id: kubelets.clone() }).await?;
+    let listed = rt.list_containers(ListContainersRequest { filter: None }).await?.into_inner().containers;
+    let app: Vec<_> = listed
+        .iter()
+        .filter(|c| c.labels.get("io.kubernetes.pod.name").map(String::as_str) == Some("racy"))
+        .filter(|c| c.metadata.as_ref().is_some_and(|m| m.name == "app"))
+        .collect();
+    assert_eq!(app.len(), 2, "the old instance and one new one, never a second: {app:?}");
+    let (id, rc) =
+        wait_container(&node.pods, "racy", "app", "kubelet reports it", |id, _| id == kubelets).await?;
+    assert_eq!((id, rc), (kubelets, 1));
     node.finish().await;
     Ok(())
 }
