@@ -15,6 +15,7 @@ pub mod image;
 pub mod intstr;
 pub mod keys;
 pub mod process;
+pub mod revision;
 pub mod shutdown;
 pub mod telemetry;
 pub mod uds;

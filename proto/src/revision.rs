@@ -1,0 +1,159 @@
+//! OpenKruise v1.9.0's ControllerRevision names, hashes and data, reproduced byte for
+//! byte, so that Stevedore taking over a running install finds the revisions the Go
+//! controller wrote and does not mark any pod outdated.
+//!
+//! # How OpenKruise names a revision
+//!
+//! - The **data** of a workload revision is a patch that replaces the pod template:
+//!   `{"spec":{"template":{"$patch":"replace",...}}}`. It is the workload's template
+//!   as Go's struct marshal writes it (see [`template`]), decoded into Go's generic
+//!   map and encoded again (see [`gojson`]): keys sorted at every depth, numbers
+//!   printed as float64, strings HTML-escaped. Revisions are matched by these bytes.
+//! - The **hash** is FNV-1 (not FNV-1a) over the data followed by the decimal text of
+//!   the collision count. OpenKruise always passes a counter, so at least `"0"` is
+//!   appended. The 32-bit sum is printed in decimal and each digit is mapped onto a
+//!   27-letter alphabet without vowels ([`safe_encode_string`]).
+//! - The **name** is `<parent>-<hash>`, the parent name cut to 223 bytes first. The
+//!   hash alphabet has no `-`, so the segment after the last `-` is always the hash
+//!   ([`short_hash`]).
+//! - On a name clash with different data the collision count goes up by one and the
+//!   name is computed again from the same data ([`revision_name`] with the new count);
+//!   the `controller.kubernetes.io/hash` label keeps the first attempt's hash.
+
+pub mod gojson;
+pub mod template;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use serde_json::{Map, Value};
+
+use crate::crd::clone_set::CloneSet;
+use crate::crd::stateful_set::v1beta1::StatefulSet;
+use crate::hash::Fnv32;
+
+/// The label every ControllerRevision carries with the hash of its first name.
+pub const CONTROLLER_REVISION_HASH_LABEL: &str = "controller.kubernetes.io/hash";
+/// CloneSet revisions: the hash of the volume claim templates (empty without any).
+pub const CLONESET_VCT_HASH_ANNOTATION: &str = "kruise.io/cloneset-volumeclaimtemplate-hash";
+
+/// The most bytes of the parent's name a revision name keeps.
+const MAX_PREFIX_BYTES: usize = 223;
+
+/// The letters Kubernetes maps characters onto for safe, vowel-free names.
+const SAFE_ALPHABET: &[u8; 27] = b"bcdfghjklmnpqrstvwxz2456789";
+
+/// Why a revision could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RevisionError {
+    /// The pod template did not serialise to a JSON object.
+    #[error("spec.template: cannot serialise the pod template: {0}")]
+    Template(#[from] serde_json::Error),
+}
+
+/// A ControllerRevision as OpenKruise would create it for a workload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revision {
+    /// `<parent>-<hash>`.
+    pub name: String,
+    /// The hash part of the name.
+    pub hash: String,
+    /// The revision's `data`, byte-exact.
+    pub data: String,
+    /// The revision's labels: the template's plus [`CONTROLLER_REVISION_HASH_LABEL`].
+    pub labels: BTreeMap<String, String>,
+    /// The revision's annotations.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Maps each character onto Kubernetes' 27-letter alphabet (`rand.SafeEncodeString`).
+pub fn safe_encode_string(s: &str) -> String {
+    s.chars().map(|c| char::from(SAFE_ALPHABET[(u32::from(c) % 27) as usize])).collect()
+}
+
+/// `HashControllerRevision`: FNV-1 over `data`, then over the decimal text of
+/// `probe` if given, safe-encoded.
+pub fn hash_controller_revision(data: &[u8], probe: Option<i32>) -> String {
+    let mut h = Fnv32::default().write(data);
+    if let Some(p) = probe {
+        h = h.write(p.to_string().as_bytes());
+    }
+    safe_encode_string(&h.sum32().to_string())
+}
+
+/// `ControllerRevisionName`: `prefix` (cut to 223 bytes) + `-` + `hash`.
+pub fn controller_revision_name(prefix: &str, hash: &str) -> String {
+    let mut cut = prefix.len().min(MAX_PREFIX_BYTES);
+    while !prefix.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}-{hash}", &prefix[..cut])
+}
+
+/// The name and hash OpenKruise gives revision `data` of `parent` at
+/// `collision_count` (0 when the status has none).
+pub fn revision_name(parent: &str, data: &str, collision_count: i32) -> (String, String) {
+    let hash = hash_controller_revision(data.as_bytes(), Some(collision_count));
+    (controller_revision_name(parent, &hash), hash)
+}
+
+/// `GetShortHash`: the segment after the last `-` (the whole string without one).
+pub fn short_hash(revision: &str) -> &str {
+    revision.rsplit('-').next().unwrap_or(revision)
+}
+
+/// Whether a pod's revision label matches `revision`, in full or short form (the
+/// CloneSet rule; other workloads compare exactly).
+pub fn clone_set_revision_matches(label: &str, revision: &str) -> bool {
+    label == revision || short_hash(label) == short_hash(revision)
+}
+
+/// The revision data that replaces the pod template: `{"spec":{"template":{"$patch":
+/// "replace",...}}}`, as CloneSet, Advanced StatefulSet and Advanced DaemonSet write it.
+pub fn template_patch(template: &PodTemplateSpec) -> Result<String, RevisionError> {
+    let mut t = serde_json::to_value(template)?;
+    template::normalise_pod_template(&mut t);
+    if let Value::Object(m) = &mut t {
+        m.insert("$patch".to_owned(), Value::String("replace".to_owned()));
+    }
+    let mut spec = Map::new();
+    spec.insert("template".to_owned(), t);
+    let mut root = Map::new();
+    root.insert("spec".to_owned(), Value::Object(spec));
+    Ok(gojson::encode(&Value::Object(root)))
+}
+
+fn template_revision(
+    parent: &str,
+    template: &PodTemplateSpec,
+    collision_count: Option<i32>,
+    annotations: BTreeMap<String, String>,
+) -> Result<Revision, RevisionError> {
+    let data = template_patch(template)?;
+    let (name, hash) = revision_name(parent, &data, collision_count.unwrap_or(0));
+    let mut labels = template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
+    labels.insert(CONTROLLER_REVISION_HASH_LABEL.to_owned(), hash.clone());
+    Ok(Revision { name, hash, data, labels, annotations })
+}
+
+/// The revision a CloneSet's current spec gives, at its status's collision count.
+///
+/// The claim-template hash annotation is set to `""`, OpenKruise's value when the
+/// CloneSet has no volume claim templates.
+pub fn clone_set_revision(cs: &CloneSet) -> Result<Revision, RevisionError> {
+    let mut annotations = cs.metadata.annotations.clone().unwrap_or_default();
+    annotations.insert(CLONESET_VCT_HASH_ANNOTATION.to_owned(), String::new());
+    let cc = cs.status.as_ref().and_then(|s| s.collision_count);
+    template_revision(cs.metadata.name.as_deref().unwrap_or_default(), &cs.spec.template, cc, annotations)
+}
+
+/// The revision an Advanced StatefulSet's current spec gives, at its status's
+/// collision count.
+pub fn stateful_set_revision(set: &StatefulSet) -> Result<Revision, RevisionError> {
+    let annotations = set.metadata.annotations.clone().unwrap_or_default();
+    let cc = set.status.as_ref().and_then(|s| s.collision_count);
+    template_revision(set.metadata.name.as_deref().unwrap_or_default(), &set.spec.template, cc, annotations)
+}
+
+#[cfg(test)]
+mod tests;
