@@ -22,6 +22,7 @@
 
 pub mod gojson;
 pub mod template;
+pub mod vct;
 
 use std::collections::BTreeMap;
 
@@ -136,13 +137,13 @@ fn template_revision(
     Ok(Revision { name, hash, data, labels, annotations })
 }
 
-/// The revision a CloneSet's current spec gives, at its status's collision count.
-///
-/// The claim-template hash annotation is set to `""`, OpenKruise's value when the
-/// CloneSet has no volume claim templates.
+/// The revision a CloneSet's current spec gives, at its status's collision count,
+/// with the CloneSet's annotations and the claim-template hash
+/// ([`vct::volume_claim_templates_hash`]).
 pub fn clone_set_revision(cs: &CloneSet) -> Result<Revision, RevisionError> {
     let mut annotations = cs.metadata.annotations.clone().unwrap_or_default();
-    annotations.insert(CLONESET_VCT_HASH_ANNOTATION.to_owned(), String::new());
+    let vcts = cs.spec.volume_claim_templates.as_deref().unwrap_or_default();
+    annotations.insert(CLONESET_VCT_HASH_ANNOTATION.to_owned(), vct::volume_claim_templates_hash(vcts));
     let cc = cs.status.as_ref().and_then(|s| s.collision_count);
     template_revision(cs.metadata.name.as_deref().unwrap_or_default(), &cs.spec.template, cc, annotations)
 }

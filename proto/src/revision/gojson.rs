@@ -79,7 +79,7 @@ pub fn format_float(f: f64) -> String {
 }
 
 /// Go 1.23's string escaping with HTML escaping on.
-fn write_string(out: &mut String, s: &str) {
+pub(crate) fn write_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
