@@ -30,13 +30,18 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde_json::{Map, Value};
 
 use crate::crd::clone_set::CloneSet;
+use crate::crd::sidecar_set::v1beta1::SidecarSet;
 use crate::crd::stateful_set::v1beta1::StatefulSet;
 use crate::hash::Fnv32;
+use crate::keys::SIDECARSET_CUSTOM_VERSION;
 
 /// The label every ControllerRevision carries with the hash of its first name.
 pub const CONTROLLER_REVISION_HASH_LABEL: &str = "controller.kubernetes.io/hash";
 /// CloneSet revisions: the hash of the volume claim templates (empty without any).
 pub const CLONESET_VCT_HASH_ANNOTATION: &str = "kruise.io/cloneset-volumeclaimtemplate-hash";
+
+/// SidecarSet revisions: the name of the set they belong to.
+pub const SIDECARSET_NAME_LABEL: &str = "kruise.io/sidecarset-name";
 
 /// The most bytes of the parent's name a revision name keeps.
 const MAX_PREFIX_BYTES: usize = 223;
@@ -154,6 +159,59 @@ pub fn stateful_set_revision(set: &StatefulSet) -> Result<Revision, RevisionErro
     let annotations = set.metadata.annotations.clone().unwrap_or_default();
     let cc = set.status.as_ref().and_then(|s| s.collision_count);
     template_revision(set.metadata.name.as_deref().unwrap_or_default(), &set.spec.template, cc, annotations)
+}
+
+/// The spec keys a SidecarSet revision keeps, each `null` when the spec has none.
+const SIDECARSET_REVISION_KEYS: &[&str] =
+    &["volumes", "containers", "initContainers", "imagePullSecrets", "patchPodMetadata"];
+
+/// The revision data of a SidecarSet as v1.9.0 writes it:
+/// `{"spec":{"$patch":"replace","containers":...,"imagePullSecrets":...,
+/// "initContainers":...,"patchPodMetadata":...,"volumes":...}}`.
+pub fn sidecar_set_patch(set: &SidecarSet) -> Result<String, RevisionError> {
+    let spec = serde_json::to_value(&set.spec)?;
+    let mut copy = Map::new();
+    copy.insert("$patch".to_owned(), Value::String("replace".to_owned()));
+    for key in SIDECARSET_REVISION_KEYS {
+        let mut v = spec.get(*key).cloned().unwrap_or(Value::Null);
+        if let (true, Value::Array(items)) = (matches!(*key, "containers" | "initContainers"), &mut v) {
+            for item in items {
+                if let Value::Object(c) = item {
+                    // Go never omits these struct-valued fields.
+                    for field in ["resources", "upgradeStrategy", "shareVolumePolicy"] {
+                        c.entry(field).or_insert_with(|| Value::Object(Map::new()));
+                    }
+                }
+            }
+        }
+        template::drop_empty(&mut v);
+        // An empty list is omitted by Go's struct marshal, so the copy reads null.
+        if matches!(&v, Value::Array(a) if a.is_empty()) {
+            v = Value::Null;
+        }
+        copy.insert((*key).to_owned(), v);
+    }
+    let mut root = Map::new();
+    root.insert("spec".to_owned(), Value::Object(copy));
+    Ok(gojson::encode(&Value::Object(root)))
+}
+
+/// The revision a SidecarSet's current spec gives, at its status's collision count:
+/// the set's labels plus the hash, set-name and custom-version labels, and the set's
+/// annotations.
+pub fn sidecar_set_revision(set: &SidecarSet) -> Result<Revision, RevisionError> {
+    let data = sidecar_set_patch(set)?;
+    let name = set.metadata.name.as_deref().unwrap_or_default();
+    let cc = set.status.as_ref().and_then(|s| s.collision_count).unwrap_or(0);
+    let (rev_name, hash) = revision_name(name, &data, cc);
+    let mut labels = set.metadata.labels.clone().unwrap_or_default();
+    labels.insert(CONTROLLER_REVISION_HASH_LABEL.to_owned(), hash.clone());
+    labels.insert(SIDECARSET_NAME_LABEL.to_owned(), name.to_owned());
+    if let Some(v) = set.spec.custom_version.as_ref().filter(|v| !v.is_empty()) {
+        labels.insert(SIDECARSET_CUSTOM_VERSION.to_owned(), v.clone());
+    }
+    let annotations = set.metadata.annotations.clone().unwrap_or_default();
+    Ok(Revision { name: rev_name, hash, data, labels, annotations })
 }
 
 #[cfg(test)]

@@ -63,7 +63,7 @@ pub fn normalise_pod_template(template: &mut Value) {
 }
 
 /// Drops empty `omitempty` lists and maps, at every depth.
-fn drop_empty(value: &mut Value) {
+pub(crate) fn drop_empty(value: &mut Value) {
     match value {
         Value::Object(map) => {
             map.retain(|key, v| match v {

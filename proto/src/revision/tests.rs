@@ -153,3 +153,102 @@ fn shell_metacharacters_are_html_escaped_in_data() {
     let data = template_patch(&t).expect("patch");
     assert!(data.contains(r#""command":["sh","-c","a \u0026\u0026 b \u003e c"]"#), "{data}");
 }
+
+mod sidecar_set {
+    use k8s_openapi::api::core::v1::{EmptyDirVolumeSource, Volume, VolumeMount};
+
+    use super::*;
+    use crate::crd::sidecar_set::v1beta1::SidecarSetSpec;
+    use crate::crd::sidecar_set::{
+        PodInjectPolicy, ShareVolumePolicy, ShareVolumePolicyType, SidecarContainer,
+        SidecarContainerUpgradeStrategy, SidecarContainerUpgradeType,
+    };
+
+    /// R7: the published revision data of `test-sidecarset` (written by a pre-v1.3
+    /// release: no `$patch`, no `patchPodMetadata`), image `asd`.
+    const R7: &str = r#"{"spec":{"containers":[{"command":["sleep","999d"],"image":"asd","imagePullPolicy":"Always","name":"sidecar1","podInjectPolicy":"BeforeAppContainer","resources":{},"shareVolumePolicy":{"type":"disabled"},"terminationMessagePath":"/dev/termination-log","terminationMessagePolicy":"File","upgradeStrategy":{"upgradeType":"ColdUpgrade"},"volumeMounts":[{"mountPath":"/var/log","name":"log-volume"}]}],"imagePullSecrets":null,"initContainers":null,"volumes":[{"emptyDir":{},"name":"log-volume"}]}}"#;
+
+    /// R7's data in v1.9.0's key set.
+    fn v1_9_data(image: &str) -> String {
+        R7.replace(r#"{"spec":{"containers""#, r#"{"spec":{"$patch":"replace","containers""#)
+            .replace(r#""initContainers":null,"#, r#""initContainers":null,"patchPodMetadata":null,"#)
+            .replace(r#""image":"asd""#, &format!(r#""image":"{image}""#))
+    }
+
+    fn set(image: &str) -> SidecarSet {
+        let container = SidecarContainer {
+            container: Container {
+                name: "sidecar1".to_owned(),
+                image: Some(image.to_owned()),
+                command: Some(vec!["sleep".to_owned(), "999d".to_owned()]),
+                image_pull_policy: Some("Always".to_owned()),
+                termination_message_path: Some("/dev/termination-log".to_owned()),
+                termination_message_policy: Some("File".to_owned()),
+                volume_mounts: Some(vec![VolumeMount {
+                    name: "log-volume".to_owned(),
+                    mount_path: "/var/log".to_owned(),
+                    ..VolumeMount::default()
+                }]),
+                ..Container::default()
+            },
+            pod_inject_policy: Some(PodInjectPolicy::BeforeAppContainer),
+            upgrade_strategy: Some(SidecarContainerUpgradeStrategy {
+                upgrade_type: Some(SidecarContainerUpgradeType::ColdUpgrade),
+                ..SidecarContainerUpgradeStrategy::default()
+            }),
+            share_volume_policy: Some(ShareVolumePolicy { type_: Some(ShareVolumePolicyType::Disabled) }),
+            ..SidecarContainer::default()
+        };
+        let mut s = SidecarSet::new(
+            "test-sidecarset",
+            SidecarSetSpec {
+                containers: Some(vec![container]),
+                volumes: Some(vec![Volume {
+                    name: "log-volume".to_owned(),
+                    empty_dir: Some(EmptyDirVolumeSource::default()),
+                    ..Volume::default()
+                }]),
+                ..SidecarSetSpec::default()
+            },
+        );
+        s.metadata.annotations = Some([("a".to_owned(), "b".to_owned())].into());
+        s
+    }
+
+    #[test]
+    fn r7_r8_published_names_from_literal_data() {
+        assert_eq!(revision_name("test-sidecarset", R7, 0).0, "test-sidecarset-647888bd78");
+        let r8 = R7.replace(r#""image":"asd""#, r#""image":"nginx""#);
+        assert_eq!(revision_name("test-sidecarset", &r8, 0).0, "test-sidecarset-7fffd8d6c8");
+    }
+
+    #[test]
+    fn v1_9_data_and_derived_names_from_typed_object() {
+        // The v1.9.0 names are derived vectors (the spec's model, not Go).
+        let rev = sidecar_set_revision(&set("asd")).expect("revision");
+        assert_eq!(rev.data, v1_9_data("asd"));
+        assert_eq!(rev.name, "test-sidecarset-846c788df");
+        assert_eq!(rev.labels.get(SIDECARSET_NAME_LABEL).map(String::as_str), Some("test-sidecarset"));
+        assert_eq!(rev.labels.get(CONTROLLER_REVISION_HASH_LABEL).map(String::as_str), Some("846c788df"));
+        assert_eq!(rev.annotations.get("a").map(String::as_str), Some("b"));
+        let rev = sidecar_set_revision(&set("nginx")).expect("revision");
+        assert_eq!(rev.data, v1_9_data("nginx"));
+        assert_eq!(rev.name, "test-sidecarset-7dbd4f4485");
+    }
+
+    #[test]
+    fn struct_fields_go_never_omits_are_present() {
+        let mut s = set("x");
+        if let Some(c) = s.spec.containers.as_mut() {
+            c[0].upgrade_strategy = None;
+            c[0].share_volume_policy = None;
+        }
+        s.spec.custom_version = Some("v2".to_owned());
+        s.spec.volumes = Some(vec![]);
+        let rev = sidecar_set_revision(&s).expect("revision");
+        assert!(rev.data.contains(r#""shareVolumePolicy":{}"#), "{}", rev.data);
+        assert!(rev.data.contains(r#""upgradeStrategy":{}"#), "{}", rev.data);
+        assert!(rev.data.ends_with(r#""volumes":null}}"#), "{}", rev.data);
+        assert_eq!(rev.labels.get(SIDECARSET_CUSTOM_VERSION).map(String::as_str), Some("v2"));
+    }
+}
