@@ -21,6 +21,7 @@
 //!   the `controller.kubernetes.io/hash` label keeps the first attempt's hash.
 
 pub mod gojson;
+pub mod sidecar_hash;
 pub mod template;
 pub mod vct;
 
