@@ -19,6 +19,26 @@
 //! - On a name clash with different data the collision count goes up by one and the
 //!   name is computed again from the same data ([`revision_name`] with the new count);
 //!   the `controller.kubernetes.io/hash` label keeps the first attempt's hash.
+//!
+//! # What is here
+//!
+//! - [`clone_set_revision`], [`stateful_set_revision`] and [`sidecar_set_revision`]
+//!   give a workload's candidate revision (name, hash, data, labels, annotations);
+//!   [`daemon_set_patch`] gives an Advanced DaemonSet's data for matching.
+//! - [`vct`]: CloneSet's claim-template hash annotation.
+//! - [`sidecar_hash`]: SidecarSet's `kruise.io/sidecarset-hash` annotations.
+//! - [`gojson`] re-encodes any JSON value as Go does; applied to the data of a
+//!   revision Go wrote, it gives back the same bytes, so revisions compare by bytes.
+//!
+//! # Known limits
+//!
+//! - Resource quantities are written as given; Go writes the canonical form
+//!   (`1000m` is `1`). Objects that went through the API server's defaulting and
+//!   OpenKruise's webhook already hold canonical quantities.
+//! - Zero values on plain Go fields in a pod template (`stdin: false`, `""`) are
+//!   kept; Go's `omitempty` would drop them. Webhook-normalised objects have none.
+//! - The debug-dump (`go-spew`) hash that names new Advanced DaemonSet revisions, and
+//!   UnitedDeployment revisions, are not computed.
 
 pub mod gojson;
 pub mod sidecar_hash;
@@ -31,6 +51,7 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde_json::{Map, Value};
 
 use crate::crd::clone_set::CloneSet;
+use crate::crd::daemon_set::v1beta1::DaemonSet;
 use crate::crd::sidecar_set::v1beta1::SidecarSet;
 use crate::crd::stateful_set::v1beta1::StatefulSet;
 use crate::hash::Fnv32;
@@ -160,6 +181,16 @@ pub fn stateful_set_revision(set: &StatefulSet) -> Result<Revision, RevisionErro
     let annotations = set.metadata.annotations.clone().unwrap_or_default();
     let cc = set.status.as_ref().and_then(|s| s.collision_count);
     template_revision(set.metadata.name.as_deref().unwrap_or_default(), &set.spec.template, cc, annotations)
+}
+
+/// The data of an Advanced DaemonSet's revision, by which OpenKruise matches the
+/// set against its existing revisions (byte equality).
+///
+/// A new DaemonSet revision's name uses a different hash (a Go debug dump of the
+/// template, FNV-1a) that this module does not compute; existing revisions carry
+/// their hash in their `controller-revision-hash` label.
+pub fn daemon_set_patch(ds: &DaemonSet) -> Result<String, RevisionError> {
+    template_patch(&ds.spec.template)
 }
 
 /// The spec keys a SidecarSet revision keeps, each `null` when the spec has none.

@@ -81,6 +81,15 @@ fn r3_stateful_set_revision_from_typed_object() {
 }
 
 #[test]
+fn daemon_set_data_is_the_template_patch() {
+    // R9's DaemonSet `nginx-ds` has R3's template with label app=nginx.
+    let mut ds = DaemonSet::new("nginx-ds", Default::default());
+    ds.spec.template = defaulted_template("nginx", "nginx");
+    let data = daemon_set_patch(&ds).expect("patch");
+    assert_eq!(data, R3.replace("nginx-sts", "nginx"));
+}
+
+#[test]
 fn r1_r2_clone_set_names_from_literal_data() {
     assert_eq!(revision_name("sample", R1, 0).0, "sample-d4d4fb5bd");
     let r2 = R1.replace("nginx:alpine", "nginx:mainline");
