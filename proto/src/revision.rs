@@ -32,15 +32,14 @@
 //!
 //! # Known limits
 //!
-//! - Resource quantities are written as given; Go writes the canonical form
-//!   (`1000m` is `1`). Objects that went through the API server's defaulting and
-//!   OpenKruise's webhook already hold canonical quantities.
+//! - Resource quantities are rewritten to Go's canonical text ([`quantity`]).
 //! - Zero values on plain Go fields in a pod template (`stdin: false`, `""`) are
 //!   kept; Go's `omitempty` would drop them. Webhook-normalised objects have none.
 //! - The debug-dump (`go-spew`) hash that names new Advanced DaemonSet revisions, and
 //!   UnitedDeployment revisions, are not computed.
 
 pub mod gojson;
+pub mod quantity;
 pub mod sidecar_hash;
 pub mod template;
 pub mod vct;
@@ -77,6 +76,9 @@ pub enum RevisionError {
     /// The pod template did not serialise to a JSON object.
     #[error("spec.template: cannot serialise the pod template: {0}")]
     Template(#[from] serde_json::Error),
+    /// A resource quantity in the spec is not valid.
+    #[error("spec: {0}")]
+    Quantity(#[from] quantity::QuantityError),
 }
 
 /// A ControllerRevision as OpenKruise would create it for a workload.
@@ -140,7 +142,7 @@ pub fn clone_set_revision_matches(label: &str, revision: &str) -> bool {
 /// "replace",...}}}`, as CloneSet, Advanced StatefulSet and Advanced DaemonSet write it.
 pub fn template_patch(template: &PodTemplateSpec) -> Result<String, RevisionError> {
     let mut t = serde_json::to_value(template)?;
-    template::normalise_pod_template(&mut t);
+    template::normalise_pod_template(&mut t)?;
     if let Value::Object(m) = &mut t {
         m.insert("$patch".to_owned(), Value::String("replace".to_owned()));
     }
@@ -170,7 +172,7 @@ fn template_revision(
 pub fn clone_set_revision(cs: &CloneSet) -> Result<Revision, RevisionError> {
     let mut annotations = cs.metadata.annotations.clone().unwrap_or_default();
     let vcts = cs.spec.volume_claim_templates.as_deref().unwrap_or_default();
-    annotations.insert(CLONESET_VCT_HASH_ANNOTATION.to_owned(), vct::volume_claim_templates_hash(vcts));
+    annotations.insert(CLONESET_VCT_HASH_ANNOTATION.to_owned(), vct::volume_claim_templates_hash(vcts)?);
     let cc = cs.status.as_ref().and_then(|s| s.collision_count);
     template_revision(cs.metadata.name.as_deref().unwrap_or_default(), &cs.spec.template, cc, annotations)
 }
@@ -201,7 +203,8 @@ const SIDECARSET_REVISION_KEYS: &[&str] =
 /// `{"spec":{"$patch":"replace","containers":...,"imagePullSecrets":...,
 /// "initContainers":...,"patchPodMetadata":...,"volumes":...}}`.
 pub fn sidecar_set_patch(set: &SidecarSet) -> Result<String, RevisionError> {
-    let spec = serde_json::to_value(&set.spec)?;
+    let mut spec = serde_json::to_value(&set.spec)?;
+    template::canonical_quantities(&mut spec)?;
     let mut copy = Map::new();
     copy.insert("$patch".to_owned(), Value::String("replace".to_owned()));
     for key in SIDECARSET_REVISION_KEYS {

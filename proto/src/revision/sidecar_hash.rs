@@ -26,6 +26,9 @@ pub enum SidecarHashError {
     /// A container did not serialise.
     #[error("spec.containers: cannot serialise: {0}")]
     Serialise(#[from] serde_json::Error),
+    /// A resource quantity is not valid.
+    #[error("spec.containers: {0}")]
+    Quantity(#[from] super::quantity::QuantityError),
     /// A field whose Go position is not known.
     #[error("{path}: field not known to the hash's Go field order")]
     UnknownField {
@@ -291,6 +294,7 @@ pub fn hash_input(
                 out.push(',');
             }
             let mut v = serde_json::to_value(c)?;
+            super::template::canonical_quantities(&mut v)?;
             if let (true, Value::Object(m)) = (without_image, &mut v) {
                 m.remove("image");
             }

@@ -11,11 +11,15 @@
 //! - `omitempty` lists and maps that are empty are dropped, while the few lists
 //!   without `omitempty` keep `[]`, and pointer-to-struct fields keep `{}`.
 //!
+//! Resource quantities are rewritten to Go's canonical text ([`super::quantity`]).
+//!
 //! Zero scalars (`false`, `0`, `""`) on plain (non-pointer) Go fields are left as
 //! given: objects that went through the API server and OpenKruise's webhook never
 //! carry them.
 
 use serde_json::{Map, Value};
+
+use super::quantity::{QuantityError, canonical};
 
 /// Go slice fields reachable from a pod template that have no `omitempty`: an
 /// empty one stays `[]`.
@@ -37,10 +41,16 @@ const MAP_FIELDS: &[&str] = &[
 /// Container lists whose items each get `resources: {}` when unset.
 const CONTAINER_LISTS: &[&str] = &["containers", "initContainers", "ephemeralContainers"];
 
+/// Maps of quantities (Go `ResourceList`) in a pod template.
+const QUANTITY_MAPS: &[&str] = &["limits", "requests", "overhead"];
+/// Single quantities in a pod template.
+const QUANTITIES: &[&str] = &["sizeLimit", "divisor"];
+
 /// Rewrites `template` (a serialised `PodTemplateSpec`) into Go's struct-marshal shape.
-pub fn normalise_pod_template(template: &mut Value) {
+pub fn normalise_pod_template(template: &mut Value) -> Result<(), QuantityError> {
+    canonical_quantities(template)?;
     let Value::Object(t) = template else {
-        return;
+        return Ok(());
     };
     let meta = t.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
     if let Value::Object(m) = meta {
@@ -60,6 +70,35 @@ pub fn normalise_pod_template(template: &mut Value) {
         }
     }
     drop_empty(template);
+    Ok(())
+}
+
+/// Rewrites every quantity at any depth to its canonical text.
+pub(crate) fn canonical_quantities(value: &mut Value) -> Result<(), QuantityError> {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match v {
+                    Value::Object(list) if QUANTITY_MAPS.contains(&key.as_str()) => {
+                        for q in list.values_mut() {
+                            if let Value::String(s) = q {
+                                *s = canonical(s)?;
+                            }
+                        }
+                    }
+                    Value::String(s) if QUANTITIES.contains(&key.as_str()) => *s = canonical(s)?,
+                    _ => canonical_quantities(v)?,
+                }
+            }
+        }
+        Value::Array(items) => {
+            for v in items {
+                canonical_quantities(v)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Drops empty `omitempty` lists and maps, at every depth.
@@ -88,13 +127,35 @@ mod tests {
     #[test]
     fn go_only_fields_are_added() {
         let mut t = json!({});
-        normalise_pod_template(&mut t);
+        normalise_pod_template(&mut t).expect("normalise");
         assert_eq!(t, json!({"metadata": {"creationTimestamp": null}, "spec": {"containers": null}}));
 
         let mut t = json!({"spec": {"containers": [{"name": "a"}], "initContainers": [{"name": "i"}]}});
-        normalise_pod_template(&mut t);
+        normalise_pod_template(&mut t).expect("normalise");
         assert_eq!(t["spec"]["containers"][0]["resources"], json!({}));
         assert_eq!(t["spec"]["initContainers"][0]["resources"], json!({}));
+    }
+
+    #[test]
+    fn quantities_become_canonical() {
+        let mut t = json!({"spec": {
+            "containers": [{"name": "a", "resources": {"limits": {"cpu": "1000m", "memory": "1024Mi"}},
+                "env": [{"name": "E", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "0.001"}}}]}],
+            "volumes": [{"name": "v", "emptyDir": {"sizeLimit": "0.5Gi"}}],
+            "overhead": {"cpu": "0.5"}
+        }});
+        normalise_pod_template(&mut t).expect("normalise");
+        assert_eq!(t["spec"]["containers"][0]["resources"]["limits"], json!({"cpu": "1", "memory": "1Gi"}));
+        assert_eq!(
+            t["spec"]["containers"][0]["env"][0]["valueFrom"]["resourceFieldRef"]["divisor"],
+            json!("1m")
+        );
+        assert_eq!(t["spec"]["volumes"][0]["emptyDir"]["sizeLimit"], json!("512Mi"));
+        assert_eq!(t["spec"]["overhead"]["cpu"], json!("500m"));
+
+        let mut bad =
+            json!({"spec": {"containers": [{"name": "a", "resources": {"requests": {"cpu": "lots"}}}]}});
+        assert!(normalise_pod_template(&mut bad).is_err());
     }
 
     #[test]
@@ -109,7 +170,7 @@ mod tests {
                 "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}}}
             }
         });
-        normalise_pod_template(&mut t);
+        normalise_pod_template(&mut t).expect("normalise");
         assert_eq!(
             t,
             json!({

@@ -12,15 +12,18 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::Value;
 
 use super::gojson::{encode, write_string};
+use super::quantity::{QuantityError, canonical};
 use crate::crd::stateful_set::PersistentVolumeClaimTemplate;
 use crate::hash::Fnv32a;
 
 /// The claim-template hash of `templates` (`""` when there are none).
-pub fn volume_claim_templates_hash(templates: &[PersistentVolumeClaimTemplate]) -> String {
+pub fn volume_claim_templates_hash(
+    templates: &[PersistentVolumeClaimTemplate],
+) -> Result<String, QuantityError> {
     if templates.is_empty() {
-        return String::new();
+        return Ok(String::new());
     }
-    let json = claims_json(templates);
+    let json = claims_json(templates)?;
     let mut h = Fnv32a::default().write(b"([]uint8)[");
     for (i, b) in json.bytes().enumerate() {
         if i > 0 {
@@ -28,11 +31,11 @@ pub fn volume_claim_templates_hash(templates: &[PersistentVolumeClaimTemplate]) 
         }
         h = h.write(b.to_string().as_bytes());
     }
-    h.write(b"]").sum32().to_string()
+    Ok(h.write(b"]").sum32().to_string())
 }
 
 /// The Go struct-order JSON of the bare claims, sorted by name.
-pub fn claims_json(templates: &[PersistentVolumeClaimTemplate]) -> String {
+pub fn claims_json(templates: &[PersistentVolumeClaimTemplate]) -> Result<String, QuantityError> {
     let mut sorted: Vec<&PersistentVolumeClaimTemplate> = templates.iter().collect();
     sorted.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     let mut out = String::from("[");
@@ -47,11 +50,11 @@ pub fn claims_json(templates: &[PersistentVolumeClaimTemplate]) -> String {
             out.push(',');
         }
         out.push_str("\"creationTimestamp\":null},\"spec\":");
-        write_spec(&mut out, t.spec.as_ref());
+        write_spec(&mut out, t.spec.as_ref())?;
         out.push_str(",\"status\":{}}");
     }
     out.push(']');
-    out
+    Ok(out)
 }
 
 /// Writes `"key":` after a comma when needed.
@@ -89,7 +92,7 @@ impl<'a> Fields<'a> {
     }
 }
 
-fn write_spec(out: &mut String, spec: Option<&PersistentVolumeClaimSpec>) {
+fn write_spec(out: &mut String, spec: Option<&PersistentVolumeClaimSpec>) -> Result<(), QuantityError> {
     let default = PersistentVolumeClaimSpec::default();
     let spec = spec.unwrap_or(&default);
     let mut f = Fields::open(out);
@@ -100,7 +103,7 @@ fn write_spec(out: &mut String, spec: Option<&PersistentVolumeClaimSpec>) {
     if let Some(sel) = &spec.selector {
         write_selector(f.key("selector"), sel);
     }
-    write_resources(f.key("resources"), spec.resources.as_ref());
+    write_resources(f.key("resources"), spec.resources.as_ref())?;
     f.string("volumeName", spec.volume_name.as_deref(), true);
     if let Some(v) = &spec.storage_class_name {
         write_string(f.key("storageClassName"), v);
@@ -129,20 +132,24 @@ fn write_spec(out: &mut String, spec: Option<&PersistentVolumeClaimSpec>) {
         write_string(f.key("volumeAttributesClassName"), v);
     }
     f.close();
+    Ok(())
 }
 
-fn write_resources(out: &mut String, res: Option<&VolumeResourceRequirements>) {
+fn write_resources(out: &mut String, res: Option<&VolumeResourceRequirements>) -> Result<(), QuantityError> {
     let mut f = Fields::open(out);
     if let Some(res) = res {
         for (key, list) in [("limits", &res.limits), ("requests", &res.requests)] {
             if let Some(list) = list.as_ref().filter(|l| !l.is_empty()) {
-                let map: serde_json::Map<String, Value> =
-                    list.iter().map(|(k, q)| (k.clone(), Value::String(q.0.clone()))).collect();
+                let mut map = serde_json::Map::new();
+                for (k, q) in list {
+                    map.insert(k.clone(), Value::String(canonical(&q.0)?));
+                }
                 f.key(key).push_str(&encode(&Value::Object(map)));
             }
         }
     }
     f.close();
+    Ok(())
 }
 
 fn write_selector(out: &mut String, sel: &LabelSelector) {
@@ -199,23 +206,29 @@ mod tests {
         // D3 is a derived vector (computed by the spec's model, not by Go).
         let t = [template("www-data")];
         assert_eq!(
-            claims_json(&t),
+            claims_json(&t).expect("json"),
             r#"[{"metadata":{"name":"www-data","creationTimestamp":null},"spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"1Gi"}}},"status":{}}]"#
         );
-        assert_eq!(volume_claim_templates_hash(&t), "858820154");
+        assert_eq!(volume_claim_templates_hash(&t).expect("hash"), "858820154");
+        // A non-canonical request hashes as its canonical form.
+        let mut t2 = template("www-data");
+        if let Some(r) = t2.spec.as_mut().and_then(|s| s.resources.as_mut()) {
+            r.requests = Some([("storage".to_owned(), Quantity("1024Mi".to_owned()))].into());
+        }
+        assert_eq!(volume_claim_templates_hash(&[t2]).expect("hash"), "858820154");
     }
 
     #[test]
     fn d4_other_name() {
         // D4 is a derived vector.
-        assert_eq!(volume_claim_templates_hash(&[template("data-vol")]), "4001351501");
+        assert_eq!(volume_claim_templates_hash(&[template("data-vol")]).expect("hash"), "4001351501");
     }
 
     #[test]
     fn empty_and_order() {
-        assert_eq!(volume_claim_templates_hash(&[]), "");
-        let a = volume_claim_templates_hash(&[template("b"), template("a")]);
-        let b = volume_claim_templates_hash(&[template("a"), template("b")]);
+        assert_eq!(volume_claim_templates_hash(&[]).expect("hash"), "");
+        let a = volume_claim_templates_hash(&[template("b"), template("a")]).expect("hash");
+        let b = volume_claim_templates_hash(&[template("a"), template("b")]).expect("hash");
         assert_eq!(a, b);
     }
 
@@ -230,7 +243,7 @@ mod tests {
             });
             spec.storage_class_name = Some(String::new());
         }
-        let json = claims_json(&[t]);
+        let json = claims_json(&[t]).expect("json");
         assert!(
             json.contains(r#""storageClassName":"","dataSource":{"apiGroup":null,"kind":"PersistentVolumeClaim","name":"src"}"#),
             "{json}"
