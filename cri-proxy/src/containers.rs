@@ -66,7 +66,6 @@ pub struct Containers {
     /// Containers a recreate started that kubelet has not asked to start yet.
     started_by_recreate: Mutex<std::collections::HashSet<String>>,
     runtime: RuntimeServiceClient<Channel>,
-    runtime_socket: std::path::PathBuf,
     metrics: Arc<Metrics>,
 }
 
@@ -84,7 +83,6 @@ impl Containers {
             produced: Mutex::default(),
             started_by_recreate: Mutex::default(),
             runtime,
-            runtime_socket: runtime_socket.to_path_buf(),
             metrics,
         }
     }
@@ -97,11 +95,6 @@ impl Containers {
     /// A client of the runtime itself (not through the proxy's handlers).
     pub fn runtime(&self) -> RuntimeServiceClient<Channel> {
         self.runtime.clone()
-    }
-
-    /// The runtime's socket.
-    pub fn runtime_socket(&self) -> &Path {
-        &self.runtime_socket
     }
 
     /// Whether the sandbox `id` exists and is ready (false when it cannot be told).

@@ -38,9 +38,9 @@ pub const REMOVE_PATH: &str = "/runtime.v1.RuntimeService/RemoveContainer";
 pub fn handlers(containers: &Arc<Containers>) -> Handlers {
     let mut h = Handlers::new();
     h.insert(CREATE_PATH, Arc::new(Create(containers.clone())) as Arc<dyn Handler>);
-    h.insert(START_PATH, Arc::new(Start(containers.clone())) as Arc<dyn Handler>);
-    h.insert(STOP_PATH, Arc::new(Stop(containers.clone())) as Arc<dyn Handler>);
-    h.insert(REMOVE_PATH, Arc::new(Remove(containers.clone())) as Arc<dyn Handler>);
+    h.insert(START_PATH, Arc::new(Lifecycle::<StartContainerRequest>::new(containers)) as Arc<dyn Handler>);
+    h.insert(STOP_PATH, Arc::new(Lifecycle::<StopContainerRequest>::new(containers)) as Arc<dyn Handler>);
+    h.insert(REMOVE_PATH, Arc::new(Lifecycle::<RemoveContainerRequest>::new(containers)) as Arc<dyn Handler>);
     h
 }
 
@@ -109,89 +109,79 @@ impl Handler for Create {
     }
 }
 
-#[derive(Debug)]
-struct Start(Arc<Containers>);
+/// A call on one container whose success is a lifecycle event.
+trait ContainerCall: prost::Message + Default + 'static {
+    /// Its answer.
+    type Response: prost::Message + Default;
+    /// The event its success is.
+    const KIND: Kind;
+    /// The container it is about.
+    fn container_id(&self) -> &str;
+}
 
-impl Handler for Start {
-    fn call<'a>(&'a self, proxy: &'a Proxy, req: Request<Incoming>) -> HandlerFuture<'a> {
-        Box::pin(async move {
-            let typed::TypedRequest { parts, raw, message } =
-                typed::read_request::<StartContainerRequest>(req).await?;
-            let Ok(request) = message else {
-                return passthrough::<StartContainerResponse>(proxy, parts, raw).await;
-            };
-            if self.0.take_started(&request.container_id) {
-                debug!(container.id = %request.container_id, "already started by a recreate");
-                return Ok(ok_response(&StartContainerResponse {}));
-            }
-            let began = Instant::now();
-            let answer = typed::forward::<StartContainerResponse>(proxy, parts, raw).await;
-            if let Ok(Answer::Ok { .. }) = &answer {
-                let record = self.0.store().get(&request.container_id);
-                self.0.publish(
-                    Kind::Started,
-                    &request.container_id,
-                    record.as_deref(),
-                    began.elapsed(),
-                    "kubelet",
-                );
-            }
-            answer.map(Answer::unchanged)
-        })
+impl ContainerCall for StartContainerRequest {
+    type Response = StartContainerResponse;
+    const KIND: Kind = Kind::Started;
+    fn container_id(&self) -> &str {
+        &self.container_id
     }
 }
 
-#[derive(Debug)]
-struct Stop(Arc<Containers>);
-
-impl Handler for Stop {
-    fn call<'a>(&'a self, proxy: &'a Proxy, req: Request<Incoming>) -> HandlerFuture<'a> {
-        Box::pin(async move {
-            let typed::TypedRequest { parts, raw, message } =
-                typed::read_request::<StopContainerRequest>(req).await?;
-            let Ok(request) = message else {
-                return passthrough::<StopContainerResponse>(proxy, parts, raw).await;
-            };
-            let began = Instant::now();
-            let answer = typed::forward::<StopContainerResponse>(proxy, parts, raw).await;
-            if let Ok(Answer::Ok { .. }) = &answer {
-                let record = self.0.store().get(&request.container_id);
-                self.0.publish(
-                    Kind::Stopped,
-                    &request.container_id,
-                    record.as_deref(),
-                    began.elapsed(),
-                    "kubelet",
-                );
-            }
-            answer.map(Answer::unchanged)
-        })
+impl ContainerCall for StopContainerRequest {
+    type Response = StopContainerResponse;
+    const KIND: Kind = Kind::Stopped;
+    fn container_id(&self) -> &str {
+        &self.container_id
     }
 }
 
-#[derive(Debug)]
-struct Remove(Arc<Containers>);
+impl ContainerCall for RemoveContainerRequest {
+    type Response = RemoveContainerResponse;
+    const KIND: Kind = Kind::Removed;
+    fn container_id(&self) -> &str {
+        &self.container_id
+    }
+}
 
-impl Handler for Remove {
+/// `StartContainer`, `StopContainer` and `RemoveContainer`: forwarded, and each
+/// success published. A start of a container a recreate started is answered at once;
+/// a removal drops the container's record.
+struct Lifecycle<R>(Arc<Containers>, std::marker::PhantomData<fn(R)>);
+
+impl<R> Lifecycle<R> {
+    fn new(containers: &Arc<Containers>) -> Self {
+        Self(containers.clone(), std::marker::PhantomData)
+    }
+}
+
+impl<R> std::fmt::Debug for Lifecycle<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Lifecycle").field(&std::any::type_name::<R>()).finish()
+    }
+}
+
+impl<R: ContainerCall> Handler for Lifecycle<R> {
     fn call<'a>(&'a self, proxy: &'a Proxy, req: Request<Incoming>) -> HandlerFuture<'a> {
         Box::pin(async move {
-            let typed::TypedRequest { parts, raw, message } =
-                typed::read_request::<RemoveContainerRequest>(req).await?;
+            let typed::TypedRequest { parts, raw, message } = typed::read_request::<R>(req).await?;
             let Ok(request) = message else {
-                return passthrough::<RemoveContainerResponse>(proxy, parts, raw).await;
+                return passthrough::<R::Response>(proxy, parts, raw).await;
             };
+            let id = request.container_id();
+            if R::KIND == Kind::Started && self.0.take_started(id) {
+                debug!(container.id = %id, "already started by a recreate");
+                return Ok(ok_response(&R::Response::default()));
+            }
             let began = Instant::now();
-            let answer = typed::forward::<RemoveContainerResponse>(proxy, parts, raw).await;
+            let answer = typed::forward::<R::Response>(proxy, parts, raw).await;
             if let Ok(Answer::Ok { .. }) = &answer {
-                let record = self.0.store().remove(&request.container_id);
-                self.0.forget(&request.container_id);
-                self.0.publish(
-                    Kind::Removed,
-                    &request.container_id,
-                    record.as_deref(),
-                    began.elapsed(),
-                    "kubelet",
-                );
+                let record = if R::KIND == Kind::Removed {
+                    self.0.forget(id);
+                    self.0.store().remove(id)
+                } else {
+                    self.0.store().get(id)
+                };
+                self.0.publish(R::KIND, id, record.as_deref(), began.elapsed(), "kubelet");
             }
             answer.map(Answer::unchanged)
         })
