@@ -12,6 +12,7 @@ pub mod crd;
 pub mod cron;
 pub mod hash;
 pub mod image;
+pub mod inplace;
 pub mod intstr;
 pub mod keys;
 pub mod process;
