@@ -2,6 +2,7 @@
 //! Watches are shared: one of every Node and one of every NodeImage feed every
 //! controller that needs them.
 
+pub mod clone_set;
 pub mod container_recreate_request;
 pub mod image_list_pull_job;
 pub mod image_pull_job;
@@ -12,7 +13,7 @@ pub mod secrets;
 use std::{sync::Arc, time::Duration};
 
 use futures_util::StreamExt as _;
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::{
     Api, Client, ResourceExt,
     runtime::{
@@ -22,8 +23,8 @@ use kube::{
     },
 };
 use stevedore_proto::crd::{
-    image_list_pull_job::v1beta1::ImageListPullJob, image_pull_job::v1beta1::ImagePullJob,
-    node_image::v1beta1::NodeImage,
+    clone_set::CloneSet, image_list_pull_job::v1beta1::ImageListPullJob,
+    image_pull_job::v1beta1::ImagePullJob, node_image::v1beta1::NodeImage,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -119,6 +120,18 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
         events: events.clone(),
         expectations: Expectations::default(),
     });
+    // Every pod, watched once for the CloneSet controller.
+    let (pods, pod_writer) = reflector::store_shared::<Pod>(1024);
+    let Some(pods_for_sets) = pod_writer.subscribe() else { return };
+    let pod_watch = reflector::reflector(
+        pod_writer,
+        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
+    )
+    .default_backoff()
+    .for_each(|_| async {});
+    let sets = Controller::new(Api::<CloneSet>::all(client.clone()), watcher::Config::default())
+        .owns_shared_stream(pods_for_sets);
+    let set_ctx = Arc::new(clone_set::Ctx::new(client.clone(), events.clone(), pods));
     let crrs = container_recreate_request::controller(&client);
     let crr_ctx = Arc::new(container_recreate_request::Ctx { client: client.clone(), events });
 
@@ -135,6 +148,13 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
                 () = stop.cancelled() => {}
             }
         },
+        async {
+            tokio::select! {
+                () = pod_watch => {}
+                () = stop.cancelled() => {}
+            }
+        },
+        runtime::drive("cloneset", sets, rs, clone_set::reconcile, set_ctx, stop.clone()),
         runtime::drive("imagepulljob", jobs_controller, rs, image_pull_job::reconcile, job_ctx, stop.clone()),
         runtime::drive(
             "nodeimage-creator",

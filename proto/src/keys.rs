@@ -44,3 +44,21 @@ pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// Pod condition (and readiness gate) whose message lists, as JSON
 /// `[{userAgent, key}]`, what holds the pod not ready; False while it is not empty.
 pub const KRUISE_POD_READY: &str = "KruisePodReady";
+
+/// CloneSet pods and PVCs: the instance id (5 lowercase alphanumerics) the pod's name
+/// and its claims' names end with.
+pub const CLONESET_INSTANCE_ID: &str = "apps.kruise.io/cloneset-instance-id";
+/// A pod to delete (CloneSet, Advanced StatefulSet): any value; the workload deletes
+/// it and, if it still wants the replica, creates another.
+pub const SPECIFIED_DELETE: &str = "apps.kruise.io/specified-delete";
+/// A workload pod's lifecycle state (`PreparingNormal`, `Normal`, `PreparingUpdate`,
+/// `Updating`, `Updated`, `PreparingDelete`).
+pub const LIFECYCLE_STATE: &str = "lifecycle.apps.kruise.io/state";
+/// When the lifecycle state last changed (annotation, RFC 3339).
+pub const LIFECYCLE_TIMESTAMP: &str = "lifecycle.apps.kruise.io/timestamp";
+/// The revision a workload pod belongs to.
+pub const CONTROLLER_REVISION_HASH: &str = "controller-revision-hash";
+/// A CloneSet pod's revision short hash.
+pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
+/// The cost of deleting a pod on scale-in (annotation, an integer; lower goes first).
+pub const POD_DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";

@@ -130,7 +130,7 @@ pub fn remove_from_pod(pod: &mut Pod, msg: &Message, now: Timestamp) -> bool {
 
 /// Ready from the readiness gates, when the containers are ready and the pod has a
 /// Ready condition (`SetPodReadyCondition`).
-fn recompute_ready(pod: &mut Pod, now: Timestamp) {
+pub fn recompute_ready(pod: &mut Pod, now: Timestamp) {
     if status_of(pod, "Ready").is_none() || status_of(pod, "ContainersReady").as_deref() != Some("True") {
         return;
     }
@@ -169,7 +169,7 @@ fn recompute_ready(pod: &mut Pod, now: Timestamp) {
 /// Applies `edit` to the pod `namespace/name` as stored and writes its status back,
 /// reading it again after a lost race; nothing when the pod is gone or `edit`
 /// changed nothing.
-async fn edit_status(
+pub async fn edit_status(
     client: &Client,
     namespace: &str,
     name: &str,

@@ -1,0 +1,673 @@
+//! CloneSet (`apps.kruise.io/v1alpha1`), after OpenKruise v1.9.0's
+//! `pkg/controller/cloneset`.
+//!
+//! Each pass over a set:
+//! 1. **revisions** ([`revisions`]): the update revision of the current spec, byte-exact
+//!    as OpenKruise names it, so a set OpenKruise managed keeps its revisions;
+//! 2. **refresh**: pods in the middle of an in-place update are carried on by the shared
+//!    engine ([`stevedore_proto::inplace`]): grace periods, the next priority batch,
+//!    `InPlaceUpdateReady` set True when their containers report the new image;
+//!    lifecycle hooks move pods between PreparingNormal, Normal and PreparingDelete;
+//! 3. **scale or update** ([`plan`], never both in one pass): create pods (and their
+//!    claims, reusing the ids of orphaned claims), delete pods (marked ones first, then
+//!    old-revision ones, in OpenKruise's scale-in order), or move old pods to the update
+//!    revision, in place when only images and labels/annotations change
+//!    (`InPlaceIfPossible`, `InPlaceOnly`), else by marking them for deletion;
+//! 4. **status**, then history beyond `revisionHistoryLimit` is deleted.
+//!
+//! The pods are read from a shared watch; a pass that created or deleted pods waits
+//! until the watch shows them (expectations) before acting again.
+
+pub mod plan;
+pub mod pods;
+pub mod revisions;
+pub mod status;
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use k8s_openapi::{
+    api::{
+        apps::v1::ControllerRevision,
+        core::v1::{PersistentVolumeClaim, Pod},
+    },
+    jiff::Timestamp,
+};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    runtime::{controller::Action, reflector::Store},
+};
+use serde_json::json;
+use stevedore_proto::{
+    crd::clone_set::{CloneSet, CloneSetUpdateStrategyType},
+    inplace::{self, Eligibility, Progress},
+    intstr::{self, Percent, Rounding},
+    keys,
+};
+use tracing::{debug, info, instrument, warn};
+
+use self::{plan::PodInfo, pods::state};
+use super::pod_readiness;
+use crate::runtime::Events;
+
+/// Why a pass failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused a request.
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    /// The revision could not be computed.
+    #[error(transparent)]
+    Revision(#[from] stevedore_proto::revision::RevisionError),
+    /// An in-place update step failed.
+    #[error(transparent)]
+    InPlace(#[from] inplace::InPlaceError),
+    /// The spec (or a revision) cannot be acted on.
+    #[error("{0}")]
+    Spec(String),
+    /// The revision name is taken by other data.
+    #[error("controllerrevision {0}: the name is taken by another template")]
+    Collision(String),
+}
+
+/// Pods a pass created or deleted that the watch has not shown yet.
+#[derive(Debug, Default)]
+struct Pending {
+    creates: BTreeSet<String>,
+    deletes: BTreeSet<String>,
+    at: Option<Timestamp>,
+}
+
+/// What passes share.
+pub struct Ctx {
+    /// The API.
+    pub client: Client,
+    /// Events on the sets.
+    pub events: Events,
+    /// Every pod (a shared watch).
+    pub pods: Store<Pod>,
+    pending: Mutex<HashMap<String, Pending>>,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx").finish_non_exhaustive()
+    }
+}
+
+/// How long expectations are trusted before the store is believed again.
+const EXPECTATIONS_TTL: Duration = Duration::from_secs(300);
+
+impl Ctx {
+    /// Passes reading pods from `pods`.
+    pub fn new(client: Client, events: Events, pods: Store<Pod>) -> Self {
+        Self { client, events, pods, pending: Mutex::default() }
+    }
+
+    fn with_pending<R>(&self, f: impl FnOnce(&mut HashMap<String, Pending>) -> R) -> R {
+        f(&mut self.pending.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Whether the watch has shown what `key`'s passes created and deleted.
+    fn observed(&self, key: &str, names: &BTreeSet<String>, now: Timestamp) -> bool {
+        self.with_pending(|m| {
+            let Some(p) = m.get_mut(key) else { return true };
+            p.creates.retain(|n| !names.contains(n));
+            p.deletes.retain(|n| names.contains(n));
+            let expired = p.at.is_some_and(|at| now.duration_since(at).unsigned_abs() > EXPECTATIONS_TTL);
+            if (p.creates.is_empty() && p.deletes.is_empty()) || expired {
+                m.remove(key);
+                return true;
+            }
+            false
+        })
+    }
+
+    fn expect(&self, key: &str, creates: &[String], deletes: &[String], now: Timestamp) {
+        self.with_pending(|m| {
+            let p = m.entry(key.to_owned()).or_default();
+            p.creates.extend(creates.iter().cloned());
+            p.deletes.extend(deletes.iter().cloned());
+            p.at = Some(now);
+        });
+    }
+
+    fn forget(&self, key: &str, name: &str) {
+        self.with_pending(|m| {
+            if let Some(p) = m.get_mut(key) {
+                p.creates.remove(name);
+                p.deletes.remove(name);
+            }
+        });
+    }
+}
+
+/// `updateStrategy.partition` scaled against `replicas` (rounded up, clamped).
+pub fn partition(cs: &CloneSet) -> i64 {
+    let replicas = i64::from(cs.spec.replicas.unwrap_or(1).max(0));
+    cs.spec
+        .update_strategy
+        .as_ref()
+        .and_then(|u| u.partition.as_ref())
+        .and_then(|p| intstr::scaled(p, Percent::Integer, replicas, Rounding::Up).ok())
+        .unwrap_or(0)
+        .clamp(0, replicas)
+}
+
+/// The numbers the plan needs, from the spec.
+pub fn limits(cs: &CloneSet) -> Result<plan::Limits, Error> {
+    let replicas = i64::from(cs.spec.replicas.unwrap_or(1).max(0));
+    let u = cs.spec.update_strategy.clone().unwrap_or_default();
+    let scaled =
+        |field: &str, v: Option<&k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>, d: &str, r| {
+            let v = v.cloned().unwrap_or_else(|| {
+                k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(d.into())
+            });
+            intstr::scaled(&v, Percent::Integer, replicas, r)
+                .map_err(|e| Error::Spec(format!("{field}: {e}")))
+        };
+    let max_surge = scaled("spec.updateStrategy.maxSurge", u.max_surge.as_ref(), "0%", Rounding::Up)?;
+    // maxUnavailable rounds up without surge, down with it (OpenKruise)
+    let rounding = if max_surge > 0 { Rounding::Down } else { Rounding::Up };
+    let mut max_unavailable =
+        scaled("spec.updateStrategy.maxUnavailable", u.max_unavailable.as_ref(), "20%", rounding)?;
+    if max_unavailable == 0 && max_surge == 0 {
+        max_unavailable = 1;
+    }
+    let scale_max_unavailable = cs
+        .spec
+        .scale_strategy
+        .as_ref()
+        .and_then(|s| s.max_unavailable.as_ref())
+        .map(|v| scaled("spec.scaleStrategy.maxUnavailable", Some(v), "0", Rounding::Up))
+        .transpose()?;
+    let paused = u.paused.unwrap_or(false);
+    Ok(plan::Limits {
+        replicas,
+        partition: partition(cs),
+        max_surge: if paused { 0 } else { max_surge },
+        max_unavailable,
+        scale_max_unavailable,
+        paused,
+    })
+}
+
+fn owned_by(pod: &Pod, uid: &str) -> bool {
+    pod.owner_references().iter().any(|o| o.controller == Some(true) && o.uid == uid)
+}
+
+fn is_active(pod: &Pod) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    pod.metadata.deletion_timestamp.is_none() && !matches!(phase, Some("Succeeded" | "Failed"))
+}
+
+/// Deletion order: what goes first on scale-in (Kubernetes' `ActivePods`, the parts
+/// that matter here: unscheduled, not running, not ready, lower deletion cost, more
+/// pods on the node, more restarts, newer).
+fn deletion_order(active: &[&Pod]) -> Vec<String> {
+    let mut per_node: HashMap<&str, usize> = HashMap::new();
+    for p in active {
+        if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
+            *per_node.entry(n).or_default() += 1;
+        }
+    }
+    let mut v: Vec<&Pod> = active.to_vec();
+    let key = |p: &Pod| {
+        let node = p.spec.as_ref().and_then(|s| s.node_name.as_deref());
+        let phase = match p.status.as_ref().and_then(|s| s.phase.as_deref()) {
+            Some("Pending") | None => 0,
+            Some("Running") => 2,
+            _ => 1,
+        };
+        let cost: i64 =
+            p.annotations().get(keys::POD_DELETION_COST).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let restarts: i32 = p
+            .status
+            .iter()
+            .flat_map(|s| s.container_statuses.iter().flatten())
+            .map(|c| c.restart_count)
+            .sum();
+        let created = p.metadata.creation_timestamp.as_ref().map(|t| t.0).unwrap_or(Timestamp::UNIX_EPOCH);
+        (
+            node.is_some(),
+            phase,
+            pods::is_ready(p),
+            cost,
+            std::cmp::Reverse(node.map_or(0, |n| per_node.get(n).copied().unwrap_or(0))),
+            std::cmp::Reverse(restarts),
+            std::cmp::Reverse(created),
+            p.name_any(),
+        )
+    };
+    v.sort_by_cached_key(|p| key(p));
+    v.into_iter().map(ResourceExt::name_any).collect()
+}
+
+/// Update order: not-ready pods first, then by name (stable).
+fn update_order(active: &[&Pod]) -> Vec<String> {
+    let mut v: Vec<&Pod> = active.to_vec();
+    v.sort_by_cached_key(|p| (pods::is_ready(p), p.name_any()));
+    v.into_iter().map(ResourceExt::name_any).collect()
+}
+
+/// One pass over one set.
+///
+/// # Errors
+/// The API server refused, or the spec cannot be acted on.
+#[instrument(skip_all, fields(cloneset = %format!("{}/{}", cs.namespace().unwrap_or_default(), cs.name_any())))]
+pub async fn reconcile(cs: Arc<CloneSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    if cs.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let ns = cs.namespace().unwrap_or_default();
+    let key = format!("{ns}/{}", cs.name_any());
+    let uid = cs.uid().unwrap_or_default();
+    let now = Timestamp::now();
+    let owned: Vec<Arc<Pod>> = ctx
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| p.namespace().as_deref() == Some(&ns) && owned_by(p, &uid))
+        .collect();
+    let names: BTreeSet<String> = owned.iter().map(|p| p.name_any()).collect();
+    if !ctx.observed(&key, &names, now) {
+        debug!("waiting for the watch to show this set's creations and deletions");
+        return Ok(Action::requeue(Duration::from_millis(500)));
+    }
+    let active: Vec<&Pod> = owned.iter().map(AsRef::as_ref).filter(|p| is_active(p)).collect();
+
+    let revs_api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &ns);
+    let sets: Api<CloneSet> = Api::namespaced(ctx.client.clone(), &ns);
+    let revs = match revisions::sync(&revs_api, &cs).await {
+        Ok(r) => r,
+        Err(Error::Collision(name)) => {
+            let count = cs.status.as_ref().and_then(|s| s.collision_count).unwrap_or(0) + 1;
+            warn!(revision = %name, collision_count = count, "revision name collision");
+            sets.patch_status(
+                &cs.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"status": {"collisionCount": count}})),
+            )
+            .await?;
+            return Ok(Action::requeue(Duration::ZERO));
+        }
+        Err(e) => return Err(e),
+    };
+    let update_rev = revs.update.name_any();
+    let current_rev = revs.current.name_any();
+    let update_template = revisions::template(&revs.update)?;
+    let lifecycle = cs.spec.lifecycle.clone().unwrap_or_default();
+    let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut next: Option<Duration> = None;
+    let mut soon = |d: Duration| next = Some(next.map_or(d, |n: Duration| n.min(d)));
+
+    // Refresh: in-place updates, readiness gates, lifecycle.
+    for pod in &active {
+        let name = pod.name_any();
+        match inplace::progress(pod, now) {
+            Ok(Progress::Grace(d)) => soon(d),
+            Ok(Progress::GraceOver) => {
+                let mut p = (*pod).clone();
+                inplace::finish_grace(&mut p, now)?;
+                pod_api.replace(&name, &PostParams::default(), &p).await?;
+                info!(pod = %name, "grace period over: images patched");
+            }
+            Ok(Progress::NextBatch) => {
+                let mut p = (*pod).clone();
+                inplace::next_batch(&mut p, now)?;
+                pod_api.replace(&name, &PostParams::default(), &p).await?;
+                info!(pod = %name, "next container batch patched");
+            }
+            Ok(Progress::Updating) => soon(Duration::from_secs(2)),
+            Ok(Progress::Done | Progress::None) => {
+                if inplace::has_readiness_gate(pod)
+                    && inplace::ready_condition(pod).is_none_or(|c| c.status != "True")
+                {
+                    set_in_place_ready(&ctx.client, &ns, &name, true).await?;
+                    if pods::lifecycle_state(pod) == state::UPDATING {
+                        let st = if pods::hooked(pod, lifecycle.in_place_update.as_ref()) {
+                            state::UPDATED
+                        } else {
+                            state::NORMAL
+                        };
+                        let st = if st == state::UPDATED && lifecycle.in_place_update.is_some() {
+                            state::NORMAL
+                        } else {
+                            st
+                        };
+                        pod_api
+                            .patch(&name, &PatchParams::default(), &Patch::Merge(&pods::state_patch(st, now)))
+                            .await?;
+                    }
+                    if inplace::state(pod).ok().flatten().is_some() {
+                        ctx.events
+                            .publish(
+                                &*cs,
+                                false,
+                                "SuccessfulUpdatePodInPlace",
+                                format!("pod {name} updated in place"),
+                            )
+                            .await;
+                    }
+                }
+            }
+            Err(e) => warn!(pod = %name, error = %e, "cannot read the pod's in-place update state"),
+        }
+        match pods::lifecycle_state(pod) {
+            state::PREPARING_NORMAL if pods::all_hooked(pod, lifecycle.pre_normal.as_ref()) => {
+                pod_api
+                    .patch(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(&pods::state_patch(state::NORMAL, now)),
+                    )
+                    .await?;
+            }
+            state::PREPARING_DELETE if !pods::hooked(pod, lifecycle.pre_delete.as_ref()) => {
+                delete_pod(&ctx, &key, &pod_api, &cs, pod, true).await?;
+            }
+            _ => {}
+        }
+        if let (false, Some(d)) = pods::available(pod, cs.spec.min_ready_seconds.unwrap_or(0), now) {
+            soon(d);
+        }
+    }
+
+    // Scale or update.
+    let to_delete: BTreeSet<&str> = cs
+        .spec
+        .scale_strategy
+        .iter()
+        .flat_map(|s| s.pods_to_delete.iter().flatten())
+        .map(String::as_str)
+        .collect();
+    let min_ready = cs.spec.min_ready_seconds.unwrap_or(0);
+    let infos: Vec<PodInfo> = active
+        .iter()
+        .map(|p| PodInfo {
+            name: p.name_any(),
+            updated: pods::on_revision(p, &update_rev),
+            available: pods::available(p, min_ready, now).0,
+            specified_delete: p.labels().contains_key(keys::SPECIFIED_DELETE)
+                || to_delete.contains(p.name_any().as_str()),
+            preparing_delete: pods::lifecycle_state(p) == state::PREPARING_DELETE,
+        })
+        .collect();
+    let limits = limits(&cs)?;
+    let plan = plan::plan(&limits, &infos, &deletion_order(&active), &update_order(&active));
+    let mut failed_update = None;
+    if !plan.is_empty() {
+        debug!(?plan, "plan");
+    }
+    if !plan.delete.is_empty() {
+        for name in &plan.delete {
+            let Some(pod) = active.iter().find(|p| &p.name_any() == name) else { continue };
+            let replaced = infos.iter().any(|i| &i.name == name && i.specified_delete);
+            if pods::hooked(pod, lifecycle.pre_delete.as_ref()) {
+                pod_api
+                    .patch(
+                        name,
+                        &PatchParams::default(),
+                        &Patch::Merge(&pods::state_patch(state::PREPARING_DELETE, now)),
+                    )
+                    .await?;
+                continue;
+            }
+            delete_pod(&ctx, &key, &pod_api, &cs, pod, !replaced).await?;
+        }
+    }
+    if plan.create_current + plan.create_update > 0 {
+        let current_template = revisions::template(&revs.current)?;
+        let mut wanted: Vec<(String, &k8s_openapi::api::core::v1::PodTemplateSpec)> = Vec::new();
+        wanted.extend((0..plan.create_current).map(|_| (current_rev.clone(), &current_template)));
+        wanted.extend((0..plan.create_update).map(|_| (update_rev.clone(), &update_template)));
+        create_pods(&ctx, &key, &cs, &active, &wanted, now).await?;
+    }
+    if !plan.update.is_empty() {
+        let strategy = cs.spec.update_strategy.as_ref().and_then(|u| u.type_.clone()).unwrap_or_default();
+        let grace = cs
+            .spec
+            .update_strategy
+            .as_ref()
+            .and_then(|u| u.in_place_update_strategy.as_ref())
+            .and_then(|s| s.grace_period_seconds)
+            .unwrap_or(0);
+        for name in &plan.update {
+            let Some(pod) = active.iter().find(|p| &p.name_any() == name) else { continue };
+            let from = pod.labels().get(keys::CONTROLLER_REVISION_HASH).and_then(|l| revs.of_label(l));
+            let eligibility = match (&strategy, from) {
+                (CloneSetUpdateStrategyType::ReCreate, _) => {
+                    Eligibility::Recreate("updateStrategy.type is ReCreate".into())
+                }
+                (_, None) => Eligibility::Recreate("the pod's revision is gone from the history".into()),
+                (_, Some(r)) => inplace::plan(&update_rev, &revisions::template(r)?, &update_template),
+            };
+            match eligibility {
+                Eligibility::InPlace(spec) => {
+                    if pods::hooked(pod, lifecycle.in_place_update.as_ref())
+                        && pods::lifecycle_state(pod) != state::PREPARING_UPDATE
+                    {
+                        pod_api
+                            .patch(
+                                name,
+                                &PatchParams::default(),
+                                &Patch::Merge(&pods::state_patch(state::PREPARING_UPDATE, now)),
+                            )
+                            .await?;
+                        continue;
+                    }
+                    if pods::lifecycle_state(pod) == state::PREPARING_UPDATE
+                        && pods::hooked(pod, lifecycle.in_place_update.as_ref())
+                    {
+                        continue;
+                    }
+                    update_in_place(&ctx, &pod_api, pod, &spec, &update_rev, grace, now).await?;
+                    soon(Duration::from_secs(1));
+                }
+                Eligibility::Recreate(reason) if strategy == CloneSetUpdateStrategyType::InPlaceOnly => {
+                    failed_update = Some(format!("InPlaceOnly cannot update pod {name}: {reason}"));
+                    break;
+                }
+                Eligibility::Recreate(reason) => {
+                    info!(pod = %name, %reason, "updating by recreation");
+                    pod_api
+                        .patch(
+                            name,
+                            &PatchParams::default(),
+                            &Patch::Merge(&json!({"metadata": {"labels": {keys::SPECIFIED_DELETE: "true"}}})),
+                        )
+                        .await?;
+                }
+            }
+        }
+    }
+
+    // Status.
+    let owned_now: Vec<&Pod> = active.clone();
+    let mut st = status::compute(&cs, &owned_now, &update_rev, &current_rev, now);
+    status::set_condition(&mut st, "FailedUpdate", "InPlaceOnly", failed_update.clone(), now);
+    if let Some(msg) = &failed_update {
+        ctx.events.publish(&*cs, true, "FailedUpdate", msg.clone()).await;
+    }
+    if cs.status.as_ref() != Some(&st) {
+        sets.patch_status(&cs.name_any(), &PatchParams::default(), &Patch::Merge(&json!({"status": st})))
+            .await?;
+    }
+    let in_use: BTreeSet<String> =
+        owned.iter().filter_map(|p| p.labels().get(keys::CONTROLLER_REVISION_HASH).cloned()).collect();
+    revisions::truncate(&revs_api, &cs, &revs, &in_use).await?;
+    Ok(next.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Sets the pod's `InPlaceUpdateReady` condition and recomputes its Ready condition.
+async fn set_in_place_ready(client: &Client, ns: &str, name: &str, ready: bool) -> Result<(), Error> {
+    pod_readiness::edit_status(client, ns, name, |p| {
+        let changed = inplace::set_ready_condition(p, ready, Timestamp::now());
+        if changed {
+            pod_readiness::recompute_ready(p, Timestamp::now());
+        }
+        changed
+    })
+    .await?;
+    Ok(())
+}
+
+async fn update_in_place(
+    ctx: &Ctx,
+    pod_api: &Api<Pod>,
+    pod: &Pod,
+    spec: &inplace::UpdateSpec,
+    rev: &str,
+    grace: i32,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let name = pod.name_any();
+    let ns = pod.namespace().unwrap_or_default();
+    if spec.changes_containers() {
+        set_in_place_ready(&ctx.client, &ns, &name, false).await?;
+    }
+    let Some(mut p) = pod_api.get_opt(&name).await? else { return Ok(()) };
+    let mut labels = BTreeMap::new();
+    labels.insert(keys::CONTROLLER_REVISION_HASH.to_owned(), rev.to_owned());
+    labels.insert(keys::POD_TEMPLATE_HASH.to_owned(), stevedore_proto::revision::short_hash(rev).to_owned());
+    if spec.changes_containers() {
+        labels.insert(keys::LIFECYCLE_STATE.to_owned(), state::UPDATING.to_owned());
+    }
+    inplace::start(&mut p, spec, &labels, grace, now)?;
+    pod_api.replace(&name, &PostParams::default(), &p).await?;
+    info!(pod = %name, images = ?spec.container_images, env = ?spec.env_from_metadata, "in-place update started");
+    Ok(())
+}
+
+async fn delete_pod(
+    ctx: &Ctx,
+    key: &str,
+    pod_api: &Api<Pod>,
+    cs: &CloneSet,
+    pod: &Pod,
+    claims_too: bool,
+) -> Result<(), Error> {
+    let name = pod.name_any();
+    ctx.expect(key, &[], std::slice::from_ref(&name), Timestamp::now());
+    match pod_api.delete(&name, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => ctx.forget(key, &name),
+        Err(e) => {
+            ctx.forget(key, &name);
+            return Err(e.into());
+        }
+    }
+    info!(pod = %name, "pod deleted");
+    ctx.events.publish(cs, false, "SuccessfulDelete", format!("succeed to delete pod {name}")).await;
+    let disable_reuse = cs.spec.scale_strategy.as_ref().and_then(|s| s.disable_pvc_reuse).unwrap_or(false);
+    if (claims_too || disable_reuse)
+        && let Some(id) = pods::instance_id(pod)
+    {
+        let claims: Api<PersistentVolumeClaim> =
+            Api::namespaced(ctx.client.clone(), &pod.namespace().unwrap_or_default());
+        for vct in cs.spec.volume_claim_templates.iter().flatten() {
+            let claim =
+                pods::claim_name(vct.metadata.name.as_deref().unwrap_or_default(), &cs.name_any(), id);
+            match claims.delete(&claim, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Creates `wanted` pods (revision, template) in slow-start batches of 1, 2, 4, ...,
+/// stopping at the first failure; ids of orphaned claims are reused first.
+async fn create_pods(
+    ctx: &Ctx,
+    key: &str,
+    cs: &CloneSet,
+    active: &[&Pod],
+    wanted: &[(String, &k8s_openapi::api::core::v1::PodTemplateSpec)],
+    now: Timestamp,
+) -> Result<(), Error> {
+    let ns = cs.namespace().unwrap_or_default();
+    let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let claims_api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
+    let used = pods::ids(active);
+    let has_claims = cs.spec.volume_claim_templates.as_ref().is_some_and(|v| !v.is_empty());
+    let reuse = !cs.spec.scale_strategy.as_ref().and_then(|s| s.disable_pvc_reuse).unwrap_or(false);
+    let mut free: Vec<String> = Vec::new();
+    if has_claims && reuse {
+        let uid = cs.uid().unwrap_or_default();
+        let lp = ListParams::default().labels(keys::CLONESET_INSTANCE_ID);
+        let mut ids: BTreeSet<String> = BTreeSet::new();
+        for c in claims_api.list(&lp).await?.items {
+            if c.owner_references().iter().any(|o| o.uid == uid)
+                && c.metadata.deletion_timestamp.is_none()
+                && let Some(id) = c.labels().get(keys::CLONESET_INSTANCE_ID)
+                && !used.contains_key(id)
+            {
+                ids.insert(id.clone());
+            }
+        }
+        free.extend(ids);
+    }
+    let lifecycle = cs.spec.lifecycle.clone().unwrap_or_default();
+    let initial = if lifecycle.pre_normal.is_some() { state::PREPARING_NORMAL } else { state::NORMAL };
+    let mut queue: Vec<Pod> = Vec::new();
+    let mut taken: BTreeSet<String> = used.keys().cloned().collect();
+    for (rev, template) in wanted {
+        let id = loop {
+            let id = free.pop().unwrap_or_else(pods::random_id);
+            if taken.insert(id.clone()) {
+                break id;
+            }
+        };
+        if has_claims {
+            for claim in pods::new_claims(cs, &id) {
+                match claims_api.create(&PostParams::default(), &claim).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 409 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        queue.push(pods::new_pod(cs, rev, template, &id, initial));
+    }
+    let mut batch = 1;
+    let mut queue = queue.into_iter();
+    loop {
+        let chunk: Vec<Pod> = queue.by_ref().take(batch).collect();
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = chunk.iter().map(ResourceExt::name_any).collect();
+        ctx.expect(key, &names, &[], now);
+        let pp = PostParams::default();
+        let results = futures_util::future::join_all(chunk.iter().map(|p| pod_api.create(&pp, p))).await;
+        let mut first_error = None;
+        for (name, r) in names.iter().zip(results) {
+            match r {
+                Ok(_) => {
+                    ctx.events
+                        .publish(cs, false, "SuccessfulCreate", format!("succeed to create pod {name}"))
+                        .await;
+                }
+                Err(e) => {
+                    ctx.forget(key, name);
+                    ctx.events
+                        .publish(cs, true, "FailedCreate", format!("failed to create pod {name}: {e}"))
+                        .await;
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e.into());
+        }
+        info!(count = names.len(), "pods created");
+        batch *= 2;
+    }
+}

@@ -1,0 +1,156 @@
+//! A CloneSet's ControllerRevisions, as OpenKruise v1.9.0 keeps them: the update
+//! revision is the one whose data equals the current spec's (an existing equal one is
+//! reused, renumbered if it is not the latest), else a new one named by
+//! `proto::revision` (a name taken by other data is a collision: the count goes up);
+//! the current revision is the status's, while it exists; history beyond
+//! `revisionHistoryLimit` that no pod uses is deleted.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::{
+    api::{apps::v1::ControllerRevision, core::v1::PodTemplateSpec},
+    apimachinery::pkg::{apis::meta::v1::OwnerReference, runtime::RawExtension},
+};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
+};
+use serde_json::{Value, json};
+use stevedore_proto::{crd::clone_set::CloneSet, revision};
+
+use super::Error;
+
+/// The revisions a reconcile works with.
+#[derive(Clone, Debug)]
+pub struct Revisions {
+    /// The revision of the current spec.
+    pub update: ControllerRevision,
+    /// The revision the pods not yet updated keep.
+    pub current: ControllerRevision,
+    /// Every revision of the set, oldest first.
+    pub all: Vec<ControllerRevision>,
+}
+
+impl Revisions {
+    /// The revision a pod's `controller-revision-hash` label names (full or short).
+    pub fn of_label(&self, label: &str) -> Option<&ControllerRevision> {
+        self.all.iter().find(|r| revision::clone_set_revision_matches(label, &r.name_any()))
+    }
+}
+
+/// The owner reference a CloneSet puts on what it owns.
+pub fn owner(cs: &CloneSet) -> Option<OwnerReference> {
+    let mut o = cs.controller_owner_ref(&())?;
+    o.block_owner_deletion = Some(true);
+    Some(o)
+}
+
+fn owned_by(r: &ControllerRevision, cs: &CloneSet) -> bool {
+    let uid = cs.metadata.uid.as_deref();
+    r.owner_references().iter().any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
+}
+
+/// The pod template a revision's data holds.
+pub fn template(r: &ControllerRevision) -> Result<PodTemplateSpec, Error> {
+    let mut t = r.data.as_ref().map(|d| d.0.clone()).unwrap_or(Value::Null);
+    let mut t = t.pointer_mut("/spec/template").map(Value::take).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut t {
+        m.remove("$patch");
+    }
+    serde_json::from_value(t)
+        .map_err(|e| Error::Spec(format!("controllerrevision {}: data: {e}", r.name_any())))
+}
+
+/// Finds or creates the update revision and picks the current one; a name taken by
+/// other data is [`Error::Collision`] (the caller raises the collision count).
+pub async fn sync(api: &Api<ControllerRevision>, cs: &CloneSet) -> Result<Revisions, Error> {
+    let mut all: Vec<ControllerRevision> =
+        api.list(&ListParams::default()).await?.items.into_iter().filter(|r| owned_by(r, cs)).collect();
+    all.sort_by_key(|r| (r.revision, r.name_any()));
+    let want = revision::clone_set_revision(cs)?;
+    let data: Value = serde_json::from_str(&want.data)
+        .map_err(|e| Error::Spec(format!("spec.template: revision data: {e}")))?;
+    let max = all.last().map_or(0, |r| r.revision);
+
+    let equal: Vec<usize> =
+        (0..all.len()).filter(|&i| all[i].data.as_ref().map(|d| &d.0) == Some(&data)).collect();
+    let update = if let Some(&i) = equal.last() {
+        if i + 1 != all.len() {
+            // an older revision comes back: it becomes the latest
+            let name = all[i].name_any();
+            let body = json!({"revision": max + 1});
+            let r = api.patch(&name, &PatchParams::default(), &Patch::Merge(&body)).await?;
+            all.remove(i);
+            all.push(r);
+        }
+        all.last().cloned().unwrap_or_default()
+    } else if all.iter().any(|r| r.name_any() == want.name) {
+        return Err(Error::Collision(want.name));
+    } else {
+        let r = ControllerRevision {
+            metadata: ObjectMeta {
+                name: Some(want.name.clone()),
+                namespace: cs.namespace(),
+                labels: Some(want.labels.clone()),
+                annotations: Some(want.annotations.clone()),
+                owner_references: owner(cs).map(|o| vec![o]),
+                ..ObjectMeta::default()
+            },
+            data: Some(RawExtension(data)),
+            revision: max + 1,
+        };
+        let created = match api.create(&PostParams::default(), &r).await {
+            Ok(c) => c,
+            Err(kube::Error::Api(e)) if e.code == 409 => {
+                let existing = api.get(&want.name).await?;
+                if existing.data == r.data && owned_by(&existing, cs) {
+                    existing
+                } else {
+                    return Err(Error::Collision(want.name));
+                }
+            }
+            Err(e) => return Err(e.into()),
+        };
+        all.push(created.clone());
+        created
+    };
+    let current = cs
+        .status
+        .as_ref()
+        .and_then(|s| s.current_revision.as_deref())
+        .and_then(|c| all.iter().find(|r| r.name_any() == c))
+        .cloned()
+        .unwrap_or_else(|| update.clone());
+    Ok(Revisions { update, current, all })
+}
+
+/// Deletes the oldest revisions beyond `revisionHistoryLimit` (default 10) that are
+/// neither current nor update and that no pod in `in_use` (revision labels) names.
+pub async fn truncate(
+    api: &Api<ControllerRevision>,
+    cs: &CloneSet,
+    revs: &Revisions,
+    in_use: &BTreeSet<String>,
+) -> Result<(), Error> {
+    let limit = usize::try_from(cs.spec.revision_history_limit.unwrap_or(10).max(0)).unwrap_or(0);
+    let keep = [revs.update.name_any(), revs.current.name_any()];
+    let live: Vec<&ControllerRevision> = revs
+        .all
+        .iter()
+        .filter(|r| {
+            let name = r.name_any();
+            !keep.contains(&name) && !in_use.iter().any(|l| revision::clone_set_revision_matches(l, &name))
+        })
+        .collect();
+    if live.len() <= limit {
+        return Ok(());
+    }
+    for r in &live[..live.len() - limit] {
+        match api.delete(&r.name_any(), &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
