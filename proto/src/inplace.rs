@@ -263,12 +263,18 @@ pub fn plan(revision: &str, old: &PodTemplateSpec, new: &PodTemplateSpec) -> Eli
     let (ov, nv) =
         (serde_json::to_value(&o).unwrap_or(Value::Null), serde_json::to_value(&n).unwrap_or(Value::Null));
     if let Some(field) = first_difference(&ov, &nv) {
-        let detail = if field == "containers" {
-            "a container field other than its image changed".to_owned()
-        } else {
-            "changed".to_owned()
-        };
-        return Eligibility::Recreate(format!("spec.template.spec.{field}: {detail}"));
+        if field == "containers" {
+            for (i, (a, b)) in o.containers.iter().zip(&n.containers).enumerate() {
+                let (a, b) = (
+                    serde_json::to_value(a).unwrap_or(Value::Null),
+                    serde_json::to_value(b).unwrap_or(Value::Null),
+                );
+                if let Some(f) = first_difference(&a, &b) {
+                    return Eligibility::Recreate(format!("spec.template.spec.containers[{i}].{f}: changed"));
+                }
+            }
+        }
+        return Eligibility::Recreate(format!("spec.template.spec.{field}: changed"));
     }
     let (om, nm) = (old.metadata.clone().unwrap_or_default(), new.metadata.clone().unwrap_or_default());
     let (mut om_rest, mut nm_rest) = (om.clone(), nm.clone());

@@ -151,13 +151,28 @@ pub async fn serving_webhooks(
     kubeconfig: &Path,
     dir: &Path,
 ) -> anyhow::Result<ControllerProcess> {
+    install(client, &[webhooks::NAMESPACE]).await?;
+    start_serving(client, services, kubeconfig, dir).await
+}
+
+/// Starts the controller against a cluster [`install`] already prepared (as
+/// [`serving_webhooks`] does; also to restart it), its webhooks reached as the
+/// Service through `services`; returns once the configurations carry its CA.
+///
+/// # Errors
+/// As [`serving_webhooks`].
+pub async fn start_serving(
+    client: &kube::Client,
+    services: &crate::cluster::Services,
+    kubeconfig: &Path,
+    dir: &Path,
+) -> anyhow::Result<ControllerProcess> {
     use k8s_openapi::{
         api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration},
         apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
     };
     use kube::api::Api;
 
-    install(client, &[webhooks::NAMESPACE]).await?;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let controller =
         ControllerProcess::start(dir, kubeconfig, free_addr()?, "parity", &["--resync-seconds", "1"]).await?;

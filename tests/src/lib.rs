@@ -34,6 +34,7 @@ pub mod proxy_process;
 pub mod registry_front;
 pub mod relay;
 pub mod scheduler;
+pub mod stack;
 pub mod testbed;
 pub mod transcript;
 pub mod wait;

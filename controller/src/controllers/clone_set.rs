@@ -425,7 +425,10 @@ pub async fn reconcile(cs: Arc<CloneSet>, ctx: Arc<Ctx>) -> Result<Action, Error
         let mut wanted: Vec<(String, &k8s_openapi::api::core::v1::PodTemplateSpec)> = Vec::new();
         wanted.extend((0..plan.create_current).map(|_| (current_rev.clone(), &current_template)));
         wanted.extend((0..plan.create_update).map(|_| (update_rev.clone(), &update_template)));
-        create_pods(&ctx, &key, &cs, &active, &wanted, now).await?;
+        // the ids of pods deleted in this pass are free again (their claims stay)
+        let remaining: Vec<&Pod> =
+            active.iter().copied().filter(|p| !plan.delete.contains(&p.name_any())).collect();
+        create_pods(&ctx, &key, &cs, &remaining, &wanted, now).await?;
     }
     if !plan.update.is_empty() {
         let strategy = cs.spec.update_strategy.as_ref().and_then(|u| u.type_.clone()).unwrap_or_default();

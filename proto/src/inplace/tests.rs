@@ -68,9 +68,7 @@ fn anything_else_recreates_and_names_the_field() {
     let args = with(base(), "/spec/containers/0/args", json!(["--x"]));
     assert_eq!(
         plan("r2", &template(base()), &template(args)),
-        Eligibility::Recreate(
-            "spec.template.spec.containers: a container field other than its image changed".into()
-        )
+        Eligibility::Recreate("spec.template.spec.containers[0].args: changed".into())
     );
     let res = with(base(), "/spec/containers/0/resources", json!({"limits": {"cpu": "1"}}));
     assert!(

@@ -1,0 +1,187 @@
+//! A whole local cluster on the test bed, for workload suites, the demo and the
+//! benchmarks: the bed's containerd behind the real proxy, the simulated API server
+//! (with its real plug-ins, and kubectl's requests served as the admin's), the real
+//! controller binary (its webhooks reached as a Service, CRDs installed), simulated
+//! kubelets on the proxy socket, the scheduler, and optionally the real agent of each
+//! node.
+
+use std::{path::PathBuf, time::Duration};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{
+    Api, Client,
+    api::{ObjectMeta, PostParams},
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    agent_process::{AgentOptions, AgentProcess},
+    apiserver::{ADMIN_TOKEN, ApiServer, Hooks, Options, UserInfo},
+    clients::Clients,
+    cluster::Services,
+    controller_process::{ControllerProcess, serving_webhooks, start_serving},
+    kubelet::{self, Kubelet},
+    proxy_process::ProxyProcess,
+    scheduler::Scheduler,
+    testbed::TestBed,
+};
+
+/// The agents' namespace.
+pub const AGENT_NAMESPACE: &str = "stevedore-system";
+
+/// What to start.
+#[derive(Clone, Debug)]
+pub struct StackOptions {
+    /// Simulated nodes (each a kubelet on the one proxy socket).
+    pub nodes: Vec<String>,
+    /// Start the real agent of each node.
+    pub agents: bool,
+    /// Namespaces to create.
+    pub namespaces: Vec<String>,
+    /// The kubelets' status sync interval.
+    pub sync_interval: Duration,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            nodes: vec!["node-1".into()],
+            agents: false,
+            namespaces: vec!["default".into()],
+            sync_interval: Duration::from_millis(300),
+        }
+    }
+}
+
+/// A running local cluster; [`Stack::stop`] tears it down.
+pub struct Stack {
+    /// Its kube client (the admin).
+    pub client: Client,
+    /// A kubeconfig for it (also for kubectl).
+    pub kubeconfig: PathBuf,
+    /// The controller.
+    pub controller: ControllerProcess,
+    /// The agents, one per node when asked for.
+    pub agents: Vec<AgentProcess>,
+    /// The proxy every node's kubelet uses.
+    pub proxy: ProxyProcess,
+    kubelets: Vec<Kubelet>,
+    scheduler: Scheduler,
+    stop: CancellationToken,
+    services: Services,
+    server: ApiServer,
+    /// The test bed.
+    pub bed: TestBed,
+}
+
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stack").field("api", &self.server.url()).finish_non_exhaustive()
+    }
+}
+
+impl Stack {
+    /// Starts everything.
+    ///
+    /// # Errors
+    /// A part fails to start (named).
+    pub async fn start(opts: StackOptions) -> anyhow::Result<Stack> {
+        let bed = TestBed::start().await?;
+        let services = Services::default();
+        let server = ApiServer::start(Options {
+            hooks: Hooks::webhooks(services.clone()),
+            anonymous: Some(UserInfo::admin()),
+            ..Options::default()
+        })
+        .await?;
+        let client = server.client().await?;
+        let kubeconfig = bed.dir().join("kubeconfig");
+        server.write_kubeconfig(&kubeconfig, ADMIN_TOKEN)?;
+        let controller = serving_webhooks(&client, &services, &kubeconfig, bed.dir()).await?;
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        for ns in &opts.namespaces {
+            if namespaces.get_opt(ns).await?.is_none() {
+                let n = Namespace {
+                    metadata: ObjectMeta { name: Some(ns.clone()), ..ObjectMeta::default() },
+                    ..Namespace::default()
+                };
+                namespaces.create(&PostParams::default(), &n).await?;
+            }
+        }
+        let proxy = ProxyProcess::start(&bed.dir().join("proxy.sock"), bed.containerd_socket(), &[]).await?;
+        let stop = CancellationToken::new();
+        let mut kubelets = Vec::new();
+        let mut agents = Vec::new();
+        for node in &opts.nodes {
+            let mut cfg = kubelet::Config::new(
+                node,
+                Some(proxy.socket().to_owned()),
+                bed.dir().join(format!("kubelet-{node}")),
+            );
+            cfg.sync_interval = opts.sync_interval;
+            kubelets.push(Kubelet::start(cfg, client.clone(), stop.clone()).await?);
+            if opts.agents {
+                let agent_opts = AgentOptions {
+                    node_name: node.clone(),
+                    kubeconfig: kubeconfig.clone(),
+                    cri_socket: proxy.socket().to_owned(),
+                    control_socket: proxy.control_socket().map(ToOwned::to_owned),
+                    namespace: AGENT_NAMESPACE.into(),
+                    extra: Vec::new(),
+                };
+                agents.push(AgentProcess::start(bed.dir(), &agent_opts).await?);
+            }
+        }
+        let scheduler = Scheduler::start(client.clone(), stop.clone());
+        Ok(Stack {
+            client,
+            kubeconfig,
+            controller,
+            agents,
+            proxy,
+            kubelets,
+            scheduler,
+            stop,
+            services,
+            server,
+            bed,
+        })
+    }
+
+    /// The API server's URL.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// kubectl and helm pointed at this cluster.
+    ///
+    /// # Errors
+    /// The clients cannot be installed.
+    pub async fn clients(&self) -> anyhow::Result<Clients> {
+        Clients::for_kubeconfig(&self.kubeconfig).await
+    }
+
+    /// Stops the controller (SIGTERM) and starts a new one, serving the webhooks again.
+    ///
+    /// # Errors
+    /// It does not stop or start.
+    pub async fn restart_controller(&mut self) -> anyhow::Result<()> {
+        self.controller.stop().await?;
+        self.controller =
+            start_serving(&self.client, &self.services, &self.kubeconfig, self.bed.dir()).await?;
+        Ok(())
+    }
+
+    /// Tears everything down.
+    pub async fn stop(mut self) {
+        for a in &mut self.agents {
+            let _ = a.stop().await;
+        }
+        let _ = self.controller.stop().await;
+        self.stop.cancel();
+        for k in self.kubelets {
+            k.join().await;
+        }
+        self.scheduler.join().await;
+    }
+}
