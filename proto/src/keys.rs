@@ -44,3 +44,7 @@ pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// Pod condition (and readiness gate) whose message lists, as JSON
 /// `[{userAgent, key}]`, what holds the pod not ready; False while it is not empty.
 pub const KRUISE_POD_READY: &str = "KruisePodReady";
+
+/// Pod annotation (an int32 in decimal) that makes a pod cheaper or dearer to delete
+/// when a workload scales in: lower cost goes first.
+pub const POD_DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
