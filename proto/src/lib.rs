@@ -14,7 +14,6 @@ pub mod hash;
 pub mod image;
 pub mod intstr;
 pub mod keys;
-/// The orders in which OpenKruise's workloads pick pods to delete and to update.
 pub mod pod_order;
 pub mod process;
 pub mod revision;

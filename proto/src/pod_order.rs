@@ -4,14 +4,14 @@
 //! # Scale-in ([`sort_for_deletion`])
 //!
 //! CloneSet does not use Kubernetes' `ActivePodsWithRanks` but its own copy in
-//! `pkg/controller/cloneset/utils/pod_sorter.go`. It differs from Kubernetes' in three
-//! ways, all reproduced here: it puts unavailable pods (by a predicate the caller
-//! passes; CloneSet's is "lifecycle state empty or Normal, Running, Ready for
-//! minReadySeconds, InPlaceUpdateReady not False") before unavailable-but-equal ones;
-//! its rank is the *same-node rank* described at [`sort_for_deletion`]; and it never
-//! uses `now` (no logarithmic scale-down buckets; ready and creation times are
-//! compared exactly). Time enters only through the availability predicate, see
-//! [`pod_available`].
+//! `pkg/controller/cloneset/utils/pod_sorter.go`, which differs in three ways, all
+//! reproduced here: it compares availability (a predicate the caller passes;
+//! CloneSet's is "lifecycle state empty or Normal, Running, Ready for
+//! minReadySeconds, InPlaceUpdateReady not False") before readiness; its rank is the
+//! *same-node rank* described at [`sort_for_deletion`], not the count of colocated
+//! pods; and it has no `now` (no logarithmic scale-down buckets: ready and creation
+//! times are compared exactly). Time enters only through the availability
+//! predicate, see [`pod_available`].
 //!
 //! # Rolling update ([`sort_for_update`])
 //!
@@ -37,10 +37,11 @@
 //!    two non-matching candidates nothing moves. Otherwise the last matching
 //!    candidate is set aside for the very end; the rest are laid out as
 //!    `[leading non-matching] ([m matching] [u non-matching]) × groups [leftovers]`,
-//!    where group sizes come from the density of matches among *all* pods of the
-//!    workload when that is lower than among the candidates, else among the
-//!    candidates (`calculateGroupByDensity`, with Go's float32 ratio comparison and
-//!    round-half-away-from-zero group sizes).
+//!    where `m` and `u` are the candidates' own proportions, or, when matching pods
+//!    are denser among *all* pods of the workload than among the candidates, all
+//!    pods' proportions, with the non-matching candidates they leave over leading
+//!    (`calculateGroupByDensity`: Go's float32 ratio comparison, group sizes rounded
+//!    half away from zero).
 //!
 //! CloneSet then moves PreparingUpdate pods to the front (a stable partition); that
 //! step is CloneSet's own and left to its controller.
@@ -477,20 +478,23 @@ struct ScatterGroup {
 }
 
 /// `newScatterGroup`: as many groups as the smaller side; sizes rounded half away
-/// from zero. Both sides are at least 1 where it is called.
+/// from zero. Both sides are at least 1 where it is called (`max(1)` only keeps a
+/// misuse from dividing by zero).
 fn scatter_group(matched: usize, unmatched: usize) -> ScatterGroup {
-    let groups = matched.min(unmatched).max(1);
+    let groups = matched.min(unmatched);
+    let per = groups.max(1) as f64;
     ScatterGroup {
-        groups: matched.min(unmatched),
-        matched_size: (matched as f64 / groups as f64).round() as usize,
-        unmatched_size: (unmatched as f64 / groups as f64).round() as usize,
+        groups,
+        matched_size: (matched as f64 / per).round() as usize,
+        unmatched_size: (unmatched as f64 / per).round() as usize,
         unmatched_remainder: 0,
     }
 }
 
-/// `calculateGroupByDensity`: the candidates' own grouping, unless matches are
-/// denser among the candidates than among all pods; then all pods' group sizes,
-/// as many groups as the candidates fill, leftover non-matching pods leading.
+/// `calculateGroupByDensity`: the candidates' own grouping, unless matching pods
+/// are denser among all pods than among the candidates (fewer non-matching per
+/// matching one); then all pods' group sizes, as many groups as the candidates fill,
+/// with the non-matching candidates left over leading.
 fn group_by_density(
     total_matched: usize,
     total_unmatched: usize,

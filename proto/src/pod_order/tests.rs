@@ -282,13 +282,15 @@ fn crowded_nodes_go_first_and_rank_beats_ready_time() {
 
 #[test]
 fn the_node_order_decides_the_rank() {
-    // On n1, z is newer than y, so z ranks 1 and y 0; x is alone on n2.
+    // On n1, q is newer than p, so q goes first on its node and ranks 1, p 0; a is
+    // alone on n2 and the newest of all. By name alone n1 would rank p first
+    // (p, a, q); without ranks newest-first gives a, q, p.
     let pods = [
-        pod("x").node("n2").created(t(0)).0,
-        pod("y").node("n1").created(t(0)).0,
-        pod("z").node("n1").created(t(50)).0,
+        pod("a").node("n2").created(t(100)).0,
+        pod("p").node("n1").created(t(0)).0,
+        pod("q").node("n1").created(t(50)).0,
     ];
-    assert_eq!(deleted_in_order(&pods, always), ["z", "x", "y"]);
+    assert_eq!(deleted_in_order(&pods, always), ["q", "a", "p"]);
 }
 
 #[test]
