@@ -60,5 +60,6 @@ pub const LIFECYCLE_TIMESTAMP: &str = "lifecycle.apps.kruise.io/timestamp";
 pub const CONTROLLER_REVISION_HASH: &str = "controller-revision-hash";
 /// A CloneSet pod's revision short hash.
 pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
-/// The cost of deleting a pod on scale-in (annotation, an integer; lower goes first).
+/// Pod annotation (an int32 in decimal) that makes a pod cheaper or dearer to delete
+/// when a workload scales in: lower cost goes first.
 pub const POD_DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
