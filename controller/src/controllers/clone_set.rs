@@ -46,7 +46,7 @@ use stevedore_proto::{
     crd::clone_set::{CloneSet, CloneSetUpdateStrategyType},
     inplace::{self, Eligibility, Progress},
     intstr::{self, Percent, Rounding},
-    keys,
+    keys, pod_order,
 };
 use tracing::{debug, info, instrument, warn};
 
@@ -205,52 +205,26 @@ fn is_active(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_none() && !matches!(phase, Some("Succeeded" | "Failed"))
 }
 
-/// Deletion order: what goes first on scale-in (Kubernetes' `ActivePods`, the parts
-/// that matter here: unscheduled, not running, not ready, lower deletion cost, more
-/// pods on the node, more restarts, newer).
-fn deletion_order(active: &[&Pod]) -> Vec<String> {
-    let mut per_node: HashMap<&str, usize> = HashMap::new();
-    for p in active {
-        if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
-            *per_node.entry(n).or_default() += 1;
-        }
-    }
+/// Scale-in order (OpenKruise's CloneSet pod sorter): the first goes first.
+fn deletion_order(active: &[&Pod], min_ready: i32, now: Timestamp) -> Vec<String> {
     let mut v: Vec<&Pod> = active.to_vec();
-    let key = |p: &Pod| {
-        let node = p.spec.as_ref().and_then(|s| s.node_name.as_deref());
-        let phase = match p.status.as_ref().and_then(|s| s.phase.as_deref()) {
-            Some("Pending") | None => 0,
-            Some("Running") => 2,
-            _ => 1,
-        };
-        let cost: i64 =
-            p.annotations().get(keys::POD_DELETION_COST).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let restarts: i32 = p
-            .status
-            .iter()
-            .flat_map(|s| s.container_statuses.iter().flatten())
-            .map(|c| c.restart_count)
-            .sum();
-        let created = p.metadata.creation_timestamp.as_ref().map(|t| t.0).unwrap_or(Timestamp::UNIX_EPOCH);
-        (
-            node.is_some(),
-            phase,
-            pods::is_ready(p),
-            cost,
-            std::cmp::Reverse(node.map_or(0, |n| per_node.get(n).copied().unwrap_or(0))),
-            std::cmp::Reverse(restarts),
-            std::cmp::Reverse(created),
-            p.name_any(),
-        )
-    };
-    v.sort_by_cached_key(|p| key(p));
+    pod_order::sort_for_deletion(&mut v, |p| pods::available(p, min_ready, now).0);
     v.into_iter().map(ResourceExt::name_any).collect()
 }
 
-/// Update order: not-ready pods first, then by name (stable).
-fn update_order(active: &[&Pod]) -> Vec<String> {
+/// Update order: `ActivePods`, then the priority and scatter strategies, pods
+/// waiting in PreparingUpdate first.
+fn update_order(cs: &CloneSet, active: &[&Pod]) -> Vec<String> {
+    let u = cs.spec.update_strategy.as_ref();
     let mut v: Vec<&Pod> = active.to_vec();
-    v.sort_by_cached_key(|p| (pods::is_ready(p), p.name_any()));
+    pod_order::sort_active(&mut v);
+    pod_order::sort_for_update(
+        &mut v,
+        active,
+        u.and_then(|u| u.priority_strategy.as_ref()),
+        u.and_then(|u| u.scatter_strategy.as_deref()),
+    );
+    v.sort_by_key(|p| pods::lifecycle_state(p) != state::PREPARING_UPDATE);
     v.into_iter().map(ResourceExt::name_any).collect()
 }
 
@@ -398,7 +372,8 @@ pub async fn reconcile(cs: Arc<CloneSet>, ctx: Arc<Ctx>) -> Result<Action, Error
         })
         .collect();
     let limits = limits(&cs)?;
-    let plan = plan::plan(&limits, &infos, &deletion_order(&active), &update_order(&active));
+    let plan =
+        plan::plan(&limits, &infos, &deletion_order(&active, min_ready, now), &update_order(&cs, &active));
     let mut failed_update = None;
     if !plan.is_empty() {
         debug!(?plan, "plan");

@@ -15,7 +15,7 @@ use k8s_openapi::{
 use kube::{ResourceExt, api::ObjectMeta};
 use stevedore_proto::{
     crd::{clone_set::CloneSet, common::LifecycleHook},
-    inplace, keys, revision,
+    inplace, keys, pod_order, revision,
 };
 
 use super::revisions::owner;
@@ -174,9 +174,13 @@ pub fn available(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> (bool, Op
     if !(state.is_empty() || state == state::NORMAL) || !running || !inplace::is_in_place_ready(pod) {
         return (false, None);
     }
+    if pod_order::pod_available(pod, min_ready_seconds, now) {
+        return (true, None);
+    }
+    // ready but not yet for long enough: available a second after minReadySeconds
     let Some(since) = ready_since(pod) else { return (false, None) };
-    let at = since + SignedDuration::from_secs(i64::from(min_ready_seconds.max(0)));
-    if now >= at { (true, None) } else { (false, Some(now.duration_until(at).unsigned_abs())) }
+    let at = since + SignedDuration::from_secs(i64::from(min_ready_seconds.max(0)) + 1);
+    (false, (now < at).then(|| now.duration_until(at).unsigned_abs()))
 }
 
 /// Whether the pod is Ready.

@@ -76,21 +76,9 @@ pub fn workload_selector(field: &str, sel: &LabelSelector, kind: &str, errors: &
 }
 
 /// Whether `sel` selects an object with `labels` (as Kubernetes matches: a `NotIn`
-/// or `DoesNotExist` on a missing key matches).
+/// or `DoesNotExist` on a missing key matches; an unknown operator matches nothing).
 pub fn selector_matches(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let by_labels = sel.match_labels.iter().flatten().all(|(k, v)| labels.get(k) == Some(v));
-    let by_exprs = sel.match_expressions.iter().flatten().all(|req| {
-        let values = req.values.as_deref().unwrap_or_default();
-        let has = labels.get(&req.key);
-        match req.operator.as_str() {
-            "In" => has.is_some_and(|v| values.contains(v)),
-            "NotIn" => has.is_none_or(|v| !values.contains(v)),
-            "Exists" => has.is_some(),
-            "DoesNotExist" => has.is_none(),
-            _ => false,
-        }
-    });
-    by_labels && by_exprs
+    stevedore_proto::pod_order::label_selector_matches(sel, labels).unwrap_or(false)
 }
 
 /// A non-empty `sel` selects the labels of the template at `template_field`.
