@@ -772,10 +772,16 @@ async fn parallelism_one_pulls_on_one_node_at_a_time() -> anyhow::Result<()> {
                 pulling += 1;
             }
         }
+        let tags: Vec<_> = list
+            .items
+            .iter()
+            .map(|ni| {
+                (ni.name_any(), tag_owners(ni, image).is_some(), tag_status(ni, image).map(|s| s.phase))
+            })
+            .collect();
         anyhow::ensure!(
             listed <= 1 && pulling <= 1,
-            "{listed} nodes listed, {pulling} pulling: {:?}",
-            list.items
+            "{listed} nodes listed, {pulling} pulling (node, listed, phase): {tags:?}"
         );
         most = (most.0.max(listed), most.1.max(pulling));
         Ok(jobs.get("one-by-one").await?.status.filter(|s| s.completion_time.is_some()))
