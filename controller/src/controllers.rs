@@ -1,6 +1,6 @@
 //! The workload controllers the leader runs, on the machinery in [`crate::runtime`].
-//! Watches are shared: one of every Node and one of every NodeImage feed every
-//! controller that needs them.
+//! Watches are shared: one of every Node, one of every NodeImage and one of every
+//! ImagePullJob feed every controller that needs them.
 
 pub mod clone_set;
 pub mod container_recreate_request;
@@ -68,9 +68,18 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
     let (Some(node_for_creator), Some(node_for_keeper)) = node_subs else { return };
     let (Some(ni_for_jobs), Some(ni_for_keeper)) = ni_subs else { return };
 
-    let jobs_controller =
-        Controller::new(Api::<ImagePullJob>::all(client.clone()), watcher::Config::default());
-    let jobs = jobs_controller.store();
+    // One watch of ImagePullJobs: it drives their controller and, as owned children,
+    // their ImageListPullJobs' (whose expectations read its store).
+    let (jobs, jobs_writer) = reflector::store_shared::<ImagePullJob>(1024);
+    let jobs_subs = (jobs_writer.subscribe(), jobs_writer.subscribe());
+    let jobs_watch = reflector::reflector(
+        jobs_writer,
+        watcher(Api::<ImagePullJob>::all(client.clone()), watcher::Config::default()),
+    )
+    .default_backoff()
+    .for_each(|_| async {});
+    let (Some(jobs_for_jobs), Some(jobs_for_lists)) = jobs_subs else { return };
+    let jobs_controller = Controller::for_shared_stream(jobs_for_jobs, jobs.clone());
     let jobs_store = jobs.clone();
     let jobs_controller = jobs_controller.watches_shared_stream(ni_for_jobs, move |ni: Arc<NodeImage>| {
         // The jobs owning its tags, and every running job (a new or relabelled node
@@ -105,8 +114,9 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
         client: client.clone(),
         nodes: nodes.clone(),
         node_images: node_images.clone(),
-        jobs,
+        jobs: jobs.clone(),
     });
+    let jobs_store_for_lists = jobs;
     let creator = Controller::for_shared_stream(node_for_creator, nodes.clone());
     let keeper = Controller::for_shared_stream(ni_for_keeper, node_images.clone())
         .watches_shared_stream(node_for_keeper, |n: Arc<Node>| {
@@ -114,10 +124,11 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
         });
 
     let lists = Controller::new(Api::<ImageListPullJob>::all(client.clone()), watcher::Config::default())
-        .owns(Api::<ImagePullJob>::all(client.clone()), watcher::Config::default());
+        .owns_shared_stream(jobs_for_lists);
     let list_ctx = Arc::new(image_list_pull_job::Ctx {
         client: client.clone(),
         events: events.clone(),
+        children: jobs_store_for_lists,
         expectations: Expectations::default(),
     });
     // Every pod, watched once for the CloneSet controller.
@@ -155,6 +166,12 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
             }
         },
         runtime::drive("cloneset", sets, rs, clone_set::reconcile, set_ctx, stop.clone()),
+        async {
+            tokio::select! {
+                () = jobs_watch => {}
+                () = stop.cancelled() => {}
+            }
+        },
         runtime::drive("imagepulljob", jobs_controller, rs, image_pull_job::reconcile, job_ctx, stop.clone()),
         runtime::drive(
             "nodeimage-creator",

@@ -121,32 +121,45 @@ impl Control for ControlService {
         if req.image.as_ref().is_none_or(|i| i.image.is_empty()) {
             return Err(Status::invalid_argument("cri_request.image.image: must name an image"));
         }
-        let ticket = self.pulls.join(&self.proxy, Key::of(&req), Origin::Control(Box::new(req)));
+        let runtime = Arc::new(self.proxy.clone());
+        let mut ticket = self.pulls.join(runtime, Key::of(&req), Origin::Control(Box::new(req)));
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(async move {
-            let joined = ticket.joined();
-            let mut progress = ticket.progress();
-            let mut last = *progress.borrow_and_update();
-            if tx.send(Ok(message(last, joined))).await.is_err() {
-                return;
-            }
-            let outcome = ticket.outcome();
-            tokio::pin!(outcome);
+            let mut last: Progress;
+            // the flight joined, then (once, if that one failed) the caller's own
             let outcome = loop {
-                tokio::select! {
-                    outcome = &mut outcome => break outcome,
-                    changed = progress.changed() => {
-                        if changed.is_err() {
-                            continue;
-                        }
-                        last = *progress.borrow_and_update();
-                        if tx.send(Ok(message(last, joined))).await.is_err() {
-                            return;
+                let joined = ticket.joined();
+                let mut progress = ticket.progress();
+                last = *progress.borrow_and_update();
+                if tx.send(Ok(message(last, joined))).await.is_err() {
+                    return;
+                }
+                let outcome = {
+                    let mut watching = true;
+                    let outcome = ticket.flight_outcome();
+                    tokio::pin!(outcome);
+                    loop {
+                        tokio::select! {
+                            outcome = &mut outcome => break outcome,
+                            changed = progress.changed(), if watching => {
+                                if changed.is_err() {
+                                    watching = false;
+                                    continue;
+                                }
+                                last = *progress.borrow_and_update();
+                                if tx.send(Ok(message(last, joined))).await.is_err() {
+                                    return;
+                                }
+                            }
+                            () = tx.closed() => return,
                         }
                     }
-                    () = tx.closed() => return,
+                };
+                if !ticket.retry(&outcome) {
+                    break outcome;
                 }
             };
+            let joined = ticket.joined();
             let last_message = match outcome {
                 Outcome::Answer(answer) => answer.image_ref().map(|image_ref| PullImageProgress {
                     bytes_done: last.bytes_total.max(last.bytes_done),

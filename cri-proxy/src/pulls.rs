@@ -9,12 +9,21 @@
 //! is dropped, as a pull nobody waits for is cancelled when called directly. A flight
 //! that has finished is never joined: a later caller starts its own pull and never
 //! inherits an earlier error.
+//!
+//! A caller that joined a flight which then fails does not take that failure as its
+//! own (it may be a registry's passing error, or another caller's request): it keeps
+//! its own request and runs it once, on a flight of its own or joined with the other
+//! callers retrying the same key, and gets the answer to that. The retry is never
+//! retried: a caller makes at most two flights' worth of waiting, the first caller
+//! (whose request the failed flight was) gets the runtime's answer at once.
 
 pub mod handler;
 pub mod progress;
 
 use std::{
     collections::HashMap,
+    future::Future,
+    pin::Pin,
     sync::{Arc, Mutex},
 };
 
@@ -24,7 +33,7 @@ use http_body_util::{BodyExt, Either, Full, Limited};
 use stevedore_proto::cri::{PullImageRequest, PullImageResponse};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info_span};
+use tracing::{Instrument, debug, info, info_span};
 
 use crate::{body::ResponseBody, grpc, metrics::Metrics, proxy::Proxy, typed::MAX_MESSAGE};
 
@@ -77,6 +86,27 @@ pub enum Outcome {
     Answer(Box<Answer>),
     /// The runtime could not be reached, or the answer could not be read.
     Failed(tonic::Status),
+}
+
+impl Outcome {
+    /// Whether the image was pulled (the runtime answered with status OK).
+    pub fn succeeded(&self) -> bool {
+        matches!(self, Self::Answer(answer) if answer.code() == tonic::Code::Ok)
+    }
+}
+
+/// Where a flight's pull goes: the runtime behind the proxy ([`Proxy`]), or a fake in
+/// tests.
+pub trait PullRuntime: std::fmt::Debug + Send + Sync + 'static {
+    /// Sends the pull made from `origin` with no deadline of its own and reads the
+    /// whole answer.
+    fn pull(&self, origin: Origin) -> Pin<Box<dyn Future<Output = Outcome> + Send + '_>>;
+}
+
+impl PullRuntime for Proxy {
+    fn pull(&self, origin: Origin) -> Pin<Box<dyn Future<Output = Outcome> + Send + '_>> {
+        Box::pin(pull(self, origin))
+    }
 }
 
 /// The runtime's answer to a pull, kept whole so every caller gets it.
@@ -155,6 +185,8 @@ pub struct Ticket {
     pulls: Arc<Pulls>,
     flight: Arc<Flight>,
     joined: bool,
+    /// A joined caller's own request, run once if the flight it joined fails.
+    own: Option<(Arc<dyn PullRuntime>, Origin)>,
 }
 
 /// How the flight's request is made: the first CRI caller's own call (its metadata and
@@ -179,15 +211,29 @@ impl Pulls {
         self.flights.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Joins the flight for `key`, or starts one from `origin` through `proxy`.
-    pub fn join(self: &Arc<Self>, proxy: &Proxy, key: Key, origin: Origin) -> Ticket {
+    /// Joins the flight for `key`, or starts one from `origin` through `runtime`. A
+    /// ticket that joined keeps `origin`, to run it itself should the flight fail.
+    pub fn join(self: &Arc<Self>, runtime: Arc<dyn PullRuntime>, key: Key, origin: Origin) -> Ticket {
+        self.enter(runtime, key, origin, true)
+    }
+
+    /// [`Pulls::join`], keeping a joining caller's `origin` for one retry only when
+    /// `may_retry`.
+    fn enter(
+        self: &Arc<Self>,
+        runtime: Arc<dyn PullRuntime>,
+        key: Key,
+        origin: Origin,
+        may_retry: bool,
+    ) -> Ticket {
         use std::sync::atomic::Ordering::Relaxed;
         let mut flights = self.lock();
         if let Some(flight) = flights.get(&key) {
             flight.waiters.fetch_add(1, Relaxed);
             self.metrics.pull(true);
             debug!(image = %key.image, "joined a pull under way");
-            return Ticket { pulls: self.clone(), flight: flight.clone(), joined: true };
+            let own = may_retry.then_some((runtime, origin));
+            return Ticket { pulls: self.clone(), flight: flight.clone(), joined: true, own };
         }
         let (outcome_tx, outcome) = watch::channel(None);
         let flight = Arc::new(Flight {
@@ -201,9 +247,9 @@ impl Pulls {
         flights.insert(key.clone(), flight.clone());
         drop(flights);
         self.metrics.pull(false);
-        let task = run_flight(self.clone(), proxy.clone(), flight.clone(), origin, outcome_tx);
+        let task = run_flight(self.clone(), runtime, flight.clone(), origin, outcome_tx);
         tokio::spawn(task.instrument(info_span!("pull", image = %key.image)));
-        Ticket { pulls: self.clone(), flight, joined: false }
+        Ticket { pulls: self.clone(), flight, joined: false, own: None }
     }
 
     fn leave(&self, flight: &Arc<Flight>) {
@@ -236,8 +282,36 @@ impl Ticket {
         self.joined
     }
 
-    /// How the flight ended.
-    pub async fn outcome(&self) -> Outcome {
+    /// The caller's answer: how the flight ended, or, when the flight this ticket
+    /// joined failed, how the caller's own pull ended (see [`Ticket::retry`]).
+    pub async fn outcome(&mut self) -> Outcome {
+        let first = self.flight_outcome().await;
+        if !self.retry(&first) {
+            return first;
+        }
+        self.flight_outcome().await
+    }
+
+    /// When `outcome` (the current flight's) is a failure and this ticket joined
+    /// someone else's flight, moves the ticket onto a flight of the caller's own
+    /// request (started now, or joined with other callers retrying the same key) and
+    /// says so. Once per ticket: a retried ticket is never retried again.
+    pub fn retry(&mut self, outcome: &Outcome) -> bool {
+        if outcome.succeeded() {
+            return false;
+        }
+        let Some((runtime, origin)) = self.own.take() else {
+            return false;
+        };
+        info!(image = %self.flight.key.image, "the pull this caller joined failed; running the caller's own");
+        let next = self.pulls.enter(runtime, self.flight.key.clone(), origin, false);
+        // dropping the old ticket leaves the failed flight
+        *self = next;
+        true
+    }
+
+    /// How the flight this ticket is on now ended.
+    pub async fn flight_outcome(&self) -> Outcome {
         let mut rx = self.flight.outcome.clone();
         match rx.wait_for(Option::is_some).await {
             Ok(o) => o
@@ -280,12 +354,12 @@ impl Drop for Ticket {
 
 async fn run_flight(
     pulls: Arc<Pulls>,
-    proxy: Proxy,
+    runtime: Arc<dyn PullRuntime>,
     flight: Arc<Flight>,
     origin: Origin,
     tx: watch::Sender<Option<Outcome>>,
 ) {
-    let pull = pull(&proxy, origin);
+    let pull = runtime.pull(origin);
     let outcome = tokio::select! {
         outcome = pull => outcome,
         () = flight.cancel.cancelled() => return,
@@ -330,4 +404,164 @@ async fn pull(proxy: &Proxy, origin: Origin) -> Outcome {
         data: collected.to_bytes(),
         trailers,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::VecDeque, sync::atomic::AtomicUsize, time::Duration};
+
+    use stevedore_proto::cri::ImageSpec;
+
+    use super::*;
+
+    /// A runtime whose pulls each take `delay` and answer from `script` in turn (OK
+    /// once the script is used up), counting the pulls it was sent.
+    #[derive(Debug)]
+    struct FakeRuntime {
+        delay: Duration,
+        script: Mutex<VecDeque<tonic::Code>>,
+        pulls: AtomicUsize,
+    }
+
+    impl FakeRuntime {
+        fn new(script: impl IntoIterator<Item = tonic::Code>) -> Arc<Self> {
+            Arc::new(Self {
+                delay: Duration::from_secs(1),
+                script: Mutex::new(script.into_iter().collect()),
+                pulls: AtomicUsize::new(0),
+            })
+        }
+
+        fn pulls(&self) -> usize {
+            self.pulls.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    impl PullRuntime for FakeRuntime {
+        fn pull(&self, origin: Origin) -> Pin<Box<dyn Future<Output = Outcome> + Send + '_>> {
+            self.pulls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let Origin::Control(req) = origin else { panic!("the tests pull through the control API") };
+            let image = req.image.unwrap_or_default().image;
+            let code = self.script.lock().unwrap().pop_front().unwrap_or(tonic::Code::Ok);
+            Box::pin(async move {
+                tokio::time::sleep(self.delay).await;
+                match code {
+                    tonic::Code::Ok => {
+                        let mut headers = HeaderMap::new();
+                        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+                        let mut trailers = HeaderMap::new();
+                        trailers.insert(grpc::STATUS_HEADER, HeaderValue::from_static("0"));
+                        let data =
+                            grpc::encode_frame(&PullImageResponse { image_ref: format!("id-of:{image}") });
+                        Outcome::Answer(Box::new(Answer { status: StatusCode::OK, headers, data, trailers }))
+                    }
+                    tonic::Code::Unavailable => {
+                        Outcome::Failed(tonic::Status::unavailable("the runtime went away"))
+                    }
+                    code => {
+                        // a trailers-only answer, as containerd gives for a failed pull
+                        let mut headers = HeaderMap::new();
+                        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+                        headers.insert(grpc::STATUS_HEADER, HeaderValue::from(code as i32));
+                        headers.insert("grpc-message", HeaderValue::from_static("registry hiccup"));
+                        Outcome::Answer(Box::new(Answer {
+                            status: StatusCode::OK,
+                            headers,
+                            data: Bytes::new(),
+                            trailers: HeaderMap::new(),
+                        }))
+                    }
+                }
+            })
+        }
+    }
+
+    fn request(image: &str) -> (Key, Origin) {
+        let req = PullImageRequest {
+            image: Some(ImageSpec { image: image.to_owned(), ..Default::default() }),
+            ..Default::default()
+        };
+        (Key::of(&req), Origin::Control(Box::new(req)))
+    }
+
+    fn join(pulls: &Arc<Pulls>, runtime: &Arc<FakeRuntime>, image: &str) -> Ticket {
+        let (key, origin) = request(image);
+        pulls.join(runtime.clone(), key, origin)
+    }
+
+    fn code(outcome: &Outcome) -> tonic::Code {
+        match outcome {
+            Outcome::Answer(answer) => answer.code(),
+            Outcome::Failed(status) => status.code(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn callers_that_joined_a_failed_pull_run_their_own_once_together() {
+        let metrics = Arc::new(Metrics::default());
+        let pulls = Arc::new(Pulls::new(None, metrics.clone()));
+        let runtime = FakeRuntime::new([tonic::Code::Internal]);
+        let mut first = join(&pulls, &runtime, "registry.test/app:1");
+        let mut second = join(&pulls, &runtime, "registry.test/app:1");
+        let mut third = join(&pulls, &runtime, "registry.test/app:1");
+        assert!(!first.joined() && second.joined() && third.joined());
+        let started = tokio::time::Instant::now();
+        let (first, second, third) = tokio::join!(first.outcome(), second.outcome(), third.outcome());
+        // the first caller's own request failed: that answer is its own
+        assert_eq!(code(&first), tonic::Code::Internal);
+        // the others ran their own request once, on one flight between them
+        for outcome in [&second, &third] {
+            let Outcome::Answer(answer) = outcome else { panic!("{outcome:?}") };
+            assert_eq!(answer.image_ref().unwrap(), "id-of:registry.test/app:1");
+        }
+        assert_eq!(runtime.pulls(), 2);
+        assert_eq!(metrics.pulls(), (2, 3), "two pulls started; two joined the first, one the retry");
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+        assert!(pulls.lock().is_empty(), "no flight is left behind");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_is_never_retried() {
+        let pulls = Arc::new(Pulls::new(None, Arc::new(Metrics::default())));
+        let runtime =
+            FakeRuntime::new([tonic::Code::Unavailable, tonic::Code::NotFound, tonic::Code::Internal]);
+        let mut first = join(&pulls, &runtime, "registry.test/app:2");
+        let mut second = join(&pulls, &runtime, "registry.test/app:2");
+        let (first, second) = tokio::join!(first.outcome(), second.outcome());
+        assert_eq!(code(&first), tonic::Code::Unavailable);
+        // the joined caller gets its own pull's failure, not the first caller's
+        assert_eq!(code(&second), tonic::Code::NotFound);
+        assert_eq!(runtime.pulls(), 2);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(runtime.pulls(), 2, "nothing pulls again behind the callers' backs");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_successful_pull_answers_everyone_with_one_pull() {
+        let pulls = Arc::new(Pulls::new(None, Arc::new(Metrics::default())));
+        let runtime = FakeRuntime::new([]);
+        let mut tickets: Vec<_> = (0..4).map(|_| join(&pulls, &runtime, "registry.test/app:3")).collect();
+        for ticket in &mut tickets {
+            assert!(ticket.outcome().await.succeeded());
+        }
+        assert_eq!(runtime.pulls(), 1);
+        // a pull that has ended is not joined: a later caller pulls afresh
+        assert!(join(&pulls, &runtime, "registry.test/app:3").outcome().await.succeeded());
+        assert_eq!(runtime.pulls(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retrying_caller_that_leaves_cancels_only_its_own_pull() {
+        let pulls = Arc::new(Pulls::new(None, Arc::new(Metrics::default())));
+        let runtime = FakeRuntime::new([tonic::Code::Internal]);
+        let mut first = join(&pulls, &runtime, "registry.test/app:4");
+        let mut second = join(&pulls, &runtime, "registry.test/app:4");
+        assert_eq!(code(&first.outcome().await), tonic::Code::Internal);
+        let waited = tokio::time::timeout(Duration::from_millis(500), second.outcome()).await;
+        assert!(waited.is_err(), "the retry takes a second pull's time");
+        assert_eq!(runtime.pulls(), 2);
+        drop(second);
+        tokio::task::yield_now().await;
+        assert!(pulls.lock().is_empty(), "the retry nobody waits for is cancelled");
+    }
 }

@@ -500,6 +500,22 @@ async fn a_callers_deadline_ends_only_its_own_wait_and_errors_are_not_inherited(
     let again = images(&ch).pull_image(pull_request("registry.test/app:3", "")).await.unwrap();
     assert_eq!(again.get_ref().image_ref, "fake-id-of:registry.test/app:3");
     assert_eq!(pulls_seen(&bed.fake), 3);
+
+    // a caller that joined a pull which fails runs its own instead of taking the
+    // failure: one of the two gets the runtime's error, the other the image
+    bed.fake.fail_next(tonic::Status::new(Code::Unavailable, "registry.test/app:4: registry hiccup"));
+    let (mut first, mut second) = (images(&ch), images(&ch));
+    let (a, b) = tokio::join!(
+        first.pull_image(pull_request("registry.test/app:4", "")),
+        second.pull_image(pull_request("registry.test/app:4", ""))
+    );
+    let (failed, pulled) = match (a, b) {
+        (Err(failed), Ok(pulled)) | (Ok(pulled), Err(failed)) => (failed, pulled),
+        other => panic!("expected one failure and one image: {other:?}"),
+    };
+    assert_eq!(failed.code(), Code::Unavailable);
+    assert_eq!(pulled.get_ref().image_ref, "fake-id-of:registry.test/app:4");
+    assert_eq!(pulls_seen(&bed.fake), 5);
 }
 
 #[tokio::test]

@@ -6,6 +6,9 @@
 //! right secret, copied into the agents' namespace, pulls); an agent killed mid-pull
 //! picks the pull up again; a spec edit and a node added later reach the nodes; a
 //! node deleted mid-job takes its NodeImage along; a finished job goes after its TTL.
+//! An ImageListPullJob makes one ImagePullJob per image and follows edits of its
+//! list; `parallelism: 1` keeps one node pulling at a time; `podSelector` targets the
+//! nodes of the matching pods only.
 
 use std::{
     collections::BTreeMap,
@@ -14,7 +17,7 @@ use std::{
 };
 
 use k8s_openapi::{
-    api::core::v1::{Node, Secret},
+    api::core::v1::{Node, Pod, Secret},
     jiff::Timestamp,
 };
 use kube::{
@@ -22,14 +25,19 @@ use kube::{
     api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
-use stevedore_proto::crd::{
-    image_pull_job::{ImagePullJobStatus, v1beta1::ImagePullJob},
-    node_image::{ImagePullPhase, ImageTagStatus, v1beta1::NodeImage},
+use stevedore_proto::{
+    crd::{
+        image_list_pull_job::{ImageListPullJobStatus, v1beta1::ImageListPullJob},
+        image_pull_job::{ImagePullJobStatus, v1beta1::ImagePullJob},
+        node_image::{ImagePullPhase, ImageTagStatus, v1beta1::NodeImage},
+    },
+    cri::{ImageSpec, ImageStatusRequest},
 };
 use stevedore_tests::{
     agent_process::{AgentOptions, AgentProcess},
     apiserver::{ADMIN_TOKEN, ApiServer, Options},
     controller_process::{ControllerProcess, free_addr, install},
+    cri,
     proxy_process::ProxyProcess,
     registry_front::{RegistryFront, Settings},
     testbed::TestBed,
@@ -601,5 +609,236 @@ async fn a_never_job_follows_selector_edits_and_new_nodes() -> anyhow::Result<()
     assert!(st.image_id.is_some(), "{st:?}");
     never_job_at(&env, "follow", (2, 2)).await?;
     assert_eq!(tag_owners(&node_images.get("node-a").await?, &image), None, "node-a stays untargeted");
+    Ok(())
+}
+
+/// The label the ImageListPullJob controller puts on its children.
+const LIST_LABEL: &str = "imagelistpulljobs.kruise.io/name";
+
+impl Env {
+    fn list_jobs(&self) -> Api<ImageListPullJob> {
+        Api::namespaced(self.client.clone(), NS)
+    }
+
+    async fn create_list_job(&self, name: &str, spec: Value) -> anyhow::Result<ImageListPullJob> {
+        let job: ImageListPullJob = serde_json::from_value(json!({
+            "apiVersion": "apps.kruise.io/v1beta1",
+            "kind": "ImageListPullJob",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": spec,
+        }))?;
+        Ok(self.list_jobs().create(&PostParams::default(), &job).await?)
+    }
+
+    /// The ImagePullJobs `list` owns (by label and owner uid), by image.
+    async fn children(&self, list: &ImageListPullJob) -> anyhow::Result<BTreeMap<String, ImagePullJob>> {
+        let name = list.name_any();
+        let all = self
+            .jobs()
+            .list(&kube::api::ListParams::default().labels(&format!("{LIST_LABEL}={name}")))
+            .await?;
+        Ok(all
+            .items
+            .into_iter()
+            .filter(|c| {
+                c.owner_references()
+                    .iter()
+                    .any(|o| Some(&o.uid) == list.uid().as_ref() && o.kind == "ImageListPullJob")
+            })
+            .map(|c| (c.spec.image.clone(), c))
+            .collect())
+    }
+
+    /// Whether the bed's containerd has `image`.
+    async fn has_image(&self, image: &str) -> anyhow::Result<bool> {
+        let mut images = cri::image_client(cri::connect(self.bed.containerd_socket()).await?);
+        let spec = ImageSpec { image: image.to_owned(), ..Default::default() };
+        let answer = images.image_status(ImageStatusRequest { image: Some(spec), verbose: false }).await?;
+        Ok(answer.into_inner().image.is_some())
+    }
+}
+
+/// An ImageListPullJob with two images makes two ImagePullJobs it owns and completes
+/// with both images on both nodes; a running (`Never`) list job edited to drop an image
+/// deletes that image's ImagePullJob and keeps the other one as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_list_pull_job_owns_a_job_per_image_and_follows_list_edits() -> anyhow::Result<()> {
+    let env = Env::start(&[("node-a", "x"), ("node-b", "x")]).await?;
+    let (v1, v2) = (env.bed.image("app:v1"), env.bed.image("app:v2"));
+    let list = env
+        .create_list_job(
+            "warm-list",
+            json!({"images": [v1, v2], "parallelism": 2, "completionPolicy": {"type": "Always"}}),
+        )
+        .await?;
+    let lists = env.list_jobs();
+    let status: ImageListPullJobStatus = until("the list job completes", JOB_TIMEOUT, async || {
+        let s = lists.get("warm-list").await?.status;
+        Ok(s.filter(|s| s.completion_time.is_some()))
+    })
+    .await
+    .map_err(|e| e.context(env.logs()))?;
+    assert_eq!(
+        (status.desired, status.completed, status.succeeded, status.active),
+        (2, Some(2), Some(2), Some(0)),
+        "{status:?}"
+    );
+    assert!(status.failed_image_statuses.is_none(), "{status:?}");
+    let children = env.children(&list).await?;
+    assert_eq!(children.keys().collect::<Vec<_>>(), [&v1, &v2], "one child per image");
+    for (image, child) in &children {
+        let st = child.status.clone().unwrap_or_default();
+        assert_eq!((st.desired, st.succeeded), (2, Some(2)), "{image}: {st:?}");
+        for node in ["node-a", "node-b"] {
+            let ni = env.node_images().get(node).await?;
+            assert_eq!(tag_owners(&ni, image), Some(vec![child.name_any()]), "{node}: {:?}", ni.spec);
+            let tag = tag_status(&ni, image).expect("status reported");
+            assert_eq!(tag.phase, ImagePullPhase::Succeeded, "{node} {image}: {tag:?}");
+        }
+        assert!(env.has_image(image).await?, "{image} is in the nodes' containerd");
+    }
+
+    // a running list job: dropping an image from its list deletes that image's child
+    let follow = env
+        .create_list_job(
+            "follow-list",
+            json!({"images": [v1, v2], "parallelism": 2, "completionPolicy": {"type": "Never"}}),
+        )
+        .await?;
+    let both = until("the running list job's children pull both images", JOB_TIMEOUT, async || {
+        let s = lists.get("follow-list").await?.status.unwrap_or_default();
+        let children = env.children(&follow).await?;
+        Ok((s.succeeded == Some(2) && children.len() == 2).then_some(children))
+    })
+    .await
+    .map_err(|e| e.context(env.logs()))?;
+    let edit = json!({"spec": {"images": [v1]}});
+    lists.patch("follow-list", &PatchParams::default(), &Patch::Merge(&edit)).await?;
+    let left = until("the dropped image's child is deleted", JOB_TIMEOUT, async || {
+        let children = env.children(&follow).await?;
+        Ok((children.len() == 1).then_some(children))
+    })
+    .await
+    .map_err(|e| e.context(env.logs()))?;
+    assert_eq!(left.keys().collect::<Vec<_>>(), [&v1]);
+    assert_eq!(left[&v1].uid(), both[&v1].uid(), "the kept image's child is the same object");
+    assert!(env.jobs().get_opt(&both[&v2].name_any()).await?.is_none(), "the removed child is gone");
+    until("the list job counts one image", JOB_TIMEOUT, async || {
+        let s = lists.get("follow-list").await?.status.unwrap_or_default();
+        anyhow::ensure!(s.completion_time.is_none(), "a Never list job does not complete: {s:?}");
+        Ok((s.desired == 1 && s.succeeded == Some(1)).then_some(()))
+    })
+    .await
+    .map_err(|e| e.context(env.logs()))?;
+    // the completed list job is untouched
+    assert_eq!(env.children(&list).await?.len(), 2);
+    Ok(())
+}
+
+/// `parallelism: 1` over three nodes: polling every NodeImage, never more than one
+/// node has the tag pulling (listed on the node and not finished, or reported
+/// Pulling), and all three complete. The first pull is slowed (80 MB at 16 MB/s), so
+/// a controller putting the tag on every node at once would be seen doing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallelism_one_pulls_on_one_node_at_a_time() -> anyhow::Result<()> {
+    let env = Env::start(&[("node-a", "x"), ("node-b", "x"), ("node-c", "x")]).await?;
+    let _front = slow_front(&env).await?;
+    let image = "slow.test/big:v1";
+    env.create_job(
+        "one-by-one",
+        json!({"image": image, "parallelism": 1, "pullPolicy": {"timeoutSeconds": 60, "backoffLimit": 0},
+               "completionPolicy": {"type": "Always"}}),
+    )
+    .await?;
+    let (jobs, node_images) = (env.jobs(), env.node_images());
+    let mut most = (0, 0);
+    let mut started: Vec<String> = Vec::new();
+    let status = until("the job finishes one node at a time", Duration::from_secs(60), async || {
+        let list = node_images.list(&kube::api::ListParams::default()).await?;
+        let (mut listed, mut pulling) = (0, 0);
+        for ni in &list.items {
+            if tag_owners(ni, image).is_none() {
+                continue;
+            }
+            let node = ni.name_any();
+            if !started.contains(&node) {
+                started.push(node);
+            }
+            let st = tag_status(ni, image);
+            if st.as_ref().is_none_or(|s| s.completion_time.is_none()) {
+                listed += 1;
+            }
+            if st.is_some_and(|s| s.phase == ImagePullPhase::Pulling) {
+                pulling += 1;
+            }
+        }
+        let tags: Vec<_> = list
+            .items
+            .iter()
+            .map(|ni| {
+                (ni.name_any(), tag_owners(ni, image).is_some(), tag_status(ni, image).map(|s| s.phase))
+            })
+            .collect();
+        anyhow::ensure!(
+            listed <= 1 && pulling <= 1,
+            "{listed} nodes listed, {pulling} pulling (node, listed, phase): {tags:?}"
+        );
+        most = (most.0.max(listed), most.1.max(pulling));
+        Ok(jobs.get("one-by-one").await?.status.filter(|s| s.completion_time.is_some()))
+    })
+    .await
+    .map_err(|e| e.context(env.logs()))?;
+    assert_eq!(
+        (status.desired, status.succeeded, status.failed, status.active),
+        (3, Some(3), Some(0), Some(0)),
+        "{status:?}"
+    );
+    assert_eq!(most, (1, 1), "the slow first pull was seen under way");
+    assert_eq!(started, ["node-a", "node-b", "node-c"], "one node after the other, by name");
+    for node in ["node-a", "node-b", "node-c"] {
+        let st = tag_status(&node_images.get(node).await?, image).expect("reported");
+        assert_eq!(st.phase, ImagePullPhase::Succeeded, "{node}: {st:?}");
+    }
+    Ok(())
+}
+
+/// A pod of the jobs' namespace with `labels`, bound to `node`.
+async fn pod_on(env: &Env, name: &str, app: &str, node: &str) -> anyhow::Result<()> {
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": NS, "labels": {"app": app}},
+        "spec": {"nodeName": node, "containers": [{"name": "main", "image": env.bed.image("app:v1")}]},
+    }))?;
+    Api::<Pod>::namespaced(env.client.clone(), NS).create(&PostParams::default(), &pod).await?;
+    Ok(())
+}
+
+/// `podSelector`: the job targets only the nodes running a matching pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_selector_targets_only_the_nodes_of_matching_pods() -> anyhow::Result<()> {
+    let env = Env::start(&[("node-a", "x"), ("node-b", "x"), ("node-c", "x")]).await?;
+    pod_on(&env, "web-0", "web", "node-b").await?;
+    pod_on(&env, "db-0", "db", "node-c").await?;
+    let image = env.bed.image("app:v2");
+    env.create_job(
+        "for-web",
+        json!({"image": image, "parallelism": 3, "podSelector": {"matchLabels": {"app": "web"}},
+               "completionPolicy": {"type": "Always"}}),
+    )
+    .await?;
+    let status = env.finished("for-web", JOB_TIMEOUT).await?;
+    assert_eq!(
+        (status.desired, status.succeeded, status.failed, status.active),
+        (1, Some(1), Some(0), Some(0)),
+        "{status:?}"
+    );
+    let node_images = env.node_images();
+    let ni = node_images.get("node-b").await?;
+    assert_eq!(tag_owners(&ni, &image), Some(vec!["for-web".to_owned()]), "{:?}", ni.spec);
+    assert_eq!(tag_status(&ni, &image).map(|s| s.phase), Some(ImagePullPhase::Succeeded));
+    for node in ["node-a", "node-c"] {
+        let ni = node_images.get(node).await?;
+        assert_eq!(tag_owners(&ni, &image), None, "{node} runs no matching pod: {:?}", ni.spec);
+        assert!(tag_status(&ni, &image).is_none(), "{node}: {:?}", ni.status);
+    }
     Ok(())
 }

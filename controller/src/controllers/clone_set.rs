@@ -25,7 +25,7 @@ pub mod status;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::Duration,
 };
 
@@ -52,7 +52,7 @@ use tracing::{debug, info, instrument, warn};
 
 use self::{plan::PodInfo, pods::state};
 use super::pod_readiness;
-use crate::runtime::Events;
+use crate::runtime::{Events, Expectations, expectations::Seen};
 
 /// Why a pass failed.
 #[derive(Debug, thiserror::Error)]
@@ -74,14 +74,6 @@ pub enum Error {
     Collision(String),
 }
 
-/// Pods a pass created or deleted that the watch has not shown yet.
-#[derive(Debug, Default)]
-struct Pending {
-    creates: BTreeSet<String>,
-    deletes: BTreeSet<String>,
-    at: Option<Timestamp>,
-}
-
 /// What passes share.
 pub struct Ctx {
     /// The API.
@@ -90,7 +82,8 @@ pub struct Ctx {
     pub events: Events,
     /// Every pod (a shared watch).
     pub pods: Store<Pod>,
-    pending: Mutex<HashMap<String, Pending>>,
+    /// Pods created or deleted that the watch has not shown yet.
+    pub expectations: Expectations,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -99,50 +92,10 @@ impl std::fmt::Debug for Ctx {
     }
 }
 
-/// How long expectations are trusted before the store is believed again.
-const EXPECTATIONS_TTL: Duration = Duration::from_secs(300);
-
 impl Ctx {
     /// Passes reading pods from `pods`.
     pub fn new(client: Client, events: Events, pods: Store<Pod>) -> Self {
-        Self { client, events, pods, pending: Mutex::default() }
-    }
-
-    fn with_pending<R>(&self, f: impl FnOnce(&mut HashMap<String, Pending>) -> R) -> R {
-        f(&mut self.pending.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Whether the watch has shown what `key`'s passes created and deleted.
-    fn observed(&self, key: &str, names: &BTreeSet<String>, now: Timestamp) -> bool {
-        self.with_pending(|m| {
-            let Some(p) = m.get_mut(key) else { return true };
-            p.creates.retain(|n| !names.contains(n));
-            p.deletes.retain(|n| names.contains(n));
-            let expired = p.at.is_some_and(|at| now.duration_since(at).unsigned_abs() > EXPECTATIONS_TTL);
-            if (p.creates.is_empty() && p.deletes.is_empty()) || expired {
-                m.remove(key);
-                return true;
-            }
-            false
-        })
-    }
-
-    fn expect(&self, key: &str, creates: &[String], deletes: &[String], now: Timestamp) {
-        self.with_pending(|m| {
-            let p = m.entry(key.to_owned()).or_default();
-            p.creates.extend(creates.iter().cloned());
-            p.deletes.extend(deletes.iter().cloned());
-            p.at = Some(now);
-        });
-    }
-
-    fn forget(&self, key: &str, name: &str) {
-        self.with_pending(|m| {
-            if let Some(p) = m.get_mut(key) {
-                p.creates.remove(name);
-                p.deletes.remove(name);
-            }
-        });
+        Self { client, events, pods, expectations: Expectations::default() }
     }
 }
 
@@ -247,8 +200,17 @@ pub async fn reconcile(cs: Arc<CloneSet>, ctx: Arc<Ctx>) -> Result<Action, Error
         .into_iter()
         .filter(|p| p.namespace().as_deref() == Some(&ns) && owned_by(p, &uid))
         .collect();
-    let names: BTreeSet<String> = owned.iter().map(|p| p.name_any()).collect();
-    if !ctx.observed(&key, &names, now) {
+    let seen: HashMap<String, Seen> = owned
+        .iter()
+        .map(|p| {
+            (
+                p.name_any(),
+                if p.metadata.deletion_timestamp.is_some() { Seen::Terminating } else { Seen::Live },
+            )
+        })
+        .collect();
+    ctx.expectations.observe(&key, |n| seen.get(n).copied().unwrap_or(Seen::Absent));
+    if !ctx.expectations.satisfied(&key) {
         debug!("waiting for the watch to show this set's creations and deletions");
         return Ok(Action::requeue(Duration::from_millis(500)));
     }
@@ -403,7 +365,7 @@ pub async fn reconcile(cs: Arc<CloneSet>, ctx: Arc<Ctx>) -> Result<Action, Error
         // the ids of pods deleted in this pass are free again (their claims stay)
         let remaining: Vec<&Pod> =
             active.iter().copied().filter(|p| !plan.delete.contains(&p.name_any())).collect();
-        create_pods(&ctx, &key, &cs, &remaining, &wanted, now).await?;
+        create_pods(&ctx, &key, &cs, &remaining, &wanted).await?;
     }
     if !plan.update.is_empty() {
         let strategy = cs.spec.update_strategy.as_ref().and_then(|u| u.type_.clone()).unwrap_or_default();
@@ -530,12 +492,12 @@ async fn delete_pod(
     claims_too: bool,
 ) -> Result<(), Error> {
     let name = pod.name_any();
-    ctx.expect(key, &[], std::slice::from_ref(&name), Timestamp::now());
+    ctx.expectations.expect_delete(key, &name);
     match pod_api.delete(&name, &DeleteParams::default()).await {
         Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 404 => ctx.forget(key, &name),
+        Err(kube::Error::Api(e)) if e.code == 404 => ctx.expectations.cancel(key, &name),
         Err(e) => {
-            ctx.forget(key, &name);
+            ctx.expectations.cancel(key, &name);
             return Err(e.into());
         }
     }
@@ -568,7 +530,6 @@ async fn create_pods(
     cs: &CloneSet,
     active: &[&Pod],
     wanted: &[(String, &k8s_openapi::api::core::v1::PodTemplateSpec)],
-    now: Timestamp,
 ) -> Result<(), Error> {
     let ns = cs.namespace().unwrap_or_default();
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
@@ -622,7 +583,9 @@ async fn create_pods(
             return Ok(());
         }
         let names: Vec<String> = chunk.iter().map(ResourceExt::name_any).collect();
-        ctx.expect(key, &names, &[], now);
+        for n in &names {
+            ctx.expectations.expect_create(key, n);
+        }
         let pp = PostParams::default();
         let results = futures_util::future::join_all(chunk.iter().map(|p| pod_api.create(&pp, p))).await;
         let mut first_error = None;
@@ -634,7 +597,7 @@ async fn create_pods(
                         .await;
                 }
                 Err(e) => {
-                    ctx.forget(key, name);
+                    ctx.expectations.cancel(key, name);
                     ctx.events
                         .publish(cs, true, "FailedCreate", format!("failed to create pod {name}: {e}"))
                         .await;

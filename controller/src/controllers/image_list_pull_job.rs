@@ -1,14 +1,16 @@
 //! ImageListPullJob: one ImagePullJob per image of its list, made from its template
 //! (a template change replaces them, as OpenKruise does), its status summed up from
-//! theirs.
+//! theirs. Children are read from the watch's store (the one that triggers reconciles
+//! when a child changes), with [`Expectations`] keeping a pass off a store that has not
+//! shown this controller's own creates and deletes yet.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
-    runtime::controller::Action,
+    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
+    runtime::{controller::Action, reflector::Store},
 };
 use serde_json::json;
 use stevedore_proto::{
@@ -18,9 +20,9 @@ use stevedore_proto::{
     },
     hash::fnv32a,
 };
-use tracing::info;
+use tracing::{debug, info};
 
-use crate::runtime::{Events, Expectations};
+use crate::runtime::{Events, Expectations, expectations::Seen};
 
 /// Labels the children with their list job, to find them.
 pub const LIST_LABEL: &str = "imagelistpulljobs.kruise.io/name";
@@ -33,7 +35,10 @@ pub struct Ctx {
     pub client: Client,
     /// Events on the list jobs.
     pub events: Events,
-    /// Children created or deleted but not seen yet.
+    /// Every ImagePullJob, from the watch that also triggers reconciles of their
+    /// owners.
+    pub children: Store<ImagePullJob>,
+    /// Children created or deleted but not seen in `children` yet.
     pub expectations: Expectations,
 }
 
@@ -151,17 +156,31 @@ pub async fn reconcile(job: Arc<ImageListPullJob>, ctx: Arc<Ctx>) -> Result<Acti
         api.delete(&name, &DeleteParams::background()).await?;
         return Ok(Action::await_change());
     }
-    let children = jobs.list(&ListParams::default().labels(&format!("{LIST_LABEL}={name}"))).await?.items;
-    let children: Vec<ImagePullJob> = children
+    let uid = job.uid();
+    let owned: Vec<Arc<ImagePullJob>> = ctx
+        .children
+        .state()
         .into_iter()
         .filter(|c| {
-            c.owner_references().iter().any(|o| Some(&o.uid) == job.uid().as_ref())
-                && c.metadata.deletion_timestamp.is_none()
+            c.namespace().as_deref() == Some(ns.as_str())
+                && c.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref())
         })
         .collect();
+    ctx.expectations.observe(&key, |child| {
+        owned.iter().find(|c| c.name_any() == child).map_or(Seen::Absent, |c| {
+            if c.metadata.deletion_timestamp.is_some() { Seen::Terminating } else { Seen::Live }
+        })
+    });
     if !ctx.expectations.satisfied(&key) {
-        return Ok(Action::requeue(Duration::from_millis(500)));
+        // the children's watch triggers the next pass; this is only a backstop
+        debug!(job = %key, "waiting for the watch to show this controller's creates and deletes");
+        return Ok(Action::requeue(ctx.expectations.expires_in(&key).min(Duration::from_secs(5))));
     }
+    let children: Vec<ImagePullJob> = owned
+        .iter()
+        .filter(|c| c.metadata.deletion_timestamp.is_none())
+        .map(|c| c.as_ref().clone())
+        .collect();
     let next = status(&prev, &job, &children, now);
     let hash = template_hash(&job);
     let by_image: BTreeMap<&str, &ImagePullJob> =
@@ -184,18 +203,31 @@ pub async fn reconcile(job: Arc<ImageListPullJob>, ctx: Arc<Ctx>) -> Result<Acti
         }
     }
     let owner = job.controller_owner_ref(&()).into_iter().collect::<Vec<_>>();
-    ctx.expectations.expect(&key, 0, i64::try_from(deletes.len()).unwrap_or(0));
     for d in &deletes {
+        ctx.expectations.expect_delete(&key, d);
         match jobs.delete(d, &DeleteParams::background()).await {
-            Ok(_) => ctx.expectations.deleted(&key),
-            Err(kube::Error::Api(e)) if e.code == 404 => ctx.expectations.deleted(&key),
-            Err(e) => return Err(e.into()),
+            // gone already: the store will lose it too
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => {
+                ctx.expectations.cancel(&key, d);
+                return Err(e.into());
+            }
         }
     }
+    let mut created = 0;
+    let mut deferred = false;
     for image in &creates {
+        let child_name = child_name(&name, image);
+        if ctx.expectations.deleting(&key, &child_name) {
+            // the child it replaces is on its way out: created once the watch shows
+            // that (or a store that still shows the old one would count as the new)
+            deferred = true;
+            continue;
+        }
         let child = ImagePullJob {
             metadata: ObjectMeta {
-                name: Some(child_name(&name, image)),
+                name: Some(child_name.clone()),
                 namespace: Some(ns.clone()),
                 labels: Some(BTreeMap::from([
                     (LIST_LABEL.to_string(), name.clone()),
@@ -207,23 +239,23 @@ pub async fn reconcile(job: Arc<ImageListPullJob>, ctx: Arc<Ctx>) -> Result<Acti
             spec: ImagePullJobSpec { image: image.clone(), template: job.spec.template.clone() },
             status: None,
         };
+        ctx.expectations.expect_create(&key, &child_name);
         match jobs.create(&PostParams::default(), &child).await {
-            Ok(_) => {}
+            Ok(_) => created += 1,
             // The old child of that name is still being deleted: next pass.
             Err(kube::Error::Api(e)) if e.code == 409 => {
+                ctx.expectations.cancel(&key, &child_name);
                 return Ok(Action::requeue(Duration::from_millis(500)));
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                ctx.expectations.cancel(&key, &child_name);
+                return Err(e.into());
+            }
         }
     }
-    if !creates.is_empty() {
+    if created > 0 {
         ctx.events
-            .publish(
-                job.as_ref(),
-                false,
-                "SuccessfulCreate",
-                format!("Created {} ImagePullJob(s)", creates.len()),
-            )
+            .publish(job.as_ref(), false, "SuccessfulCreate", format!("Created {created} ImagePullJob(s)"))
             .await;
     }
     if !deletes.is_empty() {
@@ -238,6 +270,10 @@ pub async fn reconcile(job: Arc<ImageListPullJob>, ctx: Arc<Ctx>) -> Result<Acti
     }
     if Some(&next) != job.status.as_ref() {
         api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&json!({"status": next}))).await?;
+    }
+    if deferred {
+        // the children's watch triggers the pass that creates them; a backstop
+        return Ok(Action::requeue(Duration::from_secs(1)));
     }
     Ok(Action::await_change())
 }

@@ -1,6 +1,7 @@
 //! kubelet's `PullImage`, through the single-flight table: the caller's own request
 //! starts a flight (the runtime sees it as sent) or joins one, and the caller gets the
-//! runtime's answer to that flight, within its own deadline.
+//! runtime's answer to that flight (or to its own request, when the flight it joined
+//! failed), within its own deadline.
 
 use std::sync::Arc;
 
@@ -40,7 +41,8 @@ impl Handler for PullImageHandler {
                     .map(typed::Answer::unchanged);
             };
             let deadline = crate::grpc::deadline(&parts.headers);
-            let ticket = self.pulls.join(proxy, Key::of(&decoded), Origin::Cri(Box::new(parts), raw));
+            let runtime = Arc::new(proxy.clone());
+            let mut ticket = self.pulls.join(runtime, Key::of(&decoded), Origin::Cri(Box::new(parts), raw));
             let outcome = match deadline {
                 Some(d) => match tokio::time::timeout(d, ticket.outcome()).await {
                     Ok(o) => o,
