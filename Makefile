@@ -20,11 +20,12 @@ check:
 test: deps check
 	JOBS=$(JOBS) bash tests/run-all.sh
 
-# A Pod applied to the simulated cluster, run by a simulated kubelet through the proxy on a
-# real containerd and reported Running through the API; each step timed, nothing left running.
+# A CloneSet of 3 replicas on a real containerd (through the proxy, the real controller,
+# the simulated API server and kubelet), rolled in place from app:v1 to app:v2; each step
+# timed, nothing left running. `make demo DEMO_ARGS=--keep` keeps it up for kubectl.
 demo: deps
 	$(CARGO) build -j$(JOBS) --workspace --bins
-	$(CARGO) run -j$(JOBS) -q -p stevedore-tests --bin stevedore-demo
+	$(CARGO) run -j$(JOBS) -q -p stevedore-tests --bin stevedore-demo -- $(DEMO_ARGS)
 
 # Direct, socat relay, proxy and typed-handler proxy, side by side (release build;
 # takes a few minutes).

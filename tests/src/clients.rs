@@ -129,6 +129,11 @@ impl Clients {
         }
     }
 
+    /// The kubectl binary.
+    pub fn kubectl_path(&self) -> PathBuf {
+        self.bins.kubectl()
+    }
+
     /// `kubectl <args>`.
     pub async fn kubectl(&self, args: &[&str]) -> Output {
         self.run(&self.bins.kubectl(), args, None).await

@@ -172,7 +172,8 @@ impl Stack {
         Ok(())
     }
 
-    /// Tears everything down.
+    /// Tears everything down: agents, controller, kubelets, scheduler, API server,
+    /// proxy, then the bed.
     pub async fn stop(mut self) {
         for a in &mut self.agents {
             let _ = a.stop().await;
@@ -183,5 +184,8 @@ impl Stack {
             k.join().await;
         }
         self.scheduler.join().await;
+        self.server.stop().await;
+        let _ = self.proxy.stop().await;
+        drop(self.bed);
     }
 }
