@@ -23,7 +23,10 @@ use k8s_openapi::api::{
 };
 use kube::{Api, ResourceExt as _, api::ListParams};
 use serde_json::{Value, json};
-use stevedore_proto::{crd::clone_set::CloneSet, inplace, keys, revision};
+use stevedore_proto::{
+    crd::{clone_set::CloneSet, image_pull_job::v1beta1::ImagePullJob},
+    inplace, keys, revision,
+};
 use stevedore_tests::{
     clients::Clients,
     stack::{Stack, StackOptions},
@@ -32,8 +35,10 @@ use stevedore_tests::{
 
 const NS: &str = "shop";
 
-async fn stack() -> Stack {
-    Stack::start(StackOptions { namespaces: vec![NS.into()], ..StackOptions::default() }).await.unwrap()
+async fn stack(agents: bool) -> Stack {
+    Stack::start(StackOptions { namespaces: vec![NS.into()], agents, ..StackOptions::default() })
+        .await
+        .unwrap()
 }
 
 fn manifest(name: &str, image: &str, extra: Value) -> String {
@@ -146,7 +151,7 @@ async fn set_image(kubectl: &Clients, set: &str, image: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_and_roll_in_place() {
-    let stack = stack().await;
+    let stack = stack(true).await;
     let kubectl = stack.clients().await.unwrap();
     let sets: Api<CloneSet> = Api::namespaced(stack.client.clone(), NS);
     let pods: Api<Pod> = Api::namespaced(stack.client.clone(), NS);
@@ -217,6 +222,31 @@ async fn scale_and_roll_in_place() {
         }
     }
     assert_eq!(moved, 2);
+
+    // the new image was pre-downloaded for the pods not yet updated, before any patch
+    let jobs: Api<ImagePullJob> = Api::namespaced(stack.client.clone(), NS);
+    let job_name = format!("{}-app", st.update_revision.clone().unwrap());
+    let job = jobs.get(&job_name).await.unwrap();
+    assert_eq!(job.spec.image, v2);
+    assert_eq!(job.owner_references()[0].name, "web");
+    let first_patch = after
+        .values()
+        .filter_map(|p| inplace::state(p).ok().flatten())
+        .map(|s| s.update_timestamp.0)
+        .min()
+        .unwrap();
+    assert!(
+        job.metadata.creation_timestamp.as_ref().unwrap().0 <= first_patch,
+        "the job came before the first patch"
+    );
+    let rev = revs.get(st.update_revision.as_deref().unwrap()).await.unwrap();
+    assert_eq!(rev.labels().get("apps.kruise.io/pre-predownload-created").map(String::as_str), Some("true"));
+    until("the pre-download job done on the node", Duration::from_secs(120), async || {
+        let j = jobs.get(&job_name).await?;
+        Ok(j.status.filter(|s| s.desired == 1 && s.succeeded == Some(1)).map(|_| ()))
+    })
+    .await
+    .unwrap();
 
     // the whole rollout
     kubectl
@@ -303,7 +333,7 @@ async fn scale_and_roll_in_place() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recreate_claims_hooks_and_restart() {
-    let mut stack = stack().await;
+    let mut stack = stack(false).await;
     let kubectl: Clients = stack.clients().await.unwrap();
     let sets: Api<CloneSet> = Api::namespaced(stack.client.clone(), NS);
     let pods: Api<Pod> = Api::namespaced(stack.client.clone(), NS);

@@ -20,6 +20,7 @@
 
 pub mod plan;
 pub mod pods;
+pub mod predownload;
 pub mod revisions;
 pub mod status;
 
@@ -233,6 +234,8 @@ pub async fn reconcile(cs: Arc<CloneSet>, ctx: Arc<Ctx>) -> Result<Action, Error
         }
         Err(e) => return Err(e),
     };
+    let limits = limits(&cs)?;
+    predownload::run(&ctx.client, &ctx.events, &cs, &revs, limits.partition, limits.max_unavailable).await?;
     let update_rev = revs.update.name_any();
     let current_rev = revs.current.name_any();
     let update_template = revisions::template(&revs.update)?;
@@ -333,7 +336,6 @@ pub async fn reconcile(cs: Arc<CloneSet>, ctx: Arc<Ctx>) -> Result<Action, Error
             preparing_delete: pods::lifecycle_state(p) == state::PREPARING_DELETE,
         })
         .collect();
-    let limits = limits(&cs)?;
     let plan =
         plan::plan(&limits, &infos, &deletion_order(&active, min_ready, now), &update_order(&cs, &active));
     let mut failed_update = None;
