@@ -88,6 +88,122 @@ async fn crds_apply_explain_and_printer_columns() {
     cluster.finish().await.unwrap();
 }
 
+/// Everyday verbs on a custom resource: scale through the scale subresource, label,
+/// annotate, merge patch, describe, and explain in a version the kind serves.
+#[tokio::test]
+async fn cloneset_everyday_verbs() {
+    let (cluster, k) = start().await;
+    let ns = cluster.namespace();
+    k.kubectl(&["apply", "-f", CRDS]).await.ok();
+    k.kubectl(&["wait", "--for=condition=Established", "crd/clonesets.apps.kruise.io", "--timeout=30s"])
+        .await
+        .ok();
+    k.kubectl_stdin(&["apply", "-f", "-"], &cloneset(ns, "web", "2")).await.ok();
+    let get = async |path: &str| {
+        k.kubectl(&["get", "clonesets/web", "-n", ns, "-o", &format!("jsonpath={path}")])
+            .await
+            .ok()
+            .to_string()
+    };
+
+    let scaled = k.kubectl(&["scale", "clonesets/web", "--replicas=3", "-n", ns]).await;
+    assert_eq!(scaled.ok().trim(), "cloneset.apps.kruise.io/web scaled");
+    assert_eq!(get("{.spec.replicas}").await, "3");
+    // the precondition kubectl checks against the scale subresource's spec.replicas
+    let stale =
+        k.kubectl(&["scale", "clonesets/web", "--current-replicas=2", "--replicas=5", "-n", ns]).await;
+    assert!(stale.err().contains("Expected replicas to be 2, was 3"), "{}", stale.stderr);
+    assert_eq!(get("{.spec.replicas}").await, "3");
+
+    k.kubectl(&["label", "clonesets", "web", "tier=web", "-n", ns]).await.ok();
+    let selected = k.kubectl(&["get", "clonesets", "-l", "tier=web", "-n", ns, "-o", "name"]).await;
+    assert_eq!(selected.ok().trim(), "cloneset.apps.kruise.io/web");
+    let relabel = k.kubectl(&["label", "clonesets", "web", "tier=db", "-n", ns]).await;
+    assert!(relabel.err().contains("'tier' already has a value (web)"), "{}", relabel.stderr);
+    k.kubectl(&["label", "clonesets", "web", "tier=db", "--overwrite", "-n", ns]).await.ok();
+    assert_eq!(get("{.metadata.labels.tier}").await, "db");
+
+    k.kubectl(&["annotate", "clonesets", "web", "example.com/owner=team-a", "-n", ns]).await.ok();
+    assert_eq!(get("{.metadata.annotations.example\\.com/owner}").await, "team-a");
+
+    let patch = r#"{"spec":{"minReadySeconds":5,"template":{"metadata":{"labels":{"tier":"db"}}}}}"#;
+    let patched = k.kubectl(&["patch", "clonesets", "web", "-n", ns, "--type", "merge", "-p", patch]).await;
+    assert_eq!(patched.ok().trim(), "cloneset.apps.kruise.io/web patched");
+    assert_eq!(get("{.spec.minReadySeconds}").await, "5");
+    assert_eq!(get("{.spec.template.metadata.labels.tier}").await, "db");
+    // a strategic merge patch, kubectl's default, is refused for custom resources
+    let strategic = k.kubectl(&["patch", "clonesets", "web", "-n", ns, "-p", patch]).await;
+    assert!(
+        strategic.err().contains("application/strategic-merge-patch+json is not supported"),
+        "{}",
+        strategic.stderr
+    );
+
+    // describe lists the object's events (found by a field selector on involvedObject)
+    let uid = get("{.metadata.uid}").await;
+    let event = format!(
+        "apiVersion: v1\nkind: Event\nmetadata: {{name: web.1, namespace: {ns}}}\n\
+         involvedObject: {{apiVersion: apps.kruise.io/v1alpha1, kind: CloneSet, name: web, namespace: {ns}, uid: {uid}}}\n\
+         reason: SuccessfulCreate\nmessage: succeed to create pod web-x1\ntype: Normal\ncount: 1\n\
+         firstTimestamp: \"2026-01-01T00:00:00Z\"\nlastTimestamp: \"2026-01-01T00:00:00Z\"\n\
+         source: {{component: cloneset-controller}}\n"
+    );
+    k.kubectl_stdin(&["apply", "-f", "-"], &event).await.ok();
+    let described = k.kubectl(&["describe", "clonesets", "web", "-n", ns]).await;
+    let text = described.ok();
+    // (compared with runs of blanks as one: kubectl aligns the values in columns)
+    let lines: Vec<String> =
+        text.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    for line in [
+        "Name: web",
+        &format!("Namespace: {ns}"),
+        "Labels: tier=db",
+        "Annotations: example.com/owner: team-a",
+        "API Version: apps.kruise.io/v1alpha1",
+        "Kind: CloneSet",
+        "Min Ready Seconds: 5",
+        "Replicas: 3",
+    ] {
+        assert!(lines.iter().any(|l| l == line), "no line {line:?} in:\n{text}");
+    }
+    let events = text.split_once("\nEvents:").map(|(_, e)| e).unwrap_or_default();
+    assert!(
+        events.contains("SuccessfulCreate") && events.contains("cloneset-controller"),
+        "no event in:\n{text}"
+    );
+
+    let explained = k.kubectl(&["explain", "clonesets", "--api-version=apps.kruise.io/v1alpha1"]).await;
+    let text = explained.ok();
+    assert!(
+        text.contains("GROUP:      apps.kruise.io")
+            && text.contains("KIND:       CloneSet")
+            && text.contains("VERSION:    v1alpha1")
+            && text.contains("spec\t<Object>"),
+        "{text}"
+    );
+    for v in ["v1alpha1", "v1beta1"] {
+        let explained = k
+            .kubectl(&[
+                "explain",
+                "statefulsets.spec.updateStrategy.rollingUpdate",
+                &format!("--api-version=apps.kruise.io/{v}"),
+            ])
+            .await;
+        let text = explained.ok();
+        assert!(
+            text.contains("GROUP:      apps.kruise.io")
+                && text.contains(&format!("VERSION:    {v}"))
+                && text.contains("podUpdatePolicy"),
+            "{v}: {text}"
+        );
+    }
+    let unserved = k.kubectl(&["explain", "clonesets", "--api-version=apps.kruise.io/v1beta1"]).await;
+    assert!(unserved.code != 0, "CloneSet is served as v1alpha1 only: {}", unserved.stdout);
+
+    k.kubectl(&["delete", "clonesets", "web", "-n", ns]).await.ok();
+    cluster.finish().await.unwrap();
+}
+
 #[tokio::test]
 async fn builtins_everyday_verbs() {
     let (cluster, k) = start().await;
