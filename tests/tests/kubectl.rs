@@ -402,6 +402,77 @@ async fn invalid_objects_refused_with_the_field_named() {
     cluster.finish().await.unwrap();
 }
 
+/// What kube-apiserver's decoder does to a body: a container's empty
+/// `imagePullPolicy` defaulted from its image (`SetDefaults_Container`); unknown
+/// fields dropped silently under `fieldValidation=Ignore` (`--validate=false`);
+/// duplicate fields refused under `Strict` and warned about (last value kept) under
+/// `Warn`.
+#[tokio::test]
+async fn decoder_defaults_and_field_validation() {
+    let (cluster, k) = start().await;
+    let ns = cluster.namespace();
+    let digest = "sha256:0d17b565c37bcbd895e9d92315a05c1c3c9a29f762b011a10c54a66cd53c9b31";
+    // (a scheduler no cluster runs: on a real cluster the pod stays pending, untouched)
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: pulls\n  namespace: {ns}\nspec:\n  \
+         schedulerName: stevedore-e2e-unscheduled\n  initContainers:\n  - {{name: i, image: 'busybox@{digest}'}}\n  \
+         containers:\n  - {{name: a, image: 'nginx:latest@{digest}'}}\n  - {{name: b, image: 'nginx:1.27'}}\n  \
+         - {{name: c, image: nginx}}\n  - {{name: d, image: 'registry.example.com:5000/nginx'}}\n  \
+         - {{name: e, image: 'nginx:latest', imagePullPolicy: Never}}\n"
+    );
+    k.kubectl_stdin(&["apply", "-f", "-"], &pod).await.ok();
+    let policies = async |list: &str| {
+        let path = format!("jsonpath={{.spec.{list}[*].imagePullPolicy}}");
+        k.kubectl(&["get", "pod", "pulls", "-n", ns, "-o", &path]).await.ok().to_string()
+    };
+    assert_eq!(policies("containers").await, "Always IfNotPresent Always Always Never");
+    assert_eq!(policies("initContainers").await, "IfNotPresent");
+
+    // Ignore: the unknown fields go, without a word.
+    let typo = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: quiet\n  namespace: {ns}\n  colour: red\n\
+         data: {{a: '1'}}\nbogus: 1\n"
+    );
+    let quiet = k.kubectl_stdin(&["apply", "--validate=false", "-f", "-"], &typo).await;
+    assert_eq!(quiet.ok().trim(), "configmap/quiet created");
+    assert!(!quiet.stderr.contains("Warning"), "{}", quiet.stderr);
+    let stored = k.kubectl(&["get", "configmap", "quiet", "-n", ns, "-o", "json"]).await;
+    let stored: serde_json::Value = serde_json::from_str(stored.ok()).unwrap();
+    assert!(stored.get("bogus").is_none() && stored["metadata"].get("colour").is_none(), "{stored}");
+    // the same under Warn (kubectl's --validate=warn) warns
+    let warned = k
+        .kubectl_stdin(&["apply", "--validate=warn", "-f", "-"], &typo.replace("name: quiet", "name: loud"))
+        .await;
+    warned.ok();
+    assert!(warned.stderr.contains(r#"Warning: unknown field "bogus""#), "{}", warned.stderr);
+
+    // Duplicate fields, in a body sent as written (`create --raw`).
+    let url = |query: &str| format!("/api/v1/namespaces/{ns}/configmaps{query}");
+    let twice = |name: &str| {
+        format!(
+            r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}"}},"data":{{"a":"1"}},"data":{{"b":"2"}}}}"#
+        )
+    };
+    let strict = k
+        .kubectl_stdin(&["create", "--raw", &url("?fieldValidation=Strict"), "-f", "-"], &twice("strict"))
+        .await;
+    assert!(strict.err().contains(r#"strict decoding error: duplicate field "data""#), "{}", strict.stderr);
+    let gone = k.kubectl(&["get", "configmap", "strict", "-n", ns]).await;
+    assert!(gone.err().contains("NotFound"), "{}", gone.stderr);
+    let warn =
+        k.kubectl_stdin(&["create", "--raw", &url("?fieldValidation=Warn"), "-f", "-"], &twice("warn")).await;
+    warn.ok();
+    assert!(warn.stderr.contains(r#"duplicate field "data""#), "{}", warn.stderr);
+    let data = k.kubectl(&["get", "configmap", "warn", "-n", ns, "-o", "jsonpath={.data}"]).await;
+    assert_eq!(data.ok(), r#"{"b":"2"}"#, "the last of the duplicates is kept");
+    let ignore = k
+        .kubectl_stdin(&["create", "--raw", &url("?fieldValidation=Ignore"), "-f", "-"], &twice("ignore"))
+        .await;
+    ignore.ok();
+    assert!(!ignore.stderr.contains("Warning"), "{}", ignore.stderr);
+    cluster.finish().await.unwrap();
+}
+
 const CHART: &[(&str, &str)] = &[
     ("Chart.yaml", "apiVersion: v2\nname: shop\nversion: 0.1.0\n"),
     ("values.yaml", "greeting: hello\nreplicas: 2\n"),
