@@ -161,6 +161,9 @@ pub enum TemplateKind {
 #[serde(rename_all = "camelCase")]
 pub struct AdvancedCronJobStatus {
     /// The kind of its template.
+    // a free string in the CRD, as in OpenKruise's: status is written by the
+    // controllers only, and an enum there would refuse a newer controller's value
+    #[schemars(with = "Option<String>")]
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub type_: Option<TemplateKind>,
     /// Its children that are still active.

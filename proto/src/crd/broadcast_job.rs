@@ -131,6 +131,9 @@ pub struct BroadcastJobStatus {
     #[serde(default)]
     pub desired: i32,
     /// running, paused, completed or failed.
+    // a free string in the CRD, as in OpenKruise's: status is written by the
+    // controllers only, and an enum there would refuse a newer controller's value
+    #[schemars(with = "Option<String>")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<BroadcastJobPhase>,
 }
@@ -154,6 +157,9 @@ pub enum BroadcastJobPhase {
 #[serde(rename_all = "camelCase")]
 pub struct JobCondition {
     /// Complete or Failed.
+    // a free string in the CRD, as in OpenKruise's: status is written by the
+    // controllers only, and an enum there would refuse a newer controller's value
+    #[schemars(with = "String")]
     #[serde(rename = "type")]
     pub type_: JobConditionType,
     /// True, False or Unknown.

@@ -111,6 +111,9 @@ pub struct ImageTagStatus {
     /// The tag (or digest).
     pub tag: String,
     /// Waiting, Pulling, Succeeded or Failed.
+    // a free string in the CRD, as in OpenKruise's: status is written by the
+    // controllers only, and an enum there would refuse a newer controller's value
+    #[schemars(with = "String")]
     pub phase: ImagePullPhase,
     /// Percent done, 0 to 100; it may go back when a pull is retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,6 +157,9 @@ pub struct SyncStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_at: Option<Time>,
     /// Succeeded or Failed.
+    // a free string in the CRD, as in OpenKruise's: status is written by the
+    // controllers only, and an enum there would refuse a newer controller's value
+    #[schemars(with = "Option<String>")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<SyncStatusPhase>,
     /// Why.
