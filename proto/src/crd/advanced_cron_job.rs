@@ -145,15 +145,17 @@ open_enum! {
     }
 }
 
-/// The kind of children an AdvancedCronJob creates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum TemplateKind {
-    /// `batch/v1` Jobs.
-    Job,
-    /// BroadcastJobs.
-    BroadcastJob,
-    /// ImageListPullJobs (v1beta1 only).
-    ImageListPullJob,
+open_enum! {
+    /// The kind of children an AdvancedCronJob creates.
+    pub enum TemplateKind(free) {
+        /// `batch/v1` Jobs.
+        #[default]
+        Job = "Job",
+        /// BroadcastJobs.
+        BroadcastJob = "BroadcastJob",
+        /// ImageListPullJobs (v1beta1 only).
+        ImageListPullJob = "ImageListPullJob",
+    }
 }
 
 /// What the cron job has running, and when it last ran.
