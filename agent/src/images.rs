@@ -241,7 +241,7 @@ impl Puller {
                     let started = tokio::time::Instant::now();
                     metrics.pull_started();
                     let out = worker::run(pull, runtime, slots, report, stop).await;
-                    metrics.pull_finished(out.as_ref().map(|s| s.phase), started.elapsed());
+                    metrics.pull_finished(out.as_ref().map(|s| s.phase.clone()), started.elapsed());
                     let event = match out {
                         Some(s) if s.phase == ImagePullPhase::Succeeded => {
                             info!(image.id = ?s.image_id, elapsed = ?started.elapsed(), "pulled");
@@ -373,6 +373,8 @@ impl Puller {
                 ImagePullPhase::Failed => failed += 1,
                 ImagePullPhase::Pulling => pulling += 1,
                 ImagePullPhase::Waiting => waiting += 1,
+                // the agent writes only the four it names
+                ImagePullPhase::Other(_) => {}
             }
             if !t.status.tag.is_empty() {
                 images.entry(name.clone()).or_default().tags.push(t.status.clone());

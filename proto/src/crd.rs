@@ -192,6 +192,40 @@ mod tests {
         assert!(serde_yaml::to_string(&sidecarset).unwrap().contains("default: .*"), "OpenKruise's own stay");
     }
 
+    /// Where some schema below `node` lists an `enum`.
+    fn enums(node: &serde_json::Value, at: &str, found: &mut Vec<String>) {
+        match node {
+            serde_json::Value::Object(map) => {
+                if map.contains_key("enum") {
+                    found.push(at.to_owned());
+                }
+                for (k, v) in map {
+                    enums(v, &format!("{at}.{k}"), found);
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| enums(v, at, found)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn no_enum_on_status_as_in_openkruise() {
+        let mut found = Vec::new();
+        for crd in all() {
+            for version in &crd.spec.versions {
+                let schema = serde_json::to_value(&version.schema).unwrap();
+                let status = &schema["openAPIV3Schema"]["properties"]["status"];
+                enums(status, &format!("{}/{}: status", crd.spec.names.plural, version.name), &mut found);
+            }
+        }
+        assert!(found.is_empty(), "status enums: {found:#?}");
+        // (the walk finds them where they are: spec enums OpenKruise has)
+        let sidecarset = all().into_iter().find(|c| c.spec.names.kind == "SidecarSet").unwrap();
+        let mut spec = Vec::new();
+        enums(&serde_json::to_value(&sidecarset.spec.versions[0].schema).unwrap(), "", &mut spec);
+        assert!(!spec.is_empty());
+    }
+
     #[test]
     fn skeletons_are_the_crds_without_schemas() {
         let mut full = all();

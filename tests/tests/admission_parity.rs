@@ -5,7 +5,8 @@
 //! the CRD schema with strict field validation when asked, validating admission).
 //!
 //! The cases are data: `tests/admission/<kind>.yaml`, each a deploy example and a
-//! list of fragments set into it (JSON pointers), an optional update, and the
+//! list of fragments set into it (JSON pointers), an optional update (values set
+//! into and pointers removed from the stored object), and the
 //! answer: `accepted` (then optionally fields the stored object must have or lack),
 //! or the HTTP code and a piece of the message. A case marked `departure` holds a
 //! deliberate difference (the README lists them) and says what OpenKruise answers.
@@ -62,6 +63,10 @@ struct Case {
     /// then the update's.
     #[serde(default)]
     update: Option<Map<String, Value>>,
+    /// JSON pointers removed from the stored object before the update (with or
+    /// without `update`).
+    #[serde(default, rename = "updateRemove")]
+    update_remove: Vec<String>,
     want: Want,
     /// Values the stored object has after an accepted write.
     #[serde(default)]
@@ -177,13 +182,30 @@ async fn run(client: &Client, base: &Value, name: &str, case: &Case) -> Result<(
     }
     let validation = case.field_validation.as_deref();
     let mut answer = write(client, &object, validation, false).await;
-    if let Some(update) = &case.update {
+    if case.update.is_some() || !case.update_remove.is_empty() {
         let mut stored =
             answer.map_err(|(code, m)| format!("the create before the update was refused ({code}): {m}"))?;
-        for (pointer, value) in update {
-            set(&mut stored, pointer, value.clone())?;
-        }
-        answer = write(client, &stored, validation, true).await;
+        // The controller may write the object (finalizers, status) meanwhile: on a
+        // conflict the update is made again on the object as now stored.
+        let mut tries = 0;
+        answer = loop {
+            for (pointer, value) in case.update.iter().flatten() {
+                set(&mut stored, pointer, value.clone())?;
+            }
+            for pointer in &case.update_remove {
+                remove(&mut stored, pointer)?;
+            }
+            match write(client, &stored, validation, true).await {
+                Err((409, _)) if tries < 10 => {
+                    tries += 1;
+                    let name = stored["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+                    let latest =
+                        api_for(client, &stored).get(&name).await.map_err(|e| format!("read back: {e}"))?;
+                    stored = serde_json::to_value(latest).map_err(|e| e.to_string())?;
+                }
+                other => break other,
+            }
+        };
     }
     match (&case.want, answer) {
         (Want::Accepted(_), Ok(stored)) => {

@@ -525,7 +525,7 @@ async fn an_agent_restarted_mid_pull_finishes_the_job() -> anyhow::Result<()> {
     let status = env.finished("big", Duration::from_secs(45)).await?;
     assert_eq!((status.desired, status.succeeded, status.failed), (1, Some(1), Some(0)), "{status:?}");
     let st = tag_status(&env.node_images().get("node-a").await?, image).unwrap();
-    assert_eq!((st.phase, st.progress), (ImagePullPhase::Succeeded, Some(100)), "{st:?}");
+    assert_eq!((&st.phase, st.progress), (&ImagePullPhase::Succeeded, Some(100)), "{st:?}");
     assert!(st.image_id.as_deref().is_some_and(|i| i.starts_with("sha256:")), "{st:?}");
     Ok(())
 }

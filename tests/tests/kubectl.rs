@@ -1,6 +1,14 @@
 //! kubectl v1.33 and helm v4 — clients nobody here wrote — against the simulated API
 //! server (or, with `STEVEDORE_E2E_CLUSTER=kubeconfig`, a real cluster): every step is a
-//! command a user would type. Each test works in a namespace of its own.
+//! command a user would type.
+//!
+//! Safe on a shared cluster: each test works in a namespace of its own with a random
+//! suffix (and any other namespace it makes has the suffix too), deleted at the end
+//! (`TestCluster::finish`, or on drop after a failure). The steps that would change
+//! what the cluster runs for everyone — replacing the CRDs with `deploy/crds/`,
+//! installing `deploy/*.yaml` — are simulator-only: against a real cluster they say
+//! so and are skipped (the whole test when nothing else is left), and the tests use
+//! the CRDs the cluster has (Stevedore's or OpenKruise's, which must be installed).
 
 use std::time::Duration;
 
@@ -26,6 +34,24 @@ async fn start() -> (TestCluster, Clients) {
     (cluster, cli)
 }
 
+/// `kubectl apply -f deploy/crds/` in the simulator; on a real cluster it would
+/// replace the CRDs installed there, so the step is skipped with a note. Either way
+/// the test then waits for the CloneSet CRD to be established.
+async fn apply_crds(cluster: &TestCluster, k: &Clients) {
+    if cluster.simulator_for("kubectl apply -f deploy/crds/ would replace the cluster's CRDs").is_some() {
+        let out = k.kubectl(&["apply", "-f", CRDS]).await;
+        assert!(
+            out.ok().contains("customresourcedefinition.apiextensions.k8s.io/clonesets.apps.kruise.io"),
+            "{}",
+            out.stdout
+        );
+    }
+    let established = k
+        .kubectl(&["wait", "--for=condition=Established", "crd/clonesets.apps.kruise.io", "--timeout=30s"])
+        .await;
+    assert!(established.ok().contains("condition met"), "{}", established.stdout);
+}
+
 fn cloneset(ns: &str, name: &str, replicas: &str) -> String {
     format!(
         "apiVersion: apps.kruise.io/v1alpha1\nkind: CloneSet\nmetadata:\n  name: {name}\n  namespace: {ns}\n\
@@ -40,11 +66,7 @@ async fn crds_apply_explain_and_printer_columns() {
     let (cluster, k) = start().await;
     let ns = cluster.namespace();
     // Default flags: kubectl downloads OpenAPI and validates on the server.
-    let out = k.kubectl(&["apply", "-f", CRDS]).await;
-    assert!(out.ok().contains("customresourcedefinition.apiextensions.k8s.io/clonesets.apps.kruise.io"));
-    k.kubectl(&["wait", "--for=condition=Established", "crd/clonesets.apps.kruise.io", "--timeout=30s"])
-        .await
-        .ok();
+    apply_crds(&cluster, &k).await;
     let explain = k.kubectl(&["explain", "clonesets.spec.updateStrategy"]).await;
     assert!(
         explain.ok().contains("KIND:       CloneSet") && explain.stdout.contains("partition"),
@@ -84,6 +106,119 @@ async fn crds_apply_explain_and_printer_columns() {
     }
     let short = k.kubectl(&["get", "asts", "-n", ns, "-o", "name"]).await;
     assert_eq!(short.ok().trim(), "statefulset.apps.kruise.io/redis");
+    k.kubectl(&["delete", "clonesets", "web", "-n", ns]).await.ok();
+    cluster.finish().await.unwrap();
+}
+
+/// Everyday verbs on a custom resource: scale through the scale subresource, label,
+/// annotate, merge patch, describe, and explain in a version the kind serves.
+#[tokio::test]
+async fn cloneset_everyday_verbs() {
+    let (cluster, k) = start().await;
+    let ns = cluster.namespace();
+    apply_crds(&cluster, &k).await;
+    k.kubectl_stdin(&["apply", "-f", "-"], &cloneset(ns, "web", "2")).await.ok();
+    let get = async |path: &str| {
+        k.kubectl(&["get", "clonesets/web", "-n", ns, "-o", &format!("jsonpath={path}")])
+            .await
+            .ok()
+            .to_string()
+    };
+
+    let scaled = k.kubectl(&["scale", "clonesets/web", "--replicas=3", "-n", ns]).await;
+    assert_eq!(scaled.ok().trim(), "cloneset.apps.kruise.io/web scaled");
+    assert_eq!(get("{.spec.replicas}").await, "3");
+    // the precondition kubectl checks against the scale subresource's spec.replicas
+    let stale =
+        k.kubectl(&["scale", "clonesets/web", "--current-replicas=2", "--replicas=5", "-n", ns]).await;
+    assert!(stale.err().contains("Expected replicas to be 2, was 3"), "{}", stale.stderr);
+    assert_eq!(get("{.spec.replicas}").await, "3");
+
+    k.kubectl(&["label", "clonesets", "web", "tier=web", "-n", ns]).await.ok();
+    let selected = k.kubectl(&["get", "clonesets", "-l", "tier=web", "-n", ns, "-o", "name"]).await;
+    assert_eq!(selected.ok().trim(), "cloneset.apps.kruise.io/web");
+    let relabel = k.kubectl(&["label", "clonesets", "web", "tier=db", "-n", ns]).await;
+    assert!(relabel.err().contains("'tier' already has a value (web)"), "{}", relabel.stderr);
+    k.kubectl(&["label", "clonesets", "web", "tier=db", "--overwrite", "-n", ns]).await.ok();
+    assert_eq!(get("{.metadata.labels.tier}").await, "db");
+
+    k.kubectl(&["annotate", "clonesets", "web", "example.com/owner=team-a", "-n", ns]).await.ok();
+    assert_eq!(get("{.metadata.annotations.example\\.com/owner}").await, "team-a");
+
+    let patch = r#"{"spec":{"minReadySeconds":5,"template":{"metadata":{"labels":{"tier":"db"}}}}}"#;
+    let patched = k.kubectl(&["patch", "clonesets", "web", "-n", ns, "--type", "merge", "-p", patch]).await;
+    assert_eq!(patched.ok().trim(), "cloneset.apps.kruise.io/web patched");
+    assert_eq!(get("{.spec.minReadySeconds}").await, "5");
+    assert_eq!(get("{.spec.template.metadata.labels.tier}").await, "db");
+    // a strategic merge patch, kubectl's default, is refused for custom resources
+    let strategic = k.kubectl(&["patch", "clonesets", "web", "-n", ns, "-p", patch]).await;
+    assert!(
+        strategic.err().contains("application/strategic-merge-patch+json is not supported"),
+        "{}",
+        strategic.stderr
+    );
+
+    // describe lists the object's events (found by a field selector on involvedObject)
+    let uid = get("{.metadata.uid}").await;
+    let event = format!(
+        "apiVersion: v1\nkind: Event\nmetadata: {{name: web.1, namespace: {ns}}}\n\
+         involvedObject: {{apiVersion: apps.kruise.io/v1alpha1, kind: CloneSet, name: web, namespace: {ns}, uid: {uid}}}\n\
+         reason: SuccessfulCreate\nmessage: succeed to create pod web-x1\ntype: Normal\ncount: 1\n\
+         firstTimestamp: \"2026-01-01T00:00:00Z\"\nlastTimestamp: \"2026-01-01T00:00:00Z\"\n\
+         source: {{component: cloneset-controller}}\n"
+    );
+    k.kubectl_stdin(&["apply", "-f", "-"], &event).await.ok();
+    let described = k.kubectl(&["describe", "clonesets", "web", "-n", ns]).await;
+    let text = described.ok();
+    // (compared with runs of blanks as one: kubectl aligns the values in columns)
+    let lines: Vec<String> =
+        text.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    for line in [
+        "Name: web",
+        &format!("Namespace: {ns}"),
+        "Labels: tier=db",
+        "Annotations: example.com/owner: team-a",
+        "API Version: apps.kruise.io/v1alpha1",
+        "Kind: CloneSet",
+        "Min Ready Seconds: 5",
+        "Replicas: 3",
+    ] {
+        assert!(lines.iter().any(|l| l == line), "no line {line:?} in:\n{text}");
+    }
+    let events = text.split_once("\nEvents:").map(|(_, e)| e).unwrap_or_default();
+    assert!(
+        events.contains("SuccessfulCreate") && events.contains("cloneset-controller"),
+        "no event in:\n{text}"
+    );
+
+    let explained = k.kubectl(&["explain", "clonesets", "--api-version=apps.kruise.io/v1alpha1"]).await;
+    let text = explained.ok();
+    assert!(
+        text.contains("GROUP:      apps.kruise.io")
+            && text.contains("KIND:       CloneSet")
+            && text.contains("VERSION:    v1alpha1")
+            && text.contains("spec\t<Object>"),
+        "{text}"
+    );
+    for v in ["v1alpha1", "v1beta1"] {
+        let explained = k
+            .kubectl(&[
+                "explain",
+                "statefulsets.spec.updateStrategy.rollingUpdate",
+                &format!("--api-version=apps.kruise.io/{v}"),
+            ])
+            .await;
+        let text = explained.ok();
+        assert!(
+            text.contains("GROUP:      apps.kruise.io")
+                && text.contains(&format!("VERSION:    {v}"))
+                && text.contains("podUpdatePolicy"),
+            "{v}: {text}"
+        );
+    }
+    let unserved = k.kubectl(&["explain", "clonesets", "--api-version=apps.kruise.io/v1beta1"]).await;
+    assert!(unserved.code != 0, "CloneSet is served as v1alpha1 only: {}", unserved.stdout);
+
     k.kubectl(&["delete", "clonesets", "web", "-n", ns]).await.ok();
     cluster.finish().await.unwrap();
 }
@@ -234,11 +369,7 @@ async fn wait_for_conditions_and_values() {
         .ok();
     let status = tokio::time::timeout(Duration::from_secs(30), waiter.wait()).await.unwrap().unwrap();
     assert!(status.success());
-    k.kubectl(&["apply", "-f", CRDS]).await.ok();
-    let crd = k
-        .kubectl(&["wait", "--for=condition=Established", "crd/clonesets.apps.kruise.io", "--timeout=30s"])
-        .await;
-    assert!(crd.ok().contains("condition met"));
+    apply_crds(&cluster, &k).await;
     let timeout = k.kubectl(&["wait", "--for=delete", "configmap/flag", "-n", ns, "--timeout=1s"]).await;
     assert!(timeout.err().contains("timed out"), "{}", timeout.stderr);
     cluster.finish().await.unwrap();
@@ -248,7 +379,7 @@ async fn wait_for_conditions_and_values() {
 async fn invalid_objects_refused_with_the_field_named() {
     let (cluster, k) = start().await;
     let ns = cluster.namespace();
-    k.kubectl(&["apply", "-f", CRDS]).await.ok();
+    apply_crds(&cluster, &k).await;
     // A field the schema does not know: refused by the server's strict validation.
     let typo = cloneset(ns, "web", "2")
         .replace("image: nginx:1.27", "image: nginx:1.27\n        imagePullPolicyy: Always");
@@ -271,6 +402,77 @@ async fn invalid_objects_refused_with_the_field_named() {
     cluster.finish().await.unwrap();
 }
 
+/// What kube-apiserver's decoder does to a body: a container's empty
+/// `imagePullPolicy` defaulted from its image (`SetDefaults_Container`); unknown
+/// fields dropped silently under `fieldValidation=Ignore` (`--validate=false`);
+/// duplicate fields refused under `Strict` and warned about (last value kept) under
+/// `Warn`.
+#[tokio::test]
+async fn decoder_defaults_and_field_validation() {
+    let (cluster, k) = start().await;
+    let ns = cluster.namespace();
+    let digest = "sha256:0d17b565c37bcbd895e9d92315a05c1c3c9a29f762b011a10c54a66cd53c9b31";
+    // (a scheduler no cluster runs: on a real cluster the pod stays pending, untouched)
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: pulls\n  namespace: {ns}\nspec:\n  \
+         schedulerName: stevedore-e2e-unscheduled\n  initContainers:\n  - {{name: i, image: 'busybox@{digest}'}}\n  \
+         containers:\n  - {{name: a, image: 'nginx:latest@{digest}'}}\n  - {{name: b, image: 'nginx:1.27'}}\n  \
+         - {{name: c, image: nginx}}\n  - {{name: d, image: 'registry.example.com:5000/nginx'}}\n  \
+         - {{name: e, image: 'nginx:latest', imagePullPolicy: Never}}\n"
+    );
+    k.kubectl_stdin(&["apply", "-f", "-"], &pod).await.ok();
+    let policies = async |list: &str| {
+        let path = format!("jsonpath={{.spec.{list}[*].imagePullPolicy}}");
+        k.kubectl(&["get", "pod", "pulls", "-n", ns, "-o", &path]).await.ok().to_string()
+    };
+    assert_eq!(policies("containers").await, "Always IfNotPresent Always Always Never");
+    assert_eq!(policies("initContainers").await, "IfNotPresent");
+
+    // Ignore: the unknown fields go, without a word.
+    let typo = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: quiet\n  namespace: {ns}\n  colour: red\n\
+         data: {{a: '1'}}\nbogus: 1\n"
+    );
+    let quiet = k.kubectl_stdin(&["apply", "--validate=false", "-f", "-"], &typo).await;
+    assert_eq!(quiet.ok().trim(), "configmap/quiet created");
+    assert!(!quiet.stderr.contains("Warning"), "{}", quiet.stderr);
+    let stored = k.kubectl(&["get", "configmap", "quiet", "-n", ns, "-o", "json"]).await;
+    let stored: serde_json::Value = serde_json::from_str(stored.ok()).unwrap();
+    assert!(stored.get("bogus").is_none() && stored["metadata"].get("colour").is_none(), "{stored}");
+    // the same under Warn (kubectl's --validate=warn) warns
+    let warned = k
+        .kubectl_stdin(&["apply", "--validate=warn", "-f", "-"], &typo.replace("name: quiet", "name: loud"))
+        .await;
+    warned.ok();
+    assert!(warned.stderr.contains(r#"Warning: unknown field "bogus""#), "{}", warned.stderr);
+
+    // Duplicate fields, in a body sent as written (`create --raw`).
+    let url = |query: &str| format!("/api/v1/namespaces/{ns}/configmaps{query}");
+    let twice = |name: &str| {
+        format!(
+            r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}"}},"data":{{"a":"1"}},"data":{{"b":"2"}}}}"#
+        )
+    };
+    let strict = k
+        .kubectl_stdin(&["create", "--raw", &url("?fieldValidation=Strict"), "-f", "-"], &twice("strict"))
+        .await;
+    assert!(strict.err().contains(r#"strict decoding error: duplicate field "data""#), "{}", strict.stderr);
+    let gone = k.kubectl(&["get", "configmap", "strict", "-n", ns]).await;
+    assert!(gone.err().contains("NotFound"), "{}", gone.stderr);
+    let warn =
+        k.kubectl_stdin(&["create", "--raw", &url("?fieldValidation=Warn"), "-f", "-"], &twice("warn")).await;
+    warn.ok();
+    assert!(warn.stderr.contains(r#"duplicate field "data""#), "{}", warn.stderr);
+    let data = k.kubectl(&["get", "configmap", "warn", "-n", ns, "-o", "jsonpath={.data}"]).await;
+    assert_eq!(data.ok(), r#"{"b":"2"}"#, "the last of the duplicates is kept");
+    let ignore = k
+        .kubectl_stdin(&["create", "--raw", &url("?fieldValidation=Ignore"), "-f", "-"], &twice("ignore"))
+        .await;
+    ignore.ok();
+    assert!(!ignore.stderr.contains("Warning"), "{}", ignore.stderr);
+    cluster.finish().await.unwrap();
+}
+
 const CHART: &[(&str, &str)] = &[
     ("Chart.yaml", "apiVersion: v2\nname: shop\nversion: 0.1.0\n"),
     ("values.yaml", "greeting: hello\nreplicas: 2\n"),
@@ -288,7 +490,7 @@ const CHART: &[(&str, &str)] = &[
 async fn helm_install_upgrade_rollback_uninstall() {
     let (cluster, k) = start().await;
     let ns = cluster.namespace();
-    k.kubectl(&["apply", "-f", CRDS]).await.ok();
+    apply_crds(&cluster, &k).await;
     let chart = k.dir().join("chart");
     for (path, text) in CHART {
         let p = chart.join(path);
@@ -463,7 +665,18 @@ async fn the_binary_reaches_webhooks_through_endpoints() {
 /// against the served OpenAPI, strict field validation on the server).
 #[tokio::test]
 async fn install_manifests_apply() {
-    let (_cluster, k) = start().await;
+    let services = Services::default();
+    let opts = Options {
+        hooks: Hooks::webhooks(services.clone()),
+        anonymous: Some(UserInfo::admin()),
+        ..Options::default()
+    };
+    let reason = "it installs deploy/controller.yaml and deploy/agent.yaml (cluster-wide RBAC, the \
+                  stevedore-system namespace, a DaemonSet on every node)";
+    let Some(cluster) = TestCluster::simulator_only_with(reason, opts, services).await.unwrap() else {
+        return;
+    };
+    let k = Clients::for_cluster(&cluster).await.unwrap();
     k.kubectl(&["create", "namespace", "stevedore-system"]).await.ok();
     let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/");
     for file in ["controller.yaml", "agent.yaml"] {
@@ -474,4 +687,5 @@ async fn install_manifests_apply() {
     let ds =
         k.kubectl(&["get", "daemonset", "stevedore-agent", "-n", "stevedore-system", "-o", "name"]).await;
     assert_eq!(ds.ok().trim(), "daemonset.apps/stevedore-agent");
+    cluster.finish().await.unwrap();
 }

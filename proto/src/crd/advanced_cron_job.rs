@@ -145,15 +145,17 @@ open_enum! {
     }
 }
 
-/// The kind of children an AdvancedCronJob creates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum TemplateKind {
-    /// `batch/v1` Jobs.
-    Job,
-    /// BroadcastJobs.
-    BroadcastJob,
-    /// ImageListPullJobs (v1beta1 only).
-    ImageListPullJob,
+open_enum! {
+    /// The kind of children an AdvancedCronJob creates.
+    pub enum TemplateKind(free) {
+        /// `batch/v1` Jobs.
+        #[default]
+        Job = "Job",
+        /// BroadcastJobs.
+        BroadcastJob = "BroadcastJob",
+        /// ImageListPullJobs (v1beta1 only).
+        ImageListPullJob = "ImageListPullJob",
+    }
 }
 
 /// What the cron job has running, and when it last ran.
@@ -161,6 +163,9 @@ pub enum TemplateKind {
 #[serde(rename_all = "camelCase")]
 pub struct AdvancedCronJobStatus {
     /// The kind of its template.
+    // a free string in the CRD, as in OpenKruise's: status is written by the
+    // controllers only, and an enum there would refuse a newer controller's value
+    #[schemars(with = "Option<String>")]
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub type_: Option<TemplateKind>,
     /// Its children that are still active.

@@ -131,22 +131,26 @@ pub struct BroadcastJobStatus {
     #[serde(default)]
     pub desired: i32,
     /// running, paused, completed or failed.
+    // a free string in the CRD, as in OpenKruise's: status is written by the
+    // controllers only, and an enum there would refuse a newer controller's value
+    #[schemars(with = "Option<String>")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<BroadcastJobPhase>,
 }
 
-/// The job's phase.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum BroadcastJobPhase {
-    /// Pods are being run.
-    Running,
-    /// Paused by `spec.paused`.
-    Paused,
-    /// Every desired node has a finished pod.
-    Completed,
-    /// Failed (a failed pod under FailFast, or past the deadline).
-    Failed,
+open_enum! {
+    /// The job's phase.
+    pub enum BroadcastJobPhase(free) {
+        /// Pods are being run.
+        #[default]
+        Running = "running",
+        /// Paused by `spec.paused`.
+        Paused = "paused",
+        /// Every desired node has a finished pod.
+        Completed = "completed",
+        /// Failed (a failed pod under FailFast, or past the deadline).
+        Failed = "failed",
+    }
 }
 
 /// A condition of a finished job.
@@ -154,6 +158,9 @@ pub enum BroadcastJobPhase {
 #[serde(rename_all = "camelCase")]
 pub struct JobCondition {
     /// Complete or Failed.
+    // a free string in the CRD, as in OpenKruise's: status is written by the
+    // controllers only, and an enum there would refuse a newer controller's value
+    #[schemars(with = "String")]
     #[serde(rename = "type")]
     pub type_: JobConditionType,
     /// True, False or Unknown.
@@ -172,12 +179,13 @@ pub struct JobCondition {
     pub message: Option<String>,
 }
 
-/// See [`JobCondition`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum JobConditionType {
-    /// Every desired node has a finished pod.
-    #[default]
-    Complete,
-    /// The job failed.
-    Failed,
+open_enum! {
+    /// See [`JobCondition`].
+    pub enum JobConditionType(free) {
+        /// Every desired node has a finished pod.
+        #[default]
+        Complete = "Complete",
+        /// The job failed.
+        Failed = "Failed",
+    }
 }

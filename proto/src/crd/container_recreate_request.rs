@@ -138,6 +138,9 @@ open_enum! {
 #[serde(rename_all = "camelCase")]
 pub struct ContainerRecreateRequestStatus {
     /// Pending, Recreating or Completed.
+    // a free string in the CRD, as in OpenKruise's: status is written by the
+    // controllers only, and an enum there would refuse a newer controller's value
+    #[schemars(with = "String")]
     pub phase: ContainerRecreateRequestPhase,
     /// When it completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -169,6 +172,9 @@ pub struct ContainerRecreateRequestContainerRecreateState {
     /// The container.
     pub name: String,
     /// Pending, Recreating, Succeeded or Failed.
+    // a free string in the CRD, as in OpenKruise's: status is written by the
+    // controllers only, and an enum there would refuse a newer controller's value
+    #[schemars(with = "String")]
     pub phase: ContainerRecreatePhase,
     /// Why it is where it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]

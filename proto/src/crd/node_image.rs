@@ -11,6 +11,8 @@ use k8s_openapi::{api::core::v1::ObjectReference, apimachinery::pkg::apis::meta:
 use schemars::{JsonSchema, Schema};
 use serde::{Deserialize, Serialize};
 
+use super::strings::open_enum;
+
 pub use super::image_pull_job::{ImagePullPolicy, SandboxConfig};
 
 /// One tag (or digest) of an image to pull.
@@ -111,6 +113,9 @@ pub struct ImageTagStatus {
     /// The tag (or digest).
     pub tag: String,
     /// Waiting, Pulling, Succeeded or Failed.
+    // a free string in the CRD, as in OpenKruise's: status is written by the
+    // controllers only, and an enum there would refuse a newer controller's value
+    #[schemars(with = "String")]
     pub phase: ImagePullPhase,
     /// Percent done, 0 to 100; it may go back when a pull is retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,18 +137,19 @@ pub struct ImageTagStatus {
     pub message: Option<String>,
 }
 
-/// Where a pull is.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum ImagePullPhase {
-    /// Not started.
-    #[default]
-    Waiting,
-    /// Started, not finished.
-    Pulling,
-    /// Pulled.
-    Succeeded,
-    /// Could not be pulled.
-    Failed,
+open_enum! {
+    /// Where a pull is.
+    pub enum ImagePullPhase(free) {
+        /// Not started.
+        #[default]
+        Waiting = "Waiting",
+        /// Started, not finished.
+        Pulling = "Pulling",
+        /// Pulled.
+        Succeeded = "Succeeded",
+        /// Could not be pulled.
+        Failed = "Failed",
+    }
 }
 
 /// How a round of pulls on the node ended.
@@ -154,6 +160,9 @@ pub struct SyncStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_at: Option<Time>,
     /// Succeeded or Failed.
+    // a free string in the CRD, as in OpenKruise's: status is written by the
+    // controllers only, and an enum there would refuse a newer controller's value
+    #[schemars(with = "Option<String>")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<SyncStatusPhase>,
     /// Why.
@@ -161,14 +170,15 @@ pub struct SyncStatus {
     pub message: Option<String>,
 }
 
-/// See [`SyncStatus`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum SyncStatusPhase {
-    /// Every pull succeeded.
-    #[default]
-    Succeeded,
-    /// Some pull failed.
-    Failed,
+open_enum! {
+    /// See [`SyncStatus`].
+    pub enum SyncStatusPhase(free) {
+        /// Every pull succeeded.
+        #[default]
+        Succeeded = "Succeeded",
+        /// Some pull failed.
+        Failed = "Failed",
+    }
 }
 
 /// Emits a version's `ImageSpec` and `NodeImageSpec` (and so its `NodeImage`) around

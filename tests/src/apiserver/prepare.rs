@@ -77,6 +77,29 @@ pub fn for_admission(res: &ResourceInfo, obj: &mut Value, ns: &str) {
     }
 }
 
+/// The defaults kube-apiserver's decoder applies to a request body (the scheme's
+/// defaulting functions, before admission, on create and update alike), as far as
+/// the simulator has them: a pod's containers, init containers and ephemeral
+/// containers whose `imagePullPolicy` is empty or absent get the one rule of
+/// [`stevedore_proto::image::default_pull_policy`] (`SetDefaults_Container`); a set
+/// policy is kept.
+pub fn decode_defaults(res: &ResourceInfo, obj: &mut Value) {
+    if (res.group.as_str(), res.plural.as_str()) != ("", "pods") {
+        return;
+    }
+    for list in ["containers", "initContainers", "ephemeralContainers"] {
+        let Some(containers) = obj["spec"].get_mut(list).and_then(Value::as_array_mut) else { continue };
+        for c in containers.iter_mut().filter_map(Value::as_object_mut) {
+            if c.get("imagePullPolicy").is_some_and(|p| p.as_str() != Some("")) {
+                continue;
+            }
+            let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
+            let policy = stevedore_proto::image::default_pull_policy(image);
+            c.insert("imagePullPolicy".into(), json!(policy));
+        }
+    }
+}
+
 /// The strategy's PrepareForCreate and the system fields (after mutating
 /// admission): fills system fields, resets status, applies defaults and checks the
 /// name.
@@ -339,5 +362,44 @@ mod tests {
         let mut node = p.clone();
         node["spec"]["nodeName"] = json!("n1");
         assert_eq!(for_update(pods, &p, node, "").unwrap_err().code, 422);
+    }
+
+    #[test]
+    fn pods_get_the_pull_policy_of_their_image_when_empty() {
+        let reg = Registry::new();
+        let pods = reg.find("", "v1", "pods").unwrap();
+        let digest = "sha256:0d17b565c37bcbd895e9d92315a05c1c3c9a29f762b011a10c54a66cd53c9b31";
+        let mut p = json!({"metadata": {"name": "p"}, "spec": {
+            "initContainers": [{"name": "i", "image": format!("nginx:latest@{digest}")}],
+            "containers": [
+                {"name": "a", "image": "nginx"},
+                {"name": "b", "image": "nginx:latest"},
+                {"name": "c", "image": "registry:5000/nginx:1.27", "imagePullPolicy": ""},
+                {"name": "d", "image": format!("nginx@{digest}")},
+                {"name": "e", "image": "nginx:latest", "imagePullPolicy": "Never"},
+                {"name": "f", "image": "nginx:1.27", "imagePullPolicy": "Always"}
+            ],
+            "ephemeralContainers": [{"name": "x", "image": "busybox:1.36"}]
+        }});
+        decode_defaults(pods, &mut p);
+        let policies = |list: &str| -> Vec<String> {
+            p["spec"][list]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["imagePullPolicy"].as_str().unwrap().into())
+                .collect()
+        };
+        assert_eq!(policies("initContainers"), ["Always"]);
+        assert_eq!(
+            policies("containers"),
+            ["Always", "Always", "IfNotPresent", "IfNotPresent", "Never", "Always"]
+        );
+        assert_eq!(policies("ephemeralContainers"), ["IfNotPresent"]);
+        // other kinds are left alone (their templates are defaulted elsewhere, if at all)
+        let cms = reg.find("", "v1", "configmaps").unwrap();
+        let mut cm = json!({"spec": {"containers": [{"name": "a", "image": "nginx"}]}});
+        decode_defaults(cms, &mut cm);
+        assert!(cm["spec"]["containers"][0].get("imagePullPolicy").is_none());
     }
 }

@@ -161,6 +161,7 @@ pub async fn create_object(
     // included), then the strategy (system fields, status dropped), the schema, and
     // validating admission.
     prepare::for_admission(res, &mut obj, ns);
+    prepare::decode_defaults(res, &mut obj);
     let mut obj = mutate(shared, res, Operation::Create, "", obj, None, user, dry_run).await?;
     let uid = shared.lock().next_uid();
     prepare::for_create(res, &mut obj, ns, &uid)?;
@@ -371,11 +372,13 @@ pub async fn commit_update(
     user: &UserInfo,
     sub: &str,
     old: Value,
-    new: Value,
+    mut new: Value,
     expect: u64,
     dry_run: bool,
 ) -> Result<Value, Status> {
-    // As on create: mutating admission, the strategy, the schema, validating admission.
+    // As on create: the decoder's defaults, mutating admission, the strategy, the
+    // schema, validating admission.
+    prepare::decode_defaults(res, &mut new);
     let new = mutate(shared, res, Operation::Update, sub, new, Some(old.clone()), user, dry_run).await?;
     let mut new = prepare::for_update(res, &old, new, sub)?;
     if res.key() == "apiextensions.k8s.io/customresourcedefinitions" {

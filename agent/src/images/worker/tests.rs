@@ -76,7 +76,7 @@ impl Recorded {
     fn phases(&self) -> Vec<(ImagePullPhase, Option<i32>)> {
         let mut out: Vec<(ImagePullPhase, Option<i32>)> = Vec::new();
         for s in self.0.lock().unwrap().iter() {
-            let p = (s.phase, s.progress);
+            let p = (s.phase.clone(), s.progress);
             if out.last() != Some(&p) {
                 out.push(p);
             }

@@ -129,7 +129,8 @@ pub fn node_state(ni: &NodeImage, job: &Job, now: Timestamp) -> NodeState {
             ImagePullPhase::Failed => {
                 NodeState::Failed(s.message.clone().unwrap_or_else(|| "pull failed".into()))
             }
-            ImagePullPhase::Pulling | ImagePullPhase::Waiting => {
+            // a phase this controller does not name (a newer agent's) is not an end
+            ImagePullPhase::Pulling | ImagePullPhase::Waiting | ImagePullPhase::Other(_) => {
                 NodeState::Pulling(s.progress.unwrap_or(0).clamp(0, 100))
             }
         },
@@ -148,7 +149,7 @@ pub fn node_state(ni: &NodeImage, job: &Job, now: Timestamp) -> NodeState {
 /// The last status version a node reported for `job`'s tag.
 fn reported_version(ni: &NodeImage, job: &Job) -> Option<(i64, ImagePullPhase)> {
     let s = ni.status.as_ref()?.image_statuses.as_ref()?.get(&job.image)?;
-    s.tags.iter().find(|t| t.tag == job.tag).map(|t| (t.version.unwrap_or(0), t.phase))
+    s.tags.iter().find(|t| t.tag == job.tag).map(|t| (t.version.unwrap_or(0), t.phase.clone()))
 }
 
 /// Puts `job`'s tag on `ni`'s list, owned by the job (another job's entry for the same

@@ -21,7 +21,7 @@ const IN_PLACE_UPDATE_READY: &str = "InPlaceUpdateReady";
 /// The most `rollingUpdate.minReadySeconds` may be.
 const MAX_MIN_READY_SECONDS: i32 = 300;
 
-/// Advanced StatefulSet: a DNS-subdomain name; podManagementPolicy set;
+/// Advanced StatefulSet: a DNS-label name (63 characters, no dots); podManagementPolicy set;
 /// reserveOrdinals ints >= 0 or `"N-M"` ranges with N <= M; replicas >= 0; a
 /// well-formed, non-empty selector that selects the template; the pod template's
 /// basics; an update type set, with no rollingUpdate under OnDelete; under
