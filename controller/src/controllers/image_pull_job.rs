@@ -214,6 +214,21 @@ async fn remove_finalizer(ctx: &Ctx, job: &ImagePullJob) -> Result<(), Error> {
     Ok(())
 }
 
+/// The job's enum fields holding a value OpenKruise's CRD lets through but no
+/// version names (`(field, value)`): reported once, when the job starts, as a Warning
+/// event; the controller and the agents then use the field's default.
+pub fn unknown_values(job: &ImagePullJob) -> Vec<(&'static str, String)> {
+    let t = &job.spec.template;
+    let mut out = Vec::new();
+    if let Some(p) = t.image_pull_policy.as_ref().filter(|p| !p.is_known()) {
+        out.push(("spec.imagePullPolicy", p.as_str().to_owned()));
+    }
+    if let Some(c) = t.completion_policy.type_.as_ref().filter(|c| !c.is_known()) {
+        out.push(("spec.completionPolicy.type", c.as_str().to_owned()));
+    }
+    out
+}
+
 /// One pass over one job.
 ///
 /// # Errors
@@ -258,6 +273,18 @@ pub async fn reconcile(job: Arc<ImagePullJob>, ctx: Arc<Ctx>) -> Result<Action, 
     if !ctx.fresh() {
         debug!(job = %key, "NodeImage watch behind this controller's writes; retrying shortly");
         return Ok(Action::requeue(Duration::from_millis(200)));
+    }
+    if status.start_time.is_none() {
+        for (field, value) in unknown_values(&job) {
+            ctx.events
+                .publish(
+                    &*job,
+                    true,
+                    "UnknownValue",
+                    format!("{field}: unknown value {value:?}; the default is used"),
+                )
+                .await;
+        }
     }
     let view = job_view(&job, &ctx)?;
     let sources = job.spec.template.pull_secrets.clone().unwrap_or_default();
@@ -317,4 +344,36 @@ pub async fn reconcile(job: Arc<ImagePullJob>, ctx: Arc<Ctx>) -> Result<Action, 
         wait = wait.min(Duration::from_secs(5));
     }
     Ok(Action::requeue(wait))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn unknown_enum_values_are_named_with_their_field() {
+        let job: ImagePullJob = serde_json::from_value(json!({
+            "apiVersion": "apps.kruise.io/v1beta1", "kind": "ImagePullJob",
+            "metadata": {"name": "j", "namespace": "ns"},
+            "spec": {"image": "nginx:1", "imagePullPolicy": "Sometimes",
+                "completionPolicy": {"type": "Eventually"}}
+        }))
+        .unwrap();
+        assert_eq!(
+            unknown_values(&job),
+            [
+                ("spec.imagePullPolicy", "Sometimes".to_owned()),
+                ("spec.completionPolicy.type", "Eventually".to_owned())
+            ]
+        );
+        let known: ImagePullJob = serde_json::from_value(json!({
+            "apiVersion": "apps.kruise.io/v1beta1", "kind": "ImagePullJob",
+            "metadata": {"name": "j", "namespace": "ns"},
+            "spec": {"image": "nginx:1", "imagePullPolicy": "Always", "completionPolicy": {"type": "Never"}}
+        }))
+        .unwrap();
+        assert!(unknown_values(&known).is_empty());
+    }
 }
