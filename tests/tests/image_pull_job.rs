@@ -191,14 +191,28 @@ impl Env {
     }
 
     /// The job's status once it has a completion time.
+    /// The job's status once it has a completion time, seen on a watch (a job with a
+    /// short TTL may be deleted before a poll would see it finished).
     async fn finished(&self, name: &str, within: Duration) -> anyhow::Result<ImagePullJobStatus> {
-        let jobs = self.jobs();
-        until(&format!("job {name} finishes"), within, async || {
-            let job = jobs.get(name).await?;
-            Ok(job.status.filter(|s| s.completion_time.is_some()))
-        })
-        .await
-        .map_err(|e| e.context(self.logs()))
+        use futures_util::TryStreamExt as _;
+        use kube::runtime::{WatchStreamExt as _, watcher};
+
+        let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let seen = async {
+            let mut stream = std::pin::pin!(watcher(self.jobs(), cfg).applied_objects());
+            while let Some(job) = stream.try_next().await? {
+                if let Some(s) = job.status.filter(|s| s.completion_time.is_some()) {
+                    return Ok(s);
+                }
+            }
+            anyhow::bail!("the watch of job {name} ended")
+        };
+        match tokio::time::timeout(within, seen).await {
+            Ok(r) => r.map_err(|e: anyhow::Error| e.context(self.logs())),
+            Err(_) => {
+                Err(anyhow::anyhow!("job {name} did not finish within {within:?}").context(self.logs()))
+            }
+        }
     }
 
     /// The NodeImage tag's status on `node` once it is `phase`.
