@@ -268,19 +268,8 @@ pub async fn reconcile(cs: Arc<CloneSet>, ctx: Arc<Ctx>) -> Result<Action, Error
                 {
                     set_in_place_ready(&ctx.client, &ns, &name, true).await?;
                     if pods::lifecycle_state(pod) == state::UPDATING {
-                        let st = if pods::hooked(pod, lifecycle.in_place_update.as_ref()) {
-                            state::UPDATED
-                        } else {
-                            state::NORMAL
-                        };
-                        let st = if st == state::UPDATED && lifecycle.in_place_update.is_some() {
-                            state::NORMAL
-                        } else {
-                            st
-                        };
-                        pod_api
-                            .patch(&name, &PatchParams::default(), &Patch::Merge(&pods::state_patch(st, now)))
-                            .await?;
+                        let normal = pods::state_patch(state::NORMAL, now);
+                        pod_api.patch(&name, &PatchParams::default(), &Patch::Merge(&normal)).await?;
                     }
                     if inplace::state(pod).ok().flatten().is_some() {
                         ctx.events
@@ -407,7 +396,7 @@ pub async fn reconcile(cs: Arc<CloneSet>, ctx: Arc<Ctx>) -> Result<Action, Error
                     {
                         continue;
                     }
-                    update_in_place(&ctx, &pod_api, pod, &spec, &update_rev, grace, now).await?;
+                    update_in_place(&ctx, &pod_api, pod, &spec, &update_rev, grace).await?;
                     soon(Duration::from_secs(1));
                 }
                 Eligibility::Recreate(reason) if strategy == CloneSetUpdateStrategyType::InPlaceOnly => {
@@ -429,8 +418,7 @@ pub async fn reconcile(cs: Arc<CloneSet>, ctx: Arc<Ctx>) -> Result<Action, Error
     }
 
     // Status.
-    let owned_now: Vec<&Pod> = active.clone();
-    let mut st = status::compute(&cs, &owned_now, &update_rev, &current_rev, now);
+    let mut st = status::compute(&cs, &active, &update_rev, &current_rev, now);
     status::set_condition(&mut st, "FailedUpdate", "InPlaceOnly", failed_update.clone(), now);
     if let Some(msg) = &failed_update {
         ctx.events.publish(&*cs, true, "FailedUpdate", msg.clone()).await;
@@ -465,10 +453,12 @@ async fn update_in_place(
     spec: &inplace::UpdateSpec,
     rev: &str,
     grace: i32,
-    now: Timestamp,
 ) -> Result<(), Error> {
     let name = pod.name_any();
     let ns = pod.namespace().unwrap_or_default();
+    // the state's updateTimestamp is when the pod is patched, not when the pass began
+    // (what came earlier in the pass, such as the pre-download jobs, precedes it)
+    let now = Timestamp::now();
     if spec.changes_containers() {
         set_in_place_ready(&ctx.client, &ns, &name, false).await?;
     }
