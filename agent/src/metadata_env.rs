@@ -24,6 +24,7 @@ use kube::{
 use stevedore_proto::{
     control::{KeyValue, RecreateContainerRequest, control_client::ControlClient},
     cri::{ContainerStatusRequest, StopContainerRequest, runtime_service_client::RuntimeServiceClient},
+    inplace::subscript,
     uds,
 };
 use tokio_util::sync::CancellationToken;
@@ -55,14 +56,6 @@ pub fn desired(pod: &Pod, c: &Container) -> BTreeMap<String, String> {
         out.insert(e.name.clone(), value);
     }
     out
-}
-
-/// `key` of `prefix['key']` (or `prefix["key"]`).
-fn subscript<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
-    let rest = path.strip_prefix(prefix)?.strip_prefix('[')?.strip_suffix(']')?;
-    rest.strip_prefix('\'')
-        .and_then(|r| r.strip_suffix('\''))
-        .or_else(|| rest.strip_prefix('"')?.strip_suffix('"'))
 }
 
 /// An image reference as kubelet would resolve it: `busybox` and

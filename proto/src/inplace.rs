@@ -204,8 +204,9 @@ fn map_diff(
     out
 }
 
-/// `key` of `prefix['key']` or `prefix["key"]`.
-fn subscript<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+/// `key` of a `fieldRef` path `prefix['key']` or `prefix["key"]` (e.g. prefix
+/// `metadata.labels`).
+pub fn subscript<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
     let rest = path.strip_prefix(prefix)?.strip_prefix('[')?.strip_suffix(']')?;
     rest.strip_prefix('\'')
         .and_then(|r| r.strip_suffix('\''))

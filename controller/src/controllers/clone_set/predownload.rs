@@ -158,13 +158,16 @@ pub async fn run(
     partition: i64,
     max_unavailable: i64,
 ) -> Result<(), Error> {
-    if revs.update.name_any() == revs.current.name_any() {
-        return Ok(());
+    let labels = revs.update.labels();
+    if revs.update.name_any() == revs.current.name_any()
+        || labels.contains_key(CREATED)
+        || labels.contains_key(IGNORED)
+    {
+        return Ok(()); // nothing to move to, or decided already: no templates to read
     }
     let ns = cs.namespace().unwrap_or_default();
     let (current, update) = (revisions::template(&revs.current)?, revisions::template(&revs.update)?);
-    let labels = revs.update.labels().clone();
-    let label = match decide(cs, &labels, &current, &update, partition, max_unavailable) {
+    let label = match decide(cs, labels, &current, &update, partition, max_unavailable) {
         Decision::Nothing => return Ok(()),
         Decision::Ignore(reason) => {
             info!(revision = %revs.update.name_any(), reason, "no image pre-download");

@@ -5,7 +5,6 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{LabelSelector, Time},
     jiff::Timestamp,
 };
-use kube::ResourceExt;
 use stevedore_proto::crd::clone_set::{CloneSet, CloneSetCondition, CloneSetStatus};
 
 use super::pods;
@@ -99,16 +98,6 @@ pub fn set_condition(
         reason: Some(reason.to_owned()),
         message: Some(message),
     });
-}
-
-/// Whether two statuses differ in anything but condition times.
-pub fn differs(a: Option<&CloneSetStatus>, b: &CloneSetStatus) -> bool {
-    a != Some(b)
-}
-
-/// The names of pods in `active` (for logs).
-pub fn names(active: &[&Pod]) -> Vec<String> {
-    active.iter().map(|p| p.name_any()).collect()
 }
 
 #[cfg(test)]
