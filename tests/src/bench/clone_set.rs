@@ -106,7 +106,13 @@ pub struct CloneSetFigures {
     pub rollouts: Vec<Rollout>,
 }
 
-fn clone_set(name: &str, image: &str, replicas: usize, strategy: &str, budget: &str) -> anyhow::Result<CloneSet> {
+fn clone_set(
+    name: &str,
+    image: &str,
+    replicas: usize,
+    strategy: &str,
+    budget: &str,
+) -> anyhow::Result<CloneSet> {
     Ok(serde_json::from_value(json!({
         "apiVersion": "apps.kruise.io/v1alpha1", "kind": "CloneSet",
         "metadata": {"name": name, "namespace": NS},
@@ -137,7 +143,12 @@ pub fn settled(cs: &CloneSet, replicas: usize) -> bool {
 }
 
 /// Polls the set every 25 ms until [`settled`]; returns when it was seen so.
-async fn wait_settled(sets: &Api<CloneSet>, name: &str, replicas: usize, limit: Duration) -> anyhow::Result<Instant> {
+async fn wait_settled(
+    sets: &Api<CloneSet>,
+    name: &str,
+    replicas: usize,
+    limit: Duration,
+) -> anyhow::Result<Instant> {
     let start = Instant::now();
     loop {
         let cs = sets.get(name).await?;
@@ -172,8 +183,11 @@ fn spec(image: &str) -> Option<ImageSpec> {
 
 /// Removes `image` from containerd (straight on its socket), and checks it is gone.
 async fn remove_image(img: &mut ImageClient, image: &str) -> anyhow::Result<()> {
-    img.remove_image(RemoveImageRequest { image: spec(image) }).await.with_context(|| format!("RemoveImage {image}"))?;
-    let left = img.image_status(ImageStatusRequest { image: spec(image), ..Default::default() }).await?.into_inner();
+    img.remove_image(RemoveImageRequest { image: spec(image) })
+        .await
+        .with_context(|| format!("RemoveImage {image}"))?;
+    let left =
+        img.image_status(ImageStatusRequest { image: spec(image), ..Default::default() }).await?.into_inner();
     anyhow::ensure!(left.image.is_none(), "{image} still present after RemoveImage");
     Ok(())
 }
@@ -288,7 +302,8 @@ pub fn report(f: &CloneSetFigures) -> String {
         }
     }
     for (image, budget) in groups {
-        let rows: Vec<&Rollout> = f.rollouts.iter().filter(|r| r.image == image && r.budget == budget).collect();
+        let rows: Vec<&Rollout> =
+            f.rollouts.iter().filter(|r| r.image == image && r.budget == budget).collect();
         let get = |v: Variant| rows.iter().find(|r| r.variant == v).map(|r| r.took);
         let base = get(Variant::ReCreateAbsent).unwrap_or_default().as_secs_f64();
         let _ = writeln!(out, "  -- to {image}, maxUnavailable {budget}");

@@ -85,11 +85,7 @@ fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
 
 async fn uids(pods: &Api<k8s_openapi::api::core::v1::Pod>) -> anyhow::Result<BTreeMap<String, String>> {
     let list = pods.list_metadata(&Default::default()).await?;
-    Ok(list
-        .items
-        .into_iter()
-        .filter_map(|p| Some((p.metadata.name?, p.metadata.uid?)))
-        .collect())
+    Ok(list.items.into_iter().filter_map(|p| Some((p.metadata.name?, p.metadata.uid?))).collect())
 }
 
 async fn wait_settled(sets: &Api<CloneSet>, replicas: usize, what: &str) -> anyhow::Result<Instant> {
@@ -148,7 +144,12 @@ pub async fn run(counts: ScaleCounts) -> anyhow::Result<ScaleFigures> {
     result
 }
 
-async fn phases(server: &ApiServer, admin: &kube::Client, pid: u32, counts: ScaleCounts) -> anyhow::Result<ScaleFigures> {
+async fn phases(
+    server: &ApiServer,
+    admin: &kube::Client,
+    pid: u32,
+    counts: ScaleCounts,
+) -> anyhow::Result<ScaleFigures> {
     let sets: Api<CloneSet> = Api::namespaced(admin.clone(), NS);
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(admin.clone(), NS);
     let set: CloneSet = serde_json::from_value(json!({
@@ -169,7 +170,8 @@ async fn phases(server: &ApiServer, admin: &kube::Client, pid: u32, counts: Scal
     let before = server.requests_by_user();
     let t = Instant::now();
     sets.create(&PostParams::default(), &set).await?;
-    let create = wait_settled(&sets, counts.replicas, "all replicas ready").await?.saturating_duration_since(t);
+    let create =
+        wait_settled(&sets, counts.replicas, "all replicas ready").await?.saturating_duration_since(t);
     let mid = server.requests_by_user();
     let rss_created = peak_rss_kib(pid).unwrap_or(0);
     let uids_before = uids(&pods).await?;
@@ -179,8 +181,9 @@ async fn phases(server: &ApiServer, admin: &kube::Client, pid: u32, counts: Scal
     ]))?;
     let t = Instant::now();
     sets.patch("scale", &PatchParams::default(), &Patch::Json::<()>(patch)).await?;
-    let roll =
-        wait_settled(&sets, counts.replicas, "all replicas updated and ready").await?.saturating_duration_since(t);
+    let roll = wait_settled(&sets, counts.replicas, "all replicas updated and ready")
+        .await?
+        .saturating_duration_since(t);
     let after = server.requests_by_user();
     let rss_end = peak_rss_kib(pid).unwrap_or(0);
     let uids_after = uids(&pods).await?;

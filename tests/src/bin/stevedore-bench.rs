@@ -58,7 +58,8 @@ fn parse(ours: &[String]) -> anyhow::Result<Selection> {
             "--cloneset-scale" => (s.cloneset_scale, any) = (true, true),
             "--cloneset-replicas" => s.cloneset_replicas = Some(number(a)?),
             "--cloneset-budget" => {
-                let v = it.next().ok_or_else(|| anyhow::anyhow!("--cloneset-budget needs a value: {USAGE}"))?;
+                let v =
+                    it.next().ok_or_else(|| anyhow::anyhow!("--cloneset-budget needs a value: {USAGE}"))?;
                 s.cloneset_budgets.push(v.clone());
             }
             "--scale-nodes" => s.scale_nodes = Some(number(a)?),
@@ -110,11 +111,8 @@ fn main() -> anyhow::Result<()> {
     // kubelets, scheduler): on both cores, as the suites run it.
     let mt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     if sel.cloneset {
-        let mut counts = if smoke {
-            clone_set::CloneSetCounts::smoke()
-        } else {
-            clone_set::CloneSetCounts::full(10)
-        };
+        let mut counts =
+            if smoke { clone_set::CloneSetCounts::smoke() } else { clone_set::CloneSetCounts::full(10) };
         if let Some(n) = sel.cloneset_replicas {
             counts.replicas = n;
         }
@@ -125,11 +123,8 @@ fn main() -> anyhow::Result<()> {
         print!("{}", clone_set::report(&figures));
     }
     if sel.cloneset_scale {
-        let mut counts = if smoke {
-            clone_set_scale::ScaleCounts::smoke()
-        } else {
-            clone_set_scale::ScaleCounts::full()
-        };
+        let mut counts =
+            if smoke { clone_set_scale::ScaleCounts::smoke() } else { clone_set_scale::ScaleCounts::full() };
         counts.nodes = sel.scale_nodes.unwrap_or(counts.nodes);
         counts.replicas = sel.scale_replicas.unwrap_or(counts.replicas);
         let figures = mt.block_on(clone_set_scale::run(counts))?;
