@@ -5,6 +5,8 @@
 //! each side, the time each hop adds, and the proxy's added time as a multiple of the
 //! relay's.
 
+pub mod clone_set;
+pub mod clone_set_scale;
 pub mod crr;
 pub mod hollow;
 pub mod pulls;

@@ -1,15 +1,78 @@
 //! `stevedore-bench`: direct vs proxied CRI latency, side by side, from one run; then
 //! image pulls directly, through the proxy and by the agent (see `bench::pulls`); then
 //! an ImagePullJob over hollow nodes (see `bench::hollow`); then container recreation
-//! (see `bench::recreate`) and ContainerRecreateRequests end to end (`bench::crr`).
+//! (see `bench::recreate`) and ContainerRecreateRequests end to end (`bench::crr`);
+//! then CloneSet rollouts in place vs ReCreate on the real containerd
+//! (`bench::clone_set`) and a CloneSet at scale on hollow nodes
+//! (`bench::clone_set_scale`).
 //!
-//! `stevedore-bench [--smoke] [--pulls | --hollow | --recreate] [-- PROXY_FLAGS...]`:
-//! `--smoke` runs tiny counts (CI); `--pulls` runs only the pull and hollow-node
-//! benchmarks, `--hollow` only the latter, `--recreate` only the recreate ones; flags
-//! after `--` go to the proxy of the latency benchmark (for example
-//! `--worker-threads 2`).
+//! `stevedore-bench [--smoke] [--pulls | --hollow | --recreate | --cloneset |
+//! --cloneset-scale]... [--cloneset-replicas N] [--cloneset-budget B]... [--scale-nodes N] [--scale-replicas R]
+//! [-- PROXY_FLAGS...]`: `--smoke` runs tiny counts (CI); with no selection every
+//! benchmark runs; `--pulls` selects the pull and hollow-node benchmarks, `--hollow`
+//! the latter, `--recreate` the recreate ones, `--cloneset` the CloneSet rollouts (N
+//! replicas, default 10; `--cloneset-budget B`, repeatable, sets the
+//! `maxUnavailable` budgets, default 100% and 20%), `--cloneset-scale` the CloneSet on hollow nodes (default
+//! 10,000 replicas over 1,000 nodes); flags after `--` go to the proxy of the latency
+//! benchmark (for example `--worker-threads 2`).
 
-use stevedore_tests::bench::{self, crr, hollow, pulls, recreate};
+use stevedore_tests::bench::{self, clone_set, clone_set_scale, crr, hollow, pulls, recreate};
+
+const USAGE: &str = "usage: stevedore-bench [--smoke] [--pulls | --hollow | --recreate | --cloneset | \
+                     --cloneset-scale]... [--cloneset-replicas N] [--cloneset-budget B]... [--scale-nodes N] [--scale-replicas R] \
+                     [-- PROXY_FLAGS...]";
+
+/// What the command line asked for.
+#[derive(Debug, Default)]
+struct Selection {
+    smoke: bool,
+    latency: bool,
+    pulls: bool,
+    hollow: bool,
+    recreate: bool,
+    cloneset: bool,
+    cloneset_scale: bool,
+    cloneset_replicas: Option<usize>,
+    cloneset_budgets: Vec<String>,
+    scale_nodes: Option<usize>,
+    scale_replicas: Option<usize>,
+}
+
+fn parse(ours: &[String]) -> anyhow::Result<Selection> {
+    let mut s = Selection::default();
+    let mut any = false;
+    let mut it = ours.iter();
+    while let Some(a) = it.next() {
+        let mut number = |flag: &str| -> anyhow::Result<usize> {
+            let v = it.next().ok_or_else(|| anyhow::anyhow!("{flag} needs a number: {USAGE}"))?;
+            let n: usize = v.parse().map_err(|e| anyhow::anyhow!("{flag} {v:?}: {e}"))?;
+            anyhow::ensure!(n > 0, "{flag} must be at least 1");
+            Ok(n)
+        };
+        match a.as_str() {
+            "--smoke" => s.smoke = true,
+            "--pulls" => (s.pulls, s.hollow, any) = (true, true, true),
+            "--hollow" => (s.hollow, any) = (true, true),
+            "--recreate" => (s.recreate, any) = (true, true),
+            "--cloneset" => (s.cloneset, any) = (true, true),
+            "--cloneset-scale" => (s.cloneset_scale, any) = (true, true),
+            "--cloneset-replicas" => s.cloneset_replicas = Some(number(a)?),
+            "--cloneset-budget" => {
+                let v =
+                    it.next().ok_or_else(|| anyhow::anyhow!("--cloneset-budget needs a value: {USAGE}"))?;
+                s.cloneset_budgets.push(v.clone());
+            }
+            "--scale-nodes" => s.scale_nodes = Some(number(a)?),
+            "--scale-replicas" => s.scale_replicas = Some(number(a)?),
+            bad => anyhow::bail!("unknown argument {bad:?}: {USAGE}"),
+        }
+    }
+    if !any {
+        (s.latency, s.pulls, s.hollow, s.recreate, s.cloneset, s.cloneset_scale) =
+            (true, true, true, true, true, true);
+    }
+    Ok(s)
+}
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -17,41 +80,55 @@ fn main() -> anyhow::Result<()> {
         Some(i) => (&args[..i], &args[i + 1..]),
         None => (&args[..], &[][..]),
     };
-    if let Some(bad) =
-        ours.iter().find(|a| !matches!(a.as_str(), "--smoke" | "--pulls" | "--hollow" | "--recreate"))
-    {
-        anyhow::bail!(
-            "unknown argument {bad:?}: usage: stevedore-bench [--smoke] [--pulls | --hollow | --recreate] [-- PROXY_FLAGS...]"
-        );
-    }
-    let smoke = ours.iter().any(|a| a == "--smoke");
-    let only_recreate = ours.iter().any(|a| a == "--recreate");
-    let only_hollow = ours.iter().any(|a| a == "--hollow");
-    let skip_latency = only_hollow || ours.iter().any(|a| a == "--pulls");
+    let sel = parse(ours)?;
+    let smoke = sel.smoke;
     let proxy: Vec<&str> = proxy.iter().map(String::as_str).collect();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    if !skip_latency && !only_recreate {
+    if sel.latency {
         let counts = if smoke { bench::Counts::smoke() } else { bench::Counts::full() };
         let scenarios = rt.block_on(bench::run(counts, &proxy))?;
         print!("{}", bench::report(&scenarios));
     }
-    if !only_hollow && !only_recreate {
+    if sel.pulls {
         let counts = if smoke { pulls::PullCounts::smoke() } else { pulls::PullCounts::full() };
         let figures = rt.block_on(pulls::run(counts))?;
         print!("{}", pulls::report(&figures));
     }
-    if !only_recreate {
+    if sel.hollow {
         let counts = if smoke { hollow::HollowCounts::smoke() } else { hollow::HollowCounts::full() };
         let figures = rt.block_on(hollow::run(counts))?;
         print!("{}", hollow::report(&figures));
     }
-    if !only_hollow && ours.iter().all(|a| a != "--pulls") || only_recreate {
+    if sel.recreate {
         let counts = if smoke { recreate::RecreateCounts::smoke() } else { recreate::RecreateCounts::full() };
         let figures = rt.block_on(recreate::run(counts))?;
         print!("{}", recreate::report(&figures));
         let counts = if smoke { crr::CrrCounts::smoke() } else { crr::CrrCounts::full() };
         let figures = rt.block_on(crr::run(counts))?;
         print!("{}", crr::report(&figures));
+    }
+    // The CloneSet benchmarks run a whole cluster in this process (API server,
+    // kubelets, scheduler): on both cores, as the suites run it.
+    let mt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    if sel.cloneset {
+        let mut counts =
+            if smoke { clone_set::CloneSetCounts::smoke() } else { clone_set::CloneSetCounts::full(10) };
+        if let Some(n) = sel.cloneset_replicas {
+            counts.replicas = n;
+        }
+        if !sel.cloneset_budgets.is_empty() {
+            counts.budgets = sel.cloneset_budgets.clone();
+        }
+        let figures = mt.block_on(clone_set::run(counts))?;
+        print!("{}", clone_set::report(&figures));
+    }
+    if sel.cloneset_scale {
+        let mut counts =
+            if smoke { clone_set_scale::ScaleCounts::smoke() } else { clone_set_scale::ScaleCounts::full() };
+        counts.nodes = sel.scale_nodes.unwrap_or(counts.nodes);
+        counts.replicas = sel.scale_replicas.unwrap_or(counts.replicas);
+        let figures = mt.block_on(clone_set_scale::run(counts))?;
+        print!("{}", clone_set_scale::report(&figures));
     }
     Ok(())
 }
