@@ -267,8 +267,15 @@ pub fn daemon_pod_tolerations(spec: &mut PodSpec) {
 ///
 /// Each failure but the affinity one means neither a new nor a running pod. The
 /// template's `spec.nodeName` is not checked: OpenKruise sets it to the candidate
-/// node before checking, so it never excludes a node. Node readiness is not looked
-/// at beyond its taints.
+/// node before checking, so it never excludes a node (the pod belongs on the node it
+/// is placed on, whatever the template says). Node readiness is not looked at beyond
+/// its taints.
+///
+/// One difference remains for running pods: OpenKruise checks the created pod, whose
+/// tolerations may have grown at admission (Kubernetes' `DefaultTolerationSeconds`
+/// plugin adds 300 s tolerations of `not-ready` and `unreachable` `NoExecute` taints),
+/// while this reads the template only, so such a taint ends a running pod here at
+/// once rather than after the node lifecycle controller's eviction.
 pub fn broadcast_job(node: &Node, template: &PodTemplateSpec) -> Placement {
     let none = PodSpec::default();
     let spec = template.spec.as_ref().unwrap_or(&none);

@@ -523,6 +523,20 @@ fn affinity_match_fields_on_metadata_name() {
     assert_eq!(affinity_outcome(vec![uid], &n), Some(Unfit::AffinityMismatch));
 }
 
+#[test]
+fn affinity_on_a_node_without_labels_or_name() {
+    let mut n = node();
+    n.metadata.labels = None;
+    let one = |r: NodeSelectorRequirement| affinity_outcome(vec![term(vec![r], vec![])], &n);
+    assert_eq!(one(req("zone", "NotIn", &["a"])), None);
+    assert_eq!(one(req("zone", "DoesNotExist", &[])), None);
+    assert_eq!(one(req("zone", "In", &["a"])), Some(Unfit::AffinityMismatch));
+    // Kubernetes skips field requirements for a node without a name.
+    n.metadata.name = None;
+    let fields = term(vec![], vec![req("metadata.name", "In", &["elsewhere"])]);
+    assert_eq!(affinity_outcome(vec![fields], &n), None);
+}
+
 fn malformed(terms: Vec<NodeSelectorTerm>, needle: &str) {
     match affinity_outcome(terms, &node()) {
         Some(Unfit::MalformedAffinity { errors }) => {
