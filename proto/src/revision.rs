@@ -41,6 +41,7 @@
 pub mod gojson;
 pub mod quantity;
 pub mod sidecar_hash;
+pub mod spew;
 pub mod template;
 pub mod vct;
 
@@ -79,6 +80,9 @@ pub enum RevisionError {
     /// A resource quantity in the spec is not valid.
     #[error("spec: {0}")]
     Quantity(#[from] quantity::QuantityError),
+    /// The pod template is not what Go would decode into a `corev1.PodTemplateSpec`.
+    #[error("spec.template: {0}")]
+    Dump(#[from] spew::DumpError),
 }
 
 /// A ControllerRevision as OpenKruise would create it for a workload.
