@@ -304,7 +304,11 @@ pub fn parse(s: &str) -> Result<Parsed, QuantityError> {
         return Err(invalid());
     }
     if s == "0" {
-        return Ok(Parsed { amount: Amount::Int64 { value: 0, scale: 0 }, cached: s.to_owned(), format: "DecimalSI" });
+        return Ok(Parsed {
+            amount: Amount::Int64 { value: 0, scale: 0 },
+            cached: s.to_owned(),
+            format: "DecimalSI",
+        });
     }
     let p = pieces(s).ok_or_else(invalid)?;
     let (base, exponent, mut format) = interpret(p.suffix).ok_or_else(invalid)?;
@@ -349,7 +353,8 @@ pub fn parse(s: &str) -> Result<Parsed, QuantityError> {
     }
     let mut magnitude: u128 = 0;
     for c in int_part.bytes().chain(frac_part.bytes()) {
-        magnitude = magnitude.checked_mul(10).and_then(|m| m.checked_add(u128::from(c - b'0'))).ok_or_else(range)?;
+        magnitude =
+            magnitude.checked_mul(10).and_then(|m| m.checked_add(u128::from(c - b'0'))).ok_or_else(range)?;
     }
     let mut dec_scale = frac_part.len() as i32;
     if base == 10 {
@@ -381,7 +386,11 @@ pub fn parse(s: &str) -> Result<Parsed, QuantityError> {
             format = "DecimalSI";
         }
     }
-    Ok(Parsed { amount: Amount::InfDec { negative, magnitude, scale: dec_scale }, cached: String::new(), format })
+    Ok(Parsed {
+        amount: Amount::InfDec { negative, magnitude, scale: dec_scale },
+        cached: String::new(),
+        format,
+    })
 }
 
 #[cfg(test)]
@@ -422,6 +431,33 @@ mod tests {
             ("12.3456789123", "12345678913n"),
         ] {
             assert_eq!(canonical(input).as_deref(), Ok(want), "{input}");
+        }
+    }
+
+    #[test]
+    fn parse_rejects_what_go_rejects() {
+        for bad in ["", "abc", "1Xi", "1 Ki", "1e", "1.5.5", "1Ki5x", "--1"] {
+            assert_eq!(parse(bad), Err(QuantityError::Invalid(bad.to_owned())), "{bad:?}");
+        }
+        // Beyond this port's 128-bit inf.Dec.
+        let big = "1234567890123456789e30";
+        assert_eq!(parse(big), Err(QuantityError::Range(big.to_owned())));
+        // Go reads a bare suffix as zero, and keeps large exponents on the fast path.
+        assert_eq!(parse("Ki").map(|p| p.amount), Ok(Amount::Int64 { value: 0, scale: 0 }));
+        assert_eq!(parse("1e100").map(|p| p.amount), Ok(Amount::Int64 { value: 1, scale: 100 }));
+    }
+
+    #[test]
+    fn parse_agrees_with_canonical_on_the_cached_text() {
+        // Go caches the input only when it already is the canonical text.
+        for input in ["100m", "1", "1k", "10G", "1Gi", "1Ki", "1e3", "-1500m", "129M"] {
+            let p = parse(input).expect("valid");
+            assert_eq!(p.cached, input);
+            assert_eq!(canonical(input).as_deref(), Ok(input));
+        }
+        // 1536Mi is canonical, but Go only caches binary amounts not divisible by 8.
+        for input in ["1000m", "0.5", "1024Mi", "1000", "1536Mi"] {
+            assert_eq!(parse(input).expect("valid").cached, "", "{input}");
         }
     }
 

@@ -72,13 +72,19 @@ pub struct DumpError {
 /// The name hash of a new Advanced DaemonSet revision for `template` (typed), at
 /// the set's `status.collisionCount` (`None` when the status has none, which adds
 /// no bytes).
-pub fn daemon_set_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> Result<String, RevisionError> {
+pub fn daemon_set_hash(
+    template: &PodTemplateSpec,
+    collision_count: Option<i32>,
+) -> Result<String, RevisionError> {
     daemon_set_template_hash(&serde_json::to_value(template)?, collision_count)
 }
 
 /// The name hash of a new Advanced DaemonSet revision for the template's JSON, as
 /// stored (`spec.template` of the set), at `collision_count`.
-pub fn daemon_set_template_hash(template: &Value, collision_count: Option<i32>) -> Result<String, RevisionError> {
+pub fn daemon_set_template_hash(
+    template: &Value,
+    collision_count: Option<i32>,
+) -> Result<String, RevisionError> {
     let dump = dump_pod_template(template)?;
     Ok(compute_hash(dump.as_bytes(), collision_count))
 }
@@ -230,7 +236,14 @@ impl Dumper {
             Kind::Int { bits } => {
                 let n = match v {
                     None => 0,
-                    Some(Value::Number(n)) => n.as_i64().ok_or_else(|| self.error(format!("{n} is not an integer")))?,
+                    Some(Value::Number(n)) => n.as_i64().ok_or_else(|| {
+                        let why = if n.is_u64() {
+                            format!("does not fit in {ty}")
+                        } else {
+                            "is not an integer".to_owned()
+                        };
+                        self.error(format!("{n} {why}"))
+                    })?,
                     Some(other) => return Err(self.type_error("an integer", other)),
                 };
                 let fits = match bits {
@@ -344,9 +357,16 @@ impl Dumper {
                 let (wall, ext, local) = match v {
                     None => (0, 0, false),
                     Some(Value::String(s)) => {
-                        let t: jiff::Timestamp =
-                            s.parse().map_err(|e| self.error(format!("{s:?} is not an RFC 3339 time: {e}")))?;
-                        (t.subsec_nanosecond(), t.as_second() + UNIX_TO_INTERNAL, true)
+                        let t: jiff::Timestamp = s
+                            .parse()
+                            .map_err(|e| self.error(format!("{s:?} is not an RFC 3339 time: {e}")))?;
+                        // Go keeps 0 <= nanoseconds < 1e9; jiff's share the seconds' sign.
+                        let (mut secs, mut nanos) = (t.as_second(), t.subsec_nanosecond());
+                        if nanos < 0 {
+                            secs -= 1;
+                            nanos += 1_000_000_000;
+                        }
+                        (nanos, secs + UNIX_TO_INTERNAL, true)
                     }
                     Some(other) => return Err(self.type_error("a timestamp", other)),
                 };
@@ -408,7 +428,9 @@ impl Dumper {
             Amount::Int64 { value, scale } => (value, scale),
             Amount::InfDec { .. } => (0, 0),
         };
-        self.out.push_str(&format!("{{i:(resource.int64Amount){{value:(int64){value} scale:(resource.Scale){scale}}} "));
+        self.out.push_str(&format!(
+            "{{i:(resource.int64Amount){{value:(int64){value} scale:(resource.Scale){scale}}} "
+        ));
         self.out.push_str("d:(resource.infDecAmount){Dec:(*inf.Dec)");
         match q.amount {
             Amount::Int64 { .. } => self.out.push_str("<nil>"),

@@ -133,10 +133,19 @@ fn nil_and_empty_lists_and_maps_differ() {
     assert_eq!(dump("[]string", json!(["a", "b c"])).as_str(), "([]string)[a b c]");
     assert_eq!(dump("map[string]string", json!(null)).as_str(), "(map[string]string)<nil>");
     assert_eq!(dump("map[string]string", json!({})).as_str(), "(map[string]string)map[]");
-    assert_eq!(dump("map[string]string", json!({"b": "2", "B": "1", "a": ""})).as_str(), "(map[string]string)map[B:1 a: b:2]");
-    let sc = dump("v1.PodSecurityContext", json!({"supplementalGroups": [], "sysctls": [{"name": "n"}, null]}));
+    assert_eq!(
+        dump("map[string]string", json!({"b": "2", "B": "1", "a": ""})).as_str(),
+        "(map[string]string)map[B:1 a: b:2]"
+    );
+    let sc =
+        dump("v1.PodSecurityContext", json!({"supplementalGroups": [], "sysctls": [{"name": "n"}, null]}));
     assert!(sc.contains(" SupplementalGroups:([]int64)[] "), "{sc}");
-    assert!(sc.contains(" Sysctls:([]v1.Sysctl)[{Name:(string)n Value:(string)} {Name:(string) Value:(string)}] "), "{sc}");
+    assert!(
+        sc.contains(
+            " Sysctls:([]v1.Sysctl)[{Name:(string)n Value:(string)} {Name:(string) Value:(string)}] "
+        ),
+        "{sc}"
+    );
 }
 
 #[test]
@@ -174,9 +183,18 @@ fn embedded_structs_take_their_keys_from_the_parent() {
 
 #[test]
 fn int_or_string() {
-    assert_eq!(dump("intstr.IntOrString", json!(8080)), "(intstr.IntOrString){Type:(intstr.Type)0 IntVal:(int32)8080 StrVal:(string)}");
-    assert_eq!(dump("intstr.IntOrString", json!("http")), "(intstr.IntOrString){Type:(intstr.Type)1 IntVal:(int32)0 StrVal:(string)http}");
-    assert_eq!(dump("intstr.IntOrString", json!(null)), "(intstr.IntOrString){Type:(intstr.Type)0 IntVal:(int32)0 StrVal:(string)}");
+    assert_eq!(
+        dump("intstr.IntOrString", json!(8080)),
+        "(intstr.IntOrString){Type:(intstr.Type)0 IntVal:(int32)8080 StrVal:(string)}"
+    );
+    assert_eq!(
+        dump("intstr.IntOrString", json!("http")),
+        "(intstr.IntOrString){Type:(intstr.Type)1 IntVal:(int32)0 StrVal:(string)http}"
+    );
+    assert_eq!(
+        dump("intstr.IntOrString", json!(null)),
+        "(intstr.IntOrString){Type:(intstr.Type)0 IntVal:(int32)0 StrVal:(string)}"
+    );
     assert!(dump_err("intstr.IntOrString", json!(1.5)).reason.contains("32-bit"));
 }
 
@@ -194,7 +212,15 @@ fn times() {
          cacheZone:(*time.zone)<nil>}}}"
     );
     // The same instant with an offset and a fraction.
-    assert!(dump("v1.Time", json!("2024-01-02T05:04:05.25+02:00")).contains("{wall:(uint64)250000000 ext:(int64)63839761445 "));
+    assert!(
+        dump("v1.Time", json!("2024-01-02T05:04:05.25+02:00"))
+            .contains("{wall:(uint64)250000000 ext:(int64)63839761445 ")
+    );
+    // Before 1970: Go's nanoseconds are never negative.
+    assert!(
+        dump("v1.Time", json!("1969-12-31T23:59:59.5Z"))
+            .contains("{wall:(uint64)500000000 ext:(int64)62135596799 ")
+    );
     assert_eq!(dump_err("v1.Time", json!("yesterday")).path, "template");
 }
 
@@ -236,7 +262,10 @@ fn quantities_print_go_internals() {
     assert_eq!(q("0.5Ki"), tagged(slow(false, "[512000000000]", 9, "BinarySI")));
     assert_eq!(q("0.0005Ki"), tagged(slow(false, "[512000000]", 9, "DecimalSI")));
     assert_eq!(q("1Ei"), tagged(slow(false, "[0 62500000]", 9, "BinarySI")));
-    assert_eq!(q("12345678901234567890"), tagged(slow(false, "[5097733592002180096 669260594]", 9, "DecimalSI")));
+    assert_eq!(
+        q("12345678901234567890"),
+        tagged(slow(false, "[5097733592002180096 669260594]", 9, "DecimalSI"))
+    );
     assert_eq!(q("0.0000000001"), tagged(slow(false, "[1]", 9, "DecimalSI")));
     assert_eq!(q("0.0000000000"), tagged(slow(false, "<nil>", 10, "DecimalSI")));
     // A JSON number is parsed from its text like a string.
@@ -244,12 +273,16 @@ fn quantities_print_go_internals() {
     // null is the zero Quantity; a nil pointer stays nil.
     assert_eq!(dump("resource.Quantity", json!(null)), tagged(fast(0, 0, "", "")));
     assert_eq!(dump("*resource.Quantity", json!(null)), "(*resource.Quantity)<nil>");
-    assert_eq!(dump("*resource.Quantity", json!("1Gi")), format!("(*resource.Quantity){}", fast(1 << 30, 0, "1Gi", "BinarySI")));
+    assert_eq!(
+        dump("*resource.Quantity", json!("1Gi")),
+        format!("(*resource.Quantity){}", fast(1 << 30, 0, "1Gi", "BinarySI"))
+    );
 }
 
 #[test]
 fn resource_lists_omit_value_tags() {
-    let r = dump("v1.ResourceRequirements", json!({"limits": {"memory": "1Gi", "cpu": "100m"}, "requests": {}}));
+    let r =
+        dump("v1.ResourceRequirements", json!({"limits": {"memory": "1Gi", "cpu": "100m"}, "requests": {}}));
     assert_eq!(
         r,
         format!(
@@ -278,6 +311,9 @@ fn bad_values_are_named() {
     t["spec"]["containers"][0]["ports"] = json!([{"containerPort": 4_294_967_296_i64}]);
     let err = dump_pod_template(&t).expect_err("out of range");
     assert_eq!(err.path, "spec.containers[0].ports[0].containerPort");
+
+    assert_eq!(dump_err("int64", json!(u64::MAX)).reason, "18446744073709551615 does not fit in int64");
+    assert_eq!(dump_err("int32", json!(1.5)).reason, "1.5 is not an integer");
 
     let err = dump_pod_template(&json!([])).expect_err("not an object");
     assert_eq!(err.path, "template");
