@@ -25,6 +25,9 @@
 //! - [`clone_set_revision`], [`stateful_set_revision`] and [`sidecar_set_revision`]
 //!   give a workload's candidate revision (name, hash, data, labels, annotations);
 //!   [`daemon_set_patch`] gives an Advanced DaemonSet's data for matching.
+//! - [`spew`]: the hash that names a new Advanced DaemonSet revision
+//!   ([`spew::daemon_set_hash`]): Kubernetes' `ComputeHash`, FNV-1a over a go-spew
+//!   dump of the decoded pod template, not over the data.
 //! - [`vct`]: CloneSet's claim-template hash annotation.
 //! - [`sidecar_hash`]: SidecarSet's `kruise.io/sidecarset-hash` annotations.
 //! - [`gojson`] re-encodes any JSON value as Go does; applied to the data of a
@@ -35,12 +38,14 @@
 //! - Resource quantities are rewritten to Go's canonical text ([`quantity`]).
 //! - Zero values on plain Go fields in a pod template (`stdin: false`, `""`) are
 //!   kept; Go's `omitempty` would drop them. Webhook-normalised objects have none.
-//! - The debug-dump (`go-spew`) hash that names new Advanced DaemonSet revisions, and
-//!   UnitedDeployment revisions, are not computed.
+//! - UnitedDeployment revisions are not computed.
+//! - The Advanced DaemonSet hash is checked against a derived vector only (no Go run
+//!   confirmed it); its own limits are listed in [`spew`].
 
 pub mod gojson;
 pub mod quantity;
 pub mod sidecar_hash;
+pub mod spew;
 pub mod template;
 pub mod vct;
 
@@ -79,6 +84,9 @@ pub enum RevisionError {
     /// A resource quantity in the spec is not valid.
     #[error("spec: {0}")]
     Quantity(#[from] quantity::QuantityError),
+    /// The pod template is not what Go would decode into a `corev1.PodTemplateSpec`.
+    #[error("spec.template: {0}")]
+    Dump(#[from] spew::DumpError),
 }
 
 /// A ControllerRevision as OpenKruise would create it for a workload.
@@ -188,9 +196,11 @@ pub fn stateful_set_revision(set: &StatefulSet) -> Result<Revision, RevisionErro
 /// The data of an Advanced DaemonSet's revision, by which OpenKruise matches the
 /// set against its existing revisions (byte equality).
 ///
-/// A new DaemonSet revision's name uses a different hash (a Go debug dump of the
-/// template, FNV-1a) that this module does not compute; existing revisions carry
-/// their hash in their `controller-revision-hash` label.
+/// The hash in a DaemonSet revision's name is not derived from this data: a new
+/// revision is named `<set>-<hash>` (never cut) with
+/// [`spew::daemon_set_hash`] of `spec.template` at the status's `collisionCount`, and
+/// carries that hash in its `controller-revision-hash` label. Existing revisions are
+/// found by this data and keep the hash their label holds.
 pub fn daemon_set_patch(ds: &DaemonSet) -> Result<String, RevisionError> {
     template_patch(&ds.spec.template)
 }

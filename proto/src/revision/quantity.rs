@@ -147,6 +147,252 @@ pub fn canonical(s: &str) -> Result<String, QuantityError> {
     Ok(format!("{value}{suffix}"))
 }
 
+/// A quantity as Go's `resource.ParseQuantity` leaves it in memory: the fields
+/// go-spew prints when a pod template is dumped for hashing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Parsed {
+    /// The amount: `i` (an `int64Amount`) or `d` (an `inf.Dec`), whichever Go set.
+    pub amount: Amount,
+    /// The cached text `s`: the input itself when Go found it already canonical,
+    /// else empty.
+    pub cached: String,
+    /// The `Format` the suffix chose: `DecimalSI`, `BinarySI` or `DecimalExponent`.
+    pub format: &'static str,
+}
+
+/// Which of its two representations a parsed quantity uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Amount {
+    /// The fast path, `int64Amount{value, scale}`: value × 10^scale; `d.Dec` is nil.
+    Int64 {
+        /// The unscaled value.
+        value: i64,
+        /// The power of ten.
+        scale: i32,
+    },
+    /// The slow path, `inf.Dec{unscaled, scale}`: ±magnitude × 10^-scale; `i` is zero.
+    InfDec {
+        /// Whether the `big.Int` is negative.
+        negative: bool,
+        /// The `big.Int`'s absolute value (this port keeps it within 128 bits).
+        magnitude: u128,
+        /// inf.Dec's scale: the number of decimal places (the negated exponent).
+        scale: i32,
+    },
+}
+
+impl Parsed {
+    /// The zero `Quantity{}` (what JSON `null` gives).
+    pub fn zero() -> Self {
+        Self { amount: Amount::Int64 { value: 0, scale: 0 }, cached: String::new(), format: "" }
+    }
+}
+
+/// The pieces `parseQuantityString` cuts a quantity into: sign, the number's text
+/// (sign included), the integer digits without leading zeros, the fraction digits
+/// and the suffix.
+struct Pieces<'a> {
+    positive: bool,
+    value: &'a str,
+    num: &'a str,
+    denom: &'a str,
+    suffix: &'a str,
+}
+
+fn pieces(s: &str) -> Option<Pieces<'_>> {
+    let b = s.as_bytes();
+    let end = b.len();
+    let mut p = Pieces { positive: true, value: "", num: "", denom: "", suffix: "" };
+    let mut pos = 0;
+    match b.first() {
+        Some(b'-') => {
+            p.positive = false;
+            pos += 1;
+        }
+        Some(b'+') => pos += 1,
+        _ => {}
+    }
+    while pos < end && b[pos] == b'0' {
+        pos += 1;
+    }
+    if pos >= end {
+        p.num = "0";
+        p.value = "0";
+        return Some(p);
+    }
+    let start = pos;
+    while pos < end && b[pos].is_ascii_digit() {
+        pos += 1;
+    }
+    if pos >= end {
+        p.num = &s[start..];
+        p.value = s;
+        return Some(p);
+    }
+    p.num = if pos == start { "0" } else { &s[start..pos] };
+    if b[pos] == b'.' {
+        pos += 1;
+        let start = pos;
+        while pos < end && b[pos].is_ascii_digit() {
+            pos += 1;
+        }
+        p.denom = &s[start..pos];
+        if pos >= end {
+            p.value = s;
+            return Some(p);
+        }
+    }
+    p.value = &s[..pos];
+    let suffix_start = pos;
+    while pos < end && b"eEinumkKMGTP".contains(&b[pos]) {
+        pos += 1;
+    }
+    if pos < end && matches!(b[pos], b'-' | b'+') {
+        pos += 1;
+    }
+    while pos < end && b[pos].is_ascii_digit() {
+        pos += 1;
+    }
+    if pos < end {
+        return None;
+    }
+    p.suffix = &s[suffix_start..];
+    Some(p)
+}
+
+/// A suffix's base, exponent and format (`quantitySuffixer.interpret`).
+fn interpret(suffix: &str) -> Option<(u32, i32, &'static str)> {
+    let dec = |e| Some((10, e, "DecimalSI"));
+    let bin = |e| Some((2, e, "BinarySI"));
+    match suffix {
+        "" => dec(0),
+        "n" => dec(-9),
+        "u" => dec(-6),
+        "m" => dec(-3),
+        "k" => dec(3),
+        "M" => dec(6),
+        "G" => dec(9),
+        "T" => dec(12),
+        "P" => dec(15),
+        "E" => dec(18),
+        "Ki" => bin(10),
+        "Mi" => bin(20),
+        "Gi" => bin(30),
+        "Ti" => bin(40),
+        "Pi" => bin(50),
+        "Ei" => bin(60),
+        s if s.len() > 1 && s.starts_with(['e', 'E']) => {
+            let e: i64 = s[1..].parse().ok()?;
+            // Go converts the parsed int64 with a plain int32 cast.
+            Some((10, e as i32, "DecimalExponent"))
+        }
+        _ => None,
+    }
+}
+
+/// The most decimal digits an int64 always holds (`maxInt64Factors`).
+const MAX_INT64_FACTORS: i32 = 18;
+
+/// Parses `s` the way Go's `resource.ParseQuantity` does (after `UnmarshalJSON`'s
+/// `TrimSpace`), keeping Go's in-memory form: the fast `int64Amount` path when the
+/// digits fit, the `inf.Dec` path otherwise (fractions of binary suffixes, more than
+/// 18 digits, below nano units), and the cached text when the input was canonical.
+pub fn parse(s: &str) -> Result<Parsed, QuantityError> {
+    let invalid = || QuantityError::Invalid(s.to_owned());
+    let range = || QuantityError::Range(s.to_owned());
+    if s.is_empty() {
+        return Err(invalid());
+    }
+    if s == "0" {
+        return Ok(Parsed {
+            amount: Amount::Int64 { value: 0, scale: 0 },
+            cached: s.to_owned(),
+            format: "DecimalSI",
+        });
+    }
+    let p = pieces(s).ok_or_else(invalid)?;
+    let (base, exponent, mut format) = interpret(p.suffix).ok_or_else(invalid)?;
+    let digits = (p.num.len() + p.denom.len()) as i32;
+    let mut scale: i32 = 0;
+    let mut mantissa: i64 = 1;
+    let precision = if base == 10 {
+        scale = exponent;
+        MAX_INT64_FACTORS - digits
+    } else if exponent >= 0 && p.denom.is_empty() {
+        mantissa <<= exponent;
+        // Go: 15 - len(num) - int32(float32(exponent)*3/10) - 1; exact for multiples of 10.
+        15 - p.num.len() as i32 - exponent * 3 / 10 - 1
+    } else {
+        -1
+    };
+    if precision >= 0 {
+        scale -= p.denom.len() as i32;
+        if scale >= -9 {
+            let shifted = format!("{}{}", p.num, p.denom);
+            let value: i64 = shifted.parse().map_err(|_| invalid())?;
+            if let Some(mut result) = value.checked_mul(mantissa) {
+                if !p.positive {
+                    result = -result;
+                }
+                let canonical = if base == 2 {
+                    exponent % 10 == 0 && value & 7 != 0
+                } else {
+                    scale % 3 == 0 && !shifted.ends_with("000") && !shifted.starts_with('0')
+                };
+                let cached = if canonical { s.to_owned() } else { String::new() };
+                return Ok(Parsed { amount: Amount::Int64 { value: result, scale }, cached, format });
+            }
+        }
+    }
+    // The inf.Dec path: the number's digits as one integer, with as many decimal
+    // places as the fraction has.
+    let body = p.value.trim_start_matches(['+', '-']);
+    let (int_part, frac_part) = body.split_once('.').unwrap_or((body, ""));
+    if int_part.is_empty() && frac_part.is_empty() {
+        return Err(invalid());
+    }
+    let mut magnitude: u128 = 0;
+    for c in int_part.bytes().chain(frac_part.bytes()) {
+        magnitude =
+            magnitude.checked_mul(10).and_then(|m| m.checked_add(u128::from(c - b'0'))).ok_or_else(range)?;
+    }
+    let mut dec_scale = frac_part.len() as i32;
+    if base == 10 {
+        dec_scale = dec_scale.checked_sub(exponent).ok_or_else(range)?;
+    } else {
+        magnitude = magnitude.checked_mul(1_u128 << exponent).ok_or_else(range)?;
+    }
+    let negative = !p.positive && magnitude != 0;
+    if magnitude != 0 {
+        // Round up (away from zero) to nano units: the scale becomes 9.
+        let shift = 9 - i64::from(dec_scale);
+        if shift > 0 {
+            let f = u32::try_from(shift).ok().and_then(|e| 10_u128.checked_pow(e)).ok_or_else(range)?;
+            magnitude = magnitude.checked_mul(f).ok_or_else(range)?;
+        } else if shift < 0 {
+            let (q, r) = match u32::try_from(-shift).ok().and_then(|e| 10_u128.checked_pow(e)) {
+                Some(d) => (magnitude / d, magnitude % d),
+                None => (0, magnitude),
+            };
+            magnitude = if r != 0 { q + 1 } else { q };
+        }
+        dec_scale = 9;
+        let max = u128::from(i64::MAX as u64);
+        if format == "BinarySI" && magnitude > max * 1_000_000_000 {
+            magnitude = max;
+            dec_scale = 0;
+        }
+        if format == "BinarySI" && dec_scale == 9 && magnitude < 1_000_000_000 {
+            format = "DecimalSI";
+        }
+    }
+    Ok(Parsed {
+        amount: Amount::InfDec { negative, magnitude, scale: dec_scale },
+        cached: String::new(),
+        format,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +431,33 @@ mod tests {
             ("12.3456789123", "12345678913n"),
         ] {
             assert_eq!(canonical(input).as_deref(), Ok(want), "{input}");
+        }
+    }
+
+    #[test]
+    fn parse_rejects_what_go_rejects() {
+        for bad in ["", "abc", "1Xi", "1 Ki", "1e", "1.5.5", "1Ki5x", "--1"] {
+            assert_eq!(parse(bad), Err(QuantityError::Invalid(bad.to_owned())), "{bad:?}");
+        }
+        // Beyond this port's 128-bit inf.Dec.
+        let big = "1234567890123456789e30";
+        assert_eq!(parse(big), Err(QuantityError::Range(big.to_owned())));
+        // Go reads a bare suffix as zero, and keeps large exponents on the fast path.
+        assert_eq!(parse("Ki").map(|p| p.amount), Ok(Amount::Int64 { value: 0, scale: 0 }));
+        assert_eq!(parse("1e100").map(|p| p.amount), Ok(Amount::Int64 { value: 1, scale: 100 }));
+    }
+
+    #[test]
+    fn parse_agrees_with_canonical_on_the_cached_text() {
+        // Go caches the input only when it already is the canonical text.
+        for input in ["100m", "1", "1k", "10G", "1Gi", "1Ki", "1e3", "-1500m", "129M"] {
+            let p = parse(input).expect("valid");
+            assert_eq!(p.cached, input);
+            assert_eq!(canonical(input).as_deref(), Ok(input));
+        }
+        // 1536Mi is canonical, but Go only caches binary amounts not divisible by 8.
+        for input in ["1000m", "0.5", "1024Mi", "1000", "1536Mi"] {
+            assert_eq!(parse(input).expect("valid").cached, "", "{input}");
         }
     }
 
