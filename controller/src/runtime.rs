@@ -7,10 +7,12 @@
 //! - bounded concurrency per controller ([`Settings::concurrency`]);
 //! - failed reconciles requeued with per-object exponential [`backoff`];
 //! - [`expectations`], so a watch that lags never causes a double create or delete;
-//! - events on the objects, for what the user must see ([`Events`]).
+//! - events on the objects, for what the user must see ([`Events`]), with client-go's
+//!   per-object [`spam`] filter.
 
 pub mod backoff;
 pub mod expectations;
+pub mod spam;
 
 use std::{fmt::Debug, future::Future, hash::Hash, sync::Arc, time::Duration};
 
@@ -98,6 +100,7 @@ pub async fn while_leading<F, Fut>(
 #[derive(Clone)]
 pub struct Events {
     recorder: Recorder,
+    spam: Arc<std::sync::Mutex<spam::SpamFilter>>,
 }
 
 impl Debug for Events {
@@ -111,11 +114,13 @@ impl Events {
     pub fn new(client: Client, instance: &str) -> Self {
         let reporter =
             Reporter { controller: "stevedore-controller".into(), instance: Some(instance.into()) };
-        Self { recorder: Recorder::new(client, reporter) }
+        Self { recorder: Recorder::new(client, reporter), spam: Arc::default() }
     }
 
     /// A `Normal` (or `Warning`) event `reason` with `note` on `obj`; failures to publish
-    /// are logged, never returned: an event must not fail a reconcile.
+    /// are logged, never returned: an event must not fail a reconcile. Past
+    /// [`spam::BURST`] events of one type on one object, one per [`spam::REFILL`] goes
+    /// out and the others are dropped, as client-go's recorder does.
     pub async fn publish<K: Resource<DynamicType = ()>>(
         &self,
         obj: &K,
@@ -124,6 +129,23 @@ impl Events {
         note: String,
     ) {
         let reference: ObjectReference = obj.object_ref(&());
+        let key = format!(
+            "{}/{}/{}/{}/{warning}",
+            reference.kind.as_deref().unwrap_or_default(),
+            reference.namespace.as_deref().unwrap_or_default(),
+            reference.name.as_deref().unwrap_or_default(),
+            reference.uid.as_deref().unwrap_or_default(),
+        );
+        let allowed = self
+            .spam
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .allow(&key, tokio::time::Instant::now());
+        match allowed {
+            None => return,
+            Some(0) => {}
+            Some(dropped) => debug!(object = %key, dropped, "events dropped as spam before this one"),
+        }
         let ev = Event {
             type_: if warning { EventType::Warning } else { EventType::Normal },
             reason: reason.into(),
