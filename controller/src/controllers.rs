@@ -43,6 +43,24 @@ pub struct Settings {
     pub identity: String,
 }
 
+/// What the Node store keeps: no managed fields, and of the status only what the
+/// controllers read (conditions, addresses); a node's image list alone can be tens of
+/// kilobytes, times every node.
+fn slim_node(node: &mut Node) {
+    node.metadata.managed_fields = None;
+    if let Some(st) = node.status.as_mut() {
+        st.images = None;
+        st.volumes_attached = None;
+        st.volumes_in_use = None;
+    }
+}
+
+/// What the Pod store keeps: everything but the managed fields. No controller reads
+/// them, and a replace that leaves them out keeps them on the server.
+fn slim_pod(pod: &mut Pod) {
+    pod.metadata.managed_fields = None;
+}
+
 /// Runs every controller until `stop`.
 pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
     let rs = runtime::Settings { concurrency: settings.concurrency, ..runtime::Settings::default() };
@@ -53,7 +71,7 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
     let node_subs = (node_writer.subscribe(), node_writer.subscribe());
     let node_watch = reflector::reflector(
         node_writer,
-        watcher(Api::<Node>::all(client.clone()), watcher::Config::default()),
+        watcher(Api::<Node>::all(client.clone()), watcher::Config::default()).modify(slim_node),
     )
     .default_backoff()
     .for_each(|_| async {});
@@ -136,7 +154,7 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
     let Some(pods_for_sets) = pod_writer.subscribe() else { return };
     let pod_watch = reflector::reflector(
         pod_writer,
-        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
+        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()).modify(slim_pod),
     )
     .default_backoff()
     .for_each(|_| async {});

@@ -30,6 +30,7 @@ use std::{
     time::Duration,
 };
 
+use futures_util::StreamExt as _;
 use k8s_openapi::{
     api::{
         apps::v1::ControllerRevision,
@@ -181,6 +182,15 @@ fn update_order(cs: &CloneSet, active: &[&Pod]) -> Vec<String> {
     v.sort_by_key(|p| pods::lifecycle_state(p) != state::PREPARING_UPDATE);
     v.into_iter().map(ResourceExt::name_any).collect()
 }
+
+/// Pods one pass creates at most (in slow-start batches); a larger scale-up goes on in
+/// the next pass, so the status follows it instead of jumping at the end of one pass
+/// of minutes.
+const CREATE_PER_PASS: usize = 1000;
+
+/// Creates in flight at once within a slow-start batch: each is a connection of its
+/// own to the API server (kube's client speaks HTTP/1.1), with its TLS buffers.
+const CREATE_IN_FLIGHT: usize = 32;
 
 /// One pass over one set.
 ///
@@ -356,6 +366,10 @@ pub async fn reconcile(cs: Arc<CloneSet>, ctx: Arc<Ctx>) -> Result<Action, Error
         // the ids of pods deleted in this pass are free again (their claims stay)
         let remaining: Vec<&Pod> =
             active.iter().copied().filter(|p| !plan.delete.contains(&p.name_any())).collect();
+        if wanted.len() > CREATE_PER_PASS {
+            wanted.truncate(CREATE_PER_PASS);
+            soon(Duration::ZERO);
+        }
         create_pods(&ctx, &key, &cs, &remaining, &wanted).await?;
     }
     if !plan.update.is_empty() {
@@ -578,8 +592,14 @@ async fn create_pods(
         for n in &names {
             ctx.expectations.expect_create(key, n);
         }
-        let pp = PostParams::default();
-        let results = futures_util::future::join_all(chunk.iter().map(|p| pod_api.create(&pp, p))).await;
+        let results: Vec<Result<Pod, kube::Error>> = futures_util::stream::iter(chunk)
+            .map(|p| {
+                let api = pod_api.clone();
+                async move { api.create(&PostParams::default(), &p).await }
+            })
+            .buffered(CREATE_IN_FLIGHT)
+            .collect()
+            .await;
         let mut first_error = None;
         for (name, r) in names.iter().zip(results) {
             match r {
