@@ -18,6 +18,7 @@ use k8s_openapi::api::core::v1::{Node, PodSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::{Insufficient, Unfit, affinity};
+use crate::revision::quantity::{self, QuantityError};
 
 const NANO: i128 = 1_000_000_000;
 
@@ -185,79 +186,14 @@ fn whole(nanos: i128) -> i64 {
     ceil_div(nanos, NANO)
 }
 
-/// A quantity (`<sign><digits>[.<digits>]<suffix>`, suffix a binary SI one `Ki`…`Ei`,
-/// a decimal SI one `n u m k M G T P E`, or an exponent `e3`) in nano-units, rounded
-/// up; amounts past about 10^29 saturate. `None` when it is not a quantity.
+/// A quantity in nano-units, rounded up, as Go's `ParseQuantity` reads it
+/// ([`quantity::parse`]); amounts too large for its 128 bits saturate. `None` when it
+/// is not a quantity.
 pub(super) fn nano(s: &str) -> Option<i128> {
-    let (negative, rest) = match s.as_bytes().first()? {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let number_len = rest.bytes().take_while(|b| b.is_ascii_digit() || *b == b'.').count();
-    let (number, suffix) = rest.split_at(number_len);
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    if whole.is_empty() && fraction.is_empty() || fraction.contains('.') {
-        return None;
+    match quantity::parse(s) {
+        Ok(q) => Some(q.nanos()),
+        Err(QuantityError::Range(_)) if s.starts_with('-') => Some(i128::MIN + 1),
+        Err(QuantityError::Range(_)) => Some(i128::MAX),
+        Err(_) => None,
     }
-    let (exp10, binary): (i64, u32) = match suffix {
-        "" => (0, 0),
-        "n" => (-9, 0),
-        "u" => (-6, 0),
-        "m" => (-3, 0),
-        "k" => (3, 0),
-        "M" => (6, 0),
-        "G" => (9, 0),
-        "T" => (12, 0),
-        "P" => (15, 0),
-        "E" => (18, 0),
-        "Ki" => (0, 1),
-        "Mi" => (0, 2),
-        "Gi" => (0, 3),
-        "Ti" => (0, 4),
-        "Pi" => (0, 5),
-        "Ei" => (0, 6),
-        e => {
-            let exp = e.strip_prefix(['e', 'E'])?;
-            let digits = exp.strip_prefix(['+', '-']).unwrap_or(exp);
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            (exp.parse::<i32>().ok()?.into(), 0)
-        }
-    };
-    const CAP: i128 = i128::MAX / 1024;
-    let digits = [whole, fraction].concat();
-    let digits = digits.trim_start_matches('0');
-    let mut value: i128 = 0;
-    let mut dropped: i64 = 0;
-    for b in digits.bytes() {
-        if value < CAP / 10 {
-            value = value * 10 + i128::from(b - b'0');
-        } else {
-            // Beyond the precision kept: the amount saturates below anyway.
-            dropped += 1;
-        }
-    }
-    for _ in 0..binary {
-        value = value.saturating_mul(1024);
-    }
-    let mut scale = 9 + exp10 - fraction.len() as i64 + dropped;
-    while scale > 0 && value != 0 && value < CAP {
-        value = value.saturating_mul(10);
-        scale -= 1;
-    }
-    if scale > 0 && value != 0 {
-        value = CAP;
-    }
-    while scale < 0 && value != 0 {
-        if scale < -40 {
-            // Far below a nano-unit: rounds up to one.
-            value = 1;
-            break;
-        }
-        value = value / 10 + i128::from(value % 10 != 0);
-        scale += 1;
-    }
-    Some(if negative { -value } else { value })
 }

@@ -186,6 +186,30 @@ impl Parsed {
     pub fn zero() -> Self {
         Self { amount: Amount::Int64 { value: 0, scale: 0 }, cached: String::new(), format: "" }
     }
+
+    /// The amount in nano-units (Go's parse already rounded it up to whole ones),
+    /// saturating at `i128`'s bounds.
+    pub fn nanos(&self) -> i128 {
+        let (negative, magnitude, exp) = match self.amount {
+            Amount::Int64 { value, scale } => {
+                (value < 0, i128::from(value).unsigned_abs(), i64::from(scale) + 9)
+            }
+            Amount::InfDec { negative, magnitude, scale } => (negative, magnitude, 9 - i64::from(scale)),
+        };
+        let scaled = if exp >= 0 {
+            u32::try_from(exp)
+                .ok()
+                .and_then(|e| 10_u128.checked_pow(e))
+                .and_then(|f| magnitude.checked_mul(f))
+                .unwrap_or(u128::MAX)
+        } else {
+            // not produced by parse (it rounds to nano-units); rounded up all the same
+            let d = u32::try_from(-exp).ok().and_then(|e| 10_u128.checked_pow(e)).unwrap_or(u128::MAX);
+            magnitude / d + u128::from(magnitude % d != 0)
+        };
+        let n = i128::try_from(scaled).unwrap_or(i128::MAX);
+        if negative { -n } else { n }
+    }
 }
 
 /// The pieces `parseQuantityString` cuts a quantity into: sign, the number's text
