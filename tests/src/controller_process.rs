@@ -152,11 +152,15 @@ pub async fn serving_webhooks(
     dir: &Path,
 ) -> anyhow::Result<ControllerProcess> {
     install(client, &[webhooks::NAMESPACE]).await?;
-    start_serving(client, services, kubeconfig, dir).await
+    start_serving(client, services, kubeconfig, dir, TEST_ARGS).await
 }
 
-/// Starts the controller against a cluster [`install`] already prepared (as
-/// [`serving_webhooks`] does; also to restart it), its webhooks reached as the
+/// The flags tests start the controller with: a resync every second, so a test
+/// never waits for a missed event.
+pub const TEST_ARGS: &[&str] = &["--resync-seconds", "1"];
+
+/// Starts the controller with `args` against a cluster [`install`] already prepared
+/// (as [`serving_webhooks`] does; also to restart it), its webhooks reached as the
 /// Service through `services`; returns once the configurations carry its CA.
 ///
 /// # Errors
@@ -166,6 +170,7 @@ pub async fn start_serving(
     services: &crate::cluster::Services,
     kubeconfig: &Path,
     dir: &Path,
+    args: &[&str],
 ) -> anyhow::Result<ControllerProcess> {
     use k8s_openapi::{
         api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration},
@@ -174,8 +179,7 @@ pub async fn start_serving(
     use kube::api::Api;
 
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let controller =
-        ControllerProcess::start(dir, kubeconfig, free_addr()?, "parity", &["--resync-seconds", "1"]).await?;
+    let controller = ControllerProcess::start(dir, kubeconfig, free_addr()?, "parity", args).await?;
     services.expose(webhooks::NAMESPACE, webhooks::SERVICE, 443, controller.listen());
     let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());

@@ -19,7 +19,7 @@ use crate::{
     apiserver::{ADMIN_TOKEN, ApiServer, Hooks, Options, UserInfo},
     clients::Clients,
     cluster::Services,
-    controller_process::{ControllerProcess, serving_webhooks, start_serving},
+    controller_process::{ControllerProcess, TEST_ARGS, serving_webhooks, start_serving},
     kubelet::{self, Kubelet},
     proxy_process::ProxyProcess,
     scheduler::Scheduler,
@@ -168,7 +168,7 @@ impl Stack {
     pub async fn restart_controller(&mut self) -> anyhow::Result<()> {
         self.controller.stop().await?;
         self.controller =
-            start_serving(&self.client, &self.services, &self.kubeconfig, self.bed.dir()).await?;
+            start_serving(&self.client, &self.services, &self.kubeconfig, self.bed.dir(), TEST_ARGS).await?;
         Ok(())
     }
 

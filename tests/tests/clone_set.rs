@@ -14,6 +14,10 @@
 //!   `InPlaceOnly` set refuses such a change at admission, naming the field; a
 //!   preDelete hook holds a pod in PreparingDelete until the hook's label goes; the
 //!   controller is restarted in the middle of a rollout and finishes it.
+//! - `surge_and_budgets`: a ReCreate update with `maxSurge: 1, maxUnavailable: 0`
+//!   never shows more than 4 live pods nor fewer than 3 ready on a watch; an in-place
+//!   update with `maxUnavailable: 1` takes one pod out of Ready at a time and keeps
+//!   every pod and uid.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -447,6 +451,107 @@ async fn recreate_claims_hooks_and_restart() {
     assert_eq!((replicas, ready, updated, updated_ready), (3, 3, 3, 3));
     for p in pods_of(&pods, "api").await.values() {
         assert_eq!(app_status(p).0, v2);
+    }
+    stack.stop().await;
+}
+
+/// The most live pods and the fewest ready ones the watch showed while `run` ran.
+async fn watch_bounds<F: Future<Output = ()>>(pods: &Api<Pod>, set: &str, run: F) -> (usize, usize) {
+    use futures_util::StreamExt as _;
+    use kube::runtime::{WatchStreamExt as _, watcher};
+
+    let cfg = watcher::Config::default().labels(&format!("app={set}"));
+    let mut stream = std::pin::pin!(watcher(pods.clone(), cfg).default_backoff());
+    let mut seen: BTreeMap<String, Pod> = BTreeMap::new();
+    let (mut most_live, mut least_ready) = (0, usize::MAX);
+    let mut listed = false;
+    let mut run = std::pin::pin!(run);
+    loop {
+        tokio::select! {
+            () = &mut run => return (most_live, least_ready),
+            ev = stream.next() => {
+                match ev {
+                    Some(Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p))) => {
+                        seen.insert(p.name_any(), p);
+                    }
+                    Some(Ok(watcher::Event::Delete(p))) => {
+                        seen.remove(&p.name_any());
+                    }
+                    Some(Ok(watcher::Event::Init)) => {
+                        seen.clear();
+                        listed = false;
+                    }
+                    Some(Ok(watcher::Event::InitDone)) => listed = true,
+                    Some(Err(_)) | None => {}
+                }
+                // counted only on a whole picture, not halfway through a (re)list
+                if !listed {
+                    continue;
+                }
+                let live: Vec<&Pod> = seen.values().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
+                let ready = live
+                    .iter()
+                    .filter(|p| {
+                        p.status.iter().flat_map(|s| s.conditions.iter().flatten())
+                            .any(|c| c.type_ == "Ready" && c.status == "True")
+                    })
+                    .count();
+                most_live = most_live.max(live.len());
+                least_ready = least_ready.min(ready);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn surge_and_budgets() {
+    let stack = stack(false).await;
+    let kubectl = stack.clients().await.unwrap();
+    let sets: Api<CloneSet> = Api::namespaced(stack.client.clone(), NS);
+    let pods: Api<Pod> = Api::namespaced(stack.client.clone(), NS);
+    let (v1, v2) = (stack.bed.image("app:v1"), stack.bed.image("app:v2"));
+    let strategy =
+        json!({"spec": {"updateStrategy": {"type": "ReCreate", "maxSurge": 1, "maxUnavailable": 0}}});
+    kubectl.kubectl_stdin(&["apply", "-f", "-"], &manifest("surge", &v1, strategy)).await.ok();
+    status_until(&sets, "surge", "3 pods ready", |cs| settled(cs, 3, 3)).await;
+    let first = pods_of(&pods, "surge").await;
+
+    // ReCreate with maxSurge 1, maxUnavailable 0: a fourth pod first, an old one goes
+    // only once a new one is available; never fewer than 3 ready
+    let (most, least) = watch_bounds(&pods, "surge", async {
+        set_image(&kubectl, "surge", &v2).await;
+        status_until(&sets, "surge", "3 pods recreated on v2", |cs| settled(cs, 3, 3)).await;
+    })
+    .await;
+    assert_eq!(most, 4, "maxSurge 1 over 3 replicas: 4 live pods at most, and the surge used");
+    assert!(least >= 3, "maxUnavailable 0: {least} ready at one point");
+    let second = pods_of(&pods, "surge").await;
+    assert!(second.keys().all(|n| !first.contains_key(n)), "ReCreate replaced every pod");
+    assert!(second.values().all(|p| app_status(p).0.ends_with("app:v2")));
+
+    // in place with maxUnavailable 1 and no surge: one pod at a time, same pods
+    let patch = json!([
+        {"op": "replace", "path": "/spec/updateStrategy", "value":
+            {"type": "InPlaceIfPossible", "maxUnavailable": 1, "maxSurge": 0}},
+        {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": v1}
+    ]);
+    let (most, least) = watch_bounds(&pods, "surge", async {
+        kubectl
+            .kubectl(&["-n", NS, "patch", "clonesets/surge", "--type", "json", "-p", &patch.to_string()])
+            .await
+            .ok();
+        status_until(&sets, "surge", "3 pods back on v1 in place", |cs| settled(cs, 3, 3)).await;
+    })
+    .await;
+    assert_eq!(most, 3, "no surge");
+    assert_eq!(least, 2, "maxUnavailable 1: one pod at a time out of Ready, and at least one was");
+    let third = pods_of(&pods, "surge").await;
+    assert_eq!(third.keys().collect::<Vec<_>>(), second.keys().collect::<Vec<_>>(), "the same pods");
+    for (name, p) in &third {
+        assert_eq!(p.metadata.uid, second[name].metadata.uid, "{name} kept its uid");
+        let (image, _, restarts) = app_status(p);
+        assert!(image.ends_with("app:v1"), "{name} runs {image}");
+        assert_eq!(restarts, 1, "{name} restarted once, in place");
     }
     stack.stop().await;
 }

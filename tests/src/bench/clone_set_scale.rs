@@ -134,7 +134,8 @@ pub async fn run(counts: ScaleCounts) -> anyhow::Result<ScaleFigures> {
 
     let kubeconfig = dir.path().join("controller-kubeconfig");
     server.write_kubeconfig(&kubeconfig, "controller-token")?;
-    let mut controller = start_serving(&admin, &services, &kubeconfig, dir.path()).await?;
+    // the production flags: the default resync (five minutes), not the tests' second
+    let mut controller = start_serving(&admin, &services, &kubeconfig, dir.path(), &[]).await?;
     let result = phases(&server, &admin, controller.pid(), counts).await;
     let result = result.map_err(|e| e.context(format!("controller log:\n{}", controller.log_tail(30))));
     controller.stop().await?;
