@@ -12,7 +12,7 @@ use std::{collections::BTreeMap, fmt::Write as _, time::Duration};
 use anyhow::Context as _;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
-use stevedore_proto::crd::clone_set::CloneSet;
+use stevedore_proto::crd::{clone_set::CloneSet, node_image::v1beta1::NodeImage};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -63,6 +63,10 @@ pub struct ScaleFigures {
     pub cluster_requests: (u64, u64),
     /// The controller's peak resident memory after creation and at the end, in KiB.
     pub peak_rss_kib: (u64, u64),
+    /// Its resident memory with the nodes registered and no pod yet, and once every
+    /// replica is ready (current, not peak), in KiB: the growth per replica is what
+    /// its pod cache costs.
+    pub rss_kib: (u64, u64),
     /// Pods whose uid changed during the roll (0 when all were updated in place).
     pub recreated: usize,
 }
@@ -77,10 +81,14 @@ fn user(name: &str) -> UserInfo {
     UserInfo { username: name.into(), uid: name.into(), ..UserInfo::admin() }
 }
 
-fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
+fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("no VmHWM")?;
-    Ok(line.split_whitespace().nth(1).context("malformed VmHWM")?.parse()?)
+    let line = status.lines().find(|l| l.starts_with(field)).with_context(|| format!("no {field}"))?;
+    Ok(line.split_whitespace().nth(1).with_context(|| format!("malformed {field}"))?.parse()?)
+}
+
+fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
+    status_kib(pid, "VmHWM:")
 }
 
 async fn uids(pods: &Api<k8s_openapi::api::core::v1::Pod>) -> anyhow::Result<BTreeMap<String, String>> {
@@ -168,6 +176,14 @@ async fn phases(
         }
     }))?;
     let count = |m: &BTreeMap<String, u64>, who: &str| m.get(who).copied().unwrap_or(0);
+    // the controller has seen every node once it made their NodeImages
+    let node_images: Api<NodeImage> = Api::all(admin.clone());
+    let start = Instant::now();
+    while node_images.list_metadata(&Default::default()).await?.items.len() < counts.nodes {
+        anyhow::ensure!(start.elapsed() < LIMIT, "the controller made no NodeImage for every node");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let rss_empty = status_kib(pid, "VmRSS:").unwrap_or(0);
     let before = server.requests_by_user();
     let t = Instant::now();
     sets.create(&PostParams::default(), &set).await?;
@@ -175,6 +191,7 @@ async fn phases(
         wait_settled(&sets, counts.replicas, "all replicas ready").await?.saturating_duration_since(t);
     let mid = server.requests_by_user();
     let rss_created = peak_rss_kib(pid).unwrap_or(0);
+    let rss_full = status_kib(pid, "VmRSS:").unwrap_or(0);
     let uids_before = uids(&pods).await?;
 
     let patch: json_patch::Patch = serde_json::from_value(json!([
@@ -203,6 +220,7 @@ async fn phases(
             count(&after, CLUSTER) - count(&mid, CLUSTER),
         ),
         peak_rss_kib: (rss_created, rss_end),
+        rss_kib: (rss_empty, rss_full),
         recreated,
     })
 }
@@ -251,6 +269,13 @@ pub fn report(f: &ScaleFigures) -> String {
         out,
         "  controller peak RSS: {:.1} MB after creation, {peak:.1} MB at the end (target at most 150 MB: {verdict})",
         f.peak_rss_kib.0 as f64 / 1024.0
+    );
+    let (empty, full) = (f.rss_kib.0 as f64 / 1024.0, f.rss_kib.1 as f64 / 1024.0);
+    let _ = writeln!(
+        out,
+        "  controller RSS with the nodes and no pod: {empty:.1} MB; with every replica ready: {full:.1} MB \
+         ({:.1} KB per replica)",
+        (full - empty) * 1024.0 / f.replicas.max(1) as f64
     );
     out
 }
