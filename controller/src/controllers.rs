@@ -120,9 +120,19 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
         );
         refs
     });
+    // Every pod, watched once for the CloneSet controller and podSelector jobs.
+    let (pods, pod_writer) = reflector::store_shared::<Pod>(1024);
+    let Some(pods_for_sets) = pod_writer.subscribe() else { return };
+    let pod_watch = reflector::reflector(
+        pod_writer,
+        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()).modify(slim_pod),
+    )
+    .default_backoff()
+    .for_each(|_| async {});
     let job_ctx = Arc::new(image_pull_job::Ctx::new(
         client.clone(),
         node_images.clone(),
+        pods.clone(),
         events.clone(),
         settings.agent_namespace.clone(),
         settings.agent_response_timeout,
@@ -149,15 +159,6 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
         children: jobs_store_for_lists,
         expectations: Expectations::default(),
     });
-    // Every pod, watched once for the CloneSet controller.
-    let (pods, pod_writer) = reflector::store_shared::<Pod>(1024);
-    let Some(pods_for_sets) = pod_writer.subscribe() else { return };
-    let pod_watch = reflector::reflector(
-        pod_writer,
-        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()).modify(slim_pod),
-    )
-    .default_backoff()
-    .for_each(|_| async {});
     let sets = Controller::new(Api::<CloneSet>::all(client.clone()), watcher::Config::default())
         .owns_shared_stream(pods_for_sets);
     let set_ctx = Arc::new(clone_set::Ctx::new(client.clone(), events.clone(), pods));

@@ -260,15 +260,26 @@ pub async fn reconcile(cs: Arc<CloneSet>, ctx: Arc<Ctx>) -> Result<Action, Error
         match inplace::progress(pod, now) {
             Ok(Progress::Grace(d)) => soon(d),
             Ok(Progress::GraceOver) => {
-                let mut p = (*pod).clone();
-                inplace::finish_grace(&mut p, now)?;
-                pod_api.replace(&name, &PostParams::default(), &p).await?;
+                edit_pod(&pod_api, &name, |p| {
+                    // as read afresh: another pass may have done it already
+                    let due = matches!(inplace::progress(p, now), Ok(Progress::GraceOver));
+                    if due {
+                        inplace::finish_grace(p, now)?;
+                    }
+                    Ok(due)
+                })
+                .await?;
                 info!(pod = %name, "grace period over: images patched");
             }
             Ok(Progress::NextBatch) => {
-                let mut p = (*pod).clone();
-                inplace::next_batch(&mut p, now)?;
-                pod_api.replace(&name, &PostParams::default(), &p).await?;
+                edit_pod(&pod_api, &name, |p| {
+                    let due = matches!(inplace::progress(p, now), Ok(Progress::NextBatch));
+                    if due {
+                        inplace::next_batch(p, now)?;
+                    }
+                    Ok(due)
+                })
+                .await?;
                 info!(pod = %name, "next container batch patched");
             }
             Ok(Progress::Updating) => soon(Duration::from_secs(2)),
@@ -476,17 +487,45 @@ async fn update_in_place(
     if spec.changes_containers() {
         set_in_place_ready(&ctx.client, &ns, &name, false).await?;
     }
-    let Some(mut p) = pod_api.get_opt(&name).await? else { return Ok(()) };
     let mut labels = BTreeMap::new();
     labels.insert(keys::CONTROLLER_REVISION_HASH.to_owned(), rev.to_owned());
     labels.insert(keys::POD_TEMPLATE_HASH.to_owned(), stevedore_proto::revision::short_hash(rev).to_owned());
     if spec.changes_containers() {
         labels.insert(keys::LIFECYCLE_STATE.to_owned(), state::UPDATING.to_owned());
     }
-    inplace::start(&mut p, spec, &labels, grace, now)?;
-    pod_api.replace(&name, &PostParams::default(), &p).await?;
+    edit_pod(pod_api, &name, |p| {
+        inplace::start(p, spec, &labels, grace, now)?;
+        Ok(true)
+    })
+    .await?;
     info!(pod = %name, images = ?spec.container_images, env = ?spec.env_from_metadata, "in-place update started");
     Ok(())
+}
+
+/// Times a write lost to a concurrent one (the kubelet reporting status) is done
+/// again on the pod read afresh.
+const CONFLICT_RETRIES: usize = 5;
+
+/// Applies `edit` to the pod as stored and writes it back when `edit` says it changed
+/// it, reading it again and redoing the edit after a lost race (as OpenKruise's
+/// `RetryOnConflict`); nothing when the pod is gone.
+async fn edit_pod(
+    pod_api: &Api<Pod>,
+    name: &str,
+    edit: impl Fn(&mut Pod) -> Result<bool, Error>,
+) -> Result<(), Error> {
+    let mut tries = 0;
+    loop {
+        let Some(mut p) = pod_api.get_opt(name).await? else { return Ok(()) };
+        if !edit(&mut p)? {
+            return Ok(());
+        }
+        match pod_api.replace(name, &PostParams::default(), &p).await {
+            Err(kube::Error::Api(e)) if e.code == 409 && tries < CONFLICT_RETRIES => tries += 1,
+            Err(e) => return Err(e.into()),
+            Ok(_) => return Ok(()),
+        }
+    }
 }
 
 async fn delete_pod(

@@ -23,7 +23,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    api::{DeleteParams, Patch, PatchParams, PostParams},
     core::{Selector, SelectorExt},
     runtime::{controller::Action, reflector::Store},
 };
@@ -49,6 +49,9 @@ pub struct Ctx {
     pub client: Client,
     /// Every NodeImage, kept by a shared watch.
     pub node_images: Store<NodeImage>,
+    /// Every pod, kept by the shared watch the CloneSet controller reads too: a
+    /// `podSelector` is matched against it, not a LIST of the namespace's pods.
+    pub pods: Store<Pod>,
     /// Events on the jobs.
     pub events: Events,
     /// The agents' namespace, where pull secrets are copied.
@@ -71,11 +74,20 @@ impl Ctx {
     pub fn new(
         client: Client,
         node_images: Store<NodeImage>,
+        pods: Store<Pod>,
         events: Events,
         agent_namespace: String,
         response_timeout: Duration,
     ) -> Self {
-        Self { client, node_images, events, agent_namespace, response_timeout, written: Mutex::default() }
+        Self {
+            client,
+            node_images,
+            pods,
+            events,
+            agent_namespace,
+            response_timeout,
+            written: Mutex::default(),
+        }
     }
 
     fn rv(ni: &NodeImage) -> u64 {
@@ -153,11 +165,15 @@ async fn targets(job: &ImagePullJob, ctx: &Ctx) -> Result<Vec<Arc<NodeImage>>, E
     if let Some(ps) = &t.pod_selector {
         let selector: Selector =
             ps.clone().try_into().map_err(|e| Error::Image(format!("podSelector: {e}")))?;
-        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &job.namespace().unwrap_or_default());
-        let list = pods.list(&ListParams::default().labels_from(&selector)).await?;
-        let nodes: std::collections::BTreeSet<String> = list
-            .items
+        // a store not yet filled would look like no pod at all
+        ctx.pods.wait_until_ready().await.map_err(|e| Error::Image(format!("the pod watch: {e}")))?;
+        let ns = job.namespace().unwrap_or_default();
+        let nodes: std::collections::BTreeSet<String> = ctx
+            .pods
+            .state()
             .iter()
+            .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()))
+            .filter(|p| selector.matches(p.labels()))
             .filter(|p| p.metadata.deletion_timestamp.is_none())
             .filter(|p| {
                 !matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
@@ -339,8 +355,8 @@ pub async fn reconcile(job: Arc<ImagePullJob>, ctx: Arc<Ctx>) -> Result<Action, 
         wait = wait.min(left.unsigned_abs().max(Duration::from_secs(1)));
     }
     if job.spec.template.pod_selector.is_some() {
-        // No pod watch (a central watch of every pod is what the design avoids):
-        // podSelector jobs look at their pods every few seconds.
+        // Pod changes do not wake a job: podSelector jobs look at the pod store every
+        // few seconds.
         wait = wait.min(Duration::from_secs(5));
     }
     Ok(Action::requeue(wait))
