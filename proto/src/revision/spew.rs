@@ -10,7 +10,7 @@
 //! decimal text is safe-encoded.
 //!
 //! [`dump_pod_template`] decodes the template's JSON the way Go's case-sensitive
-//! decoder fills the struct, walking the Go type table of [`schema`], and prints what
+//! decoder fills the struct, walking the Go type table of the `schema` module, and prints what
 //! go-spew would print:
 //!
 //! - unknown keys are dropped; `null` and absent keys give nil pointers, slices and
