@@ -60,19 +60,8 @@ fn manifest(name: &str, image: &str, extra: Value) -> String {
             "updateStrategy": {"type": "InPlaceIfPossible", "maxUnavailable": 1}
         }
     });
-    merge(&mut cs, extra);
+    json_patch::merge(&mut cs, &extra);
     serde_json::to_string(&cs).unwrap()
-}
-
-fn merge(a: &mut Value, b: Value) {
-    match (a, b) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, v) in b {
-                merge(a.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (a, b) => *a = b,
-    }
 }
 
 /// The set's pods by name.

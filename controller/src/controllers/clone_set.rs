@@ -260,7 +260,7 @@ pub async fn reconcile(cs: Arc<CloneSet>, ctx: Arc<Ctx>) -> Result<Action, Error
         match inplace::progress(pod, now) {
             Ok(Progress::Grace(d)) => soon(d),
             Ok(Progress::GraceOver) => {
-                edit_pod(&pod_api, &name, |p| {
+                pod_readiness::edit_pod::<Error>(&pod_api, &name, false, |p| {
                     // as read afresh: another pass may have done it already
                     let due = matches!(inplace::progress(p, now), Ok(Progress::GraceOver));
                     if due {
@@ -272,7 +272,7 @@ pub async fn reconcile(cs: Arc<CloneSet>, ctx: Arc<Ctx>) -> Result<Action, Error
                 info!(pod = %name, "grace period over: images patched");
             }
             Ok(Progress::NextBatch) => {
-                edit_pod(&pod_api, &name, |p| {
+                pod_readiness::edit_pod::<Error>(&pod_api, &name, false, |p| {
                     let due = matches!(inplace::progress(p, now), Ok(Progress::NextBatch));
                     if due {
                         inplace::next_batch(p, now)?;
@@ -493,39 +493,13 @@ async fn update_in_place(
     if spec.changes_containers() {
         labels.insert(keys::LIFECYCLE_STATE.to_owned(), state::UPDATING.to_owned());
     }
-    edit_pod(pod_api, &name, |p| {
+    pod_readiness::edit_pod::<Error>(pod_api, &name, false, |p| {
         inplace::start(p, spec, &labels, grace, now)?;
         Ok(true)
     })
     .await?;
     info!(pod = %name, images = ?spec.container_images, env = ?spec.env_from_metadata, "in-place update started");
     Ok(())
-}
-
-/// Times a write lost to a concurrent one (the kubelet reporting status) is done
-/// again on the pod read afresh.
-const CONFLICT_RETRIES: usize = 5;
-
-/// Applies `edit` to the pod as stored and writes it back when `edit` says it changed
-/// it, reading it again and redoing the edit after a lost race (as OpenKruise's
-/// `RetryOnConflict`); nothing when the pod is gone.
-async fn edit_pod(
-    pod_api: &Api<Pod>,
-    name: &str,
-    edit: impl Fn(&mut Pod) -> Result<bool, Error>,
-) -> Result<(), Error> {
-    let mut tries = 0;
-    loop {
-        let Some(mut p) = pod_api.get_opt(name).await? else { return Ok(()) };
-        if !edit(&mut p)? {
-            return Ok(());
-        }
-        match pod_api.replace(name, &PostParams::default(), &p).await {
-            Err(kube::Error::Api(e)) if e.code == 409 && tries < CONFLICT_RETRIES => tries += 1,
-            Err(e) => return Err(e.into()),
-            Ok(_) => return Ok(()),
-        }
-    }
 }
 
 async fn delete_pod(

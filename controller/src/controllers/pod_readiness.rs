@@ -11,7 +11,7 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::Time,
     jiff::Timestamp,
 };
-use kube::{Api, Client, ResourceExt, api::PostParams};
+use kube::{Api, Client, api::PostParams};
 use serde::{Deserialize, Serialize};
 use stevedore_proto::keys::KRUISE_POD_READY;
 
@@ -176,15 +176,37 @@ pub async fn edit_status(
     edit: impl Fn(&mut Pod) -> bool,
 ) -> Result<(), kube::Error> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    edit_pod(&pods, name, true, |pod| {
+        Ok::<_, kube::Error>(pod.metadata.deletion_timestamp.is_none() && edit(pod))
+    })
+    .await
+}
+
+/// Applies `edit` to the pod `name` as stored and writes it back (its status
+/// subresource when `status`) when `edit` says it changed it, reading it again and
+/// redoing the edit after a lost race (as OpenKruise's `RetryOnConflict`); nothing
+/// when the pod is gone.
+pub async fn edit_pod<E: From<kube::Error>>(
+    pods: &Api<Pod>,
+    name: &str,
+    status: bool,
+    edit: impl Fn(&mut Pod) -> Result<bool, E>,
+) -> Result<(), E> {
     let mut tries = 0;
     loop {
         let Some(mut pod) = pods.get_opt(name).await? else { return Ok(()) };
-        if pod.metadata.deletion_timestamp.is_some() || !edit(&mut pod) {
+        if !edit(&mut pod)? {
             return Ok(());
         }
-        match pods.replace_status(&pod.name_any(), &PostParams::default(), &pod).await {
+        let pp = PostParams::default();
+        let written = if status {
+            pods.replace_status(name, &pp, &pod).await
+        } else {
+            pods.replace(name, &pp, &pod).await
+        };
+        match written {
             Err(kube::Error::Api(e)) if e.code == 409 && tries < CONFLICT_RETRIES => tries += 1,
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
             Ok(_) => return Ok(()),
         }
     }

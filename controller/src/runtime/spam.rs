@@ -38,6 +38,8 @@ impl SpamFilter {
     pub fn allow(&mut self, key: &str, now: Instant) -> Option<u64> {
         if self.buckets.len() >= KEEP {
             self.buckets.retain(|_, b| refill(*b, now).tokens < BURST);
+            let kept = &self.buckets;
+            self.dropped.retain(|k, _| kept.contains_key(k));
         }
         let bucket = self.buckets.entry(key.to_owned()).or_insert(Bucket { tokens: BURST, since: now });
         *bucket = refill(*bucket, now);

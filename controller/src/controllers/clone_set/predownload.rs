@@ -225,19 +225,8 @@ mod tests {
             "spec": {"replicas": 10, "selector": {"matchLabels": {"app": "web"}},
                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "a:1"}]}},
                 "updateStrategy": {"type": "InPlaceIfPossible"}}});
-        merge(&mut base, v);
+        json_patch::merge(&mut base, &v);
         serde_json::from_value(base).unwrap()
-    }
-
-    fn merge(a: &mut Value, b: Value) {
-        match (a, b) {
-            (Value::Object(a), Value::Object(b)) => {
-                for (k, v) in b {
-                    merge(a.entry(k).or_insert(Value::Null), v);
-                }
-            }
-            (a, b) => *a = b,
-        }
     }
 
     fn template(image: &str, args: Option<&str>) -> k8s_openapi::api::core::v1::PodTemplateSpec {
