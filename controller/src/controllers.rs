@@ -4,10 +4,12 @@
 
 pub mod clone_set;
 pub mod container_recreate_request;
+pub mod daemon_set;
 pub mod image_list_pull_job;
 pub mod image_pull_job;
 pub mod node_image;
 pub mod pod_readiness;
+pub mod revisions;
 pub mod secrets;
 
 use std::{sync::Arc, time::Duration};
@@ -23,8 +25,8 @@ use kube::{
     },
 };
 use stevedore_proto::crd::{
-    clone_set::CloneSet, image_list_pull_job::v1beta1::ImageListPullJob,
-    image_pull_job::v1beta1::ImagePullJob, node_image::v1beta1::NodeImage,
+    clone_set::CloneSet, daemon_set::v1beta1::DaemonSet, image_list_pull_job::v1beta1::ImageListPullJob,
+    image_pull_job::v1beta1::ImagePullJob, node_image::v1beta1::NodeImage, node_state::NodeState,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -68,7 +70,7 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
 
     // Shared watches of Nodes and NodeImages.
     let (nodes, node_writer) = reflector::store_shared::<Node>(1024);
-    let node_subs = (node_writer.subscribe(), node_writer.subscribe());
+    let node_subs = (node_writer.subscribe(), node_writer.subscribe(), node_writer.subscribe());
     let node_watch = reflector::reflector(
         node_writer,
         watcher(Api::<Node>::all(client.clone()), watcher::Config::default()).modify(slim_node),
@@ -83,7 +85,17 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
     )
     .default_backoff()
     .for_each(|_| async {});
-    let (Some(node_for_creator), Some(node_for_keeper)) = node_subs else { return };
+    let (Some(node_for_creator), Some(node_for_keeper), Some(node_for_daemons)) = node_subs else { return };
+    // Every NodeState: the agents' reports and the permits given.
+    let (states, states_writer) = reflector::store_shared::<NodeState>(1024);
+    let Some(states_for_daemons) = states_writer.subscribe() else { return };
+    let states_watch = reflector::reflector(
+        states_writer,
+        watcher(Api::<NodeState>::all(client.clone()), watcher::Config::default())
+            .modify(|s: &mut NodeState| s.metadata.managed_fields = None),
+    )
+    .default_backoff()
+    .for_each(|_| async {});
     let (Some(ni_for_jobs), Some(ni_for_keeper)) = ni_subs else { return };
 
     // One watch of ImagePullJobs: it drives their controller and, as owned children,
@@ -143,6 +155,7 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
         nodes: nodes.clone(),
         node_images: node_images.clone(),
         jobs: jobs.clone(),
+        states: states.clone(),
     });
     let jobs_store_for_lists = jobs;
     let creator = Controller::for_shared_stream(node_for_creator, nodes.clone());
@@ -162,6 +175,28 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
     let sets = Controller::new(Api::<CloneSet>::all(client.clone()), watcher::Config::default())
         .owns_shared_stream(pods_for_sets);
     let set_ctx = Arc::new(clone_set::Ctx::new(client.clone(), events.clone(), pods));
+    let daemons = Controller::new(Api::<DaemonSet>::all(client.clone()), watcher::Config::default());
+    let daemon_store = daemons.store();
+    let daemons = daemons
+        .watches_shared_stream(states_for_daemons, |s: Arc<NodeState>| {
+            // the sets it holds permits or reports for
+            let permits = s.spec.daemon_sets.keys().filter_map(|k| {
+                let (ns, name) = k.split_once('/')?;
+                Some(ObjectRef::<DaemonSet>::new(name).within(ns))
+            });
+            let reports = s
+                .status
+                .iter()
+                .flat_map(|st| st.daemon_sets.iter())
+                .map(|d| ObjectRef::<DaemonSet>::new(&d.workload.name).within(&d.workload.namespace));
+            permits.chain(reports).collect::<Vec<_>>()
+        })
+        .watches_shared_stream(node_for_daemons, move |_: Arc<Node>| {
+            // a node's labels, taints or existence may change any set's placement
+            daemon_store.state().iter().map(|d| ObjectRef::from_obj(d.as_ref())).collect::<Vec<_>>()
+        });
+    let daemon_ctx =
+        Arc::new(daemon_set::Ctx { client: client.clone(), nodes: nodes.clone(), states: states.clone() });
     let crrs = container_recreate_request::controller(&client);
     let crr_ctx = Arc::new(container_recreate_request::Ctx { client: client.clone(), events });
 
@@ -185,6 +220,13 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
             }
         },
         runtime::drive("cloneset", sets, rs, clone_set::reconcile, set_ctx, stop.clone()),
+        async {
+            tokio::select! {
+                () = states_watch => {}
+                () = stop.cancelled() => {}
+            }
+        },
+        runtime::drive("daemonset", daemons, rs, daemon_set::reconcile, daemon_ctx, stop.clone()),
         async {
             tokio::select! {
                 () = jobs_watch => {}

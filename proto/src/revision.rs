@@ -205,6 +205,22 @@ pub fn daemon_set_patch(ds: &DaemonSet) -> Result<String, RevisionError> {
     template_patch(&ds.spec.template)
 }
 
+/// The revision an Advanced DaemonSet's current spec gives when none of its existing
+/// revisions has equal data ([`daemon_set_patch`]): named `<set>-<hash>` (never cut)
+/// with the go-spew hash of `spec.template` at the status's `collisionCount`
+/// ([`spew::daemon_set_hash`]), labelled with the template's labels plus
+/// `controller-revision-hash: <hash>`, annotated with the set's annotations.
+pub fn daemon_set_revision(ds: &DaemonSet) -> Result<Revision, RevisionError> {
+    let data = daemon_set_patch(ds)?;
+    let cc = ds.status.as_ref().and_then(|s| s.collision_count);
+    let hash = spew::daemon_set_hash(&ds.spec.template, cc)?;
+    let name = format!("{}-{hash}", ds.metadata.name.as_deref().unwrap_or_default());
+    let mut labels = ds.spec.template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
+    labels.insert(crate::keys::CONTROLLER_REVISION_HASH.to_owned(), hash.clone());
+    let annotations = ds.metadata.annotations.clone().unwrap_or_default();
+    Ok(Revision { name, hash, data, labels, annotations })
+}
+
 /// The spec keys a SidecarSet revision keeps, each `null` when the spec has none.
 const SIDECARSET_REVISION_KEYS: &[&str] =
     &["volumes", "containers", "initContainers", "imagePullSecrets", "patchPodMetadata"];

@@ -2,7 +2,7 @@
 //! `pkg/controller/cloneset`.
 //!
 //! Each pass over a set:
-//! 1. **revisions** ([`revisions`]): the update revision of the current spec, byte-exact
+//! 1. **revisions** ([`super::revisions`]): the update revision of the current spec, byte-exact
 //!    as OpenKruise names it, so a set OpenKruise managed keeps its revisions;
 //! 2. **refresh**: pods in the middle of an in-place update are carried on by the shared
 //!    engine ([`stevedore_proto::inplace`]): grace periods, the next priority batch,
@@ -21,7 +21,6 @@
 pub mod plan;
 pub mod pods;
 pub mod predownload;
-pub mod revisions;
 pub mod status;
 
 use std::{
@@ -48,12 +47,12 @@ use stevedore_proto::{
     crd::clone_set::{CloneSet, CloneSetUpdateStrategyType},
     inplace::{self, Eligibility, Progress},
     intstr::{self, Percent, Rounding},
-    keys, pod_order,
+    keys, pod_order, revision,
 };
 use tracing::{debug, info, instrument, warn};
 
 use self::{plan::PodInfo, pods::state};
-use super::pod_readiness;
+use super::{pod_readiness, revisions};
 use crate::runtime::{Events, Expectations, expectations::Seen};
 
 /// Why a pass failed.
@@ -71,9 +70,9 @@ pub enum Error {
     /// The spec (or a revision) cannot be acted on.
     #[error("{0}")]
     Spec(String),
-    /// The revision name is taken by other data.
-    #[error("controllerrevision {0}: the name is taken by another template")]
-    Collision(String),
+    /// The history could not be kept.
+    #[error(transparent)]
+    History(#[from] super::revisions::Error),
 }
 
 /// What passes share.
@@ -229,9 +228,16 @@ pub async fn reconcile(cs: Arc<CloneSet>, ctx: Arc<Ctx>) -> Result<Action, Error
 
     let revs_api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &ns);
     let sets: Api<CloneSet> = Api::namespaced(ctx.client.clone(), &ns);
-    let revs = match revisions::sync(&revs_api, &cs).await {
+    let owner = revisions::Owner {
+        reference: revisions::owner(&*cs).ok_or_else(|| Error::Spec("the set has no uid yet".into()))?,
+        namespace: ns.clone(),
+        want: revision::clone_set_revision(&cs)?,
+        current: cs.status.as_ref().and_then(|s| s.current_revision.as_deref()),
+        matches: revision::clone_set_revision_matches,
+    };
+    let revs = match revisions::sync(&revs_api, &owner).await {
         Ok(r) => r,
-        Err(Error::Collision(name)) => {
+        Err(revisions::Error::Collision(name)) => {
             let count = cs.status.as_ref().and_then(|s| s.collision_count).unwrap_or(0) + 1;
             warn!(revision = %name, collision_count = count, "revision name collision");
             sets.patch_status(
@@ -242,7 +248,7 @@ pub async fn reconcile(cs: Arc<CloneSet>, ctx: Arc<Ctx>) -> Result<Action, Error
             .await?;
             return Ok(Action::requeue(Duration::ZERO));
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let limits = limits(&cs)?;
     predownload::run(&ctx.client, &ctx.events, &cs, &revs, limits.partition, limits.max_unavailable).await?;
@@ -454,7 +460,7 @@ pub async fn reconcile(cs: Arc<CloneSet>, ctx: Arc<Ctx>) -> Result<Action, Error
     }
     let in_use: BTreeSet<String> =
         owned.iter().filter_map(|p| p.labels().get(keys::CONTROLLER_REVISION_HASH).cloned()).collect();
-    revisions::truncate(&revs_api, &cs, &revs, &in_use).await?;
+    revisions::truncate(&revs_api, &owner, cs.spec.revision_history_limit, &revs, &in_use).await?;
     Ok(next.map_or_else(Action::await_change, Action::requeue))
 }
 

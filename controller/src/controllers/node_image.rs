@@ -3,9 +3,13 @@
 //! their tags pruned when no ImagePullJob owns them any more or their lifetime after
 //! the pull (`ttlSecondsAfterFinished`) has passed. The controller never writes a
 //! NodeImage's status: that is the node's agent's.
+//!
+//! The same pass gives every node (ready or not: daemon pods run on nodes that are
+//! not) its `NodeState`, owned by the node so that it goes with it.
 
 use std::{sync::Arc, time::Duration};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::{
     api::core::v1::Node,
     jiff::{SignedDuration, Timestamp},
@@ -21,6 +25,7 @@ use kube::{
 use stevedore_proto::crd::{
     image_pull_job::v1beta1::ImagePullJob,
     node_image::v1beta1::{NodeImage, NodeImageSpec},
+    node_state::{NodeState, NodeStateSpec},
 };
 use tracing::info;
 
@@ -35,6 +40,8 @@ pub struct Ctx {
     pub node_images: Store<NodeImage>,
     /// Every ImagePullJob.
     pub jobs: Store<ImagePullJob>,
+    /// Every NodeState.
+    pub states: Store<NodeState>,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -60,6 +67,9 @@ pub async fn reconcile_node(node: Arc<Node>, ctx: Arc<Ctx>) -> Result<Action, ku
     let existing = ctx.node_images.get(&ObjectRef::new(&name));
     if node.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
+    }
+    if ctx.states.get(&ObjectRef::new(&name)).is_none() {
+        create_node_state(&ctx.client, &node).await?;
     }
     match existing {
         None if ready(&node) => {
@@ -94,6 +104,33 @@ pub async fn reconcile_node(node: Arc<Node>, ctx: Arc<Ctx>) -> Result<Action, ku
 ///
 /// # Errors
 /// The API server refused a write.
+/// Creates the node's NodeState, owned by the node (it goes with it).
+async fn create_node_state(client: &Client, node: &Node) -> Result<(), kube::Error> {
+    let name = node.name_any();
+    let owner = OwnerReference {
+        api_version: "v1".into(),
+        kind: "Node".into(),
+        name: name.clone(),
+        uid: node.metadata.uid.clone().unwrap_or_default(),
+        ..OwnerReference::default()
+    };
+    let state = NodeState {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            owner_references: node.metadata.uid.is_some().then(|| vec![owner]),
+            ..ObjectMeta::default()
+        },
+        spec: NodeStateSpec::default(),
+        status: None,
+    };
+    match Api::<NodeState>::all(client.clone()).create(&PostParams::default(), &state).await {
+        Ok(_) => info!(node = %name, "NodeState created"),
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
+
 pub async fn reconcile_node_image(ni: Arc<NodeImage>, ctx: Arc<Ctx>) -> Result<Action, kube::Error> {
     let name = ni.name_any();
     let api: Api<NodeImage> = Api::all(ctx.client.clone());

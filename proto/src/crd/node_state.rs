@@ -3,6 +3,8 @@
 //! `status`. Small on purpose: every agent watches its own, and the controller
 //! watches them all.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -23,12 +25,14 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct NodeStateSpec {
-    /// Advanced DaemonSets whose pods on this node may move to a revision.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub daemon_sets: Vec<DaemonSetPermit>,
-    /// BroadcastJobs that may run a pod on this node.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub broadcast_jobs: Vec<BroadcastJobPermit>,
+    /// Advanced DaemonSets whose pods on this node may move to a revision, by
+    /// `<namespace>/<name>` (a map, so that each set's permit is written by a merge
+    /// patch of its own key, never by a read-modify-write of the others').
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub daemon_sets: BTreeMap<String, DaemonSetPermit>,
+    /// BroadcastJobs that may run a pod on this node, by `<namespace>/<name>`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub broadcast_jobs: BTreeMap<String, BroadcastJobPermit>,
 }
 
 /// A workload, by namespace, name and uid (a recreated workload is another one).
@@ -43,14 +47,20 @@ pub struct WorkloadRef {
     pub uid: String,
 }
 
-/// Permission for one DaemonSet's pod on this node.
+/// The key of a workload in [`NodeStateSpec`]'s maps: `<namespace>/<name>`.
+pub fn workload_key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+/// Permission for one DaemonSet's pod on this node: the node may create its pod at
+/// `revision`, or move an older one there. No permit: the node creates nothing and
+/// updates nothing for the set (it still deletes a pod the set no longer targets).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DaemonSetPermit {
-    /// The DaemonSet.
-    #[serde(flatten)]
-    pub workload: WorkloadRef,
-    /// The revision (controller-revision hash) the node's pod may run.
+    /// The set's uid (a permit for a deleted and recreated set is void).
+    pub uid: String,
+    /// The revision (the set's `controller-revision-hash`) the node's pod may run.
     pub revision: String,
 }
 
@@ -58,9 +68,8 @@ pub struct DaemonSetPermit {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BroadcastJobPermit {
-    /// The BroadcastJob.
-    #[serde(flatten)]
-    pub workload: WorkloadRef,
+    /// The job's uid.
+    pub uid: String,
 }
 
 /// What the agent reports about this node.
@@ -100,6 +109,9 @@ pub struct DaemonSetNodeStatus {
     /// Whether the pod is ready.
     #[serde(default)]
     pub ready: bool,
+    /// Whether it has been ready for the set's `minReadySeconds`.
+    #[serde(default)]
+    pub available: bool,
     /// Whether the pod was last updated in place (no recreation).
     #[serde(default)]
     pub updated_in_place: bool,

@@ -87,6 +87,12 @@ fn daemon_set_data_is_the_template_patch() {
     ds.spec.template = defaulted_template("nginx", "nginx");
     let data = daemon_set_patch(&ds).expect("patch");
     assert_eq!(data, R3.replace("nginx-sts", "nginx"));
+    let rev = daemon_set_revision(&ds).expect("revision");
+    assert_eq!(rev.data, data);
+    let hash = spew::daemon_set_hash(&ds.spec.template, None).expect("hash");
+    assert_eq!((rev.name, rev.hash.as_str()), (format!("nginx-ds-{hash}"), hash.as_str()));
+    assert_eq!(rev.labels.get("controller-revision-hash"), Some(&hash));
+    assert_eq!(rev.labels.get("app").map(String::as_str), Some("nginx"));
 }
 
 #[test]

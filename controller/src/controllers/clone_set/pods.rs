@@ -18,7 +18,7 @@ use stevedore_proto::{
     inplace, keys, pod_order, revision,
 };
 
-use super::revisions::owner;
+use super::super::revisions::owner;
 
 /// Lifecycle states.
 pub mod state {

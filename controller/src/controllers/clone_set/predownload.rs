@@ -30,7 +30,7 @@ use stevedore_proto::{
 };
 use tracing::info;
 
-use super::{Error, revisions};
+use super::{super::revisions, Error};
 use crate::runtime::Events;
 
 /// The revision label: jobs were created for it.

@@ -1,9 +1,9 @@
-//! A CloneSet's ControllerRevisions, as OpenKruise v1.9.0 keeps them: the update
-//! revision is the one whose data equals the current spec's (an existing equal one is
-//! reused, renumbered if it is not the latest), else a new one named by
-//! `proto::revision` (a name taken by other data is a collision: the count goes up);
-//! the current revision is the status's, while it exists; history beyond
-//! `revisionHistoryLimit` that no pod uses is deleted.
+//! A workload's ControllerRevisions, as OpenKruise v1.9.0 keeps a CloneSet's and an
+//! Advanced DaemonSet's: the update revision is the one whose data equals the current
+//! spec's (an existing equal one is reused, renumbered if it is not the latest), else a
+//! new one named by `proto::revision` (a name taken by other data is a collision: the
+//! count goes up); the current revision is the status's, while it exists; history
+//! beyond `revisionHistoryLimit` that no pod uses is deleted.
 
 use std::collections::BTreeSet;
 
@@ -16,9 +16,36 @@ use kube::{
     api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
-use stevedore_proto::{crd::clone_set::CloneSet, revision};
+use stevedore_proto::revision::{self, Revision};
 
-use super::Error;
+/// Why the history could not be kept.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused a request.
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    /// A revision's data is not a pod template.
+    #[error("{0}")]
+    Data(String),
+    /// The revision name is taken by other data.
+    #[error("controllerrevision {0}: the name is taken by another template")]
+    Collision(String),
+}
+
+/// The workload whose history is kept.
+#[derive(Clone, Debug)]
+pub struct Owner<'a> {
+    /// The owner reference its revisions carry (controller, blocking deletion).
+    pub reference: OwnerReference,
+    /// Its namespace.
+    pub namespace: String,
+    /// The revision its current spec gives.
+    pub want: Revision,
+    /// The revision its status names current, if any.
+    pub current: Option<&'a str>,
+    /// How a pod's revision label names a revision.
+    pub matches: fn(label: &str, revision: &str) -> bool,
+}
 
 /// The revisions a reconcile works with.
 #[derive(Clone, Debug)]
@@ -32,22 +59,22 @@ pub struct Revisions {
 }
 
 impl Revisions {
-    /// The revision a pod's `controller-revision-hash` label names (full or short).
+    /// The revision a CloneSet pod's `controller-revision-hash` label names (full or
+    /// short).
     pub fn of_label(&self, label: &str) -> Option<&ControllerRevision> {
         self.all.iter().find(|r| revision::clone_set_revision_matches(label, &r.name_any()))
     }
 }
 
-/// The owner reference a CloneSet puts on what it owns.
-pub fn owner(cs: &CloneSet) -> Option<OwnerReference> {
-    let mut o = cs.controller_owner_ref(&())?;
+/// The owner reference a workload puts on what it owns.
+pub fn owner<K: Resource<DynamicType = ()>>(k: &K) -> Option<OwnerReference> {
+    let mut o = k.controller_owner_ref(&())?;
     o.block_owner_deletion = Some(true);
     Some(o)
 }
 
-fn owned_by(r: &ControllerRevision, cs: &CloneSet) -> bool {
-    let uid = cs.metadata.uid.as_deref();
-    r.owner_references().iter().any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
+fn owned_by(r: &ControllerRevision, uid: &str) -> bool {
+    r.owner_references().iter().any(|o| o.controller == Some(true) && o.uid == uid)
 }
 
 /// The pod template a revision's data holds.
@@ -58,18 +85,19 @@ pub fn template(r: &ControllerRevision) -> Result<PodTemplateSpec, Error> {
         m.remove("$patch");
     }
     serde_json::from_value(t)
-        .map_err(|e| Error::Spec(format!("controllerrevision {}: data: {e}", r.name_any())))
+        .map_err(|e| Error::Data(format!("controllerrevision {}: data: {e}", r.name_any())))
 }
 
 /// Finds or creates the update revision and picks the current one; a name taken by
 /// other data is [`Error::Collision`] (the caller raises the collision count).
-pub async fn sync(api: &Api<ControllerRevision>, cs: &CloneSet) -> Result<Revisions, Error> {
+pub async fn sync(api: &Api<ControllerRevision>, owner: &Owner<'_>) -> Result<Revisions, Error> {
+    let uid = owner.reference.uid.as_str();
     let mut all: Vec<ControllerRevision> =
-        api.list(&ListParams::default()).await?.items.into_iter().filter(|r| owned_by(r, cs)).collect();
+        api.list(&ListParams::default()).await?.items.into_iter().filter(|r| owned_by(r, uid)).collect();
     all.sort_by_key(|r| (r.revision, r.name_any()));
-    let want = revision::clone_set_revision(cs)?;
+    let want = owner.want.clone();
     let data: Value = serde_json::from_str(&want.data)
-        .map_err(|e| Error::Spec(format!("spec.template: revision data: {e}")))?;
+        .map_err(|e| Error::Data(format!("spec.template: revision data: {e}")))?;
     let max = all.last().map_or(0, |r| r.revision);
 
     let equal: Vec<usize> =
@@ -90,10 +118,10 @@ pub async fn sync(api: &Api<ControllerRevision>, cs: &CloneSet) -> Result<Revisi
         let r = ControllerRevision {
             metadata: ObjectMeta {
                 name: Some(want.name.clone()),
-                namespace: cs.namespace(),
+                namespace: Some(owner.namespace.clone()),
                 labels: Some(want.labels.clone()),
                 annotations: Some(want.annotations.clone()),
-                owner_references: owner(cs).map(|o| vec![o]),
+                owner_references: Some(vec![owner.reference.clone()]),
                 ..ObjectMeta::default()
             },
             data: Some(RawExtension(data)),
@@ -103,7 +131,7 @@ pub async fn sync(api: &Api<ControllerRevision>, cs: &CloneSet) -> Result<Revisi
             Ok(c) => c,
             Err(kube::Error::Api(e)) if e.code == 409 => {
                 let existing = api.get(&want.name).await?;
-                if existing.data == r.data && owned_by(&existing, cs) {
+                if existing.data == r.data && owned_by(&existing, uid) {
                     existing
                 } else {
                     return Err(Error::Collision(want.name));
@@ -114,10 +142,8 @@ pub async fn sync(api: &Api<ControllerRevision>, cs: &CloneSet) -> Result<Revisi
         all.push(created.clone());
         created
     };
-    let current = cs
-        .status
-        .as_ref()
-        .and_then(|s| s.current_revision.as_deref())
+    let current = owner
+        .current
         .and_then(|c| all.iter().find(|r| r.name_any() == c))
         .cloned()
         .unwrap_or_else(|| update.clone());
@@ -128,18 +154,19 @@ pub async fn sync(api: &Api<ControllerRevision>, cs: &CloneSet) -> Result<Revisi
 /// neither current nor update and that no pod in `in_use` (revision labels) names.
 pub async fn truncate(
     api: &Api<ControllerRevision>,
-    cs: &CloneSet,
+    owner: &Owner<'_>,
+    history_limit: Option<i32>,
     revs: &Revisions,
     in_use: &BTreeSet<String>,
 ) -> Result<(), Error> {
-    let limit = usize::try_from(cs.spec.revision_history_limit.unwrap_or(10).max(0)).unwrap_or(0);
+    let limit = usize::try_from(history_limit.unwrap_or(10).max(0)).unwrap_or(0);
     let keep = [revs.update.name_any(), revs.current.name_any()];
     let live: Vec<&ControllerRevision> = revs
         .all
         .iter()
         .filter(|r| {
             let name = r.name_any();
-            !keep.contains(&name) && !in_use.iter().any(|l| revision::clone_set_revision_matches(l, &name))
+            !keep.contains(&name) && !in_use.iter().any(|l| (owner.matches)(l, &name))
         })
         .collect();
     if live.len() <= limit {
