@@ -4,8 +4,10 @@
 //! node. Its duties: image pre-download ([`images`]): it pulls what its node's
 //! NodeImage lists and reports each pull in the NodeImage's status; and container
 //! recreation ([`recreate`]): it carries out the ContainerRecreateRequests of the pods
-//! on its node and reports them in their status.
+//! on its node and reports them in their status; and the Advanced DaemonSet pods of its
+//! node ([`daemons`]), as far as the controller's permits in its NodeState allow.
 
+pub mod daemons;
 pub mod images;
 pub mod metadata_env;
 pub mod metrics;
@@ -120,8 +122,14 @@ pub async fn run_with(
         metrics.clone(),
     );
     let recreating = tokio::spawn(recreator.run(shutdown.clone()).instrument(info_span!("recreate")));
+    let daemon_settings =
+        daemons::Settings { node_name: config.node_name.clone(), status_interval: config.status_interval };
+    let daemons = tokio::spawn(
+        daemons::Daemons::run(daemon_settings, client.clone(), shutdown.clone())
+            .instrument(info_span!("daemons")),
+    );
     images::Puller::new(settings, client, runtime, metrics).run(shutdown.clone()).await;
-    for (task, name) in [(recreating, "recreate"), (env, "metadata env")] {
+    for (task, name) in [(recreating, "recreate"), (env, "metadata env"), (daemons, "daemons")] {
         if let Err(error) = task.await {
             tracing::error!(%error, task = name, "agent task failed");
         }
