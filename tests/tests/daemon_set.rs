@@ -1,0 +1,259 @@
+//! Advanced DaemonSet end to end, the node-local way: the real controller binary
+//! writes permits into each node's NodeState and adds the reports up; the real agent
+//! of each of three simulated nodes (kubelets on the real containerd behind the real
+//! proxy) creates, replaces and deletes its own node's pod. The user's steps (apply,
+//! label, taint, patch) go through kubectl; the checks read the API.
+//!
+//! - `placement_and_rolling_update`: a set on a labelled subset of nodes; a node
+//!   labelled later gets its pod, OpenKruise's revision name and pod labels; a
+//!   rolling update held at `partition: 1` moves the two highest-named nodes only,
+//!   one node at a time (a pod watch never sees two nodes without a ready pod); the
+//!   partition lifted finishes it; a `NoExecute` taint and a removed label take the
+//!   pod off their nodes; `kubectl get` shows the printer columns.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use k8s_openapi::api::{apps::v1::ControllerRevision, core::v1::Pod};
+use kube::{
+    Api, ResourceExt as _,
+    api::ListParams,
+    runtime::{WatchStreamExt as _, watcher},
+};
+use serde_json::{Value, json};
+use stevedore_proto::{
+    crd::{daemon_set::v1beta1::DaemonSet, node_state::NodeState},
+    keys, revision,
+};
+use stevedore_tests::{
+    clients::Clients,
+    stack::{Stack, StackOptions},
+    wait::until,
+};
+
+const NS: &str = "edge";
+const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
+
+async fn stack() -> Stack {
+    Stack::start(StackOptions {
+        nodes: NODES.iter().map(|n| (*n).to_owned()).collect(),
+        agents: true,
+        namespaces: vec![NS.into()],
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn manifest(name: &str, image: &str, extra: Value) -> String {
+    let mut ds = json!({
+        "apiVersion": "apps.kruise.io/v1alpha1", "kind": "DaemonSet",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"terminationGracePeriodSeconds": 1, "nodeSelector": {"role": "edge"},
+                    "containers": [{"name": "app", "image": image, "imagePullPolicy": "IfNotPresent"}]}
+            },
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}}
+        }
+    });
+    json_patch::merge(&mut ds, &extra);
+    serde_json::to_string(&ds).unwrap()
+}
+
+/// The set's live pods by node.
+async fn pods_by_node(pods: &Api<Pod>, set: &str) -> BTreeMap<String, Vec<Pod>> {
+    let lp = ListParams::default().labels(&format!("app={set}"));
+    let mut out: BTreeMap<String, Vec<Pod>> = BTreeMap::new();
+    for p in pods.list(&lp).await.unwrap().items {
+        if p.metadata.deletion_timestamp.is_none() {
+            let node = p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+            out.entry(node).or_default().push(p);
+        }
+    }
+    out
+}
+
+fn ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// (desired, current, ready, updated, available, misscheduled), once the status
+/// describes the current spec.
+fn counts(ds: &DaemonSet) -> Option<(i32, i32, i32, i32, i32, i32)> {
+    let s = ds.status.as_ref()?;
+    (s.observed_generation == ds.metadata.generation).then_some((
+        s.desired_number_scheduled,
+        s.current_number_scheduled,
+        s.number_ready,
+        s.updated_number_scheduled,
+        s.number_available.unwrap_or(0),
+        s.number_misscheduled,
+    ))
+}
+
+async fn status_until(stack: &Stack, name: &str, want: (i32, i32, i32, i32, i32, i32)) -> DaemonSet {
+    let sets: Api<DaemonSet> = Api::namespaced(stack.client.clone(), NS);
+    let what = format!("{name}: status {want:?}");
+    let r = until(&what, Duration::from_secs(120), async || {
+        Ok(sets.get(name).await?).map(|ds| (counts(&ds) == Some(want)).then_some(ds))
+    })
+    .await;
+    match r {
+        Ok(ds) => ds,
+        Err(e) => {
+            let ds = sets.get(name).await.unwrap();
+            let states: Api<NodeState> = Api::all(stack.client.clone());
+            let states = states.list(&ListParams::default()).await.unwrap().items;
+            panic!(
+                "{e}\nstatus: {}\nnode states: {}\nagent log:\n{}\ncontroller log:\n{}",
+                serde_json::to_string(&ds.status).unwrap(),
+                serde_json::to_string(&states.iter().map(|s| (&s.spec, &s.status)).collect::<Vec<_>>())
+                    .unwrap(),
+                stack.agents[0].log_tail(30),
+                stack.controller.log_tail(30)
+            );
+        }
+    }
+}
+
+async fn kubectl_ok(kubectl: &Clients, args: &[&str]) {
+    let out = kubectl.kubectl(args).await;
+    out.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placement_and_rolling_update() {
+    let stack = stack().await;
+    let kubectl = stack.clients().await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(stack.client.clone(), NS);
+    let (v1, v2) = (stack.bed.image("app:v1"), stack.bed.image("app:v2"));
+    for node in &NODES[..2] {
+        kubectl_ok(&kubectl, &["label", "node", node, "role=edge"]).await;
+    }
+
+    // on the two labelled nodes, named and labelled as OpenKruise does
+    kubectl.kubectl_stdin(&["apply", "-f", "-"], &manifest("agent", &v1, json!({}))).await.ok();
+    let ds = status_until(&stack, "agent", (2, 2, 2, 2, 2, 0)).await;
+    let hash = ds.status.as_ref().and_then(|s| s.update_revision.clone()).unwrap();
+    let want = revision::daemon_set_revision(&ds).unwrap();
+    assert_eq!(hash, want.hash, "the go-spew hash of the template");
+    let revs: Api<ControllerRevision> = Api::namespaced(stack.client.clone(), NS);
+    let rev = revs.get(&format!("agent-{hash}")).await.unwrap();
+    assert_eq!(rev.labels().get(keys::CONTROLLER_REVISION_HASH), Some(&hash));
+    assert_eq!(rev.data.as_ref().unwrap().0, serde_json::from_str::<Value>(&want.data).unwrap());
+    let by_node = pods_by_node(&pods, "agent").await;
+    assert_eq!(by_node.keys().collect::<Vec<_>>(), ["node-a", "node-b"]);
+    for (node, ps) in &by_node {
+        assert_eq!(ps.len(), 1, "{node}: one pod");
+        let p = &ps[0];
+        assert!(p.name_any().starts_with("agent-"), "{}", p.name_any());
+        assert_eq!(p.labels().get(keys::CONTROLLER_REVISION_HASH), Some(&hash));
+        let owner = &p.owner_references()[0];
+        assert_eq!((owner.kind.as_str(), owner.controller), ("DaemonSet", Some(true)));
+        let tolerations = p.spec.as_ref().and_then(|s| s.tolerations.clone()).unwrap_or_default();
+        assert!(tolerations.iter().any(|t| t.key.as_deref() == Some("node.kubernetes.io/unreachable")));
+    }
+
+    // a node labelled later gets its pod
+    kubectl_ok(&kubectl, &["label", "node", "node-c", "role=edge"]).await;
+    status_until(&stack, "agent", (3, 3, 3, 3, 3, 0)).await;
+    let before = pods_by_node(&pods, "agent").await;
+
+    // a rolling update held at partition 1: the two highest names move, one at a time
+    let watch_pods = pods.clone();
+    let watch = tokio::spawn(async move {
+        // the most nodes seen at once without a ready pod of the set
+        let mut worst = 0;
+        let mut seen: BTreeMap<String, Pod> = BTreeMap::new();
+        let cfg = watcher::Config::default().labels("app=agent");
+        let mut events = std::pin::pin!(watcher(watch_pods, cfg).default_backoff());
+        use futures_util::StreamExt as _;
+        let mut listed = false;
+        while let Some(Ok(e)) = events.next().await {
+            match e {
+                watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
+                    seen.insert(p.name_any(), p);
+                }
+                watcher::Event::Delete(p) => {
+                    seen.remove(&p.name_any());
+                }
+                watcher::Event::InitDone => listed = true,
+                watcher::Event::Init => seen.clear(),
+            }
+            if listed {
+                let nodes_ready: std::collections::BTreeSet<String> = seen
+                    .values()
+                    .filter(|p| p.metadata.deletion_timestamp.is_none() && ready(p))
+                    .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+                    .collect();
+                worst = worst.max(3 - nodes_ready.len());
+                if worst > 1 {
+                    return worst;
+                }
+            }
+        }
+        worst
+    });
+    let patch = json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 1}},
+        "template": {"spec": {"containers": [{"name": "app", "image": v2, "imagePullPolicy": "IfNotPresent"}]}}}});
+    kubectl_ok(
+        &kubectl,
+        &["-n", NS, "patch", "daemonsets.apps.kruise.io/agent", "--type", "merge", "-p", &patch.to_string()],
+    )
+    .await;
+    let ds = status_until(&stack, "agent", (3, 3, 3, 2, 3, 0)).await;
+    let new_hash = ds.status.as_ref().and_then(|s| s.update_revision.clone()).unwrap();
+    assert_ne!(new_hash, hash);
+    let mid = pods_by_node(&pods, "agent").await;
+    let on =
+        |m: &BTreeMap<String, Vec<Pod>>, n: &str| m[n][0].labels()[keys::CONTROLLER_REVISION_HASH].clone();
+    assert_eq!(
+        [on(&mid, "node-a"), on(&mid, "node-b"), on(&mid, "node-c")],
+        [hash.clone(), new_hash.clone(), new_hash.clone()],
+        "descending names first; the partition keeps node-a"
+    );
+    assert_eq!(mid["node-a"][0].uid(), before["node-a"][0].uid(), "node-a untouched");
+
+    // the partition lifted: node-a follows
+    let patch = json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 0}}}});
+    kubectl_ok(
+        &kubectl,
+        &["-n", NS, "patch", "daemonsets.apps.kruise.io/agent", "--type", "merge", "-p", &patch.to_string()],
+    )
+    .await;
+    status_until(&stack, "agent", (3, 3, 3, 3, 3, 0)).await;
+    watch.abort();
+    let worst = watch.await.unwrap_or(0);
+    assert!(worst <= 1, "maxUnavailable 1: {worst} nodes were without a ready pod at once");
+    let after = pods_by_node(&pods, "agent").await;
+    for n in NODES {
+        assert_eq!(on(&after, n), new_hash, "{n}");
+        let image = after[n][0].spec.as_ref().unwrap().containers[0].image.clone();
+        assert_eq!(image.as_deref(), Some(v2.as_str()));
+    }
+
+    // printer columns
+    let out = kubectl.kubectl(&["-n", NS, "get", "daemonsets.apps.kruise.io", "agent"]).await;
+    let table = out.ok().to_owned();
+    assert!(table.contains("DESIRED") && table.contains("UP-TO-DATE"), "{table}");
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..6], ["agent", "3", "3", "3", "3", "3"], "{table}");
+
+    // a NoExecute taint and a removed label take the pod off
+    kubectl_ok(&kubectl, &["taint", "node", "node-c", "dedicated=db:NoExecute"]).await;
+    kubectl_ok(&kubectl, &["label", "node", "node-b", "role-"]).await;
+    status_until(&stack, "agent", (1, 1, 1, 1, 1, 0)).await;
+    let left = until("pods only on node-a", Duration::from_secs(60), async || {
+        let m = pods_by_node(&pods, "agent").await;
+        Ok((m.keys().collect::<Vec<_>>() == ["node-a"]).then_some(m))
+    })
+    .await
+    .unwrap();
+    assert_eq!(left["node-a"].len(), 1);
+    stack.stop().await;
+}
