@@ -4,7 +4,8 @@
 //! the function the controller counts with), and creates, replaces and deletes the
 //! set's pod here ([`plan`]) as far as the controller's permit in `NodeState.spec`
 //! allows. It reports each set's pod (revision, ready, available) in
-//! `NodeState.status.daemonSets`, at most once per status interval.
+//! `NodeState.status.daemonSets`, at most once per status interval, and at least once
+//! per heartbeat interval (`status.heartbeatTime`), so that a silent agent shows.
 //!
 //! Pods are created as OpenKruise creates them: `generateName: <set>-`, the template's
 //! labels plus `controller-revision-hash`, the set as controlling owner, and the
@@ -55,6 +56,9 @@ pub struct Settings {
     pub node_name: String,
     /// The least time between two NodeState status writes.
     pub status_interval: Duration,
+    /// The most time between two NodeState status writes: the controller takes a
+    /// report older than a few of these for a silent agent's.
+    pub heartbeat: Duration,
 }
 
 /// The node's daemon pods.
@@ -337,9 +341,13 @@ impl Daemons {
     ) -> Option<Duration> {
         let state = state?;
         let have = state.status.as_ref().map(|s| &s.daemon_sets);
-        if have == Some(&report) || (have.is_none() && report.is_empty()) {
-            self.written = Some((report, Instant::now()));
-            return None;
+        let same = have == Some(&report) || (have.is_none() && report.is_empty());
+        let now = Timestamp::now();
+        let beat = state.status.as_ref().and_then(|s| s.heartbeat_time.as_ref()).map(|t| t.0);
+        let beat_age = beat.map(|b| Duration::try_from(now.duration_since(b)).unwrap_or(Duration::ZERO));
+        let beat_due = beat_age.is_none_or(|a| a >= self.settings.heartbeat);
+        if same && !beat_due {
+            return beat_age.map(|a| self.settings.heartbeat.saturating_sub(a));
         }
         if let Some((_, at)) = &self.written {
             let due = *at + self.settings.status_interval;
@@ -348,12 +356,13 @@ impl Daemons {
             }
         }
         let count = i32::try_from(report.len()).unwrap_or(i32::MAX);
-        let body = json!({"status": {"daemonSets": &report, "daemonSetCount": count}});
+        let beat = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now);
+        let body = json!({"status": {"daemonSets": &report, "daemonSetCount": count, "heartbeatTime": beat}});
         let api: Api<NodeState> = Api::all(self.client.clone());
         match api.patch_status(&state.name_any(), &PatchParams::default(), &Patch::Merge(&body)).await {
             Ok(_) => {
                 self.written = Some((report, Instant::now()));
-                None
+                Some(self.settings.heartbeat)
             }
             Err(error) => {
                 warn!(%error, "cannot write the NodeState status");

@@ -38,6 +38,8 @@ pub struct Config {
     pub status_interval: Duration,
     /// How containers of ContainerRecreateRequests are recreated.
     pub recreate_mode: recreate::Mode,
+    /// The most time between two NodeState status writes.
+    pub heartbeat: Duration,
 }
 
 /// Why the agent stopped.
@@ -122,8 +124,11 @@ pub async fn run_with(
         metrics.clone(),
     );
     let recreating = tokio::spawn(recreator.run(shutdown.clone()).instrument(info_span!("recreate")));
-    let daemon_settings =
-        daemons::Settings { node_name: config.node_name.clone(), status_interval: config.status_interval };
+    let daemon_settings = daemons::Settings {
+        node_name: config.node_name.clone(),
+        status_interval: config.status_interval,
+        heartbeat: config.heartbeat,
+    };
     let daemons = tokio::spawn(
         daemons::Daemons::run(daemon_settings, client.clone(), shutdown.clone())
             .instrument(info_span!("daemons")),

@@ -38,6 +38,11 @@ struct Args {
     /// The least time between two NodeImage status writes, in milliseconds.
     #[arg(long, env = "STEVEDORE_AGENT_STATUS_INTERVAL_MS", default_value_t = 1000)]
     status_interval_ms: u64,
+    /// The most seconds between two writes of the node's NodeState status (its
+    /// heartbeat): the controller takes an agent silent for a few of these for gone.
+    #[arg(long, env = "STEVEDORE_AGENT_HEARTBEAT_SECONDS", default_value_t = 20,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    heartbeat_seconds: u64,
     /// How containers of ContainerRecreateRequests are recreated: `proxy` (the
     /// proxy's RecreateContainer; falls back to `kubelet` when the proxy cannot) or
     /// `kubelet` (stop the container; kubelet restarts it).
@@ -73,6 +78,7 @@ fn config(args: &Args) -> Result<stevedore_agent::Config, String> {
         max_concurrent_pulls: args.max_concurrent_pulls,
         status_interval: Duration::from_millis(args.status_interval_ms),
         recreate_mode,
+        heartbeat: Duration::from_secs(args.heartbeat_seconds),
     })
 }
 

@@ -41,6 +41,8 @@ pub struct Settings {
     pub agent_namespace: String,
     /// How long a node may not report an image pull before it counts as failed.
     pub agent_response_timeout: Duration,
+    /// How old an agent's NodeState report may be before the agent counts as silent.
+    pub agent_silence: Duration,
     /// This replica, for events.
     pub identity: String,
 }
@@ -195,8 +197,12 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
             // a node's labels, taints or existence may change any set's placement
             daemon_store.state().iter().map(|d| ObjectRef::from_obj(d.as_ref())).collect::<Vec<_>>()
         });
-    let daemon_ctx =
-        Arc::new(daemon_set::Ctx { client: client.clone(), nodes: nodes.clone(), states: states.clone() });
+    let daemon_ctx = Arc::new(daemon_set::Ctx {
+        client: client.clone(),
+        nodes: nodes.clone(),
+        states: states.clone(),
+        agent_silence: settings.agent_silence,
+    });
     let crrs = container_recreate_request::controller(&client);
     let crr_ctx = Arc::new(container_recreate_request::Ctx { client: client.clone(), events });
 

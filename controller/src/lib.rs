@@ -73,6 +73,9 @@ pub struct Config {
     pub agent_namespace: String,
     /// How long a node's agent may not report an image pull before it counts as failed.
     pub agent_response_timeout: Duration,
+    /// How old a node agent's NodeState report may be before the agent counts as
+    /// silent (its DaemonSet pods then count as unavailable).
+    pub agent_silence: Duration,
 }
 
 impl Config {
@@ -208,6 +211,7 @@ pub async fn run_with(
             concurrency: config.concurrency,
             agent_namespace: config.agent_namespace.clone(),
             agent_response_timeout: config.agent_response_timeout,
+            agent_silence: config.agent_silence,
             identity: config.identity.clone(),
         };
         let client = client.clone();

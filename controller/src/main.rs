@@ -55,6 +55,10 @@ struct Args {
     /// pull counts as failed.
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     agent_response_timeout_seconds: u64,
+    /// Seconds after a node agent's last NodeState report (agents write one at least
+    /// every 20 s by default) when its DaemonSet pods count as unavailable.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    agent_silence_seconds: u64,
     /// Log format: plain or json. The level comes from RUST_LOG (default info).
     #[arg(long, env = "STEVEDORE_CONTROLLER_LOG_FORMAT", default_value = "plain")]
     log_format: LogFormat,
@@ -82,6 +86,7 @@ impl Args {
             concurrency: self.concurrency,
             agent_namespace: self.agent_namespace,
             agent_response_timeout: Duration::from_secs(self.agent_response_timeout_seconds),
+            agent_silence: Duration::from_secs(self.agent_silence_seconds),
         }
     }
 }

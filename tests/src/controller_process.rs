@@ -156,8 +156,9 @@ pub async fn serving_webhooks(
 }
 
 /// The flags tests start the controller with: a resync every second, so a test
-/// never waits for a missed event.
-pub const TEST_ARGS: &[&str] = &["--resync-seconds", "1"];
+/// never waits for a missed event; agents silent for 6 s count as gone (the stack's
+/// agents beat every 2 s).
+pub const TEST_ARGS: &[&str] = &["--resync-seconds", "1", "--agent-silence-seconds", "6"];
 
 /// Starts the controller with `args` against a cluster [`install`] already prepared
 /// (as [`serving_webhooks`] does; also to restart it), its webhooks reached as the

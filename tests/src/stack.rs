@@ -66,6 +66,7 @@ pub struct Stack {
     /// The proxy every node's kubelet uses.
     pub proxy: ProxyProcess,
     kubelets: Vec<Kubelet>,
+    nodes: Vec<String>,
     scheduler: Scheduler,
     stop: CancellationToken,
     services: Services,
@@ -77,6 +78,18 @@ pub struct Stack {
 impl std::fmt::Debug for Stack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stack").field("api", &self.server.url()).finish_non_exhaustive()
+    }
+}
+
+/// How the stack starts a node's agent: on the proxy, a heartbeat every 2 s.
+fn agent_options(node: &str, kubeconfig: &std::path::Path, proxy: &ProxyProcess) -> AgentOptions {
+    AgentOptions {
+        node_name: node.to_owned(),
+        kubeconfig: kubeconfig.to_owned(),
+        cri_socket: proxy.socket().to_owned(),
+        control_socket: proxy.control_socket().map(ToOwned::to_owned),
+        namespace: AGENT_NAMESPACE.into(),
+        extra: vec!["--heartbeat-seconds".into(), "2".into()],
     }
 }
 
@@ -121,14 +134,7 @@ impl Stack {
             cfg.sync_interval = opts.sync_interval;
             kubelets.push(Kubelet::start(cfg, client.clone(), stop.clone()).await?);
             if opts.agents {
-                let agent_opts = AgentOptions {
-                    node_name: node.clone(),
-                    kubeconfig: kubeconfig.clone(),
-                    cri_socket: proxy.socket().to_owned(),
-                    control_socket: proxy.control_socket().map(ToOwned::to_owned),
-                    namespace: AGENT_NAMESPACE.into(),
-                    extra: Vec::new(),
-                };
+                let agent_opts = agent_options(node, &kubeconfig, &proxy);
                 agents.push(AgentProcess::start(bed.dir(), &agent_opts).await?);
             }
         }
@@ -140,6 +146,7 @@ impl Stack {
             agents,
             proxy,
             kubelets,
+            nodes: opts.nodes.clone(),
             scheduler,
             stop,
             services,
@@ -169,6 +176,19 @@ impl Stack {
         self.controller.stop().await?;
         self.controller =
             start_serving(&self.client, &self.services, &self.kubeconfig, self.bed.dir(), TEST_ARGS).await?;
+        Ok(())
+    }
+
+    /// Starts agent `i` again (after [`AgentProcess::stop`] or [`AgentProcess::kill`]),
+    /// with the flags it was first started with.
+    ///
+    /// # Errors
+    /// It does not start.
+    pub async fn restart_agent(&mut self, i: usize) -> anyhow::Result<()> {
+        let node = self.nodes.get(i).cloned().ok_or_else(|| anyhow::anyhow!("no node {i}"))?;
+        let _ = self.agents[i].stop().await;
+        let opts = agent_options(&node, &self.kubeconfig, &self.proxy);
+        self.agents[i] = AgentProcess::start(self.bed.dir(), &opts).await?;
         Ok(())
     }
 

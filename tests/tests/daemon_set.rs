@@ -10,8 +10,19 @@
 //!   one node at a time (a pod watch never sees two nodes without a ready pod); the
 //!   partition lifted finishes it; a `NoExecute` taint and a removed label take the
 //!   pod off their nodes; `kubectl get` shows the printer columns.
+//! - `surge_restarts_and_a_silent_agent`: a surge update (`maxSurge: 1,
+//!   maxUnavailable: 0`) never shows more than 4 pods nor fewer than 3 nodes with a
+//!   ready pod, with an agent and the controller restarted in the middle; an agent
+//!   killed and its node's pod deleted: the node counts as desired and unavailable
+//!   once its report is stale, and gets its pod back when the agent returns.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures_util::StreamExt as _;
 
 use k8s_openapi::api::{apps::v1::ControllerRevision, core::v1::Pod};
 use kube::{
@@ -121,6 +132,55 @@ async fn status_until(stack: &Stack, name: &str, want: (i32, i32, i32, i32, i32,
     }
 }
 
+/// What a pod watch of a set has seen since its initial list: the most live pods at
+/// once, and the fewest nodes with a ready pod.
+struct Bounds {
+    seen: Arc<Mutex<(usize, usize)>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Bounds {
+    fn watch(pods: &Api<Pod>, set: &str) -> Self {
+        let seen = Arc::new(Mutex::new((0, usize::MAX)));
+        let (pods, out, labels) = (pods.clone(), seen.clone(), format!("app={set}"));
+        let task = tokio::spawn(async move {
+            let mut live: BTreeMap<String, Pod> = BTreeMap::new();
+            let mut events =
+                std::pin::pin!(watcher(pods, watcher::Config::default().labels(&labels)).default_backoff());
+            let mut listed = false;
+            while let Some(Ok(e)) = events.next().await {
+                match e {
+                    watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
+                        live.insert(p.name_any(), p);
+                    }
+                    watcher::Event::Delete(p) => {
+                        live.remove(&p.name_any());
+                    }
+                    watcher::Event::InitDone => listed = true,
+                    watcher::Event::Init => live.clear(),
+                }
+                live.retain(|_, p| p.metadata.deletion_timestamp.is_none());
+                if listed {
+                    let ready_nodes: BTreeSet<String> = live
+                        .values()
+                        .filter(|p| ready(p))
+                        .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+                        .collect();
+                    let mut s = out.lock().unwrap();
+                    *s = (s.0.max(live.len()), s.1.min(ready_nodes.len()));
+                }
+            }
+        });
+        Self { seen, task }
+    }
+
+    /// (most live pods, fewest nodes with a ready pod); stops watching.
+    fn seen(self) -> (usize, usize) {
+        self.task.abort();
+        *self.seen.lock().unwrap()
+    }
+}
+
 async fn kubectl_ok(kubectl: &Clients, args: &[&str]) {
     let out = kubectl.kubectl(args).await;
     out.ok();
@@ -165,40 +225,7 @@ async fn placement_and_rolling_update() {
     let before = pods_by_node(&pods, "agent").await;
 
     // a rolling update held at partition 1: the two highest names move, one at a time
-    let watch_pods = pods.clone();
-    let watch = tokio::spawn(async move {
-        // the most nodes seen at once without a ready pod of the set
-        let mut worst = 0;
-        let mut seen: BTreeMap<String, Pod> = BTreeMap::new();
-        let cfg = watcher::Config::default().labels("app=agent");
-        let mut events = std::pin::pin!(watcher(watch_pods, cfg).default_backoff());
-        use futures_util::StreamExt as _;
-        let mut listed = false;
-        while let Some(Ok(e)) = events.next().await {
-            match e {
-                watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
-                    seen.insert(p.name_any(), p);
-                }
-                watcher::Event::Delete(p) => {
-                    seen.remove(&p.name_any());
-                }
-                watcher::Event::InitDone => listed = true,
-                watcher::Event::Init => seen.clear(),
-            }
-            if listed {
-                let nodes_ready: std::collections::BTreeSet<String> = seen
-                    .values()
-                    .filter(|p| p.metadata.deletion_timestamp.is_none() && ready(p))
-                    .filter_map(|p| p.spec.as_ref()?.node_name.clone())
-                    .collect();
-                worst = worst.max(3 - nodes_ready.len());
-                if worst > 1 {
-                    return worst;
-                }
-            }
-        }
-        worst
-    });
+    let bounds = Bounds::watch(&pods, "agent");
     let patch = json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 1}},
         "template": {"spec": {"containers": [{"name": "app", "image": v2, "imagePullPolicy": "IfNotPresent"}]}}}});
     kubectl_ok(
@@ -227,9 +254,8 @@ async fn placement_and_rolling_update() {
     )
     .await;
     status_until(&stack, "agent", (3, 3, 3, 3, 3, 0)).await;
-    watch.abort();
-    let worst = watch.await.unwrap_or(0);
-    assert!(worst <= 1, "maxUnavailable 1: {worst} nodes were without a ready pod at once");
+    let (_, fewest_ready) = bounds.seen();
+    assert_eq!(fewest_ready, 2, "maxUnavailable 1: one node at a time without a ready pod");
     let after = pods_by_node(&pods, "agent").await;
     for n in NODES {
         assert_eq!(on(&after, n), new_hash, "{n}");
@@ -255,5 +281,54 @@ async fn placement_and_rolling_update() {
     .await
     .unwrap();
     assert_eq!(left["node-a"].len(), 1);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn surge_restarts_and_a_silent_agent() {
+    let mut stack = stack().await;
+    let kubectl = stack.clients().await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(stack.client.clone(), NS);
+    let (v1, v2) = (stack.bed.image("app:v1"), stack.bed.image("app:v2"));
+    let every_node_surge = json!({"spec": {"template": {"spec": {"nodeSelector": null}},
+        "updateStrategy": {"rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}}});
+    kubectl.kubectl_stdin(&["apply", "-f", "-"], &manifest("probe", &v1, every_node_surge)).await.ok();
+    status_until(&stack, "probe", (3, 3, 3, 3, 3, 0)).await;
+
+    let bounds = Bounds::watch(&pods, "probe");
+    let patch = json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": v2}]);
+    kubectl_ok(
+        &kubectl,
+        &["-n", NS, "patch", "daemonsets.apps.kruise.io/probe", "--type", "json", "-p", &patch.to_string()],
+    )
+    .await;
+    // in the middle of the rollout: an agent and the controller restart
+    until("a second pod on a node", Duration::from_secs(60), async || {
+        Ok(pods_by_node(&pods, "probe").await.values().any(|ps| ps.len() > 1).then_some(()))
+    })
+    .await
+    .unwrap();
+    stack.restart_agent(1).await.unwrap();
+    stack.restart_controller().await.unwrap();
+    status_until(&stack, "probe", (3, 3, 3, 3, 3, 0)).await;
+    let (most, fewest_ready) = bounds.seen();
+    assert_eq!(most, 4, "maxSurge 1: one extra pod at a time, and it is used");
+    assert_eq!(fewest_ready, 3, "maxUnavailable 0: every node keeps a ready pod");
+    let after = pods_by_node(&pods, "probe").await;
+    for n in NODES {
+        assert_eq!(after[n].len(), 1, "{n}: the old pod is gone");
+    }
+
+    // a silent agent: its node counts as unavailable, not as a smaller desired count
+    stack.agents[2].kill();
+    let pod = after["node-c"][0].name_any();
+    kubectl_ok(&kubectl, &["-n", NS, "delete", "pod", &pod, "--wait=false"]).await;
+    status_until(&stack, "probe", (3, 2, 2, 2, 2, 0)).await;
+    assert!(
+        !pods_by_node(&pods, "probe").await.contains_key("node-c"),
+        "nobody creates it without the agent"
+    );
+    stack.restart_agent(2).await.unwrap();
+    status_until(&stack, "probe", (3, 3, 3, 3, 3, 0)).await;
     stack.stop().await;
 }

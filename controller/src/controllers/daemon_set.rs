@@ -17,7 +17,8 @@
 //!    node `selector` and `paused`; each changed permit is one merge patch of that
 //!    set's key in the node's `NodeState`;
 //! 4. **status**: the counts OpenKruise shows, from the reports. A node whose agent
-//!    has not reported counts as desired and unavailable.
+//!    has not reported, or whose report is older than the agents' silence limit (they
+//!    write one at least every heartbeat), counts as desired and unavailable.
 
 pub mod plan;
 
@@ -27,6 +28,7 @@ use futures_util::{StreamExt as _, stream};
 use k8s_openapi::{
     api::{apps::v1::ControllerRevision, core::v1::Node},
     apimachinery::pkg::util::intstr::IntOrString,
+    jiff::Timestamp,
 };
 use kube::{
     Api, Client, ResourceExt,
@@ -74,6 +76,8 @@ pub struct Ctx {
     pub nodes: Store<Node>,
     /// Every NodeState (a shared watch).
     pub states: Store<NodeState>,
+    /// How old a report may be before its agent counts as silent.
+    pub agent_silence: Duration,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -159,13 +163,25 @@ pub async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Erro
 
     let mut views = Vec::new();
     let mut in_use = BTreeSet::new();
+    let now = Timestamp::now();
+    // the next time a report goes stale
+    let mut next: Option<Duration> = None;
     for node in ctx.nodes.state() {
         let node_name = node.name_any();
         let place = placement::daemon_set(&node, &ds.spec.template);
         let state = ctx.states.get(&kube::runtime::reflector::ObjectRef::new(&node_name));
-        let report = state.as_ref().and_then(|s| {
-            s.status.as_ref()?.daemon_sets.iter().find(|d| d.workload.uid == uid && d.pod.is_some()).cloned()
+        let fresh = state.as_ref().and_then(|s| s.status.as_ref()).filter(|st| {
+            let left = st.heartbeat_time.as_ref().and_then(|t| {
+                let age = Duration::try_from(now.duration_since(t.0)).unwrap_or(Duration::ZERO);
+                ctx.agent_silence.checked_sub(age).filter(|l| !l.is_zero())
+            });
+            if let Some(l) = left {
+                next = Some(next.map_or(l, |n| n.min(l)));
+            }
+            left.is_some()
         });
+        let report = fresh
+            .and_then(|st| st.daemon_sets.iter().find(|d| d.workload.uid == uid && d.pod.is_some()).cloned());
         if let Some(r) = report.as_ref().and_then(|r| r.revision.clone()) {
             in_use.insert(r);
         }
@@ -248,7 +264,7 @@ pub async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Erro
         sets.patch_status(&name, &PatchParams::default(), &Patch::Merge(&json!({"status": st}))).await?;
     }
     revisions::truncate(&revs_api, &owner, ds.spec.revision_history_limit, &revs, &in_use).await?;
-    Ok(Action::await_change())
+    Ok(next.map_or_else(Action::await_change, Action::requeue))
 }
 
 #[cfg(test)]

@@ -79,6 +79,10 @@ pub struct NodeStateStatus {
     /// The spec generation this report answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// When the agent last wrote this report; it writes at least once per heartbeat
+    /// interval, so an older one means the agent is silent and its report stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_time: Option<Time>,
     /// How many DaemonSets have a pod here (a printer column).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daemon_set_count: Option<i32>,
