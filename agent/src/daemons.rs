@@ -258,10 +258,10 @@ impl Daemons {
                 .and_then(|s| s.update_revision.clone());
             let permit = state.as_ref().and_then(|s| s.spec.daemon_sets.get(&workload_key(&ns, &name)));
             let permitted = permit.is_some_and(|p| p.uid == uid && Some(&p.revision) == hash.as_ref());
-            if let Some((at, pod)) = self.creating.get(&uid) {
-                if views.iter().any(|v| &v.name == pod) || at.elapsed() > CREATE_EXPECTATION {
-                    self.creating.remove(&uid);
-                }
+            if let Some((at, pod)) = self.creating.get(&uid)
+                && (views.iter().any(|v| &v.name == pod) || at.elapsed() > CREATE_EXPECTATION)
+            {
+                self.creating.remove(&uid);
             }
             let surge = surges(&ds);
             let input = plan::Input {
