@@ -17,6 +17,7 @@ pub mod intstr;
 pub mod keys;
 pub mod placement;
 pub mod pod_order;
+pub mod pod_write;
 pub mod process;
 pub mod revision;
 pub mod shutdown;
