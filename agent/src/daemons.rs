@@ -9,15 +9,26 @@
 //!
 //! Pods are created as OpenKruise creates them: `generateName: <set>-`, the template's
 //! labels plus `controller-revision-hash`, the set as controlling owner, and the
-//! DaemonSet tolerations; `spec.nodeName` names this node.
+//! DaemonSet tolerations; `spec.nodeName` names this node. Under `InPlaceIfPossible`
+//! they carry the `InPlaceUpdateReady` readiness gate, and a change of images or
+//! metadata only is made in place by the shared engine (`proto::inplace`, the
+//! CloneSet's): the agent patches the pod, the kubelet restarts the containers, and
+//! the agent sets `InPlaceUpdateReady` back to True once they run the new images.
 
 pub mod plan;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::Duration,
+};
 
 use futures_util::{StreamExt as _, stream};
 use k8s_openapi::{
-    api::core::v1::{Node, Pod},
+    api::{
+        apps::v1::ControllerRevision,
+        core::v1::{Node, Pod, PodTemplateSpec},
+    },
     jiff::Timestamp,
 };
 use kube::{
@@ -32,11 +43,12 @@ use kube::{
 use serde_json::json;
 use stevedore_proto::{
     crd::{
-        daemon_set::v1beta1::DaemonSet,
+        daemon_set::{RollingUpdateType, v1beta1::DaemonSet},
         node_state::{DaemonSetNodeStatus, NodeState, WorkloadRef, workload_key},
     },
+    inplace,
     intstr::{self, Percent, Rounding},
-    keys, placement,
+    keys, placement, pod_write, revision,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -74,6 +86,18 @@ pub struct Daemons {
     creating: HashMap<String, (Instant, String)>,
     /// The last status written, and when.
     written: Option<(Vec<DaemonSetNodeStatus>, Instant)>,
+    /// Pod templates of revisions read (`<namespace>/<revision name>`); revisions
+    /// never change.
+    templates: HashMap<String, PodTemplateSpec>,
+}
+
+/// Why a pod write failed.
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    InPlace(#[from] inplace::InPlaceError),
 }
 
 impl std::fmt::Debug for Daemons {
@@ -109,6 +133,9 @@ pub fn new_pod(ds: &DaemonSet, hash: &str, node: &str) -> Pod {
     let mut spec = template.spec.unwrap_or_default();
     spec.node_name = Some(node.to_owned());
     placement::daemon_pod_tolerations(&mut spec);
+    if in_place_type(ds) {
+        inplace::add_readiness_gate(&mut spec.readiness_gates);
+    }
     let owner = ds.controller_owner_ref(&()).map(|mut o| {
         o.block_owner_deletion = Some(true);
         o
@@ -128,12 +155,28 @@ pub fn new_pod(ds: &DaemonSet, hash: &str, node: &str) -> Pod {
     }
 }
 
+/// Whether the set updates in place when it can.
+fn in_place_type(ds: &DaemonSet) -> bool {
+    let ru = ds.spec.update_strategy.as_ref().and_then(|u| u.rolling_update.as_ref());
+    ru.and_then(|r| r.type_.as_ref()) == Some(&RollingUpdateType::InPlaceIfPossible)
+}
+
 /// Whether the set's rolling update surges (a non-zero `maxSurge`).
 fn surges(ds: &DaemonSet) -> bool {
     let ru = ds.spec.update_strategy.as_ref().and_then(|u| u.rolling_update.as_ref());
     ru.and_then(|r| r.max_surge.as_ref())
         .and_then(|s| intstr::scaled(s, Percent::Integer, 100, Rounding::Up).ok())
         .is_some_and(|n| n > 0)
+}
+
+/// Sets the pod's `InPlaceUpdateReady` condition and Ready from the gates.
+fn set_in_place_ready(pod: &mut Pod, ready: bool) -> bool {
+    let now = Timestamp::now();
+    let changed = inplace::set_ready_condition(pod, ready, now);
+    if changed {
+        pod_write::recompute_ready(pod, now);
+    }
+    changed
 }
 
 fn controlled_by(pod: &Pod, uid: &str) -> bool {
@@ -173,8 +216,17 @@ impl Daemons {
                 .boxed(),
         ]);
         let mut events = std::pin::pin!(events);
-        let mut me =
-            Self { settings, client, sets, nodes, states, pods, creating: HashMap::new(), written: None };
+        let mut me = Self {
+            settings,
+            client,
+            sets,
+            nodes,
+            states,
+            pods,
+            creating: HashMap::new(),
+            written: None,
+            templates: HashMap::new(),
+        };
         info!(node = %node, "running the node's DaemonSet pods");
         let mut next = Instant::now() + RESYNC;
         loop {
@@ -197,7 +249,9 @@ impl Daemons {
             {
                 break;
             }
+            debug!("pass");
             let wait = me.pass().await;
+            debug!(next = ?wait, "pass done");
             next = Instant::now() + wait.min(RESYNC);
         }
     }
@@ -264,6 +318,32 @@ impl Daemons {
                 self.creating.remove(&uid);
             }
             let surge = surges(&ds);
+            for p in mine.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
+                if let Some(d) = self.refresh(p, now).await {
+                    next = next.min(d);
+                }
+            }
+            // one older pod, a permit, InPlaceIfPossible: can it be done in place?
+            let mut in_place = None;
+            if let (Some(h), true, false, true) = (hash.as_deref(), permitted, surge, in_place_type(&ds)) {
+                let old: Vec<&plan::PodView> = views
+                    .iter()
+                    .filter(|v| !v.terminating && !v.failed && v.revision.as_deref() != Some(h))
+                    .collect();
+                if let [one] = old.as_slice()
+                    && let Some(rev) = one.revision.as_deref()
+                    && let Some(from) = self.template(&ns, &name, rev).await
+                    && let Some(to) = self.template(&ns, &name, h).await
+                {
+                    // both from revision data: the same serialisation on each side
+                    match inplace::plan(h, &from, &to) {
+                        inplace::Eligibility::InPlace(spec) => in_place = Some(spec),
+                        inplace::Eligibility::Recreate(why) => {
+                            debug!(daemonset = %name, pod = %one.name, %why, "not in place: recreating");
+                        }
+                    }
+                }
+            }
             let input = plan::Input {
                 should_run: place.should_run,
                 should_continue: place.should_continue_running,
@@ -271,12 +351,21 @@ impl Daemons {
                 hash: hash.clone(),
                 surge,
                 creating: self.creating.contains_key(&uid),
+                in_place: in_place.is_some(),
             };
             for step in plan::decide(&input, &views) {
                 match (step, hash.as_deref()) {
                     (plan::Step::Create, Some(h)) => self.create(&ds, h, &node_name).await,
-                    (plan::Step::Create, None) => {}
+                    (plan::Step::Create | plan::Step::InPlace(_), None) => {}
                     (plan::Step::Delete(pod, pod_uid, why), _) => self.delete(&ns, &pod, &pod_uid, why).await,
+                    (plan::Step::InPlace(pod), Some(h)) => {
+                        if let Some(spec) = &in_place {
+                            if let Err(error) = self.update_in_place(&ns, &pod, spec, h).await {
+                                warn!(pod.name = %pod, %error, "cannot update the daemon pod in place");
+                            }
+                            next = next.min(Duration::from_secs(1));
+                        }
+                    }
                 }
             }
             // the report: the oldest live pod, as Kubernetes counts a node's daemon pod
@@ -294,13 +383,120 @@ impl Daemons {
                 revision: oldest.and_then(|p| p.labels().get(keys::CONTROLLER_REVISION_HASH).cloned()),
                 ready,
                 available: avail,
-                updated_in_place: false,
+                updated_in_place: oldest.is_some_and(|p| {
+                    let label = p.labels().get(keys::CONTROLLER_REVISION_HASH);
+                    inplace::state(p).ok().flatten().is_some_and(|s| Some(&s.revision) == label)
+                }),
             });
         }
         if let Some(wait) = self.report(state.as_deref(), report).await {
             next = next.min(wait);
         }
         next
+    }
+
+    /// The pod template of the set's revision `hash` (`<set>-<hash>`, or a legacy
+    /// revision named `hash`), read once.
+    async fn template(&mut self, ns: &str, set: &str, hash: &str) -> Option<PodTemplateSpec> {
+        let api: Api<ControllerRevision> = Api::namespaced(self.client.clone(), ns);
+        for name in [format!("{set}-{hash}"), hash.to_owned()] {
+            let key = format!("{ns}/{name}");
+            if let Some(t) = self.templates.get(&key) {
+                return Some(t.clone());
+            }
+            match api.get_opt(&name).await {
+                Ok(Some(r)) => {
+                    let data = r.data.map(|d| d.0).unwrap_or_default();
+                    match revision::template_from_data(&data) {
+                        Ok(t) => {
+                            self.templates.insert(key, t.clone());
+                            return Some(t);
+                        }
+                        Err(error) => {
+                            warn!(revision = %name, %error, "the revision holds no pod template");
+                            return None;
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    warn!(revision = %name, %error, "cannot read the revision");
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    /// Carries an in-place update on (grace, next batch) and keeps the pod's
+    /// `InPlaceUpdateReady` condition; returns when to look again.
+    async fn refresh(&self, pod: &Pod, now: Timestamp) -> Option<Duration> {
+        let ns = pod.namespace().unwrap_or_default();
+        let name = pod.name_any();
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+        let written = match inplace::progress(pod, now) {
+            Ok(inplace::Progress::Grace(d)) => return Some(d),
+            Ok(inplace::Progress::Updating) => return Some(Duration::from_secs(1)),
+            Ok(inplace::Progress::GraceOver) => {
+                pod_write::edit_pod::<WriteError>(&api, &name, false, |p| {
+                    let due = matches!(inplace::progress(p, now), Ok(inplace::Progress::GraceOver));
+                    if due {
+                        inplace::finish_grace(p, now)?;
+                    }
+                    Ok(due)
+                })
+                .await
+            }
+            Ok(inplace::Progress::NextBatch) => {
+                pod_write::edit_pod::<WriteError>(&api, &name, false, |p| {
+                    let due = matches!(inplace::progress(p, now), Ok(inplace::Progress::NextBatch));
+                    if due {
+                        inplace::next_batch(p, now)?;
+                    }
+                    Ok(due)
+                })
+                .await
+            }
+            Ok(inplace::Progress::Done | inplace::Progress::None) => {
+                if !inplace::has_readiness_gate(pod)
+                    || inplace::ready_condition(pod).is_some_and(|c| c.status == "True")
+                {
+                    return None;
+                }
+                pod_write::edit_status(&self.client, &ns, &name, |p| set_in_place_ready(p, true))
+                    .await
+                    .map_err(WriteError::from)
+            }
+            Err(error) => Err(error.into()),
+        };
+        if let Err(error) = written {
+            warn!(pod.name = %name, %error, "cannot carry the in-place update on");
+            return Some(Duration::from_secs(1));
+        }
+        None
+    }
+
+    /// Starts updating `pod` in place to revision `hash`.
+    async fn update_in_place(
+        &self,
+        ns: &str,
+        pod: &str,
+        spec: &inplace::UpdateSpec,
+        hash: &str,
+    ) -> Result<(), WriteError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        if spec.changes_containers() {
+            pod_write::edit_status(&self.client, ns, pod, |p| set_in_place_ready(p, false)).await?;
+        }
+        let labels = BTreeMap::from([(keys::CONTROLLER_REVISION_HASH.to_owned(), hash.to_owned())]);
+        let now = Timestamp::now();
+        pod_write::edit_pod::<WriteError>(&api, pod, false, |p| {
+            inplace::start(p, spec, &labels, 0, now)?;
+            Ok(true)
+        })
+        .await?;
+        info!(pod.namespace = ns, pod.name = pod, revision = hash, images = ?spec.container_images, "daemon pod updated in place");
+        Ok(())
     }
 
     async fn create(&mut self, ds: &DaemonSet, hash: &str, node: &str) {

@@ -205,6 +205,19 @@ pub fn daemon_set_patch(ds: &DaemonSet) -> Result<String, RevisionError> {
     template_patch(&ds.spec.template)
 }
 
+/// The pod template a workload revision's `data` holds (`{"spec":{"template":{…,
+/// "$patch":"replace"}}}`), as the workload's pods were made from it.
+///
+/// # Errors
+/// The data holds no pod template.
+pub fn template_from_data(data: &Value) -> Result<PodTemplateSpec, serde_json::Error> {
+    let mut t = data.pointer("/spec/template").cloned().unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut t {
+        m.remove("$patch");
+    }
+    serde_json::from_value(t)
+}
+
 /// The revision an Advanced DaemonSet's current spec gives when none of its existing
 /// revisions has equal data ([`daemon_set_patch`]): named `<set>-<hash>` (never cut)
 /// with the go-spew hash of `spec.template` at the status's `collisionCount`

@@ -15,6 +15,10 @@
 //!   ready pod, with an agent and the controller restarted in the middle; an agent
 //!   killed and its node's pod deleted: the node counts as desired and unavailable
 //!   once its report is stale, and gets its pod back when the agent returns.
+//! - `in_place_update_and_rollback`: under `InPlaceIfPossible` an image update keeps
+//!   every pod and uid (one container restart on the new image, `InPlaceUpdateReady`
+//!   True again, `updatedInPlace` in the node's report), and a rollback reuses the
+//!   first revision and is made in place too.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -125,7 +129,7 @@ async fn status_until(stack: &Stack, name: &str, want: (i32, i32, i32, i32, i32,
                 serde_json::to_string(&ds.status).unwrap(),
                 serde_json::to_string(&states.iter().map(|s| (&s.spec, &s.status)).collect::<Vec<_>>())
                     .unwrap(),
-                stack.agents[0].log_tail(30),
+                agent_logs(stack),
                 stack.controller.log_tail(30)
             );
         }
@@ -179,6 +183,10 @@ impl Bounds {
         self.task.abort();
         *self.seen.lock().unwrap()
     }
+}
+
+fn agent_logs(stack: &Stack) -> String {
+    stack.agents.iter().map(|a| a.log_tail(30)).collect::<Vec<_>>().join("\n---\n")
 }
 
 async fn kubectl_ok(kubectl: &Clients, args: &[&str]) {
@@ -330,5 +338,83 @@ async fn surge_restarts_and_a_silent_agent() {
     );
     stack.restart_agent(2).await.unwrap();
     status_until(&stack, "probe", (3, 3, 3, 3, 3, 0)).await;
+    stack.stop().await;
+}
+
+fn app_container(p: &Pod) -> (String, i32) {
+    let c = p.status.as_ref().and_then(|s| s.container_statuses.as_ref()).and_then(|c| c.first());
+    c.map(|c| (c.image.clone(), c.restart_count)).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_place_update_and_rollback() {
+    let stack = stack().await;
+    let kubectl = stack.clients().await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(stack.client.clone(), NS);
+    let (v1, v2) = (stack.bed.image("app:v1"), stack.bed.image("app:v2"));
+    let in_place = json!({"spec": {"template": {"spec": {"nodeSelector": null}},
+        "updateStrategy": {"rollingUpdate": {"rollingUpdateType": "InPlaceIfPossible"}}}});
+    kubectl.kubectl_stdin(&["apply", "-f", "-"], &manifest("logs", &v1, in_place)).await.ok();
+    let ds = status_until(&stack, "logs", (3, 3, 3, 3, 3, 0)).await;
+    let first = ds.status.as_ref().and_then(|s| s.update_revision.clone()).unwrap();
+    let before = pods_by_node(&pods, "logs").await;
+    for ps in before.values() {
+        assert!(stevedore_proto::inplace::has_readiness_gate(&ps[0]), "InPlaceUpdateReady gate");
+        let c = stevedore_proto::inplace::ready_condition(&ps[0]).map(|c| c.status.clone());
+        assert_eq!(c.as_deref(), Some("True"));
+    }
+
+    let set_image = |image: &str| {
+        json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": image}])
+            .to_string()
+    };
+    let bounds = Bounds::watch(&pods, "logs");
+    kubectl_ok(
+        &kubectl,
+        &["-n", NS, "patch", "daemonsets.apps.kruise.io/logs", "--type", "json", "-p", &set_image(&v2)],
+    )
+    .await;
+    let ds = until("every pod updated in place", Duration::from_secs(120), async || {
+        let ds: DaemonSet = Api::namespaced(stack.client.clone(), NS).get("logs").await?;
+        let moved = ds.status.as_ref().and_then(|s| s.update_revision.clone()) != Some(first.clone());
+        Ok((moved && counts(&ds) == Some((3, 3, 3, 3, 3, 0))).then_some(ds))
+    })
+    .await
+    .unwrap();
+    let second = ds.status.as_ref().and_then(|s| s.update_revision.clone()).unwrap();
+    let (most, fewest_ready) = bounds.seen();
+    assert_eq!(most, 3, "no pod created");
+    assert_eq!(fewest_ready, 2, "one node at a time");
+    let after = pods_by_node(&pods, "logs").await;
+    for n in NODES {
+        let (old, new) = (&before[n][0], &after[n][0]);
+        assert_eq!(old.uid(), new.uid(), "{n}: the same pod; agents:\n{}", agent_logs(&stack));
+        assert_eq!(new.labels()[keys::CONTROLLER_REVISION_HASH], second);
+        let ((_, restarts_before), (image, restarts)) = (app_container(old), app_container(new));
+        assert_eq!(image, v2, "{n}: runs the new image");
+        assert_eq!(restarts, restarts_before + 1, "{n}: restarted in place");
+    }
+    let state: NodeState = Api::all(stack.client.clone()).get("node-a").await.unwrap();
+    let report = state.status.unwrap().daemon_sets.into_iter().find(|d| d.workload.name == "logs").unwrap();
+    assert!(report.updated_in_place, "{report:?}");
+
+    // a rollback reuses the first revision, in place again
+    kubectl_ok(
+        &kubectl,
+        &["-n", NS, "patch", "daemonsets.apps.kruise.io/logs", "--type", "json", "-p", &set_image(&v1)],
+    )
+    .await;
+    until("rolled back in place", Duration::from_secs(120), async || {
+        let ds: DaemonSet = Api::namespaced(stack.client.clone(), NS).get("logs").await?;
+        let back = ds.status.as_ref().and_then(|s| s.update_revision.clone()) == Some(first.clone());
+        Ok((back && counts(&ds) == Some((3, 3, 3, 3, 3, 0))).then_some(()))
+    })
+    .await
+    .unwrap();
+    let back = pods_by_node(&pods, "logs").await;
+    for n in NODES {
+        assert_eq!(back[n][0].uid(), before[n][0].uid(), "{n}: still the same pod");
+        assert_eq!(app_container(&back[n][0]).0, v1);
+    }
     stack.stop().await;
 }

@@ -9,6 +9,8 @@
 //! - A permit and an older pod: without surge the old pod goes (a new one follows);
 //!   with surge a new pod starts beside it and the old one goes once the new one is
 //!   available.
+//! - A permit, an older pod, `InPlaceIfPossible` and a change that can be made in
+//!   place (images, metadata): the pod is updated in place instead.
 //! - More than one live pod otherwise: all but the oldest go.
 
 use k8s_openapi::jiff::Timestamp;
@@ -48,6 +50,9 @@ pub struct Input {
     pub surge: bool,
     /// A pod this agent created is not in its watch yet.
     pub creating: bool,
+    /// The set updates in place when it can (`InPlaceIfPossible`), and the older pod
+    /// here can be (only images or metadata differ from its revision).
+    pub in_place: bool,
 }
 
 /// One step.
@@ -57,6 +62,8 @@ pub enum Step {
     Create,
     /// Delete a pod (name, uid), for the reason given.
     Delete(String, String, &'static str),
+    /// Update this pod in place to the update revision.
+    InPlace(String),
 }
 
 /// The steps for one set on this node; `pods` are the set's pods here, in any order.
@@ -97,6 +104,7 @@ pub fn decide(input: &Input, pods: &[PodView]) -> Vec<Step> {
             }
             steps.extend(old[1..].iter().map(|p| delete(p, "more than one pod on the node")));
         }
+        None if input.in_place && old.len() == 1 => steps.push(Step::InPlace(old[0].name.clone())),
         None => {
             steps.extend(old.iter().map(|p| delete(p, "replaced by the update revision")));
         }
@@ -127,6 +135,7 @@ mod tests {
             hash: Some("h2".into()),
             surge: false,
             creating: false,
+            in_place: false,
         }
     }
 
@@ -135,7 +144,7 @@ mod tests {
             .iter()
             .filter_map(|s| match s {
                 Step::Delete(n, ..) => Some(n.as_str()),
-                Step::Create => None,
+                Step::Create | Step::InPlace(_) => None,
             })
             .collect()
     }
@@ -179,6 +188,14 @@ mod tests {
         let mut going = pod("a", "h1", 1);
         going.terminating = true;
         assert_eq!(decide(&input(), &[going]), [Step::Create], "a terminating pod is not waited for");
+    }
+
+    #[test]
+    fn in_place_when_it_can() {
+        let i = Input { in_place: true, ..input() };
+        assert_eq!(decide(&i, &[pod("a", "h1", 1)]), [Step::InPlace("a".into())]);
+        assert!(decide(&Input { permitted: false, ..i.clone() }, &[pod("a", "h1", 1)]).is_empty());
+        assert!(decide(&i, &[pod("a", "h2", 1)]).is_empty(), "done");
     }
 
     #[test]

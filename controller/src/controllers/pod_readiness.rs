@@ -66,7 +66,6 @@ pub fn without_key(message: &str, msg: &Message) -> Option<(String, bool)> {
     Some((dump(kept), empty))
 }
 
-
 /// Adds `msg` to `pod`'s `KruisePodReady` condition (creating it, False) and
 /// recomputes Ready; `false` when nothing changed (no gate, or the key is held).
 pub fn add_to_pod(pod: &mut Pod, msg: &Message, now: Timestamp) -> bool {

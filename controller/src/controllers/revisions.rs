@@ -79,12 +79,7 @@ fn owned_by(r: &ControllerRevision, uid: &str) -> bool {
 
 /// The pod template a revision's data holds.
 pub fn template(r: &ControllerRevision) -> Result<PodTemplateSpec, Error> {
-    let mut t = r.data.as_ref().map(|d| d.0.clone()).unwrap_or(Value::Null);
-    let mut t = t.pointer_mut("/spec/template").map(Value::take).unwrap_or(Value::Null);
-    if let Value::Object(m) = &mut t {
-        m.remove("$patch");
-    }
-    serde_json::from_value(t)
+    revision::template_from_data(r.data.as_ref().map_or(&Value::Null, |d| &d.0))
         .map_err(|e| Error::Data(format!("controllerrevision {}: data: {e}", r.name_any())))
 }
 
