@@ -23,7 +23,7 @@ use std::{
     time::Duration,
 };
 
-use futures_util::{StreamExt as _, stream};
+use futures_util::{FutureExt as _, StreamExt as _, stream};
 use k8s_openapi::{
     api::{
         apps::v1::ControllerRevision,
@@ -155,6 +155,14 @@ pub fn new_pod(ds: &DaemonSet, hash: &str, node: &str) -> Pod {
     }
 }
 
+/// Logs a watch failure (the watch retries with backoff); whether the event is one.
+fn watched<T>(event: Result<T, watcher::Error>, what: &str) -> bool {
+    if let Err(error) = &event {
+        warn!(%error, watching = what, "watch failed; retrying");
+    }
+    event.is_ok()
+}
+
 /// Whether the set updates in place when it can.
 fn in_place_type(ds: &DaemonSet) -> bool {
     let ru = ds.spec.update_strategy.as_ref().and_then(|u| u.rolling_update.as_ref());
@@ -197,22 +205,22 @@ impl Daemons {
             watcher(Api::<DaemonSet>::all(client.clone()), watcher::Config::default())
                 .default_backoff()
                 .reflect(sets_w)
-                .map(|e| e.is_ok())
+                .map(|e| watched(e, "DaemonSets"))
                 .boxed(),
             watcher(Api::<Node>::all(client.clone()), by_name.clone())
                 .default_backoff()
                 .reflect(nodes_w)
-                .map(|e| e.is_ok())
+                .map(|e| watched(e, "its Node"))
                 .boxed(),
             watcher(Api::<NodeState>::all(client.clone()), by_name)
                 .default_backoff()
                 .reflect(states_w)
-                .map(|e| e.is_ok())
+                .map(|e| watched(e, "its NodeState"))
                 .boxed(),
             watcher(Api::<Pod>::all(client.clone()), on_node)
                 .default_backoff()
                 .reflect(pods_w)
-                .map(|e| e.is_ok())
+                .map(|e| watched(e, "its pods"))
                 .boxed(),
         ]);
         let mut events = std::pin::pin!(events);
@@ -242,16 +250,19 @@ impl Daemons {
                     }
                 },
             }
-            if me.sets.wait_until_ready().await.is_err()
-                || me.nodes.wait_until_ready().await.is_err()
-                || me.states.wait_until_ready().await.is_err()
-                || me.pods.wait_until_ready().await.is_err()
-            {
-                break;
+            // Every watch must have listed once. The stores fill only while `events`
+            // is polled, so this must not wait here: the next event comes back.
+            let listed = [
+                me.sets.wait_until_ready().now_or_never(),
+                me.nodes.wait_until_ready().now_or_never(),
+                me.states.wait_until_ready().now_or_never(),
+                me.pods.wait_until_ready().now_or_never(),
+            ];
+            if !listed.iter().all(|r| matches!(r, Some(Ok(())))) {
+                next = Instant::now() + RESYNC;
+                continue;
             }
-            debug!("pass");
             let wait = me.pass().await;
-            debug!(next = ?wait, "pass done");
             next = Instant::now() + wait.min(RESYNC);
         }
     }
