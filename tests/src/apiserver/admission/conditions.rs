@@ -98,7 +98,9 @@ mod tests {
         assert_eq!(eval(&[status], "x"), Verdict::Call);
         // an error with no false condition is an error; a false one wins over it
         let broken = condition("broken", "request.nosuch.field == 1");
-        assert!(matches!(eval(&[broken.clone()], "agent:n1"), Verdict::Error(e) if e.contains("'broken'")));
+        assert!(
+            matches!(eval(std::slice::from_ref(&broken), "agent:n1"), Verdict::Error(e) if e.contains("'broken'"))
+        );
         assert_eq!(eval(&[broken.clone(), agent.clone()], "system:admin"), Verdict::Skip);
         let not_bool = condition("size", "size(request.userInfo.groups)");
         assert!(matches!(eval(&[not_bool], "x"), Verdict::Error(e) if e.contains("bool")));
