@@ -4,7 +4,9 @@
 //! writes n1's pods, NodeState, NodeImage and ContainerRecreateRequests and is
 //! refused n2's; the same service account without the node extra is refused with a
 //! message that says why; a systemd-installed agent (`stevedore:agent:<node>`) is
-//! held to its node; the cluster admin is not restricted. One refusal goes through
+//! held to its node; the cluster admin is not restricted, and with the controller
+//! down its writes still go through while the agent's fail closed (the webhook's
+//! `matchConditions` and `failurePolicy: Fail`). One refusal goes through
 //! kubectl (which sends no token over plain HTTP: the simulator's anonymous user is
 //! the agent of n1 here).
 
@@ -153,7 +155,7 @@ async fn agents_write_only_their_own_nodes_objects() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     server.write_kubeconfig(&kubeconfig, ADMIN_TOKEN).unwrap();
-    let controller = serving_webhooks(&admin, &services, &kubeconfig, dir.path()).await.unwrap();
+    let mut controller = serving_webhooks(&admin, &services, &kubeconfig, dir.path()).await.unwrap();
     let log = || controller.log_tail(30);
     let ns = cluster.namespace().to_owned();
     let agent = server.client_as(AGENT_N1).await.unwrap();
@@ -311,6 +313,21 @@ async fn agents_write_only_their_own_nodes_objects() {
         .await
         .unwrap();
 
+    // With the controller down, the match conditions keep the admin's pod writes
+    // away from the webhook, while the agent's fail closed (failurePolicy: Fail).
+    controller.stop().await.unwrap();
+    let after = pod_objects::running(&ns, "after", "n1", &["app"]);
+    pod_objects::create(&admin, &after).await.expect("the admin's write never reaches the webhook");
+    let (code, message) = refusal(
+        pods.patch(
+            "after",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"labels": {"a": "b"}}})),
+        )
+        .await,
+    );
+    assert_eq!(code, 500, "{message}");
+    assert!(message.contains("failed calling webhook \"vnodeagent.stevedore.dev\""), "{message}");
+
     cluster.finish().await.unwrap();
-    drop(controller);
 }
