@@ -298,7 +298,12 @@ pub fn judge(identities: &Identities, req: &AdmissionRequest<DynamicObject>) -> 
         operation: &req.operation,
         sub_resource: req.sub_resource.as_deref().unwrap_or_default(),
         namespace: req.namespace.as_deref().unwrap_or_default(),
-        name: &req.name,
+        // a create with generateName may carry the name only in the object
+        name: if req.name.is_empty() {
+            req.object.as_ref().and_then(|o| o.metadata.name.as_deref()).unwrap_or_default()
+        } else {
+            &req.name
+        },
         object: req.object.as_ref(),
         old_object: req.old_object.as_ref(),
     };

@@ -294,6 +294,14 @@ fn the_handler_restricts_agents_only_and_refuses_with_403() {
     ] {
         assert!(nodeless.result.message.contains(part), "{part}: {}", nodeless.result.message);
     }
+    // a create whose request carries no name yet is named by its object
+    let generated = serde_json::to_value(pod("web-7xk2q", Some("n2"))).unwrap();
+    let mut create = request(user(sa, Some(&["n1"])), "CREATE", ("", "pods"), None, Some(generated), None);
+    create.name = String::new();
+    assert_eq!(
+        guard.admit(&create).result.message,
+        "agent of node n1 may not create pod default/web-7xk2q: it is bound to node n2"
+    );
     // resources it does not guard pass, whoever asks
     let cm =
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default"}});
@@ -320,7 +328,7 @@ fn the_handler_restricts_agents_only_and_refuses_with_403() {
 }
 
 #[test]
-fn the_webhook_is_called_for_agents_only_and_fails_closed() {
+fn the_guard_is_registered_with_its_rules_and_the_agents_match_condition() {
     let mut registry = Registry::default();
     register(&mut registry, "agents");
     let guards = registry.guards();
