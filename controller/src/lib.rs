@@ -8,6 +8,7 @@ pub mod controllers;
 pub mod conversion;
 pub mod defaulting;
 pub mod leader;
+pub mod node_guard;
 pub mod runtime;
 pub mod upkeep;
 pub mod validation;
@@ -29,12 +30,21 @@ pub fn registry() -> webhook::Registry {
 }
 
 /// Every webhook handler and converter, the handlers reading the cluster through
-/// `cluster`.
+/// `cluster`, the node agents' guard for agents in the default namespace
+/// ([`node_guard::DEFAULT_AGENT_NAMESPACE`]).
 pub fn registry_reading(cluster: Arc<dyn webhook::Cluster>) -> webhook::Registry {
+    registry_for(cluster, node_guard::DEFAULT_AGENT_NAMESPACE)
+}
+
+/// Every webhook handler and converter, the handlers reading the cluster through
+/// `cluster`, the node agents' guard for agents whose service account lives in
+/// `agent_namespace`.
+pub fn registry_for(cluster: Arc<dyn webhook::Cluster>, agent_namespace: &str) -> webhook::Registry {
     let mut registry = webhook::Registry::new(cluster);
     conversion::register(&mut registry);
     defaulting::register(&mut registry);
     validation::register(&mut registry);
+    node_guard::register(&mut registry, agent_namespace);
     registry
 }
 
@@ -165,7 +175,7 @@ pub async fn run_with(
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let lookups = webhook::cluster::ApiServer::new(client.clone(), config.handler_timeout * 4 / 5);
-    let registry = Arc::new(registry_reading(Arc::new(lookups)));
+    let registry = Arc::new(registry_for(Arc::new(lookups), &config.agent_namespace));
     let crds = stevedore_proto::crd::skeletons();
     let settings = certs::Settings {
         namespace: config.namespace.clone(),
@@ -183,7 +193,7 @@ pub async fn run_with(
     info!(
         webhook.addr = %config.webhook_listen,
         identity = %config.identity,
-        endpoints = registry.routes().len(),
+        endpoints = registry.routes().len() + registry.guards().len(),
         "controller started; serving webhooks"
     );
     let server = tokio::spawn(webhook::server::serve(

@@ -1,6 +1,6 @@
 //! What the leader keeps current in the cluster for the webhook server: the
 //! mutating and validating webhook configurations (one webhook per registered
-//! endpoint, generated from the [`Registry`] so they always match this binary) and
+//! endpoint and guard, generated from the [`Registry`] so they always match this binary) and
 //! the conversion section of every CRD the registry has a converter for, each carrying the
 //! CA bundle of the certificate the replicas serve.
 //!
@@ -159,7 +159,8 @@ fn webhook_name(route: &Route) -> String {
     }
 }
 
-/// The webhook configurations for every endpoint in `registry`, trusting `ca`.
+/// The webhook configurations for every endpoint and guard in `registry`, trusting
+/// `ca`. Every webhook fails closed (`failurePolicy: Fail`).
 pub fn configurations(
     registry: &Registry,
     crds: &[CustomResourceDefinition],
@@ -196,6 +197,19 @@ pub fn configurations(
                 ..ValidatingWebhook::default()
             }),
         }
+    }
+    for guard in registry.guards() {
+        validating.push(ValidatingWebhook {
+            name: guard.name,
+            client_config: client_config(target, &guard.path, ca),
+            rules: Some(guard.rules),
+            match_conditions: Some(guard.match_conditions),
+            failure_policy: Some("Fail".to_owned()),
+            side_effects: "None".to_owned(),
+            admission_review_versions: vec!["v1".to_owned()],
+            timeout_seconds: Some(target.timeout_seconds),
+            ..ValidatingWebhook::default()
+        });
     }
     let meta = |name: &str| ObjectMeta { name: Some(name.to_owned()), ..ObjectMeta::default() };
     (
@@ -303,7 +317,7 @@ mod tests {
         let webhooks = m.webhooks.iter().flatten().map(|w| (&w.name, &w.client_config, &w.rules));
         let validating = v.webhooks.iter().flatten().map(|w| (&w.name, &w.client_config, &w.rules));
         let all: Vec<_> = webhooks.chain(validating).collect();
-        assert_eq!(all.len(), registry.routes().len());
+        assert_eq!(all.len(), registry.routes().len() + registry.guards().len());
         let pub_ = all.iter().find(|w| w.0 == "vpodunavailablebudget.kruise.io").expect("PUB webhook");
         let service = pub_.1.service.as_ref().unwrap();
         assert_eq!(service.path.as_deref(), Some("/validate-policy-kruise-io-podunavailablebudget"));
@@ -313,6 +327,15 @@ mod tests {
         assert_eq!(rule.api_groups.as_deref(), Some(&["policy.kruise.io".to_owned()][..]));
         let names: std::collections::BTreeSet<_> = all.iter().map(|w| w.0).collect();
         assert_eq!(names.len(), all.len(), "webhook names are unique");
+        let guard = v.webhooks.iter().flatten().find(|w| w.name == crate::node_guard::WEBHOOK_NAME).unwrap();
+        assert_eq!(guard.failure_policy.as_deref(), Some("Fail"));
+        assert_eq!(
+            guard.client_config.service.as_ref().unwrap().path.as_deref(),
+            Some(crate::node_guard::PATH)
+        );
+        assert_eq!(guard.client_config.ca_bundle.as_ref().unwrap().0, b"CA");
+        let conditions = guard.match_conditions.as_deref().unwrap_or_default();
+        assert!(conditions[0].expression.contains("system:serviceaccount:stevedore-system:stevedore-agent"));
     }
 
     #[test]

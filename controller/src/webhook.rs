@@ -11,8 +11,12 @@ pub mod tls;
 pub use by_version::ByVersion;
 pub use cluster::Cluster;
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
+use k8s_openapi::api::admissionregistration::v1::{MatchCondition, RuleWithOperations};
 use kube::core::{
     DynamicObject,
     admission::{AdmissionRequest, AdmissionResponse},
@@ -132,9 +136,26 @@ pub struct Route {
     pub op: Operation,
 }
 
+/// A validating endpoint that is not one kind's: it judges writes to several
+/// resources, and its webhook carries its own name, rules and match conditions
+/// (the node agents' guard, [`crate::node_guard`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Guard {
+    /// The endpoint's path.
+    pub path: String,
+    /// The webhook's name in the ValidatingWebhookConfiguration.
+    pub name: String,
+    /// The resources and operations the API server sends it.
+    pub rules: Vec<RuleWithOperations>,
+    /// CEL conditions on the request, all of which must hold for the API server to
+    /// call it (`matchConditions`).
+    pub match_conditions: Vec<MatchCondition>,
+}
+
 /// Handlers by endpoint and by kind, and the [`Cluster`] handlers read from.
 pub struct Registry {
     admission: HashMap<String, (Route, Arc<dyn Admit>)>,
+    guards: BTreeMap<String, (Guard, Arc<dyn Admit>)>,
     conversion: HashMap<(String, String), Arc<dyn Convert>>,
     cluster: Arc<dyn Cluster>,
 }
@@ -150,6 +171,7 @@ impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registry")
             .field("admission", &self.admission.keys().collect::<Vec<_>>())
+            .field("guards", &self.guards.keys().collect::<Vec<_>>())
             .field("conversion", &self.conversion.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -158,7 +180,7 @@ impl std::fmt::Debug for Registry {
 impl Registry {
     /// An empty registry whose handlers read from `cluster`.
     pub fn new(cluster: Arc<dyn Cluster>) -> Self {
-        Self { admission: HashMap::new(), conversion: HashMap::new(), cluster }
+        Self { admission: HashMap::new(), guards: BTreeMap::new(), conversion: HashMap::new(), cluster }
     }
 
     /// What handlers registered here read the cluster through.
@@ -186,9 +208,26 @@ impl Registry {
             kind: kind.to_owned(),
             op,
         };
+        assert!(!self.guards.contains_key(&path), "two webhook handlers registered for {path}");
         let previous = self.admission.insert(path.clone(), (route, handler));
         assert!(previous.is_none(), "two webhook handlers registered for {path}");
         path
+    }
+
+    /// Registers `handler` as the validating endpoint `guard` describes.
+    ///
+    /// # Panics
+    /// When its path already has a handler.
+    pub fn guard(&mut self, guard: Guard, handler: Arc<dyn Admit>) {
+        let path = guard.path.clone();
+        assert!(!self.admission.contains_key(&path), "two webhook handlers registered for {path}");
+        let previous = self.guards.insert(path.clone(), (guard, handler));
+        assert!(previous.is_none(), "two webhook handlers registered for {path}");
+    }
+
+    /// Every guard endpoint, in path order.
+    pub fn guards(&self) -> Vec<Guard> {
+        self.guards.values().map(|(guard, _)| guard.clone()).collect()
     }
 
     /// Registers the converter of `group`'s `kind`.
@@ -200,12 +239,14 @@ impl Registry {
         assert!(previous.is_none(), "two converters registered for {group}/{kind}");
     }
 
-    /// The admission handler at `path`.
+    /// The admission handler at `path` (a kind's or a guard's).
     pub fn admission_handler(&self, path: &str) -> Option<Arc<dyn Admit>> {
-        self.admission.get(path).map(|(_, handler)| handler.clone())
+        let kind = self.admission.get(path).map(|(_, handler)| handler);
+        kind.or_else(|| self.guards.get(path).map(|(_, handler)| handler)).cloned()
     }
 
-    /// Every admission endpoint, in path order.
+    /// Every kind's admission endpoint, in path order ([`Registry::guards`] lists the
+    /// others).
     pub fn routes(&self) -> Vec<Route> {
         let mut routes: Vec<Route> = self.admission.values().map(|(route, _)| route.clone()).collect();
         routes.sort();

@@ -1,6 +1,7 @@
 //! Admission webhook dispatch as kube-apiserver does it: pick the webhooks of the
 //! stored `MutatingWebhookConfiguration`s / `ValidatingWebhookConfiguration`s that
-//! match a request (rules, scope, `namespaceSelector`, `objectSelector`), call each
+//! match a request (rules, scope, `namespaceSelector`, `objectSelector`,
+//! `matchConditions`), call each
 //! over HTTPS with an `AdmissionReview` v1, honour `timeoutSeconds`, `failurePolicy`,
 //! `sideEffects` on dry run and `admissionReviewVersions`, apply the mutating
 //! webhooks' JSON patches in order, and turn denials and failures into the API errors
@@ -12,6 +13,7 @@
 //! last change of the object.
 
 pub mod client;
+mod conditions;
 mod matching;
 #[cfg(test)]
 pub(crate) mod test_server;
@@ -25,7 +27,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ValidatingWebhook,
+    MatchCondition, MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ValidatingWebhook,
     ValidatingWebhookConfiguration, WebhookClientConfig,
 };
 use k8s_openapi::api::authentication::v1::UserInfo;
@@ -36,7 +38,7 @@ use self::client::{ClientConfig, ServiceResolver, WebhookClient, new_uid};
 
 /// What admission dispatch does not do like kube-apiserver.
 pub const NOT_ENFORCED: &[&str] = &[
-    "matchConditions (CEL): ignored, the webhook is called",
+    "matchConditions (CEL): no `authorizer` variable; expressions are not type-checked before they run",
     "matchPolicy Equivalent: no equivalent-resource table and no object conversion; \
      requestKind/requestResource are matched as well",
     "reinvocationPolicy IfNeeded: one extra pass over the webhooks that ran before the last change",
@@ -183,6 +185,7 @@ struct Hook<'a> {
     timeout_seconds: Option<i32>,
     review_versions: &'a [String],
     reinvoke_if_needed: bool,
+    match_conditions: &'a [MatchCondition],
 }
 
 impl<'a> From<&'a MutatingWebhook> for Hook<'a> {
@@ -199,6 +202,7 @@ impl<'a> From<&'a MutatingWebhook> for Hook<'a> {
             timeout_seconds: w.timeout_seconds,
             review_versions: &w.admission_review_versions,
             reinvoke_if_needed: w.reinvocation_policy.as_deref() == Some("IfNeeded"),
+            match_conditions: w.match_conditions.as_deref().unwrap_or_default(),
         }
     }
 }
@@ -217,6 +221,7 @@ impl<'a> From<&'a ValidatingWebhook> for Hook<'a> {
             timeout_seconds: w.timeout_seconds,
             review_versions: &w.admission_review_versions,
             reinvoke_if_needed: false,
+            match_conditions: w.match_conditions.as_deref().unwrap_or_default(),
         }
     }
 }
@@ -329,14 +334,22 @@ impl Dispatcher {
         object: &mut Value,
         mutating: bool,
     ) -> Result<bool, Rejection> {
-        if attrs.dry_run && !matches!(hook.side_effects, "None" | "NoneOnDryRun") {
-            return Err(Rejection {
-                code: 400,
-                reason: "BadRequest".into(),
-                message: format!("admission webhook {:?} does not support dry run", hook.name),
-            });
-        }
-        let outcome = self.call(hook, attrs, object, mutating).await?;
+        let outcome = match match_verdict(hook, attrs, object) {
+            conditions::Verdict::Skip => return Ok(false),
+            conditions::Verdict::Error(reason) => {
+                Outcome::Failed(format!("failed evaluating match conditions: {reason}"))
+            }
+            conditions::Verdict::Call => {
+                if attrs.dry_run && !matches!(hook.side_effects, "None" | "NoneOnDryRun") {
+                    return Err(Rejection {
+                        code: 400,
+                        reason: "BadRequest".into(),
+                        message: format!("admission webhook {:?} does not support dry run", hook.name),
+                    });
+                }
+                self.call(hook, attrs, object, mutating).await?
+            }
+        };
         match outcome {
             Outcome::Allowed(Some(patched)) => {
                 let changed = patched != *object;
@@ -393,6 +406,22 @@ impl Dispatcher {
         tracing::debug!(webhook.name = hook.name, "applied webhook patch");
         Ok(Outcome::Allowed(Some(patched)))
     }
+}
+
+/// `hook`'s match conditions on this request, with `object` as it is now.
+fn match_verdict(hook: &Hook<'_>, attrs: &Attributes, object: &Value) -> conditions::Verdict {
+    if hook.match_conditions.is_empty() {
+        return conditions::Verdict::Call;
+    }
+    let mut review = review("", attrs, object);
+    let mut request = review["request"].take();
+    if let Some(map) = request.as_object_mut() {
+        map.remove("object");
+        map.remove("oldObject");
+        map.remove("uid");
+    }
+    let old = attrs.old_object.clone().unwrap_or(Value::Null);
+    conditions::evaluate(hook.match_conditions, &request, object, &old)
 }
 
 fn gvk_json(g: &Gvk) -> Value {

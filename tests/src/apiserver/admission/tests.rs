@@ -165,6 +165,51 @@ async fn timeouts_fail_closed_or_open_by_failure_policy() {
 }
 
 #[tokio::test]
+async fn match_conditions_skip_call_or_fail_by_failure_policy() {
+    let server = TestWebhook::start(answer).await;
+    let d = Dispatcher::new(resolver(server.addr));
+    let only = |expression: &str, policy: &str| {
+        [validating(
+            "v",
+            vec![hook(
+                "deny.example.com",
+                "/deny",
+                &server.ca_pem,
+                json!({"failurePolicy": policy,
+                       "matchConditions": [{"name": "who", "expression": expression}]}),
+            )],
+        )]
+    };
+    let alice = only("request.userInfo.username == 'alice' && object.spec.replicas == 3", "Fail");
+    let err = d.validate(&alice, &attrs(), Some(&cloneset())).await.expect_err("called for alice");
+    assert!(err.message.contains("replicas must be odd"), "{}", err.message);
+    let bob = only("request.userInfo.username == 'bob'", "Fail");
+    d.validate(&bob, &attrs(), Some(&cloneset())).await.expect("skipped: the condition is false");
+    let broken = only("request.userInfo.nosuch == 'x'", "Fail");
+    let err = d.validate(&broken, &attrs(), Some(&cloneset())).await.expect_err("an error fails closed");
+    assert_eq!(err.code, 500);
+    assert!(err.message.contains("failed calling webhook \"deny.example.com\": failed evaluating match conditions: expression 'who' resulted in error"), "{}", err.message);
+    let ignored = only("request.userInfo.nosuch == 'x'", "Ignore");
+    d.validate(&ignored, &attrs(), Some(&cloneset())).await.expect("an error with Ignore skips the webhook");
+    // DELETE: no object, the stored one as oldObject
+    let mut delete = attrs();
+    delete.operation = Some(Operation::Delete);
+    delete.old_object = Some(cloneset());
+    let rules = json!([{"operations": ["DELETE"], "apiGroups": ["apps.kruise.io"], "apiVersions": ["*"], "resources": ["clonesets"]}]);
+    let configs = [validating(
+        "v",
+        vec![hook(
+            "deny.example.com",
+            "/deny",
+            &server.ca_pem,
+            json!({"rules": rules, "matchConditions": [
+                {"name": "delete", "expression": "object == null && oldObject.metadata.name == 'web'"}]}),
+        )],
+    )];
+    d.validate(&configs, &delete, None).await.expect_err("called on the delete of web");
+}
+
+#[tokio::test]
 async fn selectors_rules_and_scope_that_do_not_match_skip_the_webhook() {
     let server = TestWebhook::start(answer).await;
     let d = Dispatcher::new(resolver(server.addr));
