@@ -1,6 +1,8 @@
 //! A whole local cluster on the test bed, for workload suites, the demo and the
 //! benchmarks: the bed's containerd behind the real proxy, the simulated API server
-//! (with its real plug-ins, and kubectl's requests served as the admin's), the real
+//! (with its real plug-ins, and kubectl's requests served as the admin's; each agent
+//! authenticates with a token of the agent's service account bound to its node, so
+//! the node guard holds it to its own node), the real
 //! controller binary (its webhooks reached as a Service, CRDs installed), simulated
 //! kubelets on the proxy socket, the scheduler, and optionally the real agent of each
 //! node.
@@ -16,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     agent_process::{AgentOptions, AgentProcess},
-    apiserver::{ADMIN_TOKEN, ApiServer, Hooks, Options, UserInfo},
+    apiserver::{ADMIN_TOKEN, ApiServer, Hooks, Options, Tokens, UserInfo},
     clients::Clients,
     cluster::Services,
     controller_process::{ControllerProcess, TEST_ARGS, serving_webhooks, start_serving},
@@ -81,6 +83,11 @@ impl std::fmt::Debug for Stack {
     }
 }
 
+/// The bearer token of `node`'s agent.
+fn agent_token(node: &str) -> String {
+    format!("agent-{node}-token")
+}
+
 /// How the stack starts a node's agent: on the proxy, a heartbeat every 2 s.
 fn agent_options(node: &str, kubeconfig: &std::path::Path, proxy: &ProxyProcess) -> AgentOptions {
     AgentOptions {
@@ -101,9 +108,17 @@ impl Stack {
     pub async fn start(opts: StackOptions) -> anyhow::Result<Stack> {
         let bed = TestBed::start().await?;
         let services = Services::default();
+        // each agent authenticates as the agent's service account bound to its node,
+        // so the node guard holds it to its own node's objects
+        let mut tokens = Tokens::default();
+        tokens.insert(ADMIN_TOKEN, UserInfo::admin());
+        for node in &opts.nodes {
+            tokens.insert(agent_token(node), UserInfo::agent_service_account(Some(node)));
+        }
         let server = ApiServer::start(Options {
             hooks: Hooks::webhooks(services.clone()),
             anonymous: Some(UserInfo::admin()),
+            tokens,
             ..Options::default()
         })
         .await?;
@@ -134,7 +149,9 @@ impl Stack {
             cfg.sync_interval = opts.sync_interval;
             kubelets.push(Kubelet::start(cfg, client.clone(), stop.clone()).await?);
             if opts.agents {
-                let agent_opts = agent_options(node, &kubeconfig, &proxy);
+                let agent_config = bed.dir().join(format!("kubeconfig-agent-{node}"));
+                server.write_kubeconfig(&agent_config, &agent_token(node))?;
+                let agent_opts = agent_options(node, &agent_config, &proxy);
                 agents.push(AgentProcess::start(bed.dir(), &agent_opts).await?);
             }
         }
@@ -187,7 +204,8 @@ impl Stack {
     pub async fn restart_agent(&mut self, i: usize) -> anyhow::Result<()> {
         let node = self.nodes.get(i).cloned().ok_or_else(|| anyhow::anyhow!("no node {i}"))?;
         let _ = self.agents[i].stop().await;
-        let opts = agent_options(&node, &self.kubeconfig, &self.proxy);
+        let agent_config = self.bed.dir().join(format!("kubeconfig-agent-{node}"));
+        let opts = agent_options(&node, &agent_config, &self.proxy);
         self.agents[i] = AgentProcess::start(self.bed.dir(), &opts).await?;
         Ok(())
     }

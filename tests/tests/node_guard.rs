@@ -34,32 +34,14 @@ use stevedore_tests::{
 const WAIT: Duration = Duration::from_secs(20);
 
 const SERVICE_ACCOUNT: &str = "system:serviceaccount:stevedore-system:stevedore-agent";
-const NODE_NAME_EXTRA: &str = "authentication.kubernetes.io/node-name";
 const AGENT_N1: &str = "agent-n1-token";
 const UNBOUND: &str = "agent-unbound-token";
 const SYSTEMD_N2: &str = "agent-systemd-n2-token";
 
-/// The agent's service account as kube-apiserver authenticates it: with a token
-/// bound to the agent pod on `node`, or (`None`) a token bound to no pod.
 fn service_account(node: Option<&str>) -> UserInfo {
-    let mut extra = BTreeMap::new();
-    if let Some(node) = node {
-        extra.insert(NODE_NAME_EXTRA.to_owned(), vec![node.to_owned()]);
-        extra.insert(
-            "authentication.kubernetes.io/pod-name".to_owned(),
-            vec![format!("stevedore-agent-{node}")],
-        );
-    }
-    UserInfo {
-        username: SERVICE_ACCOUNT.into(),
-        uid: "agent-sa-uid".into(),
-        groups: vec![
-            "system:serviceaccounts".into(),
-            "system:serviceaccounts:stevedore-system".into(),
-            "system:authenticated".into(),
-        ],
-        extra,
-    }
+    let user = UserInfo::agent_service_account(node);
+    assert_eq!(user.username, SERVICE_ACCOUNT);
+    user
 }
 
 fn systemd_agent(node: &str) -> UserInfo {
@@ -170,14 +152,11 @@ async fn agents_write_only_their_own_nodes_objects() {
     for node in ["n1", "n2"] {
         ready_node(&admin, node).await;
         cluster.delete_at_end::<Node>(node);
-        let state = json!({"apiVersion": "stevedore.dev/v1alpha1", "kind": "NodeState",
-                           "metadata": {"name": node}, "spec": {}});
-        node_states(&admin)
-            .create(&PostParams::default(), &serde_json::from_value(state).unwrap())
-            .await
-            .unwrap();
         cluster.delete_at_end::<stevedore_proto::crd::node_state::NodeState>(node);
-        // the controller keeps a NodeImage per Ready node
+        // the controller keeps a NodeState per node and a NodeImage per Ready node
+        until(&format!("NodeState {node}"), WAIT, async || Ok(node_states(&admin).get_opt(node).await?))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", log()));
         until(&format!("NodeImage {node}"), WAIT, async || Ok(node_images(&admin).get_opt(node).await?))
             .await
             .unwrap_or_else(|e| panic!("{e}\n{}", log()));

@@ -43,6 +43,34 @@ impl UserInfo {
     }
 }
 
+impl UserInfo {
+    /// The node agent's service account (`stevedore-system/stevedore-agent`) as
+    /// kube-apiserver (1.30 and later) authenticates it: with a token bound to the
+    /// agent's pod on `node` (the node's name in
+    /// `extra["authentication.kubernetes.io/node-name"]`), or (`None`) with a token
+    /// bound to no pod.
+    pub fn agent_service_account(node: Option<&str>) -> Self {
+        let mut extra = BTreeMap::new();
+        if let Some(node) = node {
+            extra.insert("authentication.kubernetes.io/node-name".to_owned(), vec![node.to_owned()]);
+            extra.insert(
+                "authentication.kubernetes.io/pod-name".to_owned(),
+                vec![format!("stevedore-agent-{node}")],
+            );
+        }
+        Self {
+            username: "system:serviceaccount:stevedore-system:stevedore-agent".into(),
+            uid: "agent-sa-uid".into(),
+            groups: vec![
+                "system:serviceaccounts".into(),
+                "system:serviceaccounts:stevedore-system".into(),
+                "system:authenticated".into(),
+            ],
+            extra,
+        }
+    }
+}
+
 /// Token → user.
 #[derive(Debug, Clone, Default)]
 pub struct Tokens(HashMap<String, UserInfo>);
