@@ -200,6 +200,7 @@ impl ApiServer {
             max_watch_duration: opts.max_watch_duration,
             addr,
             requests: std::sync::Mutex::default(),
+            watch_events: std::sync::Mutex::default(),
         });
         shared.hooks.endpoints.bind(&shared);
         let task = tokio::spawn(
@@ -212,6 +213,12 @@ impl ApiServer {
     /// Authenticated requests served so far, by user name (watches count once).
     pub fn requests_by_user(&self) -> std::collections::BTreeMap<String, u64> {
         self.shared.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Watch events (added, modified, deleted; not bookmarks) delivered so far, per
+    /// user name.
+    pub fn watch_events_by_user(&self) -> std::collections::BTreeMap<String, u64> {
+        self.shared.watch_events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// `http://127.0.0.1:<port>`.

@@ -48,6 +48,8 @@ pub struct Shared {
     pub addr: SocketAddr,
     /// Authenticated requests so far, by user name.
     pub requests: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Watch events (added, modified, deleted; not bookmarks) delivered, per user.
+    pub watch_events: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl Shared {

@@ -38,6 +38,8 @@ struct Watcher {
     format: Format,
     /// The Table printer, for [`Format::Table`].
     printer: Option<Printer>,
+    /// Who watches (events are counted per user).
+    user: String,
 }
 
 impl Watcher {
@@ -63,7 +65,12 @@ impl Watcher {
                 line
             }
         };
-        self.tx.send(Ok(Frame::data(Bytes::from(frame)))).await.is_ok()
+        let sent = self.tx.send(Ok(Frame::data(Bytes::from(frame)))).await.is_ok();
+        if sent && matches!(ty, "ADDED" | "MODIFIED" | "DELETED") {
+            let mut counts = self.shared.watch_events.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            *counts.entry(self.user.clone()).or_default() += 1;
+        }
+        sent
     }
 
     async fn send_object(&self, ty: EventType, object: Value) -> bool {
@@ -147,7 +154,8 @@ pub async fn watch(
     let generation = shared.watch_generation.subscribe();
     let key = res.key();
     let printer = matches!(format, Format::Table { .. }).then(|| Printer::for_request(shared, &res, &req));
-    let w = Watcher { shared: shared.clone(), res, key, ns, sel, tx, generation, format, printer };
+    let user = req.user.username.clone();
+    let w = Watcher { shared: shared.clone(), res, key, ns, sel, tx, generation, format, printer, user };
 
     // Decide the starting events and subscribe under one lock, so nothing falls between.
     let (initial, replay, live, start_rv) = {
