@@ -216,8 +216,9 @@ impl ApiServer {
     }
 
     /// Watch events (added, modified, deleted; not bookmarks) delivered so far, per
-    /// user name.
-    pub fn watch_events_by_user(&self) -> std::collections::BTreeMap<String, u64> {
+    /// user name and resource (its storage key, such as `pods` or
+    /// `stevedore.dev/nodestates`).
+    pub fn watch_events(&self) -> std::collections::BTreeMap<(String, String), u64> {
         self.shared.watch_events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 

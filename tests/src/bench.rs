@@ -8,6 +8,7 @@
 pub mod clone_set;
 pub mod clone_set_scale;
 pub mod crr;
+pub mod daemon_set_scale;
 pub mod hollow;
 pub mod pulls;
 pub mod recreate;

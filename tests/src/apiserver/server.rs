@@ -48,8 +48,9 @@ pub struct Shared {
     pub addr: SocketAddr,
     /// Authenticated requests so far, by user name.
     pub requests: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
-    /// Watch events (added, modified, deleted; not bookmarks) delivered, per user.
-    pub watch_events: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Watch events (added, modified, deleted; not bookmarks) delivered, per user and
+    /// resource.
+    pub watch_events: std::sync::Mutex<std::collections::BTreeMap<(String, String), u64>>,
 }
 
 impl Shared {

@@ -67,8 +67,9 @@ impl Watcher {
         };
         let sent = self.tx.send(Ok(Frame::data(Bytes::from(frame)))).await.is_ok();
         if sent && matches!(ty, "ADDED" | "MODIFIED" | "DELETED") {
-            let mut counts = self.shared.watch_events.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            *counts.entry(self.user.clone()).or_default() += 1;
+            let mut counts =
+                self.shared.watch_events.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            *counts.entry((self.user.clone(), self.key.clone())).or_default() += 1;
         }
         sent
     }

@@ -77,17 +77,20 @@ const NS: &str = "bench";
 /// How long each phase may take.
 const LIMIT: Duration = Duration::from_secs(1200);
 
-fn user(name: &str) -> UserInfo {
+/// A plain user (the admin's rights) named `name`, so its requests are counted apart.
+pub(crate) fn user(name: &str) -> UserInfo {
     UserInfo { username: name.into(), uid: name.into(), ..UserInfo::admin() }
 }
 
-fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
+/// A `/proc/<pid>/status` memory field, in KiB.
+pub(crate) fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status.lines().find(|l| l.starts_with(field)).with_context(|| format!("no {field}"))?;
     Ok(line.split_whitespace().nth(1).with_context(|| format!("malformed {field}"))?.parse()?)
 }
 
-fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
+/// The process's peak resident memory, in KiB.
+pub(crate) fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
     status_kib(pid, "VmHWM:")
 }
 

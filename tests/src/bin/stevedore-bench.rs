@@ -4,22 +4,28 @@
 //! (see `bench::recreate`) and ContainerRecreateRequests end to end (`bench::crr`);
 //! then CloneSet rollouts in place vs ReCreate on the real containerd
 //! (`bench::clone_set`) and a CloneSet at scale on hollow nodes
-//! (`bench::clone_set_scale`).
+//! (`bench::clone_set_scale`); then Advanced DaemonSets at scale, node-local, against
+//! a central watch of every pod (`bench::daemon_set_scale`).
 //!
 //! `stevedore-bench [--smoke] [--pulls | --hollow | --recreate | --cloneset |
-//! --cloneset-scale]... [--cloneset-replicas N] [--cloneset-budget B]... [--scale-nodes N] [--scale-replicas R]
-//! [-- PROXY_FLAGS...]`: `--smoke` runs tiny counts (CI); with no selection every
+//! --cloneset-scale | --daemonset-scale]... [--cloneset-replicas N] [--cloneset-budget B]...
+//! [--scale-nodes N] [--scale-replicas R] [--scale-sets S] [-- PROXY_FLAGS...]`: `--smoke` runs tiny counts (CI); with no selection every
 //! benchmark runs; `--pulls` selects the pull and hollow-node benchmarks, `--hollow`
 //! the latter, `--recreate` the recreate ones, `--cloneset` the CloneSet rollouts (N
 //! replicas, default 10; `--cloneset-budget B`, repeatable, sets the
 //! `maxUnavailable` budgets, default 100% and 20%), `--cloneset-scale` the CloneSet on hollow nodes (default
-//! 10,000 replicas over 1,000 nodes); flags after `--` go to the proxy of the latency
+//! 10,000 replicas over 1,000 nodes), `--daemonset-scale` the DaemonSets on hollow
+//! nodes with their agents (default 10 sets over 5,000 nodes; `--scale-nodes`,
+//! `--scale-sets`); flags after `--` go to the proxy of the latency
 //! benchmark (for example `--worker-threads 2`).
 
-use stevedore_tests::bench::{self, clone_set, clone_set_scale, crr, hollow, pulls, recreate};
+use stevedore_tests::bench::{
+    self, clone_set, clone_set_scale, crr, daemon_set_scale, hollow, pulls, recreate,
+};
 
 const USAGE: &str = "usage: stevedore-bench [--smoke] [--pulls | --hollow | --recreate | --cloneset | \
-                     --cloneset-scale]... [--cloneset-replicas N] [--cloneset-budget B]... [--scale-nodes N] [--scale-replicas R] \
+                     --cloneset-scale | --daemonset-scale]... [--cloneset-replicas N] [--cloneset-budget B]... [--scale-nodes N] \
+                     [--scale-replicas R] [--scale-sets S] \
                      [-- PROXY_FLAGS...]";
 
 /// What the command line asked for.
@@ -32,6 +38,8 @@ struct Selection {
     recreate: bool,
     cloneset: bool,
     cloneset_scale: bool,
+    daemonset_scale: bool,
+    scale_sets: Option<usize>,
     cloneset_replicas: Option<usize>,
     cloneset_budgets: Vec<String>,
     scale_nodes: Option<usize>,
@@ -56,6 +64,8 @@ fn parse(ours: &[String]) -> anyhow::Result<Selection> {
             "--recreate" => (s.recreate, any) = (true, true),
             "--cloneset" => (s.cloneset, any) = (true, true),
             "--cloneset-scale" => (s.cloneset_scale, any) = (true, true),
+            "--daemonset-scale" => (s.daemonset_scale, any) = (true, true),
+            "--scale-sets" => s.scale_sets = Some(number(a)?),
             "--cloneset-replicas" => s.cloneset_replicas = Some(number(a)?),
             "--cloneset-budget" => {
                 let v =
@@ -68,8 +78,8 @@ fn parse(ours: &[String]) -> anyhow::Result<Selection> {
         }
     }
     if !any {
-        (s.latency, s.pulls, s.hollow, s.recreate, s.cloneset, s.cloneset_scale) =
-            (true, true, true, true, true, true);
+        (s.latency, s.pulls, s.hollow, s.recreate, s.cloneset, s.cloneset_scale, s.daemonset_scale) =
+            (true, true, true, true, true, true, true);
     }
     Ok(s)
 }
@@ -129,6 +139,17 @@ fn main() -> anyhow::Result<()> {
         counts.replicas = sel.scale_replicas.unwrap_or(counts.replicas);
         let figures = mt.block_on(clone_set_scale::run(counts))?;
         print!("{}", clone_set_scale::report(&figures));
+    }
+    if sel.daemonset_scale {
+        let mut counts = if smoke {
+            daemon_set_scale::DaemonScaleCounts::smoke()
+        } else {
+            daemon_set_scale::DaemonScaleCounts::full()
+        };
+        counts.nodes = sel.scale_nodes.unwrap_or(counts.nodes);
+        counts.sets = sel.scale_sets.unwrap_or(counts.sets);
+        let figures = mt.block_on(daemon_set_scale::run(counts))?;
+        print!("{}", daemon_set_scale::report(&figures));
     }
     Ok(())
 }

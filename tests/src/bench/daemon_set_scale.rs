@@ -1,0 +1,359 @@
+//! Advanced DaemonSets at scale on hollow nodes, the node-local way against what a
+//! central controller would see. The simulated API server (real admission plug-ins,
+//! the controller's webhooks reached as a Service), the real controller binary with
+//! production flags, a [`HollowFleet`] of nodes and one agent per node (the agent's
+//! DaemonSet loop, `stevedore_agent::daemons`, run in this process with its own four
+//! watches per node). S sets are created and timed until every node runs their pods,
+//! then rolled in place to a new image and timed until every pod is updated.
+//!
+//! Counted by the API server per user: the requests and the watch events delivered to
+//! the controller and to all agents. Beside them, in the same run, one watch of every
+//! pod in the cluster (what OpenKruise's central DaemonSet controller keeps): the
+//! events it receives and the pods it would cache.
+
+use std::{fmt::Write as _, time::Duration};
+
+use futures_util::StreamExt as _;
+use k8s_openapi::api::core::v1::Pod;
+use kube::{
+    Api,
+    api::{Patch, PatchParams, PostParams},
+    runtime::{WatchStreamExt as _, watcher},
+};
+use serde_json::json;
+use stevedore_agent::daemons::{Daemons, Settings as AgentSettings};
+use stevedore_proto::crd::{daemon_set::v1beta1::DaemonSet, node_state::NodeState};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    apiserver::{ApiServer, Hooks, Options},
+    bench::clone_set_scale::{peak_rss_kib, status_kib, user},
+    cluster::Services,
+    controller_process::{install, start_serving, webhooks},
+    kubelet::{Config as KubeletConfig, hollow::HollowFleet},
+};
+
+/// How big the run is.
+#[derive(Clone, Copy, Debug)]
+pub struct DaemonScaleCounts {
+    /// Hollow nodes (each with its agent).
+    pub nodes: usize,
+    /// DaemonSets, each on every node.
+    pub sets: usize,
+}
+
+impl DaemonScaleCounts {
+    /// The issue's figures: 5,000 nodes, 10 sets.
+    pub fn full() -> Self {
+        Self { nodes: 5000, sets: 10 }
+    }
+
+    /// A handful, so the benchmark cannot rot.
+    pub fn smoke() -> Self {
+        Self { nodes: 5, sets: 2 }
+    }
+}
+
+/// Requests and watch events of one party in the two phases.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Traffic {
+    /// Requests while the sets were created, and while they were rolled.
+    pub requests: (u64, u64),
+    /// Watch events delivered, same phases.
+    pub events: (u64, u64),
+    /// Of those, events of pods.
+    pub pod_events: (u64, u64),
+}
+
+/// What the run measured.
+#[derive(Clone, Debug, Default)]
+pub struct DaemonScaleFigures {
+    /// The counts it ran with.
+    pub nodes: usize,
+    /// Sets.
+    pub sets: usize,
+    /// From the sets' creation to every pod ready.
+    pub create: Duration,
+    /// From the image patches to every pod updated in place and ready.
+    pub roll: Duration,
+    /// The controller's traffic.
+    pub controller: Traffic,
+    /// All agents' traffic.
+    pub agents: Traffic,
+    /// The watch of every pod (a central controller's view).
+    pub central: Traffic,
+    /// Pods at the end: the objects that central watch caches.
+    pub pods: usize,
+    /// NodeStates: the objects the controller caches instead.
+    pub node_states: usize,
+    /// The controller's peak resident memory, in KiB.
+    pub controller_peak_rss_kib: u64,
+    /// This process's resident memory before the agents started and at the end, in
+    /// KiB (the agents' share of it, with the fleet and the API server beside them).
+    pub process_rss_kib: (u64, u64),
+}
+
+const CONTROLLER: &str = "stevedore-controller";
+const CLUSTER: &str = "hollow-cluster";
+const AGENTS: &str = "stevedore-agents";
+const CENTRAL: &str = "central-pod-watch";
+const NS: &str = "bench";
+/// How long each phase may take.
+const LIMIT: Duration = Duration::from_secs(1800);
+
+fn set(i: usize, image: &str) -> anyhow::Result<DaemonSet> {
+    let name = format!("daemon-{i}");
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "apps.kruise.io/v1beta1", "kind": "DaemonSet",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": image, "imagePullPolicy": "IfNotPresent"}]}
+            },
+            "updateStrategy": {"type": "RollingUpdate",
+                "rollingUpdate": {"rollingUpdateType": "InPlaceIfPossible", "maxUnavailable": "20%"}}
+        }
+    }))?)
+}
+
+/// Whether every set's status says all `nodes` run its pod, updated and available,
+/// at a revision other than `not`.
+async fn all_done(
+    sets: &Api<DaemonSet>,
+    nodes: usize,
+    not: &[String],
+) -> anyhow::Result<Option<Vec<String>>> {
+    let n = i32::try_from(nodes)?;
+    let list = sets.list(&Default::default()).await?.items;
+    let mut hashes = Vec::new();
+    for ds in &list {
+        let Some(s) = ds.status.as_ref() else { return Ok(None) };
+        let done = s.observed_generation == ds.metadata.generation
+            && s.desired_number_scheduled == n
+            && s.updated_number_scheduled == n
+            && s.number_available == Some(n)
+            && s.update_revision.as_ref().is_some_and(|h| !not.contains(h));
+        if !done {
+            return Ok(None);
+        }
+        hashes.extend(s.update_revision.clone());
+    }
+    Ok(Some(hashes))
+}
+
+async fn wait_done(
+    sets: &Api<DaemonSet>,
+    nodes: usize,
+    not: &[String],
+    what: &str,
+) -> anyhow::Result<Vec<String>> {
+    let start = Instant::now();
+    loop {
+        if let Some(h) = all_done(sets, nodes, not).await? {
+            return Ok(h);
+        }
+        anyhow::ensure!(start.elapsed() < LIMIT, "{what}: not within {LIMIT:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Runs it.
+///
+/// # Errors
+/// A part cannot start, or a phase does not finish within the limit.
+pub async fn run(counts: DaemonScaleCounts) -> anyhow::Result<DaemonScaleFigures> {
+    let dir = tempfile::tempdir()?;
+    let services = Services::default();
+    let mut opts = Options { hooks: Hooks::webhooks(services.clone()), ..Options::default() };
+    opts.history_limit = opts.history_limit.max(5 * counts.nodes * counts.sets);
+    for (token, who) in [
+        ("controller-token", CONTROLLER),
+        ("cluster-token", CLUSTER),
+        ("agents-token", AGENTS),
+        ("central-token", CENTRAL),
+    ] {
+        opts.tokens.insert(token, user(who));
+    }
+    let server = ApiServer::start(opts).await?;
+    let admin = server.client().await?;
+    install(&admin, &[webhooks::NAMESPACE, NS]).await?;
+
+    let stop = CancellationToken::new();
+    let cluster = server.client_as("cluster-token").await?;
+    let names: Vec<String> = (0..counts.nodes).map(|i| format!("hollow-{i:04}")).collect();
+    let cfgs: Vec<KubeletConfig> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let mut c = KubeletConfig::hollow(n);
+            c.host_ip = format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256);
+            c
+        })
+        .collect();
+    let fleet = HollowFleet::start(cfgs, cluster, stop.clone()).await?;
+    let kubeconfig = dir.path().join("controller-kubeconfig");
+    server.write_kubeconfig(&kubeconfig, "controller-token")?;
+    let mut controller = start_serving(&admin, &services, &kubeconfig, dir.path(), &[]).await?;
+    let result = phases(&server, &admin, controller.pid(), counts, &names, stop.clone()).await;
+    let result = result.map_err(|e| e.context(format!("controller log:\n{}", controller.log_tail(30))));
+    controller.stop().await?;
+    stop.cancel();
+    fleet.join().await;
+    result
+}
+
+async fn phases(
+    server: &ApiServer,
+    admin: &kube::Client,
+    pid: u32,
+    counts: DaemonScaleCounts,
+    names: &[String],
+    stop: CancellationToken,
+) -> anyhow::Result<DaemonScaleFigures> {
+    // the controller gives every node its NodeState
+    let states: Api<NodeState> = Api::all(admin.clone());
+    let start = Instant::now();
+    while states.list_metadata(&Default::default()).await?.items.len() < counts.nodes {
+        anyhow::ensure!(start.elapsed() < LIMIT, "the controller made no NodeState for every node");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let me = std::process::id();
+    let rss_before = status_kib(me, "VmRSS:").unwrap_or(0);
+    let agents = server.client_as("agents-token").await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for node in names {
+        let settings = AgentSettings {
+            node_name: node.clone(),
+            status_interval: Duration::from_secs(1),
+            heartbeat: Duration::from_secs(20),
+        };
+        tasks.spawn(Daemons::run(settings, agents.clone(), stop.clone()));
+    }
+    // a central controller's view: one watch of every pod
+    let central = server.client_as("central-token").await?;
+    let central_stop = stop.clone();
+    tasks.spawn(async move {
+        let events = watcher(Api::<Pod>::all(central), watcher::Config::default()).default_backoff();
+        let mut events = std::pin::pin!(events.take_until(central_stop.cancelled_owned()));
+        while events.next().await.is_some() {}
+    });
+
+    let traffic = |who: &str| {
+        let (r, e) = (server.requests_by_user(), server.watch_events());
+        let mine = e.iter().filter(|((u, _), _)| u == who);
+        let all: u64 = mine.clone().map(|(_, n)| n).sum();
+        let pods: u64 = mine.filter(|((_, res), _)| res == "/pods").map(|(_, n)| n).sum();
+        (r.get(who).copied().unwrap_or(0), all, pods)
+    };
+    let parties = [CONTROLLER, AGENTS, CENTRAL];
+    let t0: Vec<(u64, u64, u64)> = parties.iter().map(|p| traffic(p)).collect();
+    let sets: Api<DaemonSet> = Api::namespaced(admin.clone(), NS);
+    let t = Instant::now();
+    for i in 0..counts.sets {
+        sets.create(&PostParams::default(), &set(i, "registry.example.com/daemon:v1")?).await?;
+    }
+    let first = wait_done(&sets, counts.nodes, &[], "every pod ready").await?;
+    let create = t.elapsed();
+    let t1: Vec<(u64, u64, u64)> = parties.iter().map(|p| traffic(p)).collect();
+
+    let patch = json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image",
+        "value": "registry.example.com/daemon:v2"}]);
+    let patch: json_patch::Patch = serde_json::from_value(patch)?;
+    let t = Instant::now();
+    for i in 0..counts.sets {
+        sets.patch(&format!("daemon-{i}"), &PatchParams::default(), &Patch::Json::<()>(patch.clone()))
+            .await?;
+    }
+    wait_done(&sets, counts.nodes, &first, "every pod updated").await?;
+    let roll = t.elapsed();
+    let t2: Vec<(u64, u64, u64)> = parties.iter().map(|p| traffic(p)).collect();
+    let pods = Api::<Pod>::all(admin.clone()).list_metadata(&Default::default()).await?.items.len();
+    let rss_after = status_kib(me, "VmRSS:").unwrap_or(0);
+    let controller_peak = peak_rss_kib(pid).unwrap_or(0);
+    stop.cancel();
+    while tasks.join_next().await.is_some() {}
+    let party = |i: usize| Traffic {
+        requests: (t1[i].0 - t0[i].0, t2[i].0 - t1[i].0),
+        events: (t1[i].1 - t0[i].1, t2[i].1 - t1[i].1),
+        pod_events: (t1[i].2 - t0[i].2, t2[i].2 - t1[i].2),
+    };
+    Ok(DaemonScaleFigures {
+        nodes: counts.nodes,
+        sets: counts.sets,
+        create,
+        roll,
+        controller: party(0),
+        agents: party(1),
+        central: party(2),
+        pods,
+        node_states: counts.nodes,
+        controller_peak_rss_kib: controller_peak,
+        process_rss_kib: (rss_before, rss_after),
+    })
+}
+
+/// The figures.
+pub fn report(f: &DaemonScaleFigures) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n== {} Advanced DaemonSets over {} hollow nodes, each node with its agent (real controller, \
+         simulated API server, in-process hollow nodes and agents; InPlaceIfPossible, maxUnavailable 20%)",
+        f.sets, f.nodes
+    );
+    let _ = writeln!(
+        out,
+        "  {:<36} {:>10} {:>12} {:>12} {:>12} {:>12}",
+        "phase", "wall", "ctrl reqs", "ctrl events", "agents reqs", "agents evts"
+    );
+    for (what, wall, pick) in
+        [("created -> every pod ready", f.create, 0), ("image patched -> all updated", f.roll, 1)]
+    {
+        let p = |t: (u64, u64)| if pick == 0 { t.0 } else { t.1 };
+        let _ = writeln!(
+            out,
+            "  {:<36} {:>8.2} s {:>12} {:>12} {:>12} {:>12}",
+            what,
+            wall.as_secs_f64(),
+            p(f.controller.requests),
+            p(f.controller.events),
+            p(f.agents.requests),
+            p(f.agents.events)
+        );
+    }
+    let sum = |t: (u64, u64)| t.0 + t.1;
+    let central = sum(f.central.events);
+    let pods_seen = sum(f.controller.pod_events);
+    let ours = sum(f.controller.events) - pods_seen;
+    let _ = writeln!(
+        out,
+        "  watch events for the DaemonSets: controller {ours} (NodeStates, sets, nodes) vs a central watch of \
+         every pod {central}: {:.1}x fewer; objects cached: {} NodeStates vs {} pods",
+        central as f64 / ours.max(1) as f64,
+        f.node_states,
+        f.pods
+    );
+    let _ = writeln!(
+        out,
+        "  (the controller also watches every pod for CloneSets: {pods_seen} pod events reached it, not used \
+         by the DaemonSets)"
+    );
+    let _ = writeln!(
+        out,
+        "  per node, both phases: agent requests {:.1}, agent watch events {:.1}",
+        sum(f.agents.requests) as f64 / f.nodes.max(1) as f64,
+        sum(f.agents.events) as f64 / f.nodes.max(1) as f64
+    );
+    let (before, after) = (f.process_rss_kib.0 as f64 / 1024.0, f.process_rss_kib.1 as f64 / 1024.0);
+    let _ = writeln!(
+        out,
+        "  controller peak RSS {:.1} MB; bench process (API server, fleet, agents) {before:.1} -> {after:.1} MB \
+         ({:.1} KB per node for its agent and pods)",
+        f.controller_peak_rss_kib as f64 / 1024.0,
+        (after - before) * 1024.0 / f.nodes.max(1) as f64
+    );
+    out
+}
