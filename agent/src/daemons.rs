@@ -3,7 +3,8 @@
 //! decides locally whether each set targets the node (`proto::placement::daemon_set`,
 //! the function the controller counts with), and creates, replaces and deletes the
 //! set's pod here ([`plan`]) as far as the controller's permit in `NodeState.spec`
-//! allows. It reports each set's pod (revision, ready, available) in
+//! allows; a set's new images are pulled before the node's permit comes. It reports each
+//! set's pod (revision, ready, available) in
 //! `NodeState.status.daemonSets`, at most once per status interval, and at least once
 //! per heartbeat interval (`status.heartbeatTime`), so that a silent agent shows.
 //!
@@ -41,6 +42,7 @@ use kube::{
     },
 };
 use serde_json::json;
+use stevedore_proto::cri::{ImageSpec, PullImageRequest};
 use stevedore_proto::{
     crd::{
         daemon_set::{RollingUpdateType, v1beta1::DaemonSet},
@@ -53,6 +55,8 @@ use stevedore_proto::{
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
+
+use crate::images::worker::Runtime;
 
 /// How long a created pod may take to appear in the watch before it is created again.
 const CREATE_EXPECTATION: Duration = Duration::from_secs(30);
@@ -89,6 +93,11 @@ pub struct Daemons {
     /// Pod templates of revisions read (`<namespace>/<revision name>`); revisions
     /// never change.
     templates: HashMap<String, PodTemplateSpec>,
+    /// The node's runtime, to pull a set's new images before the node's turn comes;
+    /// `None`: no pre-download (hollow nodes).
+    runtime: Option<Arc<dyn Runtime>>,
+    /// Images already pre-downloaded or being pulled.
+    prefetched: std::collections::HashSet<String>,
 }
 
 /// Why a pod write failed.
@@ -193,7 +202,12 @@ fn controlled_by(pod: &Pod, uid: &str) -> bool {
 
 impl Daemons {
     /// Watches and acts until `shutdown`.
-    pub async fn run(settings: Settings, client: Client, shutdown: CancellationToken) {
+    pub async fn run(
+        settings: Settings,
+        client: Client,
+        runtime: Option<Arc<dyn Runtime>>,
+        shutdown: CancellationToken,
+    ) {
         let node = settings.node_name.clone();
         let (sets, sets_w) = reflector::store();
         let (nodes, nodes_w) = reflector::store();
@@ -234,6 +248,8 @@ impl Daemons {
             creating: HashMap::new(),
             written: None,
             templates: HashMap::new(),
+            runtime,
+            prefetched: std::collections::HashSet::new(),
         };
         info!(node = %node, "running the node's DaemonSet pods");
         let mut next = Instant::now() + RESYNC;
@@ -364,6 +380,14 @@ impl Daemons {
                 creating: self.creating.contains_key(&uid),
                 in_place: in_place.is_some(),
             };
+            // an update is coming but this node's turn is not: pull its images now
+            if let Some(h) = hash.as_deref()
+                && !permitted
+                && place.should_continue_running
+                && views.iter().any(|v| !v.terminating && v.revision.as_deref() != Some(h))
+            {
+                self.prefetch(&ds);
+            }
             for step in plan::decide(&input, &views) {
                 match (step, hash.as_deref()) {
                     (plan::Step::Create, Some(h)) => self.create(&ds, h, &node_name).await,
@@ -508,6 +532,41 @@ impl Daemons {
         .await?;
         info!(pod.namespace = ns, pod.name = pod, revision = hash, images = ?spec.container_images, "daemon pod updated in place");
         Ok(())
+    }
+
+    /// Pulls the set's images that this agent has not pulled yet, in the background.
+    fn prefetch(&mut self, ds: &DaemonSet) {
+        let Some(runtime) = self.runtime.clone() else { return };
+        let spec = ds.spec.template.spec.as_ref();
+        let images = spec.iter().flat_map(|s| s.init_containers.iter().flatten().chain(&s.containers));
+        for image in images.filter_map(|c| c.image.clone()) {
+            if !self.prefetched.insert(image.clone()) {
+                continue;
+            }
+            let (runtime, set) = (runtime.clone(), ds.name_any());
+            tokio::spawn(async move {
+                match runtime.present(image.clone()).await {
+                    Ok(Some(id)) => {
+                        info!(daemonset = %set, %image, image.id = %id, already = true, "image pre-downloaded for the update");
+                        return;
+                    }
+                    Ok(None) => {}
+                    Err(error) => debug!(%image, %error, "cannot ask the runtime for the image"),
+                }
+                let req = PullImageRequest {
+                    image: Some(ImageSpec { image: image.clone(), ..ImageSpec::default() }),
+                    ..PullImageRequest::default()
+                };
+                let (progress, mut sink) = tokio::sync::mpsc::channel(8);
+                tokio::spawn(async move { while sink.recv().await.is_some() {} });
+                match runtime.pull(req, progress).await {
+                    Ok(id) => {
+                        info!(daemonset = %set, %image, image.id = %id, already = false, "image pre-downloaded for the update");
+                    }
+                    Err(error) => warn!(daemonset = %set, %image, %error, "cannot pre-download the image"),
+                }
+            });
+        }
     }
 
     async fn create(&mut self, ds: &DaemonSet, hash: &str, node: &str) {

@@ -130,7 +130,7 @@ pub async fn run_with(
         heartbeat: config.heartbeat,
     };
     let daemons = tokio::spawn(
-        daemons::Daemons::run(daemon_settings, client.clone(), shutdown.clone())
+        daemons::Daemons::run(daemon_settings, client.clone(), Some(runtime.clone()), shutdown.clone())
             .instrument(info_span!("daemons")),
     );
     images::Puller::new(settings, client, runtime, metrics).run(shutdown.clone()).await;

@@ -7,7 +7,8 @@
 //! - `placement_and_rolling_update`: a set on a labelled subset of nodes; a node
 //!   labelled later gets its pod, OpenKruise's revision name and pod labels; a
 //!   rolling update held at `partition: 1` moves the two highest-named nodes only,
-//!   one node at a time (a pod watch never sees two nodes without a ready pod); the
+//!   one node at a time (a pod watch never sees two nodes without a ready pod), the
+//!   node held back having pre-downloaded the new image; the
 //!   partition lifted finishes it; a `NoExecute` taint and a removed label take the
 //!   pod off their nodes; `kubectl get` shows the printer columns.
 //! - `surge_restarts_and_a_silent_agent`: a surge update (`maxSurge: 1,
@@ -253,6 +254,12 @@ async fn placement_and_rolling_update() {
         "descending names first; the partition keeps node-a"
     );
     assert_eq!(mid["node-a"][0].uid(), before["node-a"][0].uid(), "node-a untouched");
+    // held back by the partition, node-a's agent has the new image already
+    let log = stack.agents[0].log_tail(400);
+    assert!(
+        log.lines().any(|l| l.contains("image pre-downloaded for the update") && l.contains(v2.as_str())),
+        "node-a pre-downloads {v2}:\n{log}"
+    );
 
     // the partition lifted: node-a follows
     let patch = json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 0}}}});

@@ -230,7 +230,7 @@ async fn phases(
             status_interval: Duration::from_secs(1),
             heartbeat: Duration::from_secs(20),
         };
-        tasks.spawn(Daemons::run(settings, agents.clone(), stop.clone()));
+        tasks.spawn(Daemons::run(settings, agents.clone(), None, stop.clone()));
     }
     // a central controller's view: one watch of every pod
     let central = server.client_as("central-token").await?;
