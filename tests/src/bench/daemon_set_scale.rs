@@ -151,11 +151,29 @@ async fn wait_done(
     what: &str,
 ) -> anyhow::Result<Vec<String>> {
     let start = Instant::now();
+    let mut told = Instant::now();
     loop {
         if let Some(h) = all_done(sets, nodes, not).await? {
             return Ok(h);
         }
         anyhow::ensure!(start.elapsed() < LIMIT, "{what}: not within {LIMIT:?}");
+        if told.elapsed() > Duration::from_secs(15) {
+            // progress on stderr, for long runs: updated and available per set
+            let list = sets.list(&Default::default()).await?.items;
+            let counts: Vec<String> = list
+                .iter()
+                .map(|d| {
+                    let s = d.status.clone().unwrap_or_default();
+                    format!("{}/{}", s.updated_number_scheduled, s.number_available.unwrap_or(0))
+                })
+                .collect();
+            eprintln!(
+                "  {what}: {:.0} s, updated/available per set: {}",
+                start.elapsed().as_secs_f64(),
+                counts.join(" ")
+            );
+            told = Instant::now();
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
