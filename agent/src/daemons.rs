@@ -15,19 +15,11 @@ pub mod plan;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use futures_util::{StreamExt as _, stream};
-use k8s_openapi::{
-    api::core::v1::{Node, Pod},
-    jiff::Timestamp,
-};
+use k8s_openapi::{api::core::v1::Pod, jiff::Timestamp};
 use kube::{
     Api, Client, Resource as _, ResourceExt as _,
-    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams, Preconditions},
-    runtime::{
-        WatchStreamExt as _,
-        reflector::{self, ObjectRef, Store},
-        watcher,
-    },
+    api::{ObjectMeta, Patch, PatchParams, PostParams},
+    runtime::reflector::ObjectRef,
 };
 use serde_json::json;
 use stevedore_proto::{
@@ -40,14 +32,12 @@ use stevedore_proto::{
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
+
+use crate::node_local::{self, RESYNC, Stores, controlled_by};
 
 /// How long a created pod may take to appear in the watch before it is created again.
 const CREATE_EXPECTATION: Duration = Duration::from_secs(30);
-/// Events closer together than this are handled in one pass.
-const DEBOUNCE: Duration = Duration::from_millis(50);
-/// A pass at least this often (availability deadlines, retries).
-const RESYNC: Duration = Duration::from_secs(30);
 
 /// How the agent runs the node's daemon pods.
 #[derive(Clone, Debug)]
@@ -65,10 +55,6 @@ pub struct Settings {
 pub struct Daemons {
     settings: Settings,
     client: Client,
-    sets: Store<DaemonSet>,
-    nodes: Store<Node>,
-    states: Store<NodeState>,
-    pods: Store<Pod>,
     /// Per set uid: when a pod was created that the watch has not shown yet, and its
     /// name.
     creating: HashMap<String, (Instant, String)>,
@@ -136,84 +122,27 @@ fn surges(ds: &DaemonSet) -> bool {
         .is_some_and(|n| n > 0)
 }
 
-fn controlled_by(pod: &Pod, uid: &str) -> bool {
-    pod.owner_references().iter().any(|o| o.controller == Some(true) && o.uid == uid)
-}
-
 impl Daemons {
     /// Watches and acts until `shutdown`.
     pub async fn run(settings: Settings, client: Client, shutdown: CancellationToken) {
         let node = settings.node_name.clone();
-        let (sets, sets_w) = reflector::store();
-        let (nodes, nodes_w) = reflector::store();
-        let (states, states_w) = reflector::store();
-        let (pods, pods_w) = reflector::store();
-        let by_name = watcher::Config::default().fields(&format!("metadata.name={node}"));
-        let on_node = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
-        let events = stream::select_all([
-            watcher(Api::<DaemonSet>::all(client.clone()), watcher::Config::default())
-                .default_backoff()
-                .reflect(sets_w)
-                .map(|e| e.is_ok())
-                .boxed(),
-            watcher(Api::<Node>::all(client.clone()), by_name.clone())
-                .default_backoff()
-                .reflect(nodes_w)
-                .map(|e| e.is_ok())
-                .boxed(),
-            watcher(Api::<NodeState>::all(client.clone()), by_name)
-                .default_backoff()
-                .reflect(states_w)
-                .map(|e| e.is_ok())
-                .boxed(),
-            watcher(Api::<Pod>::all(client.clone()), on_node)
-                .default_backoff()
-                .reflect(pods_w)
-                .map(|e| e.is_ok())
-                .boxed(),
-        ]);
-        let mut events = std::pin::pin!(events);
-        let mut me =
-            Self { settings, client, sets, nodes, states, pods, creating: HashMap::new(), written: None };
         info!(node = %node, "running the node's DaemonSet pods");
-        let mut next = Instant::now() + RESYNC;
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = tokio::time::sleep_until(next) => {}
-                e = events.next() => match e {
-                    None => break,
-                    Some(_) => {
-                        // take what else arrives together
-                        let until = Instant::now() + DEBOUNCE;
-                        while let Ok(Some(_)) = tokio::time::timeout_at(until, events.next()).await {}
-                    }
-                },
-            }
-            if me.sets.wait_until_ready().await.is_err()
-                || me.nodes.wait_until_ready().await.is_err()
-                || me.states.wait_until_ready().await.is_err()
-                || me.pods.wait_until_ready().await.is_err()
-            {
-                break;
-            }
-            let wait = me.pass().await;
-            next = Instant::now() + wait.min(RESYNC);
-        }
+        let me = Self { settings, client: client.clone(), creating: HashMap::new(), written: None };
+        node_local::run(&node, client, me, shutdown).await;
     }
 
     /// One pass over every set; returns when the next pass is due at the latest.
-    async fn pass(&mut self) -> Duration {
+    async fn pass_sets(&mut self, stores: &Stores<DaemonSet>) -> Duration {
         let node_name = self.settings.node_name.clone();
-        let Some(node) = self.nodes.get(&ObjectRef::new(&node_name)) else {
+        let Some(node) = stores.nodes.get(&ObjectRef::new(&node_name)) else {
             return RESYNC;
         };
-        let state = self.states.get(&ObjectRef::new(&node_name));
+        let state = stores.states.get(&ObjectRef::new(&node_name));
         let now = Timestamp::now();
         let mut next = RESYNC;
         let mut report = Vec::new();
-        let pods = self.pods.state();
-        let mut sets = self.sets.state();
+        let pods = stores.pods.state();
+        let mut sets = stores.workloads.state();
         sets.sort_by_key(|d| (d.namespace(), d.name_any()));
         for ds in sets {
             let (Some(uid), ns, name) = (ds.uid(), ds.namespace().unwrap_or_default(), ds.name_any()) else {
@@ -276,7 +205,9 @@ impl Daemons {
                 match (step, hash.as_deref()) {
                     (plan::Step::Create, Some(h)) => self.create(&ds, h, &node_name).await,
                     (plan::Step::Create, None) => {}
-                    (plan::Step::Delete(pod, pod_uid, why), _) => self.delete(&ns, &pod, &pod_uid, why).await,
+                    (plan::Step::Delete(pod, pod_uid, why), _) => {
+                        node_local::delete_pod(&self.client, &ns, &pod, &pod_uid, why).await;
+                    }
                 }
             }
             // the report: the oldest live pod, as Kubernetes counts a node's daemon pod
@@ -317,21 +248,6 @@ impl Daemons {
         }
     }
 
-    async fn delete(&self, ns: &str, pod: &str, uid: &str, why: &str) {
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
-        let dp = DeleteParams {
-            preconditions: Some(Preconditions { uid: Some(uid.to_owned()), resource_version: None }),
-            ..DeleteParams::default()
-        };
-        match api.delete(pod, &dp).await {
-            Ok(_) => info!(pod.namespace = ns, pod.name = pod, reason = why, "daemon pod deleted"),
-            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {
-                debug!(pod.name = pod, "already gone");
-            }
-            Err(error) => warn!(pod.name = pod, %error, "cannot delete the daemon pod"),
-        }
-    }
-
     /// Writes the report if it changed and the interval allows; otherwise returns when
     /// to try again.
     async fn report(
@@ -369,5 +285,13 @@ impl Daemons {
                 Some(Duration::from_secs(1))
             }
         }
+    }
+}
+
+impl node_local::Runner for Daemons {
+    type Workload = DaemonSet;
+
+    async fn pass(&mut self, stores: &Stores<DaemonSet>) -> Duration {
+        self.pass_sets(stores).await
     }
 }
