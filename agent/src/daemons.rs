@@ -24,22 +24,17 @@ use std::{
     time::Duration,
 };
 
-use futures_util::{FutureExt as _, StreamExt as _, stream};
 use k8s_openapi::{
     api::{
         apps::v1::ControllerRevision,
-        core::v1::{Node, Pod, PodTemplateSpec},
+        core::v1::{Pod, PodTemplateSpec},
     },
     jiff::Timestamp,
 };
 use kube::{
     Api, Client, Resource as _, ResourceExt as _,
-    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams, Preconditions},
-    runtime::{
-        WatchStreamExt as _,
-        reflector::{self, ObjectRef, Store},
-        watcher,
-    },
+    api::{ObjectMeta, Patch, PatchParams, PostParams},
+    runtime::reflector::ObjectRef,
 };
 use serde_json::json;
 use stevedore_proto::cri::{ImageSpec, PullImageRequest};
@@ -56,14 +51,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::node_local::{self, RESYNC, Stores, controlled_by};
+
 use crate::images::worker::Runtime;
 
 /// How long a created pod may take to appear in the watch before it is created again.
 const CREATE_EXPECTATION: Duration = Duration::from_secs(30);
-/// Events closer together than this are handled in one pass.
-const DEBOUNCE: Duration = Duration::from_millis(50);
-/// A pass at least this often (availability deadlines, retries).
-const RESYNC: Duration = Duration::from_secs(30);
 
 /// How the agent runs the node's daemon pods.
 #[derive(Clone, Debug)]
@@ -81,10 +74,6 @@ pub struct Settings {
 pub struct Daemons {
     settings: Settings,
     client: Client,
-    sets: Store<DaemonSet>,
-    nodes: Store<Node>,
-    states: Store<NodeState>,
-    pods: Store<Pod>,
     /// Per set uid: when a pod was created that the watch has not shown yet, and its
     /// name.
     creating: HashMap<String, (Instant, String)>,
@@ -164,14 +153,6 @@ pub fn new_pod(ds: &DaemonSet, hash: &str, node: &str) -> Pod {
     }
 }
 
-/// Logs a watch failure (the watch retries with backoff); whether the event is one.
-fn watched<T>(event: Result<T, watcher::Error>, what: &str) -> bool {
-    if let Err(error) = &event {
-        warn!(%error, watching = what, "watch failed; retrying");
-    }
-    event.is_ok()
-}
-
 /// Whether the set updates in place when it can.
 fn in_place_type(ds: &DaemonSet) -> bool {
     let ru = ds.spec.update_strategy.as_ref().and_then(|u| u.rolling_update.as_ref());
@@ -196,10 +177,6 @@ fn set_in_place_ready(pod: &mut Pod, ready: bool) -> bool {
     changed
 }
 
-fn controlled_by(pod: &Pod, uid: &str) -> bool {
-    pod.owner_references().iter().any(|o| o.controller == Some(true) && o.uid == uid)
-}
-
 impl Daemons {
     /// Watches and acts until `shutdown`.
     pub async fn run(
@@ -209,92 +186,31 @@ impl Daemons {
         shutdown: CancellationToken,
     ) {
         let node = settings.node_name.clone();
-        let (sets, sets_w) = reflector::store();
-        let (nodes, nodes_w) = reflector::store();
-        let (states, states_w) = reflector::store();
-        let (pods, pods_w) = reflector::store();
-        let by_name = watcher::Config::default().fields(&format!("metadata.name={node}"));
-        let on_node = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
-        let events = stream::select_all([
-            watcher(Api::<DaemonSet>::all(client.clone()), watcher::Config::default())
-                .default_backoff()
-                .reflect(sets_w)
-                .map(|e| watched(e, "DaemonSets"))
-                .boxed(),
-            watcher(Api::<Node>::all(client.clone()), by_name.clone())
-                .default_backoff()
-                .reflect(nodes_w)
-                .map(|e| watched(e, "its Node"))
-                .boxed(),
-            watcher(Api::<NodeState>::all(client.clone()), by_name)
-                .default_backoff()
-                .reflect(states_w)
-                .map(|e| watched(e, "its NodeState"))
-                .boxed(),
-            watcher(Api::<Pod>::all(client.clone()), on_node)
-                .default_backoff()
-                .reflect(pods_w)
-                .map(|e| watched(e, "its pods"))
-                .boxed(),
-        ]);
-        let mut events = std::pin::pin!(events);
-        let mut me = Self {
+        info!(node = %node, "running the node's DaemonSet pods");
+        let me = Self {
             settings,
-            client,
-            sets,
-            nodes,
-            states,
-            pods,
+            client: client.clone(),
             creating: HashMap::new(),
             written: None,
             templates: HashMap::new(),
             runtime,
             prefetched: std::collections::HashSet::new(),
         };
-        info!(node = %node, "running the node's DaemonSet pods");
-        let mut next = Instant::now() + RESYNC;
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = tokio::time::sleep_until(next) => {}
-                e = events.next() => match e {
-                    None => break,
-                    Some(_) => {
-                        // take what else arrives together
-                        let until = Instant::now() + DEBOUNCE;
-                        while let Ok(Some(_)) = tokio::time::timeout_at(until, events.next()).await {}
-                    }
-                },
-            }
-            // Every watch must have listed once. The stores fill only while `events`
-            // is polled, so this must not wait here: the next event comes back.
-            let listed = [
-                me.sets.wait_until_ready().now_or_never(),
-                me.nodes.wait_until_ready().now_or_never(),
-                me.states.wait_until_ready().now_or_never(),
-                me.pods.wait_until_ready().now_or_never(),
-            ];
-            if !listed.iter().all(|r| matches!(r, Some(Ok(())))) {
-                next = Instant::now() + RESYNC;
-                continue;
-            }
-            let wait = me.pass().await;
-            next = Instant::now() + wait.min(RESYNC);
-        }
+        node_local::run(&node, client, me, shutdown).await;
     }
 
     /// One pass over every set; returns when the next pass is due at the latest.
-    async fn pass(&mut self) -> Duration {
+    async fn pass_sets(&mut self, stores: &Stores<DaemonSet>) -> Duration {
         let node_name = self.settings.node_name.clone();
-        let Some(node) = self.nodes.get(&ObjectRef::new(&node_name)) else {
+        let Some(node) = stores.nodes.get(&ObjectRef::new(&node_name)) else {
             return RESYNC;
         };
-        let state = self.states.get(&ObjectRef::new(&node_name));
+        let state = stores.states.get(&ObjectRef::new(&node_name));
         let now = Timestamp::now();
         let mut next = RESYNC;
         let mut report = Vec::new();
-        let pods = self.pods.state();
-        let mut sets = self.sets.state();
+        let pods = stores.pods.state();
+        let mut sets = stores.workloads.state();
         sets.sort_by_key(|d| (d.namespace(), d.name_any()));
         for ds in sets {
             let (Some(uid), ns, name) = (ds.uid(), ds.namespace().unwrap_or_default(), ds.name_any()) else {
@@ -392,7 +308,9 @@ impl Daemons {
                 match (step, hash.as_deref()) {
                     (plan::Step::Create, Some(h)) => self.create(&ds, h, &node_name).await,
                     (plan::Step::Create | plan::Step::InPlace(_), None) => {}
-                    (plan::Step::Delete(pod, pod_uid, why), _) => self.delete(&ns, &pod, &pod_uid, why).await,
+                    (plan::Step::Delete(pod, pod_uid, why), _) => {
+                        node_local::delete_pod(&self.client, &ns, &pod, &pod_uid, why).await;
+                    }
                     (plan::Step::InPlace(pod), Some(h)) => {
                         if let Some(spec) = &in_place {
                             if let Err(error) = self.update_in_place(&ns, &pod, spec, h).await {
@@ -583,21 +501,6 @@ impl Daemons {
         }
     }
 
-    async fn delete(&self, ns: &str, pod: &str, uid: &str, why: &str) {
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
-        let dp = DeleteParams {
-            preconditions: Some(Preconditions { uid: Some(uid.to_owned()), resource_version: None }),
-            ..DeleteParams::default()
-        };
-        match api.delete(pod, &dp).await {
-            Ok(_) => info!(pod.namespace = ns, pod.name = pod, reason = why, "daemon pod deleted"),
-            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {
-                debug!(pod.name = pod, "already gone");
-            }
-            Err(error) => warn!(pod.name = pod, %error, "cannot delete the daemon pod"),
-        }
-    }
-
     /// Writes the report if it changed and the interval allows; otherwise returns when
     /// to try again.
     async fn report(
@@ -635,5 +538,13 @@ impl Daemons {
                 Some(Duration::from_secs(1))
             }
         }
+    }
+}
+
+impl node_local::Runner for Daemons {
+    type Workload = DaemonSet;
+
+    async fn pass(&mut self, stores: &Stores<DaemonSet>) -> Duration {
+        self.pass_sets(stores).await
     }
 }

@@ -5,12 +5,15 @@
 //! NodeImage lists and reports each pull in the NodeImage's status; and container
 //! recreation ([`recreate`]): it carries out the ContainerRecreateRequests of the pods
 //! on its node and reports them in their status; and the Advanced DaemonSet pods of its
-//! node ([`daemons`]), as far as the controller's permits in its NodeState allow.
+//! node ([`daemons`]) and its BroadcastJob pods ([`broadcast`]), as far as the
+//! controller's permits in its NodeState allow.
 
+pub mod broadcast;
 pub mod daemons;
 pub mod images;
 pub mod metadata_env;
 pub mod metrics;
+pub mod node_local;
 pub mod recreate;
 pub mod runtime;
 
@@ -133,8 +136,16 @@ pub async fn run_with(
         daemons::Daemons::run(daemon_settings, client.clone(), Some(runtime.clone()), shutdown.clone())
             .instrument(info_span!("daemons")),
     );
+    let broadcast_settings =
+        broadcast::Settings { node_name: config.node_name.clone(), status_interval: config.status_interval };
+    let broadcast = tokio::spawn(
+        broadcast::Broadcast::run(broadcast_settings, client.clone(), shutdown.clone())
+            .instrument(info_span!("broadcast")),
+    );
     images::Puller::new(settings, client, runtime, metrics).run(shutdown.clone()).await;
-    for (task, name) in [(recreating, "recreate"), (env, "metadata env"), (daemons, "daemons")] {
+    let tasks =
+        [(recreating, "recreate"), (env, "metadata env"), (daemons, "daemons"), (broadcast, "broadcast")];
+    for (task, name) in tasks {
         if let Err(error) = task.await {
             tracing::error!(%error, task = name, "agent task failed");
         }

@@ -2,12 +2,14 @@
 //! Watches are shared: one of every Node, one of every NodeImage and one of every
 //! ImagePullJob feed every controller that needs them.
 
+pub mod broadcast_job;
 pub mod clone_set;
 pub mod container_recreate_request;
 pub mod daemon_set;
 pub mod image_list_pull_job;
 pub mod image_pull_job;
 pub mod node_image;
+pub mod node_states;
 pub mod pod_readiness;
 pub mod revisions;
 pub mod secrets;
@@ -25,8 +27,9 @@ use kube::{
     },
 };
 use stevedore_proto::crd::{
-    clone_set::CloneSet, daemon_set::v1beta1::DaemonSet, image_list_pull_job::v1beta1::ImageListPullJob,
-    image_pull_job::v1beta1::ImagePullJob, node_image::v1beta1::NodeImage, node_state::NodeState,
+    broadcast_job::v1beta1::BroadcastJob, clone_set::CloneSet, daemon_set::v1beta1::DaemonSet,
+    image_list_pull_job::v1beta1::ImageListPullJob, image_pull_job::v1beta1::ImagePullJob,
+    node_image::v1beta1::NodeImage, node_state::NodeState,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -72,7 +75,8 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
 
     // Shared watches of Nodes and NodeImages.
     let (nodes, node_writer) = reflector::store_shared::<Node>(1024);
-    let node_subs = (node_writer.subscribe(), node_writer.subscribe(), node_writer.subscribe());
+    let node_subs =
+        (node_writer.subscribe(), node_writer.subscribe(), node_writer.subscribe(), node_writer.subscribe());
     let node_watch = reflector::reflector(
         node_writer,
         watcher(Api::<Node>::all(client.clone()), watcher::Config::default()).modify(slim_node),
@@ -87,10 +91,18 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
     )
     .default_backoff()
     .for_each(|_| async {});
-    let (Some(node_for_creator), Some(node_for_keeper), Some(node_for_daemons)) = node_subs else { return };
+    let (Some(node_for_creator), Some(node_for_keeper), Some(node_for_daemons), Some(node_for_broadcast)) =
+        node_subs
+    else {
+        return;
+    };
     // Every NodeState: the agents' reports and the permits given.
     let (states, states_writer) = reflector::store_shared::<NodeState>(1024);
-    let Some(states_for_daemons) = states_writer.subscribe() else { return };
+    let (Some(states_for_daemons), Some(states_for_broadcast)) =
+        (states_writer.subscribe(), states_writer.subscribe())
+    else {
+        return;
+    };
     let states_watch = reflector::reflector(
         states_writer,
         watcher(Api::<NodeState>::all(client.clone()), watcher::Config::default())
@@ -203,6 +215,37 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
         states: states.clone(),
         agent_silence: settings.agent_silence,
     });
+    let broadcast = Controller::new(Api::<BroadcastJob>::all(client.clone()), watcher::Config::default());
+    let broadcast_store = broadcast.store();
+    let broadcast = broadcast
+        .watches_shared_stream(states_for_broadcast, |s: Arc<NodeState>| {
+            // the jobs it holds permits or reports for
+            let permits = s.spec.broadcast_jobs.keys().filter_map(|k| {
+                let (ns, name) = k.split_once('/')?;
+                Some(ObjectRef::<BroadcastJob>::new(name).within(ns))
+            });
+            let reports = s
+                .status
+                .iter()
+                .flat_map(|st| st.broadcast_jobs.iter())
+                .map(|b| ObjectRef::<BroadcastJob>::new(&b.workload.name).within(&b.workload.namespace));
+            permits.chain(reports).collect::<Vec<_>>()
+        })
+        .watches_shared_stream(node_for_broadcast, move |_: Arc<Node>| {
+            // a node's labels, taints or existence may change any running job's targets
+            broadcast_store
+                .state()
+                .iter()
+                .filter(|j| !broadcast_job::finished(j))
+                .map(|j| ObjectRef::from_obj(j.as_ref()))
+                .collect::<Vec<_>>()
+        });
+    let broadcast_ctx = Arc::new(broadcast_job::Ctx {
+        client: client.clone(),
+        nodes: nodes.clone(),
+        states: states.clone(),
+        agent_silence: settings.agent_silence,
+    });
     let crrs = container_recreate_request::controller(&client);
     let crr_ctx = Arc::new(container_recreate_request::Ctx { client: client.clone(), events });
 
@@ -233,6 +276,7 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
             }
         },
         runtime::drive("daemonset", daemons, rs, daemon_set::reconcile, daemon_ctx, stop.clone()),
+        runtime::drive("broadcastjob", broadcast, rs, broadcast_job::reconcile, broadcast_ctx, stop.clone()),
         async {
             tokio::select! {
                 () = jobs_watch => {}

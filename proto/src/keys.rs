@@ -13,6 +13,13 @@ pub const CRR_UNREADY_ACQUIRED: &str = "crr.apps.kruise.io/unready-acquired";
 /// ContainerRecreateRequest: container statuses the controller syncs for the agent.
 pub const CRR_SYNC_CONTAINER_STATUSES: &str = "crr.apps.kruise.io/sync-container-statuses";
 
+/// BroadcastJob pods: the job's name (set by the job's controller, refused in the
+/// template).
+pub const BROADCAST_JOB_NAME: &str = "broadcastjob-name";
+/// BroadcastJob pods: the job's uid (set by the job's controller, refused in the
+/// template).
+pub const BROADCAST_JOB_CONTROLLER_UID: &str = "broadcastjob-controller-uid";
+
 /// Webhook certificate Secret: when the serving certificate became valid (RFC 3339).
 pub const CERT_NOT_BEFORE: &str = "stevedore.dev/cert-not-before";
 /// Webhook certificate Secret: when the serving certificate expires (RFC 3339).

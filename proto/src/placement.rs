@@ -29,7 +29,10 @@
 
 use std::fmt;
 
-use k8s_openapi::api::core::v1::{Node, PodSpec, PodTemplateSpec, Taint, Toleration};
+use k8s_openapi::api::core::v1::{
+    Node, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PodSpec, PodTemplateSpec, Taint,
+    Toleration,
+};
 
 mod affinity;
 mod resources;
@@ -245,6 +248,26 @@ pub fn daemon_pod_tolerations(spec: &mut PodSpec) {
     for toleration in taints::daemon_defaults(spec.host_network == Some(true)) {
         taints::add_or_update(spec, toleration);
     }
+}
+
+/// Binds a pod to `node` by its required node affinity, as Kubernetes'
+/// `ReplaceDaemonSetPodNodeNameNodeAffinity` does for OpenKruise's BroadcastJob pods:
+/// the required node selector terms become one term matching the field
+/// `metadata.name In [node]`; the preferred terms and the other affinities stay.
+/// Calling it again changes nothing.
+pub fn pin_to_node(spec: &mut PodSpec, node: &str) {
+    let term = NodeSelectorTerm {
+        match_expressions: None,
+        match_fields: Some(vec![NodeSelectorRequirement {
+            key: "metadata.name".to_owned(),
+            operator: "In".to_owned(),
+            values: Some(vec![node.to_owned()]),
+        }]),
+    };
+    let node_affinity =
+        spec.affinity.get_or_insert_with(Default::default).node_affinity.get_or_insert_with(Default::default);
+    node_affinity.required_during_scheduling_ignored_during_execution =
+        Some(NodeSelector { node_selector_terms: vec![term] });
 }
 
 /// Where a BroadcastJob with pod template `template` runs, on `node` (OpenKruise

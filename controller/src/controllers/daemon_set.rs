@@ -24,11 +24,9 @@ pub mod plan;
 
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
-use futures_util::{StreamExt as _, stream};
 use k8s_openapi::{
     api::{apps::v1::ControllerRevision, core::v1::Node},
     apimachinery::pkg::util::intstr::IntOrString,
-    jiff::Timestamp,
 };
 use kube::{
     Api, Client, ResourceExt,
@@ -46,10 +44,7 @@ use stevedore_proto::{
 };
 use tracing::{debug, instrument, warn};
 
-use super::revisions;
-
-/// Permit writes in flight at once.
-const WRITES_IN_FLIGHT: usize = 32;
+use super::{node_states, revisions};
 
 /// Why a pass failed.
 #[derive(Debug, thiserror::Error)]
@@ -163,23 +158,12 @@ pub async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Erro
 
     let mut views = Vec::new();
     let mut in_use = BTreeSet::new();
-    let now = Timestamp::now();
-    // the next time a report goes stale
-    let mut next: Option<Duration> = None;
+    let mut freshness = node_states::Freshness::new(ctx.agent_silence);
     for node in ctx.nodes.state() {
         let node_name = node.name_any();
         let place = placement::daemon_set(&node, &ds.spec.template);
         let state = ctx.states.get(&kube::runtime::reflector::ObjectRef::new(&node_name));
-        let fresh = state.as_ref().and_then(|s| s.status.as_ref()).filter(|st| {
-            let left = st.heartbeat_time.as_ref().and_then(|t| {
-                let age = Duration::try_from(now.duration_since(t.0)).unwrap_or(Duration::ZERO);
-                ctx.agent_silence.checked_sub(age).filter(|l| !l.is_zero())
-            });
-            if let Some(l) = left {
-                next = Some(next.map_or(l, |n| n.min(l)));
-            }
-            left.is_some()
-        });
+        let fresh = freshness.report(state.as_deref());
         let report = fresh
             .and_then(|st| st.daemon_sets.iter().find(|d| d.workload.uid == uid && d.pod.is_some()).cloned());
         if let Some(r) = report.as_ref().and_then(|r| r.revision.clone()) {
@@ -228,22 +212,7 @@ pub async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Erro
     if !writes.is_empty() {
         debug!(writes = writes.len(), revision = %hash, "writing permits");
     }
-    let api: Api<NodeState> = Api::all(ctx.client.clone());
-    let results: Vec<Result<(), kube::Error>> = stream::iter(writes)
-        .map(|(node, body)| {
-            let api = api.clone();
-            async move {
-                match api.patch(&node, &PatchParams::default(), &Patch::Merge(&body)).await {
-                    Ok(_) => Ok(()),
-                    Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-                    Err(e) => Err(e),
-                }
-            }
-        })
-        .buffer_unordered(WRITES_IN_FLIGHT)
-        .collect()
-        .await;
-    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    node_states::patch_specs(&ctx.client, writes).await?;
 
     // Status.
     let old = ds.status.clone().unwrap_or_default();
@@ -264,7 +233,7 @@ pub async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Erro
         sets.patch_status(&name, &PatchParams::default(), &Patch::Merge(&json!({"status": st}))).await?;
     }
     revisions::truncate(&revs_api, &owner, ds.spec.revision_history_limit, &revs, &in_use).await?;
-    Ok(next.map_or_else(Action::await_change, Action::requeue))
+    Ok(freshness.next().map_or_else(Action::await_change, Action::requeue))
 }
 
 #[cfg(test)]

@@ -79,7 +79,7 @@ pub fn register(registry: &mut Registry) {
 }
 
 /// The labels a BroadcastJob's controller puts on its pods.
-const BROADCAST_JOB_POD_LABELS: [&str; 2] = ["broadcastjob-name", "broadcastjob-controller-uid"];
+const BROADCAST_JOB_POD_LABELS: [&str; 2] = [keys::BROADCAST_JOB_NAME, keys::BROADCAST_JOB_CONTROLLER_UID];
 
 /// A completion policy's deadline and TTL work only with `Always`.
 fn only_with_always(policy: &CompletionPolicy, path: &str, errors: &mut Vec<FieldError>) {

@@ -92,6 +92,14 @@ pub struct FailurePolicy {
     pub restart_limit: Option<i32>,
 }
 
+/// Whether a pod not yet Succeeded or Failed has failed for its job anyway
+/// (OpenKruise's `isPodFailed`): its `restartPolicy` is `OnFailure` (`on_failure`)
+/// and its containers restarted more than `restart_limit` times in all. The
+/// controller counts such a pod as failed; the agent leaves it be, as a finished one.
+pub fn restarts_exceeded(on_failure: bool, restarts: i32, restart_limit: i32) -> bool {
+    on_failure && restarts > restart_limit
+}
+
 open_enum! {
     /// See [`FailurePolicy`].
     pub enum FailurePolicyType(free) {

@@ -64,7 +64,10 @@ pub struct DaemonSetPermit {
     pub revision: String,
 }
 
-/// Permission for one BroadcastJob to run on this node.
+/// Permission for one BroadcastJob to run its pod on this node: the node may create
+/// the job's pod if it has none (never a second one after the first finished). The
+/// permit is withdrawn when the node has finished, the job has finished or failed;
+/// without it the agent deletes the job's pod here if it still runs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BroadcastJobPermit {
@@ -128,11 +131,22 @@ pub struct BroadcastJobNodeStatus {
     /// The BroadcastJob.
     #[serde(flatten)]
     pub workload: WorkloadRef,
-    /// Pending, Running, Succeeded or Failed.
+    /// The pod's phase: Pending (also before the pod exists), Running, Succeeded or
+    /// Failed.
     pub phase: String,
-    /// Why.
+    /// Why the agent does not run the pod (an invalid template, a failed create).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The pod's name, once it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// The pod's `restartPolicy` is `OnFailure`: its container restarts count
+    /// against the job's `failurePolicy.restartLimit`.
+    #[serde(default)]
+    pub on_failure: bool,
+    /// The pod's container restarts (init containers included).
+    #[serde(default)]
+    pub restarts: i32,
 }
 
 /// The CRI proxy's health on this node.

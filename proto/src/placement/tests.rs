@@ -826,3 +826,40 @@ fn reasons_read_well() {
     let r = Unfit::InsufficientResources { resources: vec![insufficient("cpu", 2000, 1000)] };
     assert_eq!(r.to_string(), "node has insufficient cpu (requested 2000, allocatable 1000)");
 }
+
+#[test]
+fn pinned_pods_match_only_their_node() {
+    let mut spec = PodSpec {
+        affinity: Some(Affinity {
+            node_affinity: Some(NodeAffinity {
+                required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                    node_selector_terms: vec![NodeSelectorTerm {
+                        match_expressions: Some(vec![NodeSelectorRequirement {
+                            key: "type".into(),
+                            operator: "In".into(),
+                            values: Some(vec!["production".into()]),
+                        }]),
+                        match_fields: None,
+                    }],
+                }),
+                preferred_during_scheduling_ignored_during_execution: Some(vec![]),
+            }),
+            ..Affinity::default()
+        }),
+        ..PodSpec::default()
+    };
+    pin_to_node(&mut spec, "test-node");
+    let once = spec.clone();
+    pin_to_node(&mut spec, "test-node");
+    assert_eq!(spec, once, "idempotent");
+    let na = spec.affinity.as_ref().unwrap().node_affinity.as_ref().unwrap();
+    assert!(na.preferred_during_scheduling_ignored_during_execution.is_some(), "preferred terms stay");
+    let terms = &na.required_during_scheduling_ignored_during_execution.as_ref().unwrap().node_selector_terms;
+    assert_eq!(terms.len(), 1);
+    assert!(terms[0].match_expressions.is_none());
+    let template = PodTemplateSpec { metadata: None, spec: Some(spec) };
+    assert!(daemon_set(&node(), &template).should_run, "its own node matches");
+    let mut other = node();
+    other.metadata.name = Some("other".into());
+    assert!(!daemon_set(&other, &template).should_run, "another node does not");
+}
