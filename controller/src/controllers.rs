@@ -16,7 +16,6 @@ pub mod secrets;
 
 use std::{sync::Arc, time::Duration};
 
-use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::{
     Api, Client, ResourceExt,
@@ -33,7 +32,7 @@ use stevedore_proto::crd::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::{self, Events, Expectations};
+use crate::runtime::{self, Events, Expectations, shared};
 
 /// How the controllers run.
 #[derive(Debug, Clone)]
@@ -74,30 +73,28 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
     let events = Events::new(client.clone(), &settings.identity);
 
     // Shared watches of Nodes and NodeImages.
-    let (nodes, node_writer) = reflector::store_shared::<Node>(1024);
+    let (nodes, node_writer, nodes_listed) = shared::store::<Node>(1024);
     let node_subs =
         (node_writer.subscribe(), node_writer.subscribe(), node_writer.subscribe(), node_writer.subscribe());
     let node_watch = reflector::reflector(
         node_writer,
         watcher(Api::<Node>::all(client.clone()), watcher::Config::default()).modify(slim_node),
     )
-    .default_backoff()
-    .for_each(|_| async {});
-    let (node_images, ni_writer) = reflector::store_shared::<NodeImage>(1024);
+    .default_backoff();
+    let (node_images, ni_writer, ni_listed) = shared::store::<NodeImage>(1024);
     let ni_subs = (ni_writer.subscribe(), ni_writer.subscribe());
     let ni_watch = reflector::reflector(
         ni_writer,
         watcher(Api::<NodeImage>::all(client.clone()), watcher::Config::default()),
     )
-    .default_backoff()
-    .for_each(|_| async {});
+    .default_backoff();
     let (Some(node_for_creator), Some(node_for_keeper), Some(node_for_daemons), Some(node_for_broadcast)) =
         node_subs
     else {
         return;
     };
     // Every NodeState: the agents' reports and the permits given.
-    let (states, states_writer) = reflector::store_shared::<NodeState>(1024);
+    let (states, states_writer, states_listed) = shared::store::<NodeState>(1024);
     let (Some(states_for_daemons), Some(states_for_broadcast)) =
         (states_writer.subscribe(), states_writer.subscribe())
     else {
@@ -108,23 +105,21 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
         watcher(Api::<NodeState>::all(client.clone()), watcher::Config::default())
             .modify(|s: &mut NodeState| s.metadata.managed_fields = None),
     )
-    .default_backoff()
-    .for_each(|_| async {});
+    .default_backoff();
     let (Some(ni_for_jobs), Some(ni_for_keeper)) = ni_subs else { return };
 
     // One watch of ImagePullJobs: it drives their controller and, as owned children,
     // their ImageListPullJobs' (whose expectations read its store).
-    let (jobs, jobs_writer) = reflector::store_shared::<ImagePullJob>(1024);
+    let (jobs, jobs_writer, jobs_listed) = shared::store::<ImagePullJob>(1024);
     let jobs_subs = (jobs_writer.subscribe(), jobs_writer.subscribe());
     let jobs_watch = reflector::reflector(
         jobs_writer,
         watcher(Api::<ImagePullJob>::all(client.clone()), watcher::Config::default()),
     )
-    .default_backoff()
-    .for_each(|_| async {});
+    .default_backoff();
     let (Some(jobs_for_jobs), Some(jobs_for_lists)) = jobs_subs else { return };
-    let jobs_controller = Controller::for_shared_stream(jobs_for_jobs, jobs.clone());
-    let jobs_store = jobs.clone();
+    let jobs_controller = Controller::for_shared_stream(jobs_for_jobs, jobs.store());
+    let jobs_store = jobs.store();
     let jobs_controller = jobs_controller.watches_shared_stream(ni_for_jobs, move |ni: Arc<NodeImage>| {
         // The jobs owning its tags, and every running job (a new or relabelled node
         // may be one a job targets).
@@ -147,17 +142,16 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
         refs
     });
     // Every pod, watched once for the CloneSet controller and podSelector jobs.
-    let (pods, pod_writer) = reflector::store_shared::<Pod>(1024);
+    let (pods, pod_writer, pods_listed) = shared::store::<Pod>(1024);
     let Some(pods_for_sets) = pod_writer.subscribe() else { return };
     let pod_watch = reflector::reflector(
         pod_writer,
         watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()).modify(slim_pod),
     )
-    .default_backoff()
-    .for_each(|_| async {});
+    .default_backoff();
     let job_ctx = Arc::new(image_pull_job::Ctx::new(
         client.clone(),
-        node_images.clone(),
+        node_images.store(),
         pods.clone(),
         events.clone(),
         settings.agent_namespace.clone(),
@@ -167,13 +161,13 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
     let ni_ctx = Arc::new(node_image::Ctx {
         client: client.clone(),
         nodes: nodes.clone(),
-        node_images: node_images.clone(),
+        node_images: node_images.store(),
         jobs: jobs.clone(),
-        states: states.clone(),
+        states: states.store(),
     });
-    let jobs_store_for_lists = jobs;
-    let creator = Controller::for_shared_stream(node_for_creator, nodes.clone());
-    let keeper = Controller::for_shared_stream(ni_for_keeper, node_images.clone())
+    let jobs_store_for_lists = jobs.store();
+    let creator = Controller::for_shared_stream(node_for_creator, nodes.store());
+    let keeper = Controller::for_shared_stream(ni_for_keeper, node_images.store())
         .watches_shared_stream(node_for_keeper, |n: Arc<Node>| {
             Some(ObjectRef::<NodeImage>::new(&n.name_any()))
         });
@@ -188,7 +182,7 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
     });
     let sets = Controller::new(Api::<CloneSet>::all(client.clone()), watcher::Config::default())
         .owns_shared_stream(pods_for_sets);
-    let set_ctx = Arc::new(clone_set::Ctx::new(client.clone(), events.clone(), pods));
+    let set_ctx = Arc::new(clone_set::Ctx::new(client.clone(), events.clone(), pods.store()));
     let daemons = Controller::new(Api::<DaemonSet>::all(client.clone()), watcher::Config::default());
     let daemon_store = daemons.store();
     let daemons = daemons
@@ -250,39 +244,14 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
     let crr_ctx = Arc::new(container_recreate_request::Ctx { client: client.clone(), events });
 
     tokio::join!(
-        async {
-            tokio::select! {
-                () = node_watch => {}
-                () = stop.cancelled() => {}
-            }
-        },
-        async {
-            tokio::select! {
-                () = ni_watch => {}
-                () = stop.cancelled() => {}
-            }
-        },
-        async {
-            tokio::select! {
-                () = pod_watch => {}
-                () = stop.cancelled() => {}
-            }
-        },
+        shared::drive("Node", node_watch, nodes_listed, &stop),
+        shared::drive("NodeImage", ni_watch, ni_listed, &stop),
+        shared::drive("Pod", pod_watch, pods_listed, &stop),
         runtime::drive("cloneset", sets, rs, clone_set::reconcile, set_ctx, stop.clone()),
-        async {
-            tokio::select! {
-                () = states_watch => {}
-                () = stop.cancelled() => {}
-            }
-        },
+        shared::drive("NodeState", states_watch, states_listed, &stop),
         runtime::drive("daemonset", daemons, rs, daemon_set::reconcile, daemon_ctx, stop.clone()),
         runtime::drive("broadcastjob", broadcast, rs, broadcast_job::reconcile, broadcast_ctx, stop.clone()),
-        async {
-            tokio::select! {
-                () = jobs_watch => {}
-                () = stop.cancelled() => {}
-            }
-        },
+        shared::drive("ImagePullJob", jobs_watch, jobs_listed, &stop),
         runtime::drive("imagepulljob", jobs_controller, rs, image_pull_job::reconcile, job_ctx, stop.clone()),
         runtime::drive(
             "nodeimage-creator",

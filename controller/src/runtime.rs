@@ -12,6 +12,7 @@
 
 pub mod backoff;
 pub mod expectations;
+pub mod shared;
 pub mod spam;
 
 use std::{fmt::Debug, future::Future, hash::Hash, sync::Arc, time::Duration};

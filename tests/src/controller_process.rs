@@ -42,7 +42,10 @@ impl ControllerProcess {
             .args(["--identity", identity])
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "info");
+            .env(
+                "RUST_LOG",
+                std::env::var("STEVEDORE_TEST_CONTROLLER_LOG").unwrap_or_else(|_| "info".into()),
+            );
         let log = dir.join(format!("controller-{identity}.log"));
         let daemon = Daemon::spawn(
             "stevedore-controller",

@@ -131,7 +131,7 @@ async fn status_until(stack: &Stack, name: &str, want: (i32, i32, i32, i32, i32,
                 serde_json::to_string(&states.iter().map(|s| (&s.spec, &s.status)).collect::<Vec<_>>())
                     .unwrap(),
                 agent_logs(stack),
-                stack.controller.log_tail(30)
+                stack.controller.log_tail(120)
             );
         }
     }

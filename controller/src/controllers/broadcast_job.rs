@@ -30,10 +30,7 @@ use k8s_openapi::{
 use kube::{
     Api, Client, ResourceExt,
     api::{DeleteParams, Patch, PatchParams},
-    runtime::{
-        controller::Action,
-        reflector::{ObjectRef, Store},
-    },
+    runtime::{controller::Action, reflector::ObjectRef},
 };
 use serde_json::json;
 use stevedore_proto::{
@@ -50,6 +47,7 @@ use stevedore_proto::{
 use tracing::{debug, info, instrument};
 
 use super::node_states;
+use crate::runtime::shared::SharedStore;
 
 /// Why a pass failed.
 #[derive(Debug, thiserror::Error)]
@@ -67,9 +65,9 @@ pub struct Ctx {
     /// The API.
     pub client: Client,
     /// Every node (a shared watch).
-    pub nodes: Store<Node>,
+    pub nodes: SharedStore<Node>,
     /// Every NodeState (a shared watch).
-    pub states: Store<NodeState>,
+    pub states: SharedStore<NodeState>,
     /// How old a report may be before its agent counts as silent.
     pub agent_silence: Duration,
 }

@@ -31,7 +31,7 @@ use k8s_openapi::{
 use kube::{
     Api, Client, ResourceExt,
     api::{Patch, PatchParams},
-    runtime::{controller::Action, reflector::Store},
+    runtime::controller::Action,
 };
 use serde_json::json;
 use stevedore_proto::{
@@ -45,6 +45,7 @@ use stevedore_proto::{
 use tracing::{debug, instrument, warn};
 
 use super::{node_states, revisions};
+use crate::runtime::shared::SharedStore;
 
 /// Why a pass failed.
 #[derive(Debug, thiserror::Error)]
@@ -68,9 +69,9 @@ pub struct Ctx {
     /// The API.
     pub client: Client,
     /// Every node (a shared watch).
-    pub nodes: Store<Node>,
+    pub nodes: SharedStore<Node>,
     /// Every NodeState (a shared watch).
-    pub states: Store<NodeState>,
+    pub states: SharedStore<NodeState>,
     /// How old a report may be before its agent counts as silent.
     pub agent_silence: Duration,
 }

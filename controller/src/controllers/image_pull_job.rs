@@ -42,6 +42,7 @@ use tracing::{debug, info};
 use self::plan::{Job, NodeState};
 use super::secrets;
 use crate::runtime::Events;
+use crate::runtime::shared::SharedStore;
 
 /// What reconciles share.
 pub struct Ctx {
@@ -51,7 +52,7 @@ pub struct Ctx {
     pub node_images: Store<NodeImage>,
     /// Every pod, kept by the shared watch the CloneSet controller reads too: a
     /// `podSelector` is matched against it, not a LIST of the namespace's pods.
-    pub pods: Store<Pod>,
+    pub pods: SharedStore<Pod>,
     /// Events on the jobs.
     pub events: Events,
     /// The agents' namespace, where pull secrets are copied.
@@ -74,7 +75,7 @@ impl Ctx {
     pub fn new(
         client: Client,
         node_images: Store<NodeImage>,
-        pods: Store<Pod>,
+        pods: SharedStore<Pod>,
         events: Events,
         agent_namespace: String,
         response_timeout: Duration,

@@ -9,6 +9,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use crate::runtime::shared::SharedStore;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::{
     api::core::v1::Node,
@@ -35,11 +36,11 @@ pub struct Ctx {
     /// The API.
     pub client: Client,
     /// Every Node.
-    pub nodes: Store<Node>,
+    pub nodes: SharedStore<Node>,
     /// Every NodeImage.
     pub node_images: Store<NodeImage>,
     /// Every ImagePullJob.
-    pub jobs: Store<ImagePullJob>,
+    pub jobs: SharedStore<ImagePullJob>,
     /// Every NodeState.
     pub states: Store<NodeState>,
 }
