@@ -10,11 +10,7 @@
 //! images of the same repository sharing the blob being written may be taken for each
 //! other. A runtime without this service (not containerd) reports only 0, then 100.
 
-use std::{
-    collections::{HashMap, HashSet},
-    path::Path,
-    time::Duration,
-};
+use std::{collections::HashMap, path::Path, time::Duration};
 
 use serde::Deserialize;
 use stevedore_proto::{
@@ -82,7 +78,7 @@ impl ProgressSource {
         let host = reference.domain.rsplit_once(':').map_or(reference.domain.as_str(), |(h, _)| h);
         let source_label = format!("{SOURCE_LABEL}{host}");
         let mut blobs: Option<Vec<(String, u64)>> = None;
-        let mut committed = HashSet::new();
+        let mut seen = Seen::default();
         let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -108,14 +104,16 @@ impl ProgressSource {
             let (mut done, mut total) = (0u64, 0u64);
             for (digest, size) in blobs {
                 total += size;
-                if committed.contains(digest) {
-                    done += size;
+                let now = if seen.finished(digest, *size) {
+                    *size
                 } else if let Some(offset) = active.get(digest) {
-                    done += (*offset).min(*size);
+                    *offset
                 } else if self.committed(digest).await {
-                    committed.insert(digest.clone());
-                    done += size;
-                }
+                    *size
+                } else {
+                    0
+                };
+                done += seen.record(digest, *size, now);
             }
             let progress = Progress::of(done, total);
             tx.send_if_modified(|current| {
@@ -215,9 +213,41 @@ struct Descriptor {
     size: u64,
 }
 
+/// The most of each blob seen written. A blob between the end of its write and its
+/// commit shows in neither the writes under way nor the content store for a moment
+/// (a pull's progress once fell from 82.9 MB to 43.0 MB of 85.0 MB there): counting
+/// the most seen keeps progress from going back.
+#[derive(Debug, Default)]
+struct Seen(HashMap<String, u64>);
+
+impl Seen {
+    /// Whether all `size` bytes of `digest` were seen.
+    fn finished(&self, digest: &str, size: u64) -> bool {
+        self.0.get(digest).is_some_and(|s| *s >= size)
+    }
+
+    /// Records `now` bytes of `digest` (of `size`) seen; returns the most seen.
+    fn record(&mut self, digest: &str, size: u64, now: u64) -> u64 {
+        let most = self.0.entry(digest.to_owned()).or_default();
+        *most = (*most).max(now.min(size));
+        *most
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blob_between_write_and_commit_keeps_its_bytes() {
+        let mut seen = Seen::default();
+        assert_eq!(seen.record("sha256:a", 100, 40), 40);
+        assert_eq!(seen.record("sha256:a", 100, 0), 40, "in neither list for a moment");
+        assert!(!seen.finished("sha256:a", 100));
+        assert_eq!(seen.record("sha256:a", 100, 250), 100, "never more than its size");
+        assert!(seen.finished("sha256:a", 100));
+        assert_eq!(seen.record("sha256:b", 10, 0), 0);
+    }
 
     #[test]
     fn percent_stays_below_100_while_running() {
