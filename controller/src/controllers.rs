@@ -16,6 +16,7 @@ pub mod secrets;
 
 use std::{sync::Arc, time::Duration};
 
+use futures_util::TryStreamExt as _;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::{
     Api, Client, ResourceExt,
@@ -30,6 +31,7 @@ use stevedore_proto::crd::{
     image_list_pull_job::v1beta1::ImageListPullJob, image_pull_job::v1beta1::ImagePullJob,
     node_image::v1beta1::NodeImage, node_state::NodeState,
 };
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::runtime::{self, Events, Expectations, shared};
@@ -65,6 +67,15 @@ fn slim_node(node: &mut Node) {
 /// them, and a replace that leaves them out keeps them on the server.
 fn slim_pod(pod: &mut Pod) {
     pod.metadata.managed_fields = None;
+}
+
+/// What wakes `gone` at each deletion a watch sees.
+fn on_delete<K>(gone: Arc<Notify>) -> impl Fn(&watcher::Event<K>) {
+    move |e| {
+        if matches!(e, watcher::Event::Delete(_)) {
+            gone.notify_one();
+        }
+    }
 }
 
 /// Runs every controller until `stop`.
@@ -183,9 +194,36 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
     let sets = Controller::new(Api::<CloneSet>::all(client.clone()), watcher::Config::default())
         .owns_shared_stream(pods_for_sets);
     let set_ctx = Arc::new(clone_set::Ctx::new(client.clone(), events.clone(), pods.store()));
-    let daemons = Controller::new(Api::<DaemonSet>::all(client.clone()), watcher::Config::default());
-    let daemon_store = daemons.store();
-    let daemons = daemons
+    // DaemonSets and BroadcastJobs: each one shared watch, whose deletions wake the
+    // sweep of their permits.
+    let workloads_gone = Arc::new(Notify::new());
+    let (daemon_sets, ds_writer, ds_listed) = shared::store::<DaemonSet>(1024);
+    let Some(ds_for_daemons) = ds_writer.subscribe() else { return };
+    let ds_watch = reflector::reflector(
+        ds_writer,
+        watcher(Api::<DaemonSet>::all(client.clone()), watcher::Config::default()),
+    )
+    .default_backoff()
+    .inspect_ok(on_delete(workloads_gone.clone()));
+    let (broadcast_jobs, bj_writer, bj_listed) = shared::store::<BroadcastJob>(1024);
+    let Some(bj_for_broadcast) = bj_writer.subscribe() else { return };
+    let bj_watch = reflector::reflector(
+        bj_writer,
+        watcher(Api::<BroadcastJob>::all(client.clone()), watcher::Config::default()),
+    )
+    .default_backoff()
+    .inspect_ok(on_delete(workloads_gone.clone()));
+    let permits_sweep = node_states::sweep_permits(
+        client.clone(),
+        states.clone(),
+        daemon_sets.clone(),
+        broadcast_jobs.clone(),
+        workloads_gone,
+        stop.clone(),
+    );
+
+    let daemon_store = daemon_sets.store();
+    let daemons = Controller::for_shared_stream(ds_for_daemons, daemon_sets.store())
         .watches_shared_stream(states_for_daemons, |s: Arc<NodeState>| {
             // the sets it holds permits or reports for
             let permits = s.spec.daemon_sets.keys().filter_map(|k| {
@@ -209,9 +247,8 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
         states: states.clone(),
         agent_silence: settings.agent_silence,
     });
-    let broadcast = Controller::new(Api::<BroadcastJob>::all(client.clone()), watcher::Config::default());
-    let broadcast_store = broadcast.store();
-    let broadcast = broadcast
+    let broadcast_store = broadcast_jobs.store();
+    let broadcast = Controller::for_shared_stream(bj_for_broadcast, broadcast_jobs.store())
         .watches_shared_stream(states_for_broadcast, |s: Arc<NodeState>| {
             // the jobs it holds permits or reports for
             let permits = s.spec.broadcast_jobs.keys().filter_map(|k| {
@@ -249,6 +286,9 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
         shared::drive("Pod", pod_watch, pods_listed, &stop),
         runtime::drive("cloneset", sets, rs, clone_set::reconcile, set_ctx, stop.clone()),
         shared::drive("NodeState", states_watch, states_listed, &stop),
+        shared::drive("DaemonSet", ds_watch, ds_listed, &stop),
+        shared::drive("BroadcastJob", bj_watch, bj_listed, &stop),
+        permits_sweep,
         runtime::drive("daemonset", daemons, rs, daemon_set::reconcile, daemon_ctx, stop.clone()),
         runtime::drive("broadcastjob", broadcast, rs, broadcast_job::reconcile, broadcast_ctx, stop.clone()),
         shared::drive("ImagePullJob", jobs_watch, jobs_listed, &stop),

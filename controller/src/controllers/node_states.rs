@@ -1,16 +1,27 @@
 //! What the node-local controllers ([`super::daemon_set`], [`super::broadcast_job`])
 //! share: an agent's report counts only while it is fresh, and a workload's permits
-//! are written as one merge patch of its own key per node.
+//! are written as one merge patch of its own key per node, and taken back when the
+//! workload is deleted.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use futures_util::{StreamExt as _, stream};
 use k8s_openapi::jiff::Timestamp;
 use kube::{
     Api, Client,
     api::{Patch, PatchParams},
+    runtime::reflector::ObjectRef,
 };
-use stevedore_proto::crd::node_state::{NodeState, NodeStateStatus};
+use stevedore_proto::crd::{
+    broadcast_job::v1beta1::BroadcastJob,
+    daemon_set::v1beta1::DaemonSet,
+    node_state::{NodeState, NodeStateStatus},
+};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::runtime::shared::SharedStore;
 
 /// Permit writes in flight at once.
 const WRITES_IN_FLIGHT: usize = 32;
@@ -74,6 +85,131 @@ pub async fn patch_specs(
     results.into_iter().collect()
 }
 
+/// The permits of workloads gone, as one JSON patch per node that holds any: each
+/// removal guarded by a test of the permit's uid, so a workload recreated under the
+/// same name meanwhile keeps its own. `live(field, key, uid)` says whether the
+/// workload under `key` in `field` (`daemonSets` or `broadcastJobs`) with `uid`
+/// still exists.
+pub fn stale_permits<'a>(
+    states: impl IntoIterator<Item = &'a NodeState>,
+    live: impl Fn(&str, &str, &str) -> bool,
+) -> Vec<(String, serde_json::Value)> {
+    let mut out = Vec::new();
+    for state in states {
+        let spec = &state.spec;
+        let held = spec
+            .daemon_sets
+            .iter()
+            .map(|(k, p)| ("daemonSets", k, &p.uid))
+            .chain(spec.broadcast_jobs.iter().map(|(k, p)| ("broadcastJobs", k, &p.uid)));
+        let mut ops = Vec::new();
+        for (field, key, uid) in held {
+            if live(field, key, uid) {
+                continue;
+            }
+            // a JSON pointer escapes `~` and `/`
+            let path = format!("/spec/{field}/{}", key.replace('~', "~0").replace('/', "~1"));
+            ops.push(serde_json::json!({"op": "test", "path": format!("{path}/uid"), "value": uid}));
+            ops.push(serde_json::json!({"op": "remove", "path": path}));
+        }
+        if !ops.is_empty() {
+            out.push((state.metadata.name.clone().unwrap_or_default(), serde_json::Value::Array(ops)));
+        }
+    }
+    out
+}
+
+/// Applies [`stale_permits`]' patches; a NodeState gone, or a permit rewritten
+/// meanwhile (its test fails), is skipped. Returns the NodeStates changed.
+///
+/// # Errors
+/// The first refusal of another kind.
+pub async fn take_back(
+    client: &Client,
+    patches: Vec<(String, serde_json::Value)>,
+) -> Result<usize, kube::Error> {
+    let api: Api<NodeState> = Api::all(client.clone());
+    let results: Vec<Result<bool, kube::Error>> = stream::iter(patches)
+        .map(|(node, ops)| {
+            let api = api.clone();
+            async move {
+                let patch: json_patch::Patch =
+                    serde_json::from_value(ops).map_err(kube::Error::SerdeError)?;
+                match api.patch(&node, &PatchParams::default(), &Patch::Json::<()>(patch)).await {
+                    Ok(_) => Ok(true),
+                    Err(kube::Error::Api(e)) if e.code == 404 || e.code == 422 => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
+        })
+        .buffer_unordered(WRITES_IN_FLIGHT)
+        .collect()
+        .await;
+    results.into_iter().try_fold(0, |n, r| Ok(n + usize::from(r?)))
+}
+
+/// How long a sweep waits after a deletion, for the others that come with it.
+const SWEEP_DEBOUNCE: Duration = Duration::from_secs(1);
+/// How often the permits are swept without a deletion (one missed by a watch that
+/// relisted), and how soon after a failed sweep.
+const SWEEP_EVERY: Duration = Duration::from_secs(300);
+const SWEEP_RETRY: Duration = Duration::from_secs(5);
+
+/// Takes back the permits of deleted DaemonSets and BroadcastJobs until `stop`:
+/// once every store has listed (what was deleted while no controller led), at each
+/// wake of `gone` (a deletion), and every few minutes. Stale permits do no harm (an
+/// agent acts only on workloads it sees, and a recreated workload has another uid),
+/// but would pile up in every NodeState.
+pub async fn sweep_permits(
+    client: Client,
+    states: SharedStore<NodeState>,
+    daemon_sets: SharedStore<DaemonSet>,
+    jobs: SharedStore<BroadcastJob>,
+    gone: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    let listed = async {
+        states.wait_until_ready().await.is_ok()
+            && daemon_sets.wait_until_ready().await.is_ok()
+            && jobs.wait_until_ready().await.is_ok()
+    };
+    tokio::select! {
+        ok = listed => if !ok { return },
+        () = stop.cancelled() => return,
+    }
+    loop {
+        let live = |field: &str, key: &str, uid: &str| {
+            let Some((ns, name)) = key.split_once('/') else { return false };
+            let uid = Some(uid);
+            if field == "daemonSets" {
+                daemon_sets
+                    .get(&ObjectRef::new(name).within(ns))
+                    .is_some_and(|d| d.metadata.uid.as_deref() == uid)
+            } else {
+                jobs.get(&ObjectRef::new(name).within(ns)).is_some_and(|j| j.metadata.uid.as_deref() == uid)
+            }
+        };
+        let all = states.state();
+        let patches = stale_permits(all.iter().map(AsRef::as_ref), live);
+        let wait = match take_back(&client, patches).await {
+            Ok(0) => SWEEP_EVERY,
+            Ok(nodes) => {
+                info!(nodes, "permits of deleted workloads taken back");
+                SWEEP_EVERY
+            }
+            Err(error) => {
+                warn!(%error, "cannot take back the permits of deleted workloads; retrying");
+                SWEEP_RETRY
+            }
+        };
+        tokio::select! {
+            () = gone.notified() => tokio::time::sleep(SWEEP_DEBOUNCE).await,
+            () = tokio::time::sleep(wait) => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -87,6 +223,43 @@ mod tests {
             ..Default::default()
         });
         s
+    }
+
+    #[test]
+    fn permits_of_workloads_gone_are_taken_back_guarded_by_uid() {
+        use stevedore_proto::crd::node_state::{BroadcastJobPermit, DaemonSetPermit};
+        let mut a = NodeState::new("a", Default::default());
+        a.spec
+            .daemon_sets
+            .insert("edge/agent".into(), DaemonSetPermit { uid: "u1".into(), revision: "r".into() });
+        a.spec
+            .daemon_sets
+            .insert("edge/gone".into(), DaemonSetPermit { uid: "u2".into(), revision: "r".into() });
+        a.spec.broadcast_jobs.insert("ops/job~x".into(), BroadcastJobPermit { uid: "u3".into() });
+        let mut b = NodeState::new("b", Default::default());
+        b.spec
+            .daemon_sets
+            .insert("edge/agent".into(), DaemonSetPermit { uid: "u1".into(), revision: "r".into() });
+        let live =
+            |field: &str, key: &str, uid: &str| field == "daemonSets" && key == "edge/agent" && uid == "u1";
+        let patches = stale_permits([&a, &b], live);
+        assert_eq!(patches.len(), 1, "b holds only live permits: {patches:?}");
+        assert_eq!(patches[0].0, "a");
+        assert_eq!(
+            patches[0].1,
+            serde_json::json!([
+                {"op": "test", "path": "/spec/daemonSets/edge~1gone/uid", "value": "u2"},
+                {"op": "remove", "path": "/spec/daemonSets/edge~1gone"},
+                {"op": "test", "path": "/spec/broadcastJobs/ops~1job~0x/uid", "value": "u3"},
+                {"op": "remove", "path": "/spec/broadcastJobs/ops~1job~0x"},
+            ])
+        );
+        let patch: json_patch::Patch = serde_json::from_value(patches[0].1.clone()).unwrap();
+        let mut doc = serde_json::to_value(&a).unwrap();
+        json_patch::patch(&mut doc, &patch).unwrap();
+        let after: NodeState = serde_json::from_value(doc).unwrap();
+        assert_eq!(after.spec.daemon_sets.keys().collect::<Vec<_>>(), ["edge/agent"]);
+        assert!(after.spec.broadcast_jobs.is_empty());
     }
 
     #[test]
