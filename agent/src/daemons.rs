@@ -87,6 +87,8 @@ pub struct Daemons {
     runtime: Option<Arc<dyn Runtime>>,
     /// Images already pre-downloaded or being pulled.
     prefetched: std::collections::HashSet<String>,
+    /// Kubernetes' backoff before a failed pod of a set is replaced again.
+    failed: plan::FailedBackoff,
 }
 
 /// Why a pod write failed.
@@ -167,16 +169,6 @@ fn surges(ds: &DaemonSet) -> bool {
         .is_some_and(|n| n > 0)
 }
 
-/// Sets the pod's `InPlaceUpdateReady` condition and Ready from the gates.
-fn set_in_place_ready(pod: &mut Pod, ready: bool) -> bool {
-    let now = Timestamp::now();
-    let changed = inplace::set_ready_condition(pod, ready, now);
-    if changed {
-        pod_write::recompute_ready(pod, now);
-    }
-    changed
-}
-
 impl Daemons {
     /// Watches and acts until `shutdown`.
     pub async fn run(
@@ -195,6 +187,7 @@ impl Daemons {
             templates: HashMap::new(),
             runtime,
             prefetched: std::collections::HashSet::new(),
+            failed: plan::FailedBackoff::default(),
         };
         node_local::run(&node, client, me, shutdown).await;
     }
@@ -212,6 +205,8 @@ impl Daemons {
         let pods = stores.pods.state();
         let mut sets = stores.workloads.state();
         sets.sort_by_key(|d| (d.namespace(), d.name_any()));
+        let uids: std::collections::HashSet<String> = sets.iter().filter_map(|d| d.uid()).collect();
+        self.failed.prune(std::time::Instant::now(), |k| uids.contains(k));
         for ds in sets {
             let (Some(uid), ns, name) = (ds.uid(), ds.namespace().unwrap_or_default(), ds.name_any()) else {
                 continue;
@@ -287,6 +282,12 @@ impl Daemons {
                     }
                 }
             }
+            let backoff_left = self.failed.wait(&uid, std::time::Instant::now());
+            if let Some(left) = backoff_left
+                && views.iter().any(|v| v.failed && !v.terminating)
+            {
+                next = next.min(left);
+            }
             let input = plan::Input {
                 should_run: place.should_run,
                 should_continue: place.should_continue_running,
@@ -295,6 +296,7 @@ impl Daemons {
                 surge,
                 creating: self.creating.contains_key(&uid),
                 in_place: in_place.is_some(),
+                failed_backoff: backoff_left.is_some(),
             };
             // an update is coming but this node's turn is not: pull its images now
             if let Some(h) = hash.as_deref()
@@ -309,6 +311,9 @@ impl Daemons {
                     (plan::Step::Create, Some(h)) => self.create(&ds, h, &node_name).await,
                     (plan::Step::Create | plan::Step::InPlace(_), None) => {}
                     (plan::Step::Delete(pod, pod_uid, why), _) => {
+                        if why == plan::FAILED {
+                            self.failed.deleted(&uid, std::time::Instant::now());
+                        }
                         node_local::delete_pod(&self.client, &ns, &pod, &pod_uid, why).await;
                     }
                     (plan::Step::InPlace(pod), Some(h)) => {
@@ -384,49 +389,15 @@ impl Daemons {
     /// Carries an in-place update on (grace, next batch) and keeps the pod's
     /// `InPlaceUpdateReady` condition; returns when to look again.
     async fn refresh(&self, pod: &Pod, now: Timestamp) -> Option<Duration> {
-        let ns = pod.namespace().unwrap_or_default();
-        let name = pod.name_any();
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
-        let written = match inplace::progress(pod, now) {
-            Ok(inplace::Progress::Grace(d)) => return Some(d),
-            Ok(inplace::Progress::Updating) => return Some(Duration::from_secs(1)),
-            Ok(inplace::Progress::GraceOver) => {
-                pod_write::edit_pod::<WriteError>(&api, &name, false, |p| {
-                    let due = matches!(inplace::progress(p, now), Ok(inplace::Progress::GraceOver));
-                    if due {
-                        inplace::finish_grace(p, now)?;
-                    }
-                    Ok(due)
-                })
-                .await
+        match pod_write::refresh_in_place(&self.client, pod, now).await {
+            Ok(pod_write::Refreshed::Grace(left)) => Some(left),
+            Ok(pod_write::Refreshed::Updating) => Some(Duration::from_secs(1)),
+            Ok(_) => None,
+            Err(error) => {
+                warn!(pod.name = %pod.name_any(), %error, "cannot carry the in-place update on");
+                Some(Duration::from_secs(1))
             }
-            Ok(inplace::Progress::NextBatch) => {
-                pod_write::edit_pod::<WriteError>(&api, &name, false, |p| {
-                    let due = matches!(inplace::progress(p, now), Ok(inplace::Progress::NextBatch));
-                    if due {
-                        inplace::next_batch(p, now)?;
-                    }
-                    Ok(due)
-                })
-                .await
-            }
-            Ok(inplace::Progress::Done | inplace::Progress::None) => {
-                if !inplace::has_readiness_gate(pod)
-                    || inplace::ready_condition(pod).is_some_and(|c| c.status == "True")
-                {
-                    return None;
-                }
-                pod_write::edit_status(&self.client, &ns, &name, |p| set_in_place_ready(p, true))
-                    .await
-                    .map_err(WriteError::from)
-            }
-            Err(error) => Err(error.into()),
-        };
-        if let Err(error) = written {
-            warn!(pod.name = %name, %error, "cannot carry the in-place update on");
-            return Some(Duration::from_secs(1));
         }
-        None
     }
 
     /// Starts updating `pod` in place to revision `hash`.
@@ -439,7 +410,10 @@ impl Daemons {
     ) -> Result<(), WriteError> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         if spec.changes_containers() {
-            pod_write::edit_status(&self.client, ns, pod, |p| set_in_place_ready(p, false)).await?;
+            pod_write::edit_status(&self.client, ns, pod, |p| {
+                pod_write::mark_in_place_ready(p, false, Timestamp::now())
+            })
+            .await?;
         }
         let labels = BTreeMap::from([(keys::CONTROLLER_REVISION_HASH.to_owned(), hash.to_owned())]);
         let now = Timestamp::now();

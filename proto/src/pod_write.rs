@@ -111,3 +111,93 @@ pub async fn edit_pod<E: From<kube::Error>>(
         }
     }
 }
+
+/// Sets the pod's `InPlaceUpdateReady` condition to `ready` and recomputes Ready;
+/// whether anything changed.
+pub fn mark_in_place_ready(pod: &mut Pod, ready: bool, now: Timestamp) -> bool {
+    let changed = crate::inplace::set_ready_condition(pod, ready, now);
+    if changed {
+        recompute_ready(pod, now);
+    }
+    changed
+}
+
+/// What [`refresh_in_place`] found, or did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refreshed {
+    /// Nothing to do: no update under way, or done and marked ready already.
+    Nothing,
+    /// The update waits out its grace period: this much is left.
+    Grace(std::time::Duration),
+    /// Containers of the current batch are still being updated.
+    Updating,
+    /// The grace period was over: the held images were patched.
+    GraceFinished,
+    /// A batch was done: the next one was patched.
+    NextBatch,
+    /// Every container was updated: `InPlaceUpdateReady` was set True.
+    MarkedReady,
+}
+
+/// Why [`refresh_in_place`] could not go on.
+#[cfg(feature = "client")]
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// The pod's in-place update state cannot be read or applied.
+    #[error(transparent)]
+    InPlace(#[from] crate::inplace::InPlaceError),
+    /// The API refused a write.
+    #[error(transparent)]
+    Api(#[from] kube::Error),
+}
+
+/// Carries a pod's in-place update one step on, as OpenKruise's refresh does, for
+/// whichever controls it (the CloneSet controller, the node's agent): patches the
+/// held images once the grace period is over, the next batch once one is done, and
+/// sets `InPlaceUpdateReady` True once every container runs its new image. Each write
+/// re-reads the pod and re-judges it (another pass may have done the step).
+///
+/// # Errors
+/// The pod's update state is unreadable, or the API refuses a write.
+#[cfg(feature = "client")]
+pub async fn refresh_in_place(client: &Client, pod: &Pod, now: Timestamp) -> Result<Refreshed, RefreshError> {
+    use crate::inplace::{self, Progress};
+    let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    // one step, done on the pod as stored when it is still due there
+    let step = |want: Progress, apply: fn(&mut Pod, Timestamp) -> Result<(), inplace::InPlaceError>| {
+        let api = api.clone();
+        async move {
+            edit_pod::<RefreshError>(&api, name, false, |p| {
+                let due = inplace::progress(p, now)? == want;
+                if due {
+                    apply(p, now)?;
+                }
+                Ok(due)
+            })
+            .await
+        }
+    };
+    match inplace::progress(pod, now)? {
+        Progress::Grace(left) => Ok(Refreshed::Grace(left)),
+        Progress::Updating => Ok(Refreshed::Updating),
+        Progress::GraceOver => {
+            step(Progress::GraceOver, inplace::finish_grace).await?;
+            Ok(Refreshed::GraceFinished)
+        }
+        Progress::NextBatch => {
+            step(Progress::NextBatch, inplace::next_batch).await?;
+            Ok(Refreshed::NextBatch)
+        }
+        Progress::Done | Progress::None => {
+            if !inplace::has_readiness_gate(pod)
+                || inplace::ready_condition(pod).is_some_and(|c| c.status == "True")
+            {
+                return Ok(Refreshed::Nothing);
+            }
+            edit_status(client, ns, name, |p| mark_in_place_ready(p, true, now)).await?;
+            Ok(Refreshed::MarkedReady)
+        }
+    }
+}

@@ -4,7 +4,9 @@
 //! Pure: the caller gives the set's pods here and the placement, and acts.
 //!
 //! - A set that no longer targets the node (not even for a running pod): its pods go.
-//! - Failed pods go (a new one replaces them).
+//! - Failed pods go (a new one replaces them), at once the first time and then only
+//!   after Kubernetes' backoff ([`FailedBackoff`]); until then the failed pod stays
+//!   and nothing is created beside it.
 //! - No live pod, the node targeted, a permit for the update revision: one is created.
 //! - A permit and an older pod: without surge the old pod goes (a new one follows);
 //!   with surge a new pod starts beside it and the old one goes once the new one is
@@ -13,7 +15,52 @@
 //!   place (images, metadata): the pod is updated in place instead.
 //! - More than one live pod otherwise: all but the oldest go.
 
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
 use k8s_openapi::jiff::Timestamp;
+
+/// Why a failed pod is deleted.
+pub const FAILED: &str = "the pod failed";
+
+/// Kubernetes' DaemonSet `failedPodsBackoff`, per set on this node: a failed pod is
+/// deleted (and replaced) at once the first time; each later one only once the
+/// backoff since the last deletion is over, 1 s doubling up to 15 min, back to 1 s
+/// after twice that without a failure. A pod the kubelet keeps refusing is not
+/// recreated in a hot loop.
+#[derive(Debug, Default)]
+pub struct FailedBackoff {
+    entries: HashMap<String, (Duration, Instant)>,
+}
+
+impl FailedBackoff {
+    const INITIAL: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(15 * 60);
+
+    /// How long until a failed pod of `key` may go; `None`: now.
+    pub fn wait(&self, key: &str, now: Instant) -> Option<Duration> {
+        let (backoff, at) = self.entries.get(key)?;
+        (*at + *backoff).checked_duration_since(now).filter(|left| !left.is_zero())
+    }
+
+    /// A failed pod of `key` deleted at `now`.
+    pub fn deleted(&mut self, key: &str, now: Instant) {
+        let next = match self.entries.get(key) {
+            Some((backoff, at)) if now.saturating_duration_since(*at) <= 2 * Self::MAX => {
+                (*backoff * 2).min(Self::MAX)
+            }
+            _ => Self::INITIAL,
+        };
+        self.entries.insert(key.to_owned(), (next, now));
+    }
+
+    /// Forgets keys whose backoff has long expired, and those `keep` rejects.
+    pub fn prune(&mut self, now: Instant, keep: impl Fn(&str) -> bool) {
+        self.entries.retain(|k, (_, at)| keep(k) && now.saturating_duration_since(*at) <= 2 * Self::MAX);
+    }
+}
 
 /// One of the set's pods on the node.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -53,6 +100,8 @@ pub struct Input {
     /// The set updates in place when it can (`InPlaceIfPossible`), and the older pod
     /// here can be (only images or metadata differ from its revision).
     pub in_place: bool,
+    /// A failed pod must wait out [`FailedBackoff`] before it goes.
+    pub failed_backoff: bool,
 }
 
 /// One step.
@@ -74,10 +123,15 @@ pub fn decide(input: &Input, pods: &[PodView]) -> Vec<Step> {
     if !input.should_continue {
         return live.iter().map(|p| delete(p, "the set no longer targets this node")).collect();
     }
-    let mut steps: Vec<Step> =
-        live.iter().filter(|p| p.failed).map(|p| delete(p, "the pod failed")).collect();
+    let failed = live.iter().any(|p| p.failed);
+    let mut steps: Vec<Step> = if input.failed_backoff {
+        Vec::new()
+    } else {
+        live.iter().filter(|p| p.failed).map(|p| delete(p, FAILED)).collect()
+    };
     live.retain(|p| !p.failed);
-    let create = input.should_run && input.permitted && !input.creating;
+    // in backoff, the failed pod holds the node's place
+    let create = input.should_run && input.permitted && !input.creating && !(failed && input.failed_backoff);
     if live.is_empty() {
         if create {
             steps.push(Step::Create);
@@ -136,6 +190,7 @@ mod tests {
             surge: false,
             creating: false,
             in_place: false,
+            failed_backoff: false,
         }
     }
 
@@ -169,14 +224,42 @@ mod tests {
     fn replaces_failed_and_extra_pods() {
         let mut failed = pod("a", "h2", 1);
         failed.failed = true;
-        let replaced = [Step::Delete("a".into(), "u-a".into(), "the pod failed"), Step::Create];
-        assert_eq!(decide(&input(), &[failed]), replaced);
+        let replaced = [Step::Delete("a".into(), "u-a".into(), FAILED), Step::Create];
+        assert_eq!(decide(&input(), &[failed.clone()]), replaced);
+        let held = Input { failed_backoff: true, ..input() };
+        assert!(decide(&held, &[failed]).is_empty(), "in backoff: it stays, nothing beside it");
         let both = [pod("b", "h1", 2), pod("a", "h1", 1)];
         assert_eq!(
             deleted(&decide(&Input { permitted: false, ..input() }, &both)),
             ["b"],
             "the oldest stays"
         );
+    }
+
+    #[test]
+    fn failed_pods_back_off_as_kubernetes_does() {
+        let mut b = FailedBackoff::default();
+        let t0 = Instant::now();
+        assert_eq!(b.wait("ds", t0), None, "the first failure goes at once");
+        b.deleted("ds", t0);
+        assert_eq!(b.wait("ds", t0), Some(Duration::from_secs(1)));
+        assert_eq!(b.wait("ds", t0 + Duration::from_secs(1)), None);
+        let mut at = t0 + Duration::from_secs(1);
+        for want in [2, 4, 8, 16] {
+            b.deleted("ds", at);
+            assert_eq!(b.wait("ds", at), Some(Duration::from_secs(want)));
+            at += Duration::from_secs(want);
+        }
+        for _ in 0..20 {
+            b.deleted("ds", at);
+        }
+        assert_eq!(b.wait("ds", at), Some(Duration::from_secs(900)), "at most 15 min");
+        let later = at + Duration::from_secs(1801);
+        b.deleted("ds", later);
+        assert_eq!(b.wait("ds", later), Some(Duration::from_secs(1)), "reset after 30 min without one");
+        assert_eq!(b.wait("other", later), None, "per set");
+        b.prune(later, |k| k != "ds");
+        assert_eq!(b.wait("ds", later), None, "pruned");
     }
 
     #[test]

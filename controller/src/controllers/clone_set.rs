@@ -45,14 +45,17 @@ use kube::{
 use serde_json::json;
 use stevedore_proto::{
     crd::clone_set::{CloneSet, CloneSetUpdateStrategyType},
-    inplace::{self, Eligibility, Progress},
+    inplace::{self, Eligibility},
     intstr::{self, Percent, Rounding},
     keys, pod_order, revision,
 };
 use tracing::{debug, info, instrument, warn};
 
 use self::{plan::PodInfo, pods::state};
-use super::{pod_readiness, revisions};
+use super::{
+    pod_readiness::{self, RefreshError, Refreshed},
+    revisions,
+};
 use crate::runtime::{Events, Expectations, expectations::Seen};
 
 /// Why a pass failed.
@@ -263,54 +266,32 @@ pub async fn reconcile(cs: Arc<CloneSet>, ctx: Arc<Ctx>) -> Result<Action, Error
     // Refresh: in-place updates, readiness gates, lifecycle.
     for pod in &active {
         let name = pod.name_any();
-        match inplace::progress(pod, now) {
-            Ok(Progress::Grace(d)) => soon(d),
-            Ok(Progress::GraceOver) => {
-                pod_readiness::edit_pod::<Error>(&pod_api, &name, false, |p| {
-                    // as read afresh: another pass may have done it already
-                    let due = matches!(inplace::progress(p, now), Ok(Progress::GraceOver));
-                    if due {
-                        inplace::finish_grace(p, now)?;
-                    }
-                    Ok(due)
-                })
-                .await?;
-                info!(pod = %name, "grace period over: images patched");
-            }
-            Ok(Progress::NextBatch) => {
-                pod_readiness::edit_pod::<Error>(&pod_api, &name, false, |p| {
-                    let due = matches!(inplace::progress(p, now), Ok(Progress::NextBatch));
-                    if due {
-                        inplace::next_batch(p, now)?;
-                    }
-                    Ok(due)
-                })
-                .await?;
-                info!(pod = %name, "next container batch patched");
-            }
-            Ok(Progress::Updating) => soon(Duration::from_secs(2)),
-            Ok(Progress::Done | Progress::None) => {
-                if inplace::has_readiness_gate(pod)
-                    && inplace::ready_condition(pod).is_none_or(|c| c.status != "True")
-                {
-                    set_in_place_ready(&ctx.client, &ns, &name, true).await?;
-                    if pods::lifecycle_state(pod) == state::UPDATING {
-                        let normal = pods::state_patch(state::NORMAL, now);
-                        pod_api.patch(&name, &PatchParams::default(), &Patch::Merge(&normal)).await?;
-                    }
-                    if inplace::state(pod).ok().flatten().is_some() {
-                        ctx.events
-                            .publish(
-                                &*cs,
-                                false,
-                                "SuccessfulUpdatePodInPlace",
-                                format!("pod {name} updated in place"),
-                            )
-                            .await;
-                    }
+        match pod_readiness::refresh_in_place(&ctx.client, pod, now).await {
+            Ok(Refreshed::Grace(d)) => soon(d),
+            Ok(Refreshed::Updating) => soon(Duration::from_secs(2)),
+            Ok(Refreshed::GraceFinished) => info!(pod = %name, "grace period over: images patched"),
+            Ok(Refreshed::NextBatch) => info!(pod = %name, "next container batch patched"),
+            Ok(Refreshed::MarkedReady) => {
+                if pods::lifecycle_state(pod) == state::UPDATING {
+                    let normal = pods::state_patch(state::NORMAL, now);
+                    pod_api.patch(&name, &PatchParams::default(), &Patch::Merge(&normal)).await?;
+                }
+                if inplace::state(pod).ok().flatten().is_some() {
+                    ctx.events
+                        .publish(
+                            &*cs,
+                            false,
+                            "SuccessfulUpdatePodInPlace",
+                            format!("pod {name} updated in place"),
+                        )
+                        .await;
                 }
             }
-            Err(e) => warn!(pod = %name, error = %e, "cannot read the pod's in-place update state"),
+            Ok(Refreshed::Nothing) => {}
+            Err(RefreshError::Api(e)) => return Err(e.into()),
+            Err(RefreshError::InPlace(e)) => {
+                warn!(pod = %name, error = %e, "cannot carry the pod's in-place update on");
+            }
         }
         match pods::lifecycle_state(pod) {
             state::PREPARING_NORMAL if pods::all_hooked(pod, lifecycle.pre_normal.as_ref()) => {
@@ -467,11 +448,7 @@ pub async fn reconcile(cs: Arc<CloneSet>, ctx: Arc<Ctx>) -> Result<Action, Error
 /// Sets the pod's `InPlaceUpdateReady` condition and recomputes its Ready condition.
 async fn set_in_place_ready(client: &Client, ns: &str, name: &str, ready: bool) -> Result<(), Error> {
     pod_readiness::edit_status(client, ns, name, |p| {
-        let changed = inplace::set_ready_condition(p, ready, Timestamp::now());
-        if changed {
-            pod_readiness::recompute_ready(p, Timestamp::now());
-        }
-        changed
+        pod_readiness::mark_in_place_ready(p, ready, Timestamp::now())
     })
     .await?;
     Ok(())

@@ -13,7 +13,9 @@ use k8s_openapi::{
 };
 use kube::Client;
 use serde::{Deserialize, Serialize};
-pub use stevedore_proto::pod_write::{edit_pod, edit_status, recompute_ready};
+pub use stevedore_proto::pod_write::{
+    RefreshError, Refreshed, edit_pod, edit_status, mark_in_place_ready, recompute_ready, refresh_in_place,
+};
 use stevedore_proto::{keys::KRUISE_POD_READY, pod_write::condition};
 
 /// One entry of the list: who holds the pod not ready, and under which key.
