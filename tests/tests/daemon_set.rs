@@ -296,6 +296,21 @@ async fn placement_and_rolling_update() {
     .await
     .unwrap();
     assert_eq!(left["node-a"].len(), 1);
+
+    // cordoned: the pod stays, and one deleted comes back (daemon pods tolerate
+    // unschedulable nodes)
+    kubectl_ok(&kubectl, &["cordon", "node-a"]).await;
+    let old = left["node-a"][0].name_any();
+    kubectl_ok(&kubectl, &["-n", NS, "delete", "pod", &old, "--wait=false"]).await;
+    until("a new pod on the cordoned node", Duration::from_secs(60), async || {
+        let m = pods_by_node(&pods, "agent").await;
+        Ok(m.get("node-a")
+            .is_some_and(|ps| ps.len() == 1 && ps[0].name_any() != old && ready(&ps[0]))
+            .then_some(()))
+    })
+    .await
+    .unwrap();
+    status_until(&stack, "agent", (1, 1, 1, 1, 1, 0)).await;
     stack.stop().await;
 }
 
@@ -423,5 +438,20 @@ async fn in_place_update_and_rollback() {
         assert_eq!(back[n][0].uid(), before[n][0].uid(), "{n}: still the same pod");
         assert_eq!(app_container(&back[n][0]).0, v1);
     }
+
+    // deleted: its pods go (the garbage collector) and its permits are taken back
+    kubectl_ok(&kubectl, &["-n", NS, "delete", "daemonsets.apps.kruise.io", "logs"]).await;
+    let states: Api<NodeState> = Api::all(stack.client.clone());
+    until("no pod and no permit left", Duration::from_secs(60), async || {
+        let held = states
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .any(|s| s.spec.daemon_sets.contains_key(&format!("{NS}/logs")));
+        Ok((!held && pods_by_node(&pods, "logs").await.is_empty()).then_some(()))
+    })
+    .await
+    .unwrap();
     stack.stop().await;
 }
