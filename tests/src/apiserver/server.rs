@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::{Method, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::{body::Incoming, service::service_fn};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -179,8 +179,11 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                     let shared = shared.clone();
                     async move { Ok::<_, Infallible>(handle(shared, req).await) }
                 });
-                let conn =
-                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+                // HTTP/1.1, or HTTP/2 with prior knowledge (h2c), as a client speaks;
+                // streams unbounded, as watches hold theirs open
+                let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                builder.http2().max_concurrent_streams(None);
+                let conn = builder.serve_connection(TokioIo::new(stream), svc);
                 if let Err(error) = conn.await {
                     debug!(%error, "connection ended with an error");
                 }

@@ -101,6 +101,8 @@ const CENTRAL: &str = "central-pod-watch";
 const NS: &str = "bench";
 /// How long each phase may take.
 const LIMIT: Duration = Duration::from_secs(1800);
+/// Agents whose requests share one HTTP/2 connection (four watches each).
+const AGENTS_PER_CONNECTION: usize = 50;
 
 fn set(i: usize, image: &str) -> anyhow::Result<DaemonSet> {
     let name = format!("daemon-{i}");
@@ -240,15 +242,20 @@ async fn phases(
     }
     let me = std::process::id();
     let rss_before = status_kib(me, "VmRSS:").unwrap_or(0);
-    let agents = server.client_as("agents-token").await?;
+    // the agents share HTTP/2 connections, a few hundred streams each (over HTTP/1.1
+    // every watch would hold a connection, and 5,000 agents' watches would not fit this
+    // process's file descriptors)
+    let connections = names.len().div_ceil(AGENTS_PER_CONNECTION).max(1);
+    let agents: Vec<kube::Client> =
+        (0..connections).map(|_| server.multiplexed_client_as("agents-token")).collect::<Result<_, _>>()?;
     let mut tasks = tokio::task::JoinSet::new();
-    for node in names {
+    for (i, node) in names.iter().enumerate() {
         let settings = AgentSettings {
             node_name: node.clone(),
             status_interval: Duration::from_secs(1),
             heartbeat: Duration::from_secs(20),
         };
-        tasks.spawn(Daemons::run(settings, agents.clone(), None, stop.clone()));
+        tasks.spawn(Daemons::run(settings, agents[i % connections].clone(), None, stop.clone()));
     }
     // a central controller's view: one watch of every pod
     let central = server.client_as("central-token").await?;
