@@ -17,7 +17,10 @@ pub mod secrets;
 use std::{sync::Arc, time::Duration};
 
 use futures_util::TryStreamExt as _;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::{
+    apps::v1::ControllerRevision,
+    core::v1::{Node, Pod},
+};
 use kube::{
     Api, Client, ResourceExt,
     runtime::{
@@ -193,7 +196,16 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
     });
     let sets = Controller::new(Api::<CloneSet>::all(client.clone()), watcher::Config::default())
         .owns_shared_stream(pods_for_sets);
-    let set_ctx = Arc::new(clone_set::Ctx::new(client.clone(), events.clone(), pods.store()));
+    // Every ControllerRevision, read by the CloneSet and DaemonSet passes.
+    let (revisions, rev_writer, rev_listed) = shared::cache::<ControllerRevision>();
+    let rev_watch = reflector::reflector(
+        rev_writer,
+        watcher(Api::<ControllerRevision>::all(client.clone()), watcher::Config::default())
+            .modify(|r: &mut ControllerRevision| r.metadata.managed_fields = None),
+    )
+    .default_backoff();
+    let set_ctx =
+        Arc::new(clone_set::Ctx::new(client.clone(), events.clone(), pods.store(), revisions.clone()));
     // DaemonSets and BroadcastJobs: each one shared watch, whose deletions wake the
     // sweep of their permits.
     let workloads_gone = Arc::new(Notify::new());
@@ -245,6 +257,7 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
         client: client.clone(),
         nodes: nodes.clone(),
         states: states.clone(),
+        revisions,
         agent_silence: settings.agent_silence,
     });
     let broadcast_store = broadcast_jobs.store();
@@ -287,6 +300,7 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
         runtime::drive("cloneset", sets, rs, clone_set::reconcile, set_ctx, stop.clone()),
         shared::drive("NodeState", states_watch, states_listed, &stop),
         shared::drive("DaemonSet", ds_watch, ds_listed, &stop),
+        shared::drive("ControllerRevision", rev_watch, rev_listed, &stop),
         shared::drive("BroadcastJob", bj_watch, bj_listed, &stop),
         permits_sweep,
         runtime::drive("daemonset", daemons, rs, daemon_set::reconcile, daemon_ctx, stop.clone()),

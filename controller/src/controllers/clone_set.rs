@@ -56,6 +56,7 @@ use super::{
     pod_readiness::{self, RefreshError, Refreshed},
     revisions,
 };
+use crate::runtime::shared::SharedStore;
 use crate::runtime::{Events, Expectations, expectations::Seen};
 
 /// Why a pass failed.
@@ -86,6 +87,8 @@ pub struct Ctx {
     pub events: Events,
     /// Every pod (a shared watch).
     pub pods: Store<Pod>,
+    /// Every ControllerRevision (a shared watch).
+    pub revisions: SharedStore<ControllerRevision>,
     /// Pods created or deleted that the watch has not shown yet.
     pub expectations: Expectations,
 }
@@ -97,9 +100,14 @@ impl std::fmt::Debug for Ctx {
 }
 
 impl Ctx {
-    /// Passes reading pods from `pods`.
-    pub fn new(client: Client, events: Events, pods: Store<Pod>) -> Self {
-        Self { client, events, pods, expectations: Expectations::default() }
+    /// Passes reading pods from `pods` and revisions from `revisions`.
+    pub fn new(
+        client: Client,
+        events: Events,
+        pods: Store<Pod>,
+        revisions: SharedStore<ControllerRevision>,
+    ) -> Self {
+        Self { client, events, pods, revisions, expectations: Expectations::default() }
     }
 }
 
@@ -238,7 +246,11 @@ pub async fn reconcile(cs: Arc<CloneSet>, ctx: Arc<Ctx>) -> Result<Action, Error
         current: cs.status.as_ref().and_then(|s| s.current_revision.as_deref()),
         matches: revision::clone_set_revision_matches,
     };
-    let revs = match revisions::sync(&revs_api, &owner).await {
+    if ctx.revisions.wait_until_ready().await.is_err() {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    let known = revisions::owned(&ctx.revisions, &owner.reference.uid);
+    let revs = match revisions::sync(&revs_api, known, &owner).await {
         Ok(r) => r,
         Err(revisions::Error::Collision(name)) => {
             let count = cs.status.as_ref().and_then(|s| s.collision_count).unwrap_or(0) + 1;

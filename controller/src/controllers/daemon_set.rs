@@ -72,6 +72,8 @@ pub struct Ctx {
     pub nodes: SharedStore<Node>,
     /// Every NodeState (a shared watch).
     pub states: SharedStore<NodeState>,
+    /// Every ControllerRevision (a shared watch).
+    pub revisions: SharedStore<ControllerRevision>,
     /// How old a report may be before its agent counts as silent.
     pub agent_silence: Duration,
 }
@@ -127,7 +129,10 @@ pub async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Erro
     if ds.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    if ctx.nodes.wait_until_ready().await.is_err() || ctx.states.wait_until_ready().await.is_err() {
+    if ctx.nodes.wait_until_ready().await.is_err()
+        || ctx.states.wait_until_ready().await.is_err()
+        || ctx.revisions.wait_until_ready().await.is_err()
+    {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let ns = ds.namespace().unwrap_or_default();
@@ -142,7 +147,8 @@ pub async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Erro
         current: None,
         matches: hash_names,
     };
-    let revs = match revisions::sync(&revs_api, &owner).await {
+    let known = revisions::owned(&ctx.revisions, &uid);
+    let revs = match revisions::sync(&revs_api, known, &owner).await {
         Ok(r) => r,
         Err(revisions::Error::Collision(rev)) => {
             let count = ds.status.as_ref().and_then(|s| s.collision_count).unwrap_or(0) + 1;

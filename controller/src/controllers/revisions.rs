@@ -13,7 +13,8 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Resource, ResourceExt,
-    api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
+    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
+    runtime::reflector::Store,
 };
 use serde_json::{Value, json};
 use stevedore_proto::revision::{self, Revision};
@@ -83,12 +84,23 @@ pub fn template(r: &ControllerRevision) -> Result<PodTemplateSpec, Error> {
         .map_err(|e| Error::Data(format!("controllerrevision {}: data: {e}", r.name_any())))
 }
 
-/// Finds or creates the update revision and picks the current one; a name taken by
-/// other data is [`Error::Collision`] (the caller raises the collision count).
-pub async fn sync(api: &Api<ControllerRevision>, owner: &Owner<'_>) -> Result<Revisions, Error> {
+/// The revisions in `cache` that the workload with `uid` controls.
+pub fn owned(cache: &Store<ControllerRevision>, uid: &str) -> Vec<ControllerRevision> {
+    cache.state().iter().filter(|r| owned_by(r, uid)).map(|r| (**r).clone()).collect()
+}
+
+/// Finds or creates the update revision among `known` (the owner's revisions, as
+/// [`owned`] reads them from the watch: no request when nothing changes) and picks the
+/// current one; a name taken by other data is [`Error::Collision`] (the caller raises
+/// the collision count). A revision the watch has not shown yet is found by its name
+/// when creating it.
+pub async fn sync(
+    api: &Api<ControllerRevision>,
+    known: Vec<ControllerRevision>,
+    owner: &Owner<'_>,
+) -> Result<Revisions, Error> {
     let uid = owner.reference.uid.as_str();
-    let mut all: Vec<ControllerRevision> =
-        api.list(&ListParams::default()).await?.items.into_iter().filter(|r| owned_by(r, uid)).collect();
+    let mut all: Vec<ControllerRevision> = known.into_iter().filter(|r| owned_by(r, uid)).collect();
     all.sort_by_key(|r| (r.revision, r.name_any()));
     let want = owner.want.clone();
     let data: Value = serde_json::from_str(&want.data)

@@ -99,7 +99,20 @@ where
     (SharedStore { store, listed }, writer, tx)
 }
 
-/// Drives `events` (a reflector over the writer of [`store`]) until `stop`, marking
+/// A store of `K` that no controller subscribes to (a cache reconcilers read), with
+/// its writer and the sender of its readiness, as [`store`].
+#[must_use]
+pub fn cache<K>() -> (SharedStore<K>, Writer<K>, watch::Sender<bool>)
+where
+    K: Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Default,
+{
+    let (store, writer) = reflector::store();
+    let (tx, listed) = watch::channel(false);
+    (SharedStore { store, listed }, writer, tx)
+}
+
+/// Drives `events` (a reflector over the writer of [`store`] or [`cache`]) until `stop`, marking
 /// the store listed at its first complete list, and logging failures: the watch
 /// retries with backoff, and while it cannot list, the reconcilers reading its store
 /// wait. `kind` names it in logs.
