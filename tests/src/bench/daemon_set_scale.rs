@@ -64,6 +64,8 @@ pub struct Traffic {
     pub events: (u64, u64),
     /// Of those, events of pods.
     pub pod_events: (u64, u64),
+    /// Of those, events of DaemonSets.
+    pub set_events: (u64, u64),
 }
 
 /// What the run measured.
@@ -101,8 +103,9 @@ const CENTRAL: &str = "central-pod-watch";
 const NS: &str = "bench";
 /// How long each phase may take.
 const LIMIT: Duration = Duration::from_secs(1800);
-/// Agents whose requests share one HTTP/2 connection (four watches each).
-const AGENTS_PER_CONNECTION: usize = 50;
+/// Agents whose requests share one HTTP/2 connection (one: each agent has its own, as
+/// on real nodes).
+const AGENTS_PER_CONNECTION: usize = 1;
 
 fn set(i: usize, image: &str) -> anyhow::Result<DaemonSet> {
     let name = format!("daemon-{i}");
@@ -242,7 +245,7 @@ async fn phases(
     }
     let me = std::process::id();
     let rss_before = status_kib(me, "VmRSS:").unwrap_or(0);
-    // the agents share HTTP/2 connections, a few hundred streams each (over HTTP/1.1
+    // each agent's requests and watches share one HTTP/2 connection (over HTTP/1.1
     // every watch would hold a connection, and 5,000 agents' watches would not fit this
     // process's file descriptors)
     let connections = names.len().div_ceil(AGENTS_PER_CONNECTION).max(1);
@@ -270,11 +273,12 @@ async fn phases(
         let (r, e) = (server.requests_by_user(), server.watch_events());
         let mine = e.iter().filter(|((u, _), _)| u == who);
         let all: u64 = mine.clone().map(|(_, n)| n).sum();
-        let pods: u64 = mine.filter(|((_, res), _)| res == "/pods").map(|(_, n)| n).sum();
-        (r.get(who).copied().unwrap_or(0), all, pods)
+        let pods: u64 = mine.clone().filter(|((_, res), _)| res == "/pods").map(|(_, n)| n).sum();
+        let sets: u64 = mine.filter(|((_, res), _)| res.ends_with("/daemonsets")).map(|(_, n)| n).sum();
+        (r.get(who).copied().unwrap_or(0), all, pods, sets)
     };
     let parties = [CONTROLLER, AGENTS, CENTRAL];
-    let t0: Vec<(u64, u64, u64)> = parties.iter().map(|p| traffic(p)).collect();
+    let t0: Vec<(u64, u64, u64, u64)> = parties.iter().map(|p| traffic(p)).collect();
     let sets: Api<DaemonSet> = Api::namespaced(admin.clone(), NS);
     let t = Instant::now();
     for i in 0..counts.sets {
@@ -282,7 +286,7 @@ async fn phases(
     }
     let first = wait_done(&sets, counts.nodes, &[], "every pod ready").await?;
     let create = t.elapsed();
-    let t1: Vec<(u64, u64, u64)> = parties.iter().map(|p| traffic(p)).collect();
+    let t1: Vec<(u64, u64, u64, u64)> = parties.iter().map(|p| traffic(p)).collect();
 
     let patch = json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image",
         "value": "registry.example.com/daemon:v2"}]);
@@ -294,7 +298,7 @@ async fn phases(
     }
     wait_done(&sets, counts.nodes, &first, "every pod updated").await?;
     let roll = t.elapsed();
-    let t2: Vec<(u64, u64, u64)> = parties.iter().map(|p| traffic(p)).collect();
+    let t2: Vec<(u64, u64, u64, u64)> = parties.iter().map(|p| traffic(p)).collect();
     let pods = Api::<Pod>::all(admin.clone()).list_metadata(&Default::default()).await?.items.len();
     let rss_after = status_kib(me, "VmRSS:").unwrap_or(0);
     let controller_peak = peak_rss_kib(pid).unwrap_or(0);
@@ -304,6 +308,7 @@ async fn phases(
         requests: (t1[i].0 - t0[i].0, t2[i].0 - t1[i].0),
         events: (t1[i].1 - t0[i].1, t2[i].1 - t1[i].1),
         pod_events: (t1[i].2 - t0[i].2, t2[i].2 - t1[i].2),
+        set_events: (t1[i].3 - t0[i].3, t2[i].3 - t1[i].3),
     };
     Ok(DaemonScaleFigures {
         nodes: counts.nodes,
@@ -368,9 +373,11 @@ pub fn report(f: &DaemonScaleFigures) -> String {
     );
     let _ = writeln!(
         out,
-        "  per node, both phases: agent requests {:.1}, agent watch events {:.1}",
+        "  per node, both phases: agent requests {:.1}, agent watch events {:.1}, of which DaemonSet events {:.1} \
+         (every write of a set, its status included, reaches every agent)",
         sum(f.agents.requests) as f64 / f.nodes.max(1) as f64,
-        sum(f.agents.events) as f64 / f.nodes.max(1) as f64
+        sum(f.agents.events) as f64 / f.nodes.max(1) as f64,
+        sum(f.agents.set_events) as f64 / f.nodes.max(1) as f64
     );
     let (before, after) = (f.process_rss_kib.0 as f64 / 1024.0, f.process_rss_kib.1 as f64 / 1024.0);
     let _ = writeln!(

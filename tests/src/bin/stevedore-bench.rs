@@ -58,6 +58,10 @@ fn parse(ours: &[String]) -> anyhow::Result<Selection> {
             Ok(n)
         };
         match a.as_str() {
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
             "--smoke" => s.smoke = true,
             "--pulls" => (s.pulls, s.hollow, any) = (true, true, true),
             "--hollow" => (s.hollow, any) = (true, true),
