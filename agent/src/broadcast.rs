@@ -19,8 +19,8 @@ use std::{collections::HashMap, time::Duration};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::{
-    Api, Client, Resource as _, ResourceExt as _,
-    api::{ObjectMeta, Patch, PatchParams, PostParams},
+    Api, Client, ResourceExt as _,
+    api::{Patch, PatchParams, PostParams},
     runtime::reflector::ObjectRef,
 };
 use serde_json::json;
@@ -80,33 +80,14 @@ pub fn template_error(job: &BroadcastJob) -> Option<String> {
 
 /// The pod the agent creates for `job` on `node`.
 pub fn new_pod(job: &BroadcastJob, node: &str) -> Pod {
-    let template = job.spec.template.clone();
-    let meta = template.metadata.unwrap_or_default();
-    let mut labels = meta.labels.unwrap_or_default();
-    labels.insert(keys::BROADCAST_JOB_NAME.to_owned(), job.name_any());
-    labels.insert(keys::BROADCAST_JOB_CONTROLLER_UID.to_owned(), job.uid().unwrap_or_default());
-    let mut spec = template.spec.unwrap_or_default();
-    placement::pin_to_node(&mut spec, node);
-    spec.node_name = Some(node.to_owned());
-    let owner = job.controller_owner_ref(&()).map(|mut o| {
-        // OpenKruise's controller kind is the v1alpha1 one
-        o.api_version = "apps.kruise.io/v1alpha1".to_owned();
-        o.block_owner_deletion = Some(true);
-        o
-    });
-    Pod {
-        metadata: ObjectMeta {
-            generate_name: Some(format!("{}-", job.name_any())),
-            namespace: job.namespace(),
-            labels: Some(labels),
-            annotations: meta.annotations,
-            finalizers: meta.finalizers,
-            owner_references: owner.map(|o| vec![o]),
-            ..ObjectMeta::default()
-        },
-        spec: Some(spec),
-        status: None,
-    }
+    let labels = [
+        (keys::BROADCAST_JOB_NAME.to_owned(), job.name_any()),
+        (keys::BROADCAST_JOB_CONTROLLER_UID.to_owned(), job.uid().unwrap_or_default()),
+    ];
+    // OpenKruise's controller kind is the v1alpha1 one
+    node_local::owned_pod(job, Some("apps.kruise.io/v1alpha1"), &job.spec.template, labels, node, |spec| {
+        placement::pin_to_node(spec, node);
+    })
 }
 
 /// The pod's container restarts, init containers included (as OpenKruise counts them
@@ -288,6 +269,7 @@ impl node_local::Runner for Broadcast {
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::core::v1::{ContainerStatus, PodSpec, PodStatus, PodTemplateSpec};
+    use kube::api::ObjectMeta;
 
     use super::*;
 

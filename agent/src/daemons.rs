@@ -32,8 +32,8 @@ use k8s_openapi::{
     jiff::Timestamp,
 };
 use kube::{
-    Api, Client, Resource as _, ResourceExt as _,
-    api::{ObjectMeta, Patch, PatchParams, PostParams},
+    Api, Client, ResourceExt as _,
+    api::{Patch, PatchParams, PostParams},
     runtime::reflector::ObjectRef,
 };
 use serde_json::json;
@@ -126,33 +126,13 @@ fn available(pod: &Pod, min_ready: i32, now: Timestamp) -> (bool, bool, Option<D
 
 /// The pod the agent creates for `ds` at revision `hash` on `node`.
 pub fn new_pod(ds: &DaemonSet, hash: &str, node: &str) -> Pod {
-    let template = ds.spec.template.clone();
-    let meta = template.metadata.unwrap_or_default();
-    let mut labels = meta.labels.unwrap_or_default();
-    labels.insert(keys::CONTROLLER_REVISION_HASH.to_owned(), hash.to_owned());
-    let mut spec = template.spec.unwrap_or_default();
-    spec.node_name = Some(node.to_owned());
-    placement::daemon_pod_tolerations(&mut spec);
-    if in_place_type(ds) {
-        inplace::add_readiness_gate(&mut spec.readiness_gates);
-    }
-    let owner = ds.controller_owner_ref(&()).map(|mut o| {
-        o.block_owner_deletion = Some(true);
-        o
-    });
-    Pod {
-        metadata: ObjectMeta {
-            generate_name: Some(format!("{}-", ds.name_any())),
-            namespace: ds.namespace(),
-            labels: Some(labels),
-            annotations: meta.annotations,
-            finalizers: meta.finalizers,
-            owner_references: owner.map(|o| vec![o]),
-            ..ObjectMeta::default()
-        },
-        spec: Some(spec),
-        status: None,
-    }
+    let label = (keys::CONTROLLER_REVISION_HASH.to_owned(), hash.to_owned());
+    node_local::owned_pod(ds, None, &ds.spec.template, [label], node, |spec| {
+        placement::daemon_pod_tolerations(spec);
+        if in_place_type(ds) {
+            inplace::add_readiness_gate(&mut spec.readiness_gates);
+        }
+    })
 }
 
 /// Whether the set updates in place when it can.

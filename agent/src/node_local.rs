@@ -6,10 +6,10 @@
 use std::{fmt::Debug, time::Duration};
 
 use futures_util::{FutureExt as _, StreamExt as _, stream};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, PodSpec, PodTemplateSpec};
 use kube::{
     Api, Client, Resource, ResourceExt as _,
-    api::{DeleteParams, Preconditions},
+    api::{DeleteParams, ObjectMeta, Preconditions},
     runtime::{
         WatchStreamExt as _,
         reflector::{self, Store},
@@ -125,6 +125,48 @@ fn watched<T>(event: Result<T, watcher::Error>, what: &str) -> bool {
         warn!(%error, watching = what, "watch failed; retrying");
     }
     event.is_ok()
+}
+
+/// The pod the agent creates for the workload `owner` on its own `node`, in
+/// OpenKruise's shape: the template's metadata and spec, `generateName: <owner>-`,
+/// `labels` added to the template's, the workload as controlling owner blocking
+/// deletion (named with `owner_api_version` when OpenKruise's controller names
+/// another served version), `spec.nodeName`; `shape` finishes the spec.
+pub fn owned_pod<K: Resource<DynamicType = ()>>(
+    owner: &K,
+    owner_api_version: Option<&str>,
+    template: &PodTemplateSpec,
+    labels: impl IntoIterator<Item = (String, String)>,
+    node: &str,
+    shape: impl FnOnce(&mut PodSpec),
+) -> Pod {
+    let template = template.clone();
+    let meta = template.metadata.unwrap_or_default();
+    let mut all = meta.labels.unwrap_or_default();
+    all.extend(labels);
+    let mut spec = template.spec.unwrap_or_default();
+    spec.node_name = Some(node.to_owned());
+    shape(&mut spec);
+    let reference = owner.controller_owner_ref(&()).map(|mut o| {
+        if let Some(v) = owner_api_version {
+            v.clone_into(&mut o.api_version);
+        }
+        o.block_owner_deletion = Some(true);
+        o
+    });
+    Pod {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{}-", owner.meta().name.as_deref().unwrap_or_default())),
+            namespace: owner.meta().namespace.clone(),
+            labels: Some(all),
+            annotations: meta.annotations,
+            finalizers: meta.finalizers,
+            owner_references: reference.map(|o| vec![o]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(spec),
+        status: None,
+    }
 }
 
 /// Whether the workload with `uid` controls `pod`.
