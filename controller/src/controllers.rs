@@ -253,13 +253,13 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
             // a node's labels, taints or existence may change any set's placement
             daemon_store.state().iter().map(|d| ObjectRef::from_obj(d.as_ref())).collect::<Vec<_>>()
         });
-    let daemon_ctx = Arc::new(daemon_set::Ctx {
+    let fleet = node_states::Fleet {
         client: client.clone(),
         nodes: nodes.clone(),
         states: states.clone(),
-        revisions,
         agent_silence: settings.agent_silence,
-    });
+    };
+    let daemon_ctx = Arc::new(daemon_set::Ctx { fleet: fleet.clone(), revisions });
     let broadcast_store = broadcast_jobs.store();
     let broadcast = Controller::for_shared_stream(bj_for_broadcast, broadcast_jobs.store())
         .watches_shared_stream(states_for_broadcast, |s: Arc<NodeState>| {
@@ -284,12 +284,7 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
                 .map(|j| ObjectRef::from_obj(j.as_ref()))
                 .collect::<Vec<_>>()
         });
-    let broadcast_ctx = Arc::new(broadcast_job::Ctx {
-        client: client.clone(),
-        nodes: nodes.clone(),
-        states: states.clone(),
-        agent_silence: settings.agent_silence,
-    });
+    let broadcast_ctx = Arc::new(fleet);
     let crrs = container_recreate_request::controller(&client);
     let crr_ctx = Arc::new(container_recreate_request::Ctx { client: client.clone(), events });
 

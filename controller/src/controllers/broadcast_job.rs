@@ -23,12 +23,11 @@ pub mod plan;
 use std::{sync::Arc, time::Duration};
 
 use k8s_openapi::{
-    api::core::v1::Node,
     apimachinery::pkg::{apis::meta::v1::Time, util::intstr::IntOrString},
     jiff::Timestamp,
 };
 use kube::{
-    Api, Client, ResourceExt,
+    Api, ResourceExt,
     api::{DeleteParams, Patch, PatchParams},
     runtime::{controller::Action, reflector::ObjectRef},
 };
@@ -39,7 +38,7 @@ use stevedore_proto::{
             BroadcastJobStatus, FailurePolicyType, JobCondition, JobConditionType, v1beta1::BroadcastJob,
         },
         common::CompletionPolicyType,
-        node_state::{NodeState, workload_key},
+        node_state::workload_key,
     },
     intstr::{self, Percent, Rounding},
     placement,
@@ -47,7 +46,6 @@ use stevedore_proto::{
 use tracing::{debug, info, instrument};
 
 use super::node_states;
-use crate::runtime::shared::SharedStore;
 
 /// Why a pass failed.
 #[derive(Debug, thiserror::Error)]
@@ -60,23 +58,8 @@ pub enum Error {
     Spec(String),
 }
 
-/// What passes share.
-pub struct Ctx {
-    /// The API.
-    pub client: Client,
-    /// Every node (a shared watch).
-    pub nodes: SharedStore<Node>,
-    /// Every NodeState (a shared watch).
-    pub states: SharedStore<NodeState>,
-    /// How old a report may be before its agent counts as silent.
-    pub agent_silence: Duration,
-}
-
-impl std::fmt::Debug for Ctx {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ctx").finish_non_exhaustive()
-    }
-}
+/// What passes share: the nodes, their NodeStates and the API.
+pub type Ctx = node_states::Fleet;
 
 /// Whether the job runs under completion policy `Always` (the default).
 fn always(job: &BroadcastJob) -> bool {
@@ -117,7 +100,7 @@ pub async fn reconcile(job: Arc<BroadcastJob>, ctx: Arc<Ctx>) -> Result<Action, 
     if job.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    if ctx.nodes.wait_until_ready().await.is_err() || ctx.states.wait_until_ready().await.is_err() {
+    if !ctx.listed().await {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let ns = job.namespace().unwrap_or_default();

@@ -24,12 +24,9 @@ pub mod plan;
 
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
-use k8s_openapi::{
-    api::{apps::v1::ControllerRevision, core::v1::Node},
-    apimachinery::pkg::util::intstr::IntOrString,
-};
+use k8s_openapi::{api::apps::v1::ControllerRevision, apimachinery::pkg::util::intstr::IntOrString};
 use kube::{
-    Api, Client, ResourceExt,
+    Api, ResourceExt,
     api::{Patch, PatchParams},
     runtime::controller::Action,
 };
@@ -37,7 +34,7 @@ use serde_json::json;
 use stevedore_proto::{
     crd::{
         daemon_set::{RollingUpdateDaemonSet, v1beta1::DaemonSet},
-        node_state::{NodeState, workload_key},
+        node_state::workload_key,
     },
     intstr::{self, Percent, Rounding},
     keys, placement, revision,
@@ -66,16 +63,10 @@ pub enum Error {
 
 /// What passes share.
 pub struct Ctx {
-    /// The API.
-    pub client: Client,
-    /// Every node (a shared watch).
-    pub nodes: SharedStore<Node>,
-    /// Every NodeState (a shared watch).
-    pub states: SharedStore<NodeState>,
+    /// The nodes, their NodeStates and the API.
+    pub fleet: node_states::Fleet,
     /// Every ControllerRevision (a shared watch).
     pub revisions: SharedStore<ControllerRevision>,
-    /// How old a report may be before its agent counts as silent.
-    pub agent_silence: Duration,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -129,17 +120,14 @@ pub async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Erro
     if ds.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    if ctx.nodes.wait_until_ready().await.is_err()
-        || ctx.states.wait_until_ready().await.is_err()
-        || ctx.revisions.wait_until_ready().await.is_err()
-    {
+    if !ctx.fleet.listed().await || ctx.revisions.wait_until_ready().await.is_err() {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let ns = ds.namespace().unwrap_or_default();
     let name = ds.name_any();
     let uid = ds.uid().ok_or_else(|| Error::Spec("the set has no uid yet".into()))?;
-    let sets: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &ns);
-    let revs_api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &ns);
+    let sets: Api<DaemonSet> = Api::namespaced(ctx.fleet.client.clone(), &ns);
+    let revs_api: Api<ControllerRevision> = Api::namespaced(ctx.fleet.client.clone(), &ns);
     let owner = revisions::Owner {
         reference: revisions::owner(&*ds).ok_or_else(|| Error::Spec("the set has no uid yet".into()))?,
         namespace: ns.clone(),
@@ -165,11 +153,11 @@ pub async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Erro
 
     let mut views = Vec::new();
     let mut in_use = BTreeSet::new();
-    let mut freshness = node_states::Freshness::new(ctx.agent_silence);
-    for node in ctx.nodes.state() {
+    let mut freshness = node_states::Freshness::new(ctx.fleet.agent_silence);
+    for node in ctx.fleet.nodes.state() {
         let node_name = node.name_any();
         let place = placement::daemon_set(&node, &ds.spec.template);
-        let state = ctx.states.get(&kube::runtime::reflector::ObjectRef::new(&node_name));
+        let state = ctx.fleet.states.get(&kube::runtime::reflector::ObjectRef::new(&node_name));
         let fresh = freshness.report(state.as_deref());
         let report = fresh
             .and_then(|st| st.daemon_sets.iter().find(|d| d.workload.uid == uid && d.pod.is_some()).cloned());
@@ -204,7 +192,7 @@ pub async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Erro
 
     // Permits: one merge patch of this set's key per node that changes.
     let mut writes = Vec::new();
-    for state in ctx.states.state() {
+    for state in ctx.fleet.states.state() {
         let node_name = state.name_any();
         let have = state.spec.daemon_sets.get(&key);
         let want = permits.contains(&node_name);
@@ -219,7 +207,7 @@ pub async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Erro
     if !writes.is_empty() {
         debug!(writes = writes.len(), revision = %hash, "writing permits");
     }
-    node_states::patch_specs(&ctx.client, writes).await?;
+    node_states::patch_specs(&ctx.fleet.client, writes).await?;
 
     // Status.
     let old = ds.status.clone().unwrap_or_default();

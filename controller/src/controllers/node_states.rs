@@ -6,6 +6,7 @@
 use std::{sync::Arc, time::Duration};
 
 use futures_util::{StreamExt as _, stream};
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::jiff::Timestamp;
 use kube::{
     Api, Client,
@@ -25,6 +26,33 @@ use crate::runtime::shared::SharedStore;
 
 /// Permit writes in flight at once.
 const WRITES_IN_FLIGHT: usize = 32;
+
+/// What the node-local controllers share: the API, every node and every NodeState
+/// (shared watches), and how old a report may be before its agent counts as silent.
+#[derive(Clone)]
+pub struct Fleet {
+    /// The API.
+    pub client: Client,
+    /// Every node.
+    pub nodes: SharedStore<Node>,
+    /// Every NodeState.
+    pub states: SharedStore<NodeState>,
+    /// How old a report may be before its agent counts as silent.
+    pub agent_silence: Duration,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet").field("agent_silence", &self.agent_silence).finish_non_exhaustive()
+    }
+}
+
+impl Fleet {
+    /// Returns once both watches have listed; false if one stopped first.
+    pub async fn listed(&self) -> bool {
+        self.nodes.wait_until_ready().await.is_ok() && self.states.wait_until_ready().await.is_ok()
+    }
+}
 
 /// Reads agents' reports as of one instant, and remembers when the first of those
 /// still fresh goes stale.
