@@ -15,7 +15,11 @@
 
 pub mod plan;
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::Duration,
+};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::{
@@ -60,7 +64,13 @@ pub struct Broadcast {
     failures: HashMap<String, String>,
     /// When the status was last written.
     written: Option<Instant>,
+    /// The jobs read, by uid: when, and the job (`None`: gone).
+    jobs: HashMap<String, (Instant, Option<Arc<BroadcastJob>>)>,
 }
+
+/// A job that is gone: its running pods here go.
+const GONE: placement::Placement =
+    placement::Placement { should_run: false, should_continue_running: false, reason: None };
 
 impl std::fmt::Debug for Broadcast {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -85,7 +95,13 @@ pub fn new_pod(job: &BroadcastJob, node: &str) -> Pod {
         (keys::BROADCAST_JOB_CONTROLLER_UID.to_owned(), job.uid().unwrap_or_default()),
     ];
     // OpenKruise's controller kind is the v1alpha1 one
-    node_local::owned_pod(job, Some("apps.kruise.io/v1alpha1"), &job.spec.template, labels, node, |spec| {
+    let owner = node_local::owner_ref::<BroadcastJob>(
+        Some("apps.kruise.io/v1alpha1"),
+        &job.namespace().unwrap_or_default(),
+        &job.name_any(),
+        &job.uid().unwrap_or_default(),
+    );
+    node_local::owned_pod(owner, &job.spec.template, labels, node, |spec| {
         placement::pin_to_node(spec, node);
     })
 }
@@ -117,28 +133,31 @@ impl Broadcast {
             creating: HashMap::new(),
             failures: HashMap::new(),
             written: None,
+            jobs: HashMap::new(),
         };
         node_local::run(&node, client, me, shutdown).await;
     }
 
-    async fn pass_jobs(&mut self, stores: &Stores<BroadcastJob>) -> Duration {
+    async fn pass_jobs(&mut self, stores: &Stores) -> Duration {
         let node_name = self.settings.node_name.clone();
         let Some(node) = stores.nodes.get(&ObjectRef::new(&node_name)) else {
             return RESYNC;
         };
         let state = stores.states.get(&ObjectRef::new(&node_name));
         let pods = stores.pods.state();
-        let mut jobs = stores.workloads.state();
-        jobs.sort_by_key(|j| (j.namespace(), j.name_any()));
-        let mut report = Vec::new();
-        for job in jobs {
-            let (Some(uid), ns, name) = (job.uid(), job.namespace().unwrap_or_default(), job.name_any())
-            else {
-                continue;
-            };
-            if job.metadata.deletion_timestamp.is_some() {
-                continue;
+        // the jobs permitted here, and those whose pods are here
+        let mut jobs: BTreeMap<String, (String, String)> = node_local::pod_owners::<BroadcastJob>(&pods);
+        for (key, permit) in state.iter().flat_map(|s| &s.spec.broadcast_jobs) {
+            if let Some((ns, name)) = key.split_once('/') {
+                jobs.insert(permit.uid.clone(), (ns.to_owned(), name.to_owned()));
             }
+        }
+        self.jobs.retain(|uid, _| jobs.contains_key(uid));
+        let mut jobs: Vec<(String, String, String)> =
+            jobs.into_iter().map(|(uid, (ns, name))| (ns, name, uid)).collect();
+        jobs.sort();
+        let mut report = Vec::new();
+        for (ns, name, uid) in jobs {
             let permitted = state
                 .as_ref()
                 .and_then(|s| s.spec.broadcast_jobs.get(&workload_key(&ns, &name)))
@@ -157,16 +176,17 @@ impl Broadcast {
             {
                 self.creating.remove(&uid);
             }
-            let place = placement::broadcast_job(&node, &job.spec.template);
-            let invalid = template_error(&job);
-            let input = plan::Input {
-                should_run: place.should_run,
-                should_continue: place.should_continue_running,
-                permitted,
-                valid: invalid.is_none(),
-                creating: self.creating.contains_key(&uid),
-            };
-            let restart_limit = job.spec.failure_policy.as_ref().and_then(|f| f.restart_limit).unwrap_or(0);
+            // `None`: cannot tell now (nothing is done); `Some(None)`: gone
+            let job = self.job(&ns, &name, &uid).await;
+            let place = job.as_ref().map(|j| match j {
+                Some(j) => placement::broadcast_job(&node, &j.spec.template),
+                None => GONE,
+            });
+            let invalid = job.as_ref().and_then(|j| j.as_deref().and_then(template_error));
+            let restart_limit = job
+                .as_ref()
+                .and_then(|j| j.as_ref()?.spec.failure_policy.as_ref()?.restart_limit)
+                .unwrap_or(0);
             let views: Vec<plan::PodView> = mine
                 .iter()
                 .map(|p| plan::PodView {
@@ -178,11 +198,24 @@ impl Broadcast {
                     created: p.metadata.creation_timestamp.as_ref().map(|t| t.0),
                 })
                 .collect();
-            for step in plan::decide(&input, &views) {
-                match step {
-                    plan::Step::Create => self.create(&job, &uid, &node_name).await,
-                    plan::Step::Delete(pod, pod_uid, why) => {
-                        node_local::delete_pod(&self.client, &ns, &pod, &pod_uid, why).await;
+            if let Some(place) = &place {
+                let input = plan::Input {
+                    should_run: place.should_run,
+                    should_continue: place.should_continue_running,
+                    permitted,
+                    valid: invalid.is_none(),
+                    creating: self.creating.contains_key(&uid),
+                };
+                for step in plan::decide(&input, &views) {
+                    match (step, job.as_ref().and_then(Option::as_ref)) {
+                        (plan::Step::Create, Some(job)) => {
+                            let job = Arc::clone(job);
+                            self.create(&job, &uid, &node_name).await;
+                        }
+                        (plan::Step::Create, None) => {}
+                        (plan::Step::Delete(pod, pod_uid, why), _) => {
+                            node_local::delete_pod(&self.client, &ns, &pod, &pod_uid, why).await;
+                        }
                     }
                 }
             }
@@ -191,11 +224,11 @@ impl Broadcast {
                 .iter()
                 .filter(|p| p.metadata.deletion_timestamp.is_none())
                 .min_by_key(|p| (p.metadata.creation_timestamp.as_ref().map(|t| t.0), p.name_any()));
-            let message = match (oldest, &invalid) {
-                (Some(_), _) => None,
-                (None, Some(e)) => Some(e.clone()),
-                (None, None) if !place.should_run => place.reason.as_ref().map(ToString::to_string),
-                (None, None) => self.failures.get(&uid).cloned(),
+            let message = match (oldest, &invalid, &place) {
+                (Some(_), _, _) => None,
+                (None, Some(e), _) => Some(e.clone()),
+                (None, None, Some(p)) if !p.should_run => p.reason.as_ref().map(ToString::to_string),
+                (None, None, _) => self.failures.get(&uid).cloned(),
             };
             report.push(BroadcastJobNodeStatus {
                 workload: WorkloadRef { namespace: ns, name, uid },
@@ -207,6 +240,30 @@ impl Broadcast {
             });
         }
         self.report(state.as_deref(), report).await.map_or(RESYNC, |w| w.min(RESYNC))
+    }
+
+    /// The job `<ns>/<name>` with `uid`, read once (its pod template is what its pod
+    /// here is made of; a new template is a new job for OpenKruise too). A job found
+    /// gone is read again after the resync interval. `Some(None)`: gone (another job
+    /// has the name, or it is being deleted); `None`: cannot tell now.
+    async fn job(&mut self, ns: &str, name: &str, uid: &str) -> Option<Option<Arc<BroadcastJob>>> {
+        match self.jobs.get(uid) {
+            Some((_, Some(job))) => return Some(Some(Arc::clone(job))),
+            Some((at, None)) if at.elapsed() < RESYNC => return Some(None),
+            _ => {}
+        }
+        let api: Api<BroadcastJob> = Api::namespaced(self.client.clone(), ns);
+        let found = match api.get_opt(name).await {
+            Ok(job) => job
+                .filter(|j| j.uid().as_deref() == Some(uid) && j.metadata.deletion_timestamp.is_none())
+                .map(Arc::new),
+            Err(error) => {
+                warn!(broadcastjob = %name, %error, "cannot read the job");
+                return None;
+            }
+        };
+        self.jobs.insert(uid.to_owned(), (Instant::now(), found.clone()));
+        Some(found)
     }
 
     async fn create(&mut self, job: &BroadcastJob, uid: &str, node: &str) {
@@ -259,9 +316,7 @@ impl Broadcast {
 }
 
 impl node_local::Runner for Broadcast {
-    type Workload = BroadcastJob;
-
-    async fn pass(&mut self, stores: &Stores<BroadcastJob>) -> Duration {
+    async fn pass(&mut self, stores: &Stores) -> Duration {
         self.pass_jobs(stores).await
     }
 }

@@ -1,10 +1,16 @@
-//! Advanced DaemonSet pods on this node. The agent watches the (few, small) sets
-//! cluster-wide, its own Node, its own NodeState and the pods bound to its node; it
-//! decides locally whether each set targets the node (`proto::placement::daemon_set`,
-//! the function the controller counts with), and creates, replaces and deletes the
-//! set's pod here ([`plan`]) as far as the controller's permit in `NodeState.spec`
-//! allows; a set's new images are pulled before the node's permit comes. It reports each
-//! set's pod (revision, ready, available) in
+//! Advanced DaemonSet pods on this node. The agent does not watch the sets (each of
+//! their status writes would reach every agent): it watches its own Node, its own
+//! NodeState and the pods bound to its node. Each set that concerns the node has an
+//! entry in `NodeState.spec.daemonSets` (uid, revision, whether the node may move to
+//! it or waits, surge, in place, `minReadySeconds`); the revision's pod template comes
+//! from its ControllerRevision, read once (revisions never change). The agent decides
+//! locally whether the set targets the node (`proto::placement::daemon_set` on that
+//! template, the function the controller counts with), and creates, replaces and
+//! deletes the set's pod here ([`plan`]) as far as the entry allows; a waiting node
+//! pulls the revision's images before its permit comes. A pod of a set without an
+//! entry here is checked against the set itself (one read): gone, or no longer
+//! targeting the node, the pod goes; otherwise it stays until the entry comes. It
+//! reports each set's pod (revision, ready, available) in
 //! `NodeState.status.daemonSets`, at most once per status interval, and at least once
 //! per heartbeat interval (`status.heartbeatTime`), so that a silent agent shows.
 //!
@@ -40,12 +46,10 @@ use serde_json::json;
 use stevedore_proto::cri::{ImageSpec, PullImageRequest};
 use stevedore_proto::{
     crd::{
-        daemon_set::{RollingUpdateType, v1beta1::DaemonSet},
-        node_state::{DaemonSetNodeStatus, NodeState, WorkloadRef, workload_key},
+        daemon_set::v1beta1::DaemonSet,
+        node_state::{DaemonSetNodeStatus, DaemonSetPermit, NodeState, WorkloadRef},
     },
-    inplace,
-    intstr::{self, Percent, Rounding},
-    keys, placement, pod_write, revision,
+    inplace, keys, placement, pod_write, revision,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -89,6 +93,9 @@ pub struct Daemons {
     prefetched: std::collections::HashSet<String>,
     /// Kubernetes' backoff before a failed pod of a set is replaced again.
     failed: plan::FailedBackoff,
+    /// Sets read because their pods are here without an entry, by uid: when, and
+    /// the set (`None`: gone).
+    looked_up: HashMap<String, (Instant, Option<Arc<DaemonSet>>)>,
 }
 
 /// Why a pod write failed.
@@ -124,30 +131,76 @@ fn available(pod: &Pod, min_ready: i32, now: Timestamp) -> (bool, bool, Option<D
     }
 }
 
-/// The pod the agent creates for `ds` at revision `hash` on `node`.
-pub fn new_pod(ds: &DaemonSet, hash: &str, node: &str) -> Pod {
+/// The pod the agent creates for the set `<ns>/<name>` (`uid`) at revision `hash`
+/// (whose pod template is `template`) on `node`.
+pub fn new_pod(
+    ns: &str,
+    name: &str,
+    uid: &str,
+    template: &PodTemplateSpec,
+    hash: &str,
+    in_place: bool,
+    node: &str,
+) -> Pod {
     let label = (keys::CONTROLLER_REVISION_HASH.to_owned(), hash.to_owned());
-    node_local::owned_pod(ds, None, &ds.spec.template, [label], node, |spec| {
+    let owner = node_local::owner_ref::<DaemonSet>(None, ns, name, uid);
+    node_local::owned_pod(owner, template, [label], node, |spec| {
         placement::daemon_pod_tolerations(spec);
-        if in_place_type(ds) {
+        if in_place {
             inplace::add_readiness_gate(&mut spec.readiness_gates);
         }
     })
 }
 
-/// Whether the set updates in place when it can.
-fn in_place_type(ds: &DaemonSet) -> bool {
-    let ru = ds.spec.update_strategy.as_ref().and_then(|u| u.rolling_update.as_ref());
-    ru.and_then(|r| r.type_.as_ref()) == Some(&RollingUpdateType::InPlaceIfPossible)
+/// A set the node has to do with: an entry in its NodeState, or a pod here.
+#[derive(Debug)]
+struct Target {
+    namespace: String,
+    name: String,
+    uid: String,
+    /// Its entry in the NodeState, if it has one.
+    entry: Option<DaemonSetPermit>,
 }
 
-/// Whether the set's rolling update surges (a non-zero `maxSurge`).
-fn surges(ds: &DaemonSet) -> bool {
-    let ru = ds.spec.update_strategy.as_ref().and_then(|u| u.rolling_update.as_ref());
-    ru.and_then(|r| r.max_surge.as_ref())
-        .and_then(|s| intstr::scaled(s, Percent::Integer, 100, Rounding::Up).ok())
-        .is_some_and(|n| n > 0)
+/// The sets with an entry in `state`, and those whose pods are among `pods`, by
+/// namespace and name.
+fn targets(state: Option<&NodeState>, pods: &[Arc<Pod>]) -> Vec<Target> {
+    let mut out: Vec<Target> = state
+        .iter()
+        .flat_map(|s| &s.spec.daemon_sets)
+        .filter_map(|(key, e)| {
+            let (ns, name) = key.split_once('/')?;
+            Some(Target {
+                namespace: ns.into(),
+                name: name.into(),
+                uid: e.uid.clone(),
+                entry: Some(e.clone()),
+            })
+        })
+        .collect();
+    for (uid, (namespace, name)) in node_local::pod_owners::<DaemonSet>(pods) {
+        if !out.iter().any(|t| t.uid == uid) {
+            out.push(Target { namespace, name, uid, entry: None });
+        }
+    }
+    out.sort_by(|a, b| (&a.namespace, &a.name, &a.uid).cmp(&(&b.namespace, &b.name, &b.uid)));
+    out
 }
+
+/// What the agent knows of a set here this pass.
+#[derive(Debug)]
+struct SetHere {
+    /// Whether the set targets the node.
+    place: placement::Placement,
+    /// The pod template of the entry's revision (none without an entry).
+    template: Option<PodTemplateSpec>,
+    /// The set's `minReadySeconds`.
+    min_ready: i32,
+}
+
+/// A set that is gone: its pods here go.
+const GONE: placement::Placement =
+    placement::Placement { should_run: false, should_continue_running: false, reason: None };
 
 impl Daemons {
     /// Watches and acts until `shutdown`.
@@ -168,12 +221,14 @@ impl Daemons {
             runtime,
             prefetched: std::collections::HashSet::new(),
             failed: plan::FailedBackoff::default(),
+            looked_up: HashMap::new(),
         };
         node_local::run(&node, client, me, shutdown).await;
     }
 
-    /// One pass over every set; returns when the next pass is due at the latest.
-    async fn pass_sets(&mut self, stores: &Stores<DaemonSet>) -> Duration {
+    /// One pass over every set with an entry in the NodeState or a pod here; returns
+    /// when the next pass is due at the latest.
+    async fn pass_sets(&mut self, stores: &Stores) -> Duration {
         let node_name = self.settings.node_name.clone();
         let Some(node) = stores.nodes.get(&ObjectRef::new(&node_name)) else {
             return RESYNC;
@@ -183,26 +238,37 @@ impl Daemons {
         let mut next = RESYNC;
         let mut report = Vec::new();
         let pods = stores.pods.state();
-        let mut sets = stores.workloads.state();
-        sets.sort_by_key(|d| (d.namespace(), d.name_any()));
-        let uids: std::collections::HashSet<String> = sets.iter().filter_map(|d| d.uid()).collect();
+        let targets = targets(state.as_deref(), &pods);
+        let uids: std::collections::HashSet<&str> = targets.iter().map(|t| t.uid.as_str()).collect();
         self.failed.prune(std::time::Instant::now(), |k| uids.contains(k));
-        for ds in sets {
-            let (Some(uid), ns, name) = (ds.uid(), ds.namespace().unwrap_or_default(), ds.name_any()) else {
-                continue;
-            };
-            if ds.metadata.deletion_timestamp.is_some() {
-                continue;
-            }
-            let place = placement::daemon_set(&node, &ds.spec.template);
+        self.looked_up.retain(|k, _| uids.contains(k.as_str()));
+        for Target { namespace: ns, name, uid, entry } in targets {
             let mine: Vec<&Arc<Pod>> = pods
                 .iter()
                 .filter(|p| p.namespace().as_deref() == Some(&ns) && controlled_by(p, &uid))
                 .collect();
-            if mine.is_empty() && !place.should_run {
+            // What the node may do, from its entry and the entry revision's template; a
+            // set without an entry here (a pod of it is) is looked up: gone, or no longer
+            // targeting the node, its pods go; else they stay until an entry comes.
+            let set = match &entry {
+                Some(e) => self.template(&ns, &name, &e.revision).await.map(|t| SetHere {
+                    place: placement::daemon_set(&node, &t),
+                    template: Some(t),
+                    min_ready: e.min_ready_seconds,
+                }),
+                None => self.look_up(&ns, &name, &uid).await.map(|found| match found {
+                    Some(ds) => SetHere {
+                        place: placement::daemon_set(&node, &ds.spec.template),
+                        template: None,
+                        min_ready: ds.spec.min_ready_seconds.unwrap_or(0),
+                    },
+                    None => SetHere { place: GONE, template: None, min_ready: 0 },
+                }),
+            };
+            if mine.is_empty() && set.as_ref().is_none_or(|s| !s.place.should_run) {
                 continue;
             }
-            let min_ready = ds.spec.min_ready_seconds.unwrap_or(0);
+            let min_ready = set.as_ref().map_or(0, |s| s.min_ready);
             let views: Vec<plan::PodView> = mine
                 .iter()
                 .map(|p| {
@@ -221,89 +287,13 @@ impl Daemons {
                     }
                 })
                 .collect();
-            // the status describes the current spec: its update revision is this spec's
-            let st = ds.status.as_ref();
-            let hash = st
-                .filter(|s| {
-                    s.observed_generation.is_some() && s.observed_generation == ds.metadata.generation
-                })
-                .and_then(|s| s.update_revision.clone());
-            let permit = state.as_ref().and_then(|s| s.spec.daemon_sets.get(&workload_key(&ns, &name)));
-            let permitted = permit.is_some_and(|p| p.uid == uid && Some(&p.revision) == hash.as_ref());
-            if let Some((at, pod)) = self.creating.get(&uid)
-                && (views.iter().any(|v| &v.name == pod) || at.elapsed() > CREATE_EXPECTATION)
-            {
-                self.creating.remove(&uid);
+            if let Some(set) = &set {
+                let steps = self.act(&ns, &name, &uid, entry.as_ref(), set, &views, &node_name).await;
+                next = next.min(steps);
             }
-            let surge = surges(&ds);
             for p in mine.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
                 if let Some(d) = self.refresh(p, now).await {
                     next = next.min(d);
-                }
-            }
-            // one older pod, a permit, InPlaceIfPossible: can it be done in place?
-            let mut in_place = None;
-            if let (Some(h), true, false, true) = (hash.as_deref(), permitted, surge, in_place_type(&ds)) {
-                let old: Vec<&plan::PodView> = views
-                    .iter()
-                    .filter(|v| !v.terminating && !v.failed && v.revision.as_deref() != Some(h))
-                    .collect();
-                if let [one] = old.as_slice()
-                    && let Some(rev) = one.revision.as_deref()
-                    && let Some(from) = self.template(&ns, &name, rev).await
-                    && let Some(to) = self.template(&ns, &name, h).await
-                {
-                    // both from revision data: the same serialisation on each side
-                    match inplace::plan(h, &from, &to) {
-                        inplace::Eligibility::InPlace(spec) => in_place = Some(spec),
-                        inplace::Eligibility::Recreate(why) => {
-                            debug!(daemonset = %name, pod = %one.name, %why, "not in place: recreating");
-                        }
-                    }
-                }
-            }
-            let backoff_left = self.failed.wait(&uid, std::time::Instant::now());
-            if let Some(left) = backoff_left
-                && views.iter().any(|v| v.failed && !v.terminating)
-            {
-                next = next.min(left);
-            }
-            let input = plan::Input {
-                should_run: place.should_run,
-                should_continue: place.should_continue_running,
-                permitted,
-                hash: hash.clone(),
-                surge,
-                creating: self.creating.contains_key(&uid),
-                in_place: in_place.is_some(),
-                failed_backoff: backoff_left.is_some(),
-            };
-            // an update is coming but this node's turn is not: pull its images now
-            if let Some(h) = hash.as_deref()
-                && !permitted
-                && place.should_continue_running
-                && views.iter().any(|v| !v.terminating && v.revision.as_deref() != Some(h))
-            {
-                self.prefetch(&ds);
-            }
-            for step in plan::decide(&input, &views) {
-                match (step, hash.as_deref()) {
-                    (plan::Step::Create, Some(h)) => self.create(&ds, h, &node_name).await,
-                    (plan::Step::Create | plan::Step::InPlace(_), None) => {}
-                    (plan::Step::Delete(pod, pod_uid, why), _) => {
-                        if why == plan::FAILED {
-                            self.failed.deleted(&uid, std::time::Instant::now());
-                        }
-                        node_local::delete_pod(&self.client, &ns, &pod, &pod_uid, why).await;
-                    }
-                    (plan::Step::InPlace(pod), Some(h)) => {
-                        if let Some(spec) = &in_place {
-                            if let Err(error) = self.update_in_place(&ns, &pod, spec, h).await {
-                                warn!(pod.name = %pod, %error, "cannot update the daemon pod in place");
-                            }
-                            next = next.min(Duration::from_secs(1));
-                        }
-                    }
                 }
             }
             // the report: the oldest live pod, as Kubernetes counts a node's daemon pod
@@ -331,6 +321,122 @@ impl Daemons {
             next = next.min(wait);
         }
         next
+    }
+
+    /// Decides and takes the steps for one set here; returns when to look again.
+    #[expect(clippy::too_many_arguments, reason = "one set's facts, gathered by the pass")]
+    async fn act(
+        &mut self,
+        ns: &str,
+        name: &str,
+        uid: &str,
+        entry: Option<&DaemonSetPermit>,
+        set: &SetHere,
+        views: &[plan::PodView],
+        node_name: &str,
+    ) -> Duration {
+        let mut next = RESYNC;
+        let hash = entry.map(|e| e.revision.clone());
+        let permitted = entry.is_some_and(|e| !e.waiting);
+        let (surge, in_place_type) = entry.map_or((false, false), |e| (e.surge, e.in_place));
+        if let Some((at, pod)) = self.creating.get(uid)
+            && (views.iter().any(|v| &v.name == pod) || at.elapsed() > CREATE_EXPECTATION)
+        {
+            self.creating.remove(uid);
+        }
+        // one older pod, a permit, InPlaceIfPossible: can it be done in place?
+        let mut in_place = None;
+        if let (Some(h), true, false, true, Some(to)) =
+            (hash.as_deref(), permitted, surge, in_place_type, set.template.as_ref())
+        {
+            let old: Vec<&plan::PodView> = views
+                .iter()
+                .filter(|v| !v.terminating && !v.failed && v.revision.as_deref() != Some(h))
+                .collect();
+            if let [one] = old.as_slice()
+                && let Some(rev) = one.revision.as_deref()
+                && let Some(from) = self.template(ns, name, rev).await
+            {
+                // both from revision data: the same serialisation on each side
+                match inplace::plan(h, &from, to) {
+                    inplace::Eligibility::InPlace(spec) => in_place = Some(spec),
+                    inplace::Eligibility::Recreate(why) => {
+                        debug!(daemonset = %name, pod = %one.name, %why, "not in place: recreating");
+                    }
+                }
+            }
+        }
+        let backoff_left = self.failed.wait(uid, std::time::Instant::now());
+        if let Some(left) = backoff_left
+            && views.iter().any(|v| v.failed && !v.terminating)
+        {
+            next = next.min(left);
+        }
+        let input = plan::Input {
+            should_run: set.place.should_run,
+            should_continue: set.place.should_continue_running,
+            permitted,
+            hash: hash.clone(),
+            surge,
+            creating: self.creating.contains_key(uid),
+            in_place: in_place.is_some(),
+            failed_backoff: backoff_left.is_some(),
+        };
+        // an update is coming but this node's turn is not: pull its images now
+        if let (Some(h), Some(t)) = (hash.as_deref(), set.template.as_ref())
+            && !permitted
+            && set.place.should_continue_running
+            && views.iter().any(|v| !v.terminating && v.revision.as_deref() != Some(h))
+        {
+            self.prefetch(name, t);
+        }
+        for step in plan::decide(&input, views) {
+            match (step, hash.as_deref(), set.template.as_ref()) {
+                (plan::Step::Create, Some(h), Some(t)) => {
+                    let pod = new_pod(ns, name, uid, t, h, in_place_type, node_name);
+                    self.create(name, uid, h, &pod).await;
+                }
+                (plan::Step::Delete(pod, pod_uid, why), _, _) => {
+                    if why == plan::FAILED {
+                        self.failed.deleted(uid, std::time::Instant::now());
+                    }
+                    node_local::delete_pod(&self.client, ns, &pod, &pod_uid, why).await;
+                }
+                (plan::Step::InPlace(pod), Some(h), _) => {
+                    if let Some(spec) = &in_place {
+                        if let Err(error) = self.update_in_place(ns, &pod, spec, h).await {
+                            warn!(pod.name = %pod, %error, "cannot update the daemon pod in place");
+                        }
+                        next = next.min(Duration::from_secs(1));
+                    }
+                }
+                (plan::Step::Create | plan::Step::InPlace(_), _, _) => {}
+            }
+        }
+        next
+    }
+
+    /// The set `<ns>/<name>` with `uid`, for its pods here that have no entry: read
+    /// at most once per resync interval. `Some(None)`: gone (or another set now has
+    /// the name, or it is being deleted); `None`: cannot tell now.
+    async fn look_up(&mut self, ns: &str, name: &str, uid: &str) -> Option<Option<Arc<DaemonSet>>> {
+        if let Some((at, found)) = self.looked_up.get(uid)
+            && at.elapsed() < RESYNC
+        {
+            return Some(found.clone());
+        }
+        let api: Api<DaemonSet> = Api::namespaced(self.client.clone(), ns);
+        let found = match api.get_opt(name).await {
+            Ok(ds) => ds
+                .filter(|d| d.uid().as_deref() == Some(uid) && d.metadata.deletion_timestamp.is_none())
+                .map(Arc::new),
+            Err(error) => {
+                warn!(daemonset = %name, %error, "cannot read the set of a pod here");
+                return None;
+            }
+        };
+        self.looked_up.insert(uid.to_owned(), (Instant::now(), found.clone()));
+        Some(found)
     }
 
     /// The pod template of the set's revision `hash` (`<set>-<hash>`, or a legacy
@@ -406,16 +512,17 @@ impl Daemons {
         Ok(())
     }
 
-    /// Pulls the set's images that this agent has not pulled yet, in the background.
-    fn prefetch(&mut self, ds: &DaemonSet) {
+    /// Pulls the images of set `set`'s `template` that this agent has not pulled yet,
+    /// in the background.
+    fn prefetch(&mut self, set: &str, template: &PodTemplateSpec) {
         let Some(runtime) = self.runtime.clone() else { return };
-        let spec = ds.spec.template.spec.as_ref();
+        let spec = template.spec.as_ref();
         let images = spec.iter().flat_map(|s| s.init_containers.iter().flatten().chain(&s.containers));
         for image in images.filter_map(|c| c.image.clone()) {
             if !self.prefetched.insert(image.clone()) {
                 continue;
             }
-            let (runtime, set) = (runtime.clone(), ds.name_any());
+            let (runtime, set) = (runtime.clone(), set.to_owned());
             tokio::spawn(async move {
                 match runtime.present(image.clone()).await {
                     Ok(Some(id)) => {
@@ -441,17 +548,15 @@ impl Daemons {
         }
     }
 
-    async fn create(&mut self, ds: &DaemonSet, hash: &str, node: &str) {
-        let ns = ds.namespace().unwrap_or_default();
+    async fn create(&mut self, set: &str, uid: &str, hash: &str, pod: &Pod) {
+        let ns = pod.namespace().unwrap_or_default();
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
-        match api.create(&PostParams::default(), &new_pod(ds, hash, node)).await {
+        match api.create(&PostParams::default(), pod).await {
             Ok(p) => {
-                info!(daemonset = %ds.name_any(), pod = %p.name_any(), revision = hash, "daemon pod created");
-                if let Some(uid) = ds.uid() {
-                    self.creating.insert(uid, (Instant::now(), p.name_any()));
-                }
+                info!(daemonset = %set, pod = %p.name_any(), revision = hash, "daemon pod created");
+                self.creating.insert(uid.to_owned(), (Instant::now(), p.name_any()));
             }
-            Err(error) => warn!(daemonset = %ds.name_any(), %error, "cannot create the daemon pod"),
+            Err(error) => warn!(daemonset = %set, %error, "cannot create the daemon pod"),
         }
     }
 
@@ -496,9 +601,88 @@ impl Daemons {
 }
 
 impl node_local::Runner for Daemons {
-    type Workload = DaemonSet;
-
-    async fn pass(&mut self, stores: &Stores<DaemonSet>) -> Duration {
+    async fn pass(&mut self, stores: &Stores) -> Duration {
         self.pass_sets(stores).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    use kube::api::ObjectMeta;
+    use stevedore_proto::crd::node_state::NodeStateSpec;
+
+    use super::*;
+
+    fn pod(ns: &str, owner: (&str, &str, &str, &str)) -> Arc<Pod> {
+        let (api_version, kind, name, uid) = owner;
+        Arc::new(Pod {
+            metadata: ObjectMeta {
+                namespace: Some(ns.into()),
+                owner_references: Some(vec![OwnerReference {
+                    api_version: api_version.into(),
+                    kind: kind.into(),
+                    name: name.into(),
+                    uid: uid.into(),
+                    controller: Some(true),
+                    ..OwnerReference::default()
+                }]),
+                ..ObjectMeta::default()
+            },
+            ..Pod::default()
+        })
+    }
+
+    #[test]
+    fn targets_are_the_entries_and_the_owners_of_pods_here() {
+        let mut state = NodeState::new("n1", NodeStateSpec::default());
+        let entry = DaemonSetPermit { uid: "u1".into(), revision: "h1".into(), ..DaemonSetPermit::default() };
+        state.spec.daemon_sets.insert("edge/agent".into(), entry.clone());
+        let pods = [
+            pod("edge", ("apps.kruise.io/v1beta1", "DaemonSet", "agent", "u1")),
+            // an older served version's owner, no entry: looked up
+            pod("edge", ("apps.kruise.io/v1alpha1", "DaemonSet", "logs", "u2")),
+            // Kubernetes' own DaemonSet, and a CloneSet: not ours to run
+            pod("edge", ("apps/v1", "DaemonSet", "kube-proxy", "u3")),
+            pod("edge", ("apps.kruise.io/v1alpha1", "CloneSet", "web", "u4")),
+        ];
+        let got: Vec<(String, String, String, bool)> = targets(Some(&state), &pods)
+            .into_iter()
+            .map(|t| (t.namespace, t.name, t.uid, t.entry.is_some()))
+            .collect();
+        let want = [("edge", "agent", "u1", true), ("edge", "logs", "u2", false)]
+            .map(|(n, m, u, e)| (n.to_owned(), m.to_owned(), u.to_owned(), e));
+        assert_eq!(got, want);
+        assert!(targets(None, &[]).is_empty());
+    }
+
+    #[test]
+    fn new_pods_come_from_the_revision_template() {
+        let template = PodTemplateSpec {
+            metadata: Some(ObjectMeta {
+                labels: Some([("app".to_owned(), "agent".to_owned())].into()),
+                ..ObjectMeta::default()
+            }),
+            spec: Some(k8s_openapi::api::core::v1::PodSpec::default()),
+        };
+        let pod = new_pod("edge", "agent", "u1", &template, "h1", true, "n1");
+        assert_eq!(pod.metadata.generate_name.as_deref(), Some("agent-"));
+        assert_eq!(pod.metadata.namespace.as_deref(), Some("edge"));
+        let labels = pod.metadata.labels.unwrap();
+        assert_eq!(
+            (labels["app"].as_str(), labels[keys::CONTROLLER_REVISION_HASH].as_str()),
+            ("agent", "h1")
+        );
+        let owner = &pod.metadata.owner_references.unwrap()[0];
+        assert_eq!(
+            (owner.api_version.as_str(), owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
+            ("apps.kruise.io/v1beta1", "DaemonSet", "agent", "u1")
+        );
+        assert_eq!((owner.controller, owner.block_owner_deletion), (Some(true), Some(true)));
+        let spec = pod.spec.unwrap();
+        assert_eq!(spec.node_name.as_deref(), Some("n1"));
+        let gates = spec.readiness_gates.unwrap();
+        assert!(gates.iter().any(|g| g.condition_type == "InPlaceUpdateReady"), "{gates:?}");
+        assert!(spec.tolerations.is_some_and(|t| !t.is_empty()), "the DaemonSet tolerations");
     }
 }

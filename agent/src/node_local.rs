@@ -1,12 +1,20 @@
 //! What the node-local workload runners ([`crate::daemons`], [`crate::broadcast`])
-//! share: the watches (their workloads cluster-wide, this node's Node and NodeState,
-//! the pods bound to this node), the loop that runs a pass after each burst of events
-//! and at least every resync interval, and the pod deletion they both do.
+//! share: the watches (this node's Node and NodeState, the pods bound to this node),
+//! the loop that runs a pass after each burst of events and at least every resync
+//! interval, and the pod creation and deletion they both do.
+//!
+//! Neither watches its workloads: every status write of a DaemonSet or BroadcastJob
+//! would reach every agent (measured on 200 hollow nodes: 96% of all the events the
+//! agents received). What a node must do comes in its own NodeState; the pod
+//! templates from ControllerRevisions (immutable) or one read of the job.
 
-use std::{fmt::Debug, time::Duration};
+use std::{collections::BTreeMap, fmt::Debug, sync::Arc, time::Duration};
 
 use futures_util::{FutureExt as _, StreamExt as _, stream};
-use k8s_openapi::api::core::v1::{Node, Pod, PodSpec, PodTemplateSpec};
+use k8s_openapi::{
+    api::core::v1::{Node, Pod, PodSpec, PodTemplateSpec},
+    apimachinery::pkg::apis::meta::v1::OwnerReference,
+};
 use kube::{
     Api, Client, Resource, ResourceExt as _,
     api::{DeleteParams, ObjectMeta, Preconditions},
@@ -16,7 +24,6 @@ use kube::{
         watcher,
     },
 };
-use serde::de::DeserializeOwned;
 use stevedore_proto::crd::node_state::NodeState;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -27,11 +34,9 @@ const DEBOUNCE: Duration = Duration::from_millis(50);
 /// A pass at least this often (deadlines, retries).
 pub const RESYNC: Duration = Duration::from_secs(30);
 
-/// What a runner reads: its workloads, this node, its NodeState, its pods.
+/// What a runner reads: this node, its NodeState, its pods.
 #[derive(Clone)]
-pub struct Stores<K: Resource<DynamicType = ()> + Clone + 'static> {
-    /// The workloads, cluster-wide.
-    pub workloads: Store<K>,
+pub struct Stores {
     /// This node (a watch by name).
     pub nodes: Store<Node>,
     /// This node's NodeState (a watch by name).
@@ -40,7 +45,7 @@ pub struct Stores<K: Resource<DynamicType = ()> + Clone + 'static> {
     pub pods: Store<Pod>,
 }
 
-impl<K: Resource<DynamicType = ()> + Clone + 'static> Debug for Stores<K> {
+impl Debug for Stores {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stores").finish_non_exhaustive()
     }
@@ -48,27 +53,18 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Debug for Stores<K> {
 
 /// A runner of one kind of node-local workload.
 pub trait Runner {
-    /// The workload kind.
-    type Workload: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static;
-
     /// One pass over every workload; returns when the next pass is due at the latest.
-    fn pass(&mut self, stores: &Stores<Self::Workload>) -> impl Future<Output = Duration> + Send;
+    fn pass(&mut self, stores: &Stores) -> impl Future<Output = Duration> + Send;
 }
 
 /// Watches what `runner` reads and runs its passes until `shutdown`.
 pub async fn run<R: Runner>(node: &str, client: Client, mut runner: R, shutdown: CancellationToken) {
-    let (workloads, workloads_w) = reflector::store();
     let (nodes, nodes_w) = reflector::store();
     let (states, states_w) = reflector::store();
     let (pods, pods_w) = reflector::store();
     let by_name = watcher::Config::default().fields(&format!("metadata.name={node}"));
     let on_node = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
     let events = stream::select_all([
-        watcher(Api::<R::Workload>::all(client.clone()), watcher::Config::default())
-            .default_backoff()
-            .reflect(workloads_w)
-            .map(|e| watched(e, "the workloads"))
-            .boxed(),
         watcher(Api::<Node>::all(client.clone()), by_name.clone())
             .default_backoff()
             .reflect(nodes_w)
@@ -86,7 +82,7 @@ pub async fn run<R: Runner>(node: &str, client: Client, mut runner: R, shutdown:
             .boxed(),
     ]);
     let mut events = std::pin::pin!(events);
-    let stores = Stores { workloads, nodes, states, pods };
+    let stores = Stores { nodes, states, pods };
     let mut next = Instant::now() + RESYNC;
     loop {
         tokio::select! {
@@ -105,7 +101,6 @@ pub async fn run<R: Runner>(node: &str, client: Client, mut runner: R, shutdown:
         // polled, so this must not wait here (it did, and stalled for minutes under
         // load): the next event comes back.
         let listed = [
-            stores.workloads.wait_until_ready().now_or_never(),
             stores.nodes.wait_until_ready().now_or_never(),
             stores.states.wait_until_ready().now_or_never(),
             stores.pods.wait_until_ready().now_or_never(),
@@ -127,14 +122,32 @@ fn watched<T>(event: Result<T, watcher::Error>, what: &str) -> bool {
     event.is_ok()
 }
 
-/// The pod the agent creates for the workload `owner` on its own `node`, in
-/// OpenKruise's shape: the template's metadata and spec, `generateName: <owner>-`,
-/// `labels` added to the template's, the workload as controlling owner blocking
-/// deletion (named with `owner_api_version` when OpenKruise's controller names
-/// another served version), `spec.nodeName`; `shape` finishes the spec.
-pub fn owned_pod<K: Resource<DynamicType = ()>>(
-    owner: &K,
-    owner_api_version: Option<&str>,
+/// The controlling owner reference to a workload of kind `K`, named with `api_version`
+/// when OpenKruise's controller names another served version than `K`'s.
+pub fn owner_ref<K: Resource<DynamicType = ()>>(
+    api_version: Option<&str>,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+) -> (String, OwnerReference) {
+    let reference = OwnerReference {
+        api_version: api_version.map_or_else(|| K::api_version(&()).into_owned(), ToOwned::to_owned),
+        kind: K::kind(&()).into_owned(),
+        name: name.to_owned(),
+        uid: uid.to_owned(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    };
+    (namespace.to_owned(), reference)
+}
+
+/// The pod the agent creates for the workload `owner` (its namespace and controlling
+/// reference, [`owner_ref`]) on its own `node`, in OpenKruise's shape: the template's
+/// metadata and spec, `generateName: <owner>-`, `labels` added to the template's, the
+/// workload as controlling owner blocking deletion, `spec.nodeName`; `shape` finishes
+/// the spec.
+pub fn owned_pod(
+    owner: (String, OwnerReference),
     template: &PodTemplateSpec,
     labels: impl IntoIterator<Item = (String, String)>,
     node: &str,
@@ -147,26 +160,38 @@ pub fn owned_pod<K: Resource<DynamicType = ()>>(
     let mut spec = template.spec.unwrap_or_default();
     spec.node_name = Some(node.to_owned());
     shape(&mut spec);
-    let reference = owner.controller_owner_ref(&()).map(|mut o| {
-        if let Some(v) = owner_api_version {
-            v.clone_into(&mut o.api_version);
-        }
-        o.block_owner_deletion = Some(true);
-        o
-    });
+    let (namespace, reference) = owner;
     Pod {
         metadata: ObjectMeta {
-            generate_name: Some(format!("{}-", owner.meta().name.as_deref().unwrap_or_default())),
-            namespace: owner.meta().namespace.clone(),
+            generate_name: Some(format!("{}-", reference.name)),
+            namespace: Some(namespace),
             labels: Some(all),
             annotations: meta.annotations,
             finalizers: meta.finalizers,
-            owner_references: reference.map(|o| vec![o]),
+            owner_references: Some(vec![reference]),
             ..ObjectMeta::default()
         },
         spec: Some(spec),
         status: None,
     }
+}
+
+/// The workloads of kind `K` (any served version) that control pods here, by uid:
+/// their namespace and name.
+pub fn pod_owners<K: Resource<DynamicType = ()>>(pods: &[Arc<Pod>]) -> BTreeMap<String, (String, String)> {
+    let group = K::group(&());
+    let kind = K::kind(&());
+    let mut out = BTreeMap::new();
+    for pod in pods {
+        let owner = pod.owner_references().iter().find(|o| o.controller == Some(true));
+        if let Some(o) = owner
+            && o.kind == kind
+            && o.api_version.split_once('/').is_some_and(|(g, _)| g == group)
+        {
+            out.insert(o.uid.clone(), (pod.namespace().unwrap_or_default(), o.name.clone()));
+        }
+    }
+    out
 }
 
 /// Whether the workload with `uid` controls `pod`.

@@ -33,8 +33,8 @@ use kube::{
 use serde_json::json;
 use stevedore_proto::{
     crd::{
-        daemon_set::{RollingUpdateDaemonSet, v1beta1::DaemonSet},
-        node_state::workload_key,
+        daemon_set::{RollingUpdateDaemonSet, RollingUpdateType, v1beta1::DaemonSet},
+        node_state::{DaemonSetPermit, workload_key},
     },
     intstr::{self, Percent, Rounding},
     keys, placement, revision,
@@ -153,6 +153,7 @@ pub async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Erro
 
     let mut views = Vec::new();
     let mut in_use = BTreeSet::new();
+    let mut keep = BTreeSet::new();
     let mut freshness = node_states::Freshness::new(ctx.fleet.agent_silence);
     for node in ctx.fleet.nodes.state() {
         let node_name = node.name_any();
@@ -164,10 +165,18 @@ pub async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Erro
         if let Some(r) = report.as_ref().and_then(|r| r.revision.clone()) {
             in_use.insert(r);
         }
-        let permitted = state
-            .as_ref()
-            .and_then(|s| s.spec.daemon_sets.get(&key))
-            .is_some_and(|p| p.uid == uid && p.revision == hash);
+        let have = state.as_ref().and_then(|s| s.spec.daemon_sets.get(&key)).filter(|p| p.uid == uid);
+        let permitted = have.is_some_and(|p| p.revision == hash && !p.waiting);
+        // a pod here, in any report (a silent agent's too), or an entry already: the
+        // node keeps an entry while the set targets it
+        if place.should_continue_running
+            && (have.is_some()
+                || state.as_ref().and_then(|s| s.status.as_ref()).is_some_and(|st| {
+                    st.daemon_sets.iter().any(|d| d.workload.uid == uid && d.pod.is_some())
+                }))
+        {
+            keep.insert(node_name.clone());
+        }
         let empty = Default::default();
         let labels = node.metadata.labels.as_ref().unwrap_or(&empty);
         let on_selector = selector
@@ -190,19 +199,34 @@ pub async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Erro
     let limits = limits(&ds, i64::from(counts.desired))?;
     let permits = plan::permits(&views, &limits);
 
-    // Permits: one merge patch of this set's key per node that changes.
+    // Entries: one merge patch of this set's key per node that changes.
+    let ru = rolling_update(&ds);
+    let entry = |waiting| DaemonSetPermit {
+        uid: uid.clone(),
+        revision: hash.clone(),
+        waiting,
+        surge: limits.max_surge > 0,
+        in_place: ru.type_ == Some(RollingUpdateType::InPlaceIfPossible),
+        min_ready_seconds: ds.spec.min_ready_seconds.unwrap_or(0).max(0),
+    };
     let mut writes = Vec::new();
     for state in ctx.fleet.states.state() {
         let node_name = state.name_any();
-        let have = state.spec.daemon_sets.get(&key);
-        let want = permits.contains(&node_name);
-        let body = match (have, want) {
-            (Some(p), true) if p.uid == uid && p.revision == hash => continue,
-            (_, true) => json!({"spec": {"daemonSets": {&key: {"uid": &uid, "revision": &hash}}}}),
-            (Some(_), false) => json!({"spec": {"daemonSets": {&key: null}}}),
-            (None, false) => continue,
+        let want = if permits.contains(&node_name) {
+            Some(entry(false))
+        } else {
+            keep.contains(&node_name).then(|| entry(true))
         };
-        writes.push((node_name, body));
+        let have = state.spec.daemon_sets.get(&key);
+        if have == want.as_ref() {
+            continue;
+        }
+        // every field, so that the merge patch leaves none of the old entry's
+        let value = want.map(|p| {
+            json!({"uid": p.uid, "revision": p.revision, "waiting": p.waiting, "surge": p.surge,
+                   "inPlace": p.in_place, "minReadySeconds": p.min_ready_seconds})
+        });
+        writes.push((node_name, json!({"spec": {"daemonSets": {&key: value}}})));
     }
     if !writes.is_empty() {
         debug!(writes = writes.len(), revision = %hash, "writing permits");

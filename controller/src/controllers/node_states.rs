@@ -257,17 +257,20 @@ mod tests {
     fn permits_of_workloads_gone_are_taken_back_guarded_by_uid() {
         use stevedore_proto::crd::node_state::{BroadcastJobPermit, DaemonSetPermit};
         let mut a = NodeState::new("a", Default::default());
-        a.spec
-            .daemon_sets
-            .insert("edge/agent".into(), DaemonSetPermit { uid: "u1".into(), revision: "r".into() });
-        a.spec
-            .daemon_sets
-            .insert("edge/gone".into(), DaemonSetPermit { uid: "u2".into(), revision: "r".into() });
+        a.spec.daemon_sets.insert(
+            "edge/agent".into(),
+            DaemonSetPermit { uid: "u1".into(), revision: "r".into(), ..Default::default() },
+        );
+        a.spec.daemon_sets.insert(
+            "edge/gone".into(),
+            DaemonSetPermit { uid: "u2".into(), revision: "r".into(), ..Default::default() },
+        );
         a.spec.broadcast_jobs.insert("ops/job~x".into(), BroadcastJobPermit { uid: "u3".into() });
         let mut b = NodeState::new("b", Default::default());
-        b.spec
-            .daemon_sets
-            .insert("edge/agent".into(), DaemonSetPermit { uid: "u1".into(), revision: "r".into() });
+        b.spec.daemon_sets.insert(
+            "edge/agent".into(),
+            DaemonSetPermit { uid: "u1".into(), revision: "r".into(), ..Default::default() },
+        );
         let live =
             |field: &str, key: &str, uid: &str| field == "daemonSets" && key == "edge/agent" && uid == "u1";
         let patches = stale_permits([&a, &b], live);

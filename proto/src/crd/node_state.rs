@@ -52,16 +52,43 @@ pub fn workload_key(namespace: &str, name: &str) -> String {
     format!("{namespace}/{name}")
 }
 
-/// Permission for one DaemonSet's pod on this node: the node may create its pod at
-/// `revision`, or move an older one there. No permit: the node creates nothing and
-/// updates nothing for the set (it still deletes a pod the set no longer targets).
+/// What one DaemonSet asks of this node: everything the agent needs to run the set's
+/// pod here without watching the set (whose every status write would reach every
+/// agent). The controller writes an entry for each node the set targets once the node
+/// has, or may create, a pod of it; the pod templates come from the set's
+/// ControllerRevisions, which never change.
+///
+/// Not `waiting`: the node may create its pod at `revision`, or move an older one
+/// there. `waiting`: `revision` is the set's update revision, which the node may not
+/// move to yet (it keeps the pod it has, creates none, and pre-downloads the
+/// revision's images). No entry: the node creates and updates nothing for the set,
+/// and deletes a pod of it that the set no longer targets.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DaemonSetPermit {
     /// The set's uid (a permit for a deleted and recreated set is void).
     pub uid: String,
-    /// The revision (the set's `controller-revision-hash`) the node's pod may run.
+    /// The revision (the set's `controller-revision-hash`) the node's pod may run, or
+    /// will run once permitted.
     pub revision: String,
+    /// The node may not move to `revision` yet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub waiting: bool,
+    /// The rolling update surges (`maxSurge` above 0): the new pod starts beside the
+    /// old one, which goes once the new one is available.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub surge: bool,
+    /// The set's `rollingUpdateType` is `InPlaceIfPossible`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_place: bool,
+    /// The set's `minReadySeconds`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_ready_seconds: i32,
+}
+
+#[expect(clippy::trivially_copy_pass_by_ref, reason = "serde's skip_serializing_if passes a reference")]
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 /// Permission for one BroadcastJob to run its pod on this node: the node may create

@@ -2,8 +2,8 @@
 //! central controller would see. The simulated API server (real admission plug-ins,
 //! the controller's webhooks reached as a Service), the real controller binary with
 //! production flags, a [`HollowFleet`] of nodes and one agent per node (the agent's
-//! DaemonSet loop, `stevedore_agent::daemons`, run in this process with its own four
-//! watches per node). S sets are created and timed until every node runs their pods,
+//! DaemonSet loop, `stevedore_agent::daemons`, run in this process with its own three
+//! watches per node: its Node, its NodeState, its pods). S sets are created and timed until every node runs their pods,
 //! then rolled in place to a new image and timed until every pod is updated.
 //!
 //! Counted by the API server per user: the requests and the watch events delivered to
