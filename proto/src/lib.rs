@@ -15,6 +15,7 @@ pub mod image;
 pub mod inplace;
 pub mod intstr;
 pub mod keys;
+pub mod lifecycle;
 pub mod placement;
 pub mod pod_order;
 pub mod pod_write;

@@ -24,7 +24,7 @@ pub struct Lifecycle {
 }
 
 /// A hook: a pod is held while any of these labels or finalizers is on it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LifecycleHook {
     /// Labels (and values) that hold the pod.

@@ -13,28 +13,13 @@ use k8s_openapi::{
     jiff::{SignedDuration, Timestamp},
 };
 use kube::{ResourceExt, api::ObjectMeta};
-use stevedore_proto::{
-    crd::{clone_set::CloneSet, common::LifecycleHook},
-    inplace, keys, pod_order, revision,
-};
+use stevedore_proto::{crd::clone_set::CloneSet, inplace, keys, pod_order, revision};
 
 use super::super::revisions::owner;
 
-/// Lifecycle states.
-pub mod state {
-    /// Created, waiting for its preNormal hooks.
-    pub const PREPARING_NORMAL: &str = "PreparingNormal";
-    /// Serving.
-    pub const NORMAL: &str = "Normal";
-    /// Waiting for its inPlaceUpdate hooks to let go before an update.
-    pub const PREPARING_UPDATE: &str = "PreparingUpdate";
-    /// Being updated in place.
-    pub const UPDATING: &str = "Updating";
-    /// Updated, waiting for its inPlaceUpdate hooks to come back.
-    pub const UPDATED: &str = "Updated";
-    /// Waiting for its preDelete hooks to let go.
-    pub const PREPARING_DELETE: &str = "PreparingDelete";
-}
+pub use stevedore_proto::lifecycle::{
+    all_hooked, current_state as lifecycle_state, hooked, state, state_patch,
+};
 
 /// Kubernetes' alphabet for generated names (no vowels, no look-alikes).
 const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -131,33 +116,11 @@ pub fn instance_id(pod: &Pod) -> Option<&str> {
     pod.labels().get(keys::CLONESET_INSTANCE_ID).map(String::as_str)
 }
 
-/// The pod's lifecycle state (empty when it has none).
-pub fn lifecycle_state(pod: &Pod) -> &str {
-    pod.labels().get(keys::LIFECYCLE_STATE).map_or("", String::as_str)
-}
-
 /// Whether the pod is on revision `rev`.
 pub fn on_revision(pod: &Pod, rev: &str) -> bool {
     pod.labels()
         .get(keys::CONTROLLER_REVISION_HASH)
         .is_some_and(|l| revision::clone_set_revision_matches(l, rev))
-}
-
-/// Whether `hook` holds the pod: any of its labels (with value) or finalizers present.
-pub fn hooked(pod: &Pod, hook: Option<&LifecycleHook>) -> bool {
-    let Some(h) = hook else { return false };
-    let labels = pod.labels();
-    h.labels_handler.iter().flatten().any(|(k, v)| labels.get(k) == Some(v))
-        || h.finalizers_handler.iter().flatten().any(|f| pod.finalizers().contains(f))
-}
-
-/// Whether every label and finalizer of `hook` is on the pod (a hook with none never
-/// holds).
-pub fn all_hooked(pod: &Pod, hook: Option<&LifecycleHook>) -> bool {
-    let Some(h) = hook else { return true };
-    let labels = pod.labels();
-    h.labels_handler.iter().flatten().all(|(k, v)| labels.get(k) == Some(v))
-        && h.finalizers_handler.iter().flatten().all(|f| pod.finalizers().contains(f))
 }
 
 /// When the pod became Ready, if it is.
@@ -186,14 +149,6 @@ pub fn available(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> (bool, Op
 /// Whether the pod is Ready.
 pub fn is_ready(pod: &Pod) -> bool {
     ready_since(pod).is_some()
-}
-
-/// The label map with a lifecycle state set (and the timestamp annotation's value).
-pub fn state_patch(state: &str, now: Timestamp) -> serde_json::Value {
-    serde_json::json!({"metadata": {
-        "labels": {keys::LIFECYCLE_STATE: state},
-        "annotations": {keys::LIFECYCLE_TIMESTAMP: now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()},
-    }})
 }
 
 /// Pod names by instance id (to find which ids are free).
