@@ -45,11 +45,12 @@ use kube::{
 use serde_json::json;
 use stevedore_proto::cri::{ImageSpec, PullImageRequest};
 use stevedore_proto::{
+    crd::common::LifecycleHook,
     crd::{
         daemon_set::v1beta1::DaemonSet,
         node_state::{DaemonSetNodeStatus, DaemonSetPermit, NodeState, WorkloadRef},
     },
-    inplace, keys, placement, pod_write, revision,
+    inplace, keys, lifecycle, placement, pod_write, revision,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -196,6 +197,8 @@ struct SetHere {
     template: Option<PodTemplateSpec>,
     /// The set's `minReadySeconds`.
     min_ready: i32,
+    /// The set's `lifecycle.preDelete` hook.
+    pre_delete: Option<LifecycleHook>,
 }
 
 /// A set that is gone: its pods here go.
@@ -255,20 +258,26 @@ impl Daemons {
                     place: placement::daemon_set(&node, &t),
                     template: Some(t),
                     min_ready: e.min_ready_seconds,
+                    pre_delete: e.pre_delete.clone(),
                 }),
                 None => self.look_up(&ns, &name, &uid).await.map(|found| match found {
                     Some(ds) => SetHere {
                         place: placement::daemon_set(&node, &ds.spec.template),
                         template: None,
                         min_ready: ds.spec.min_ready_seconds.unwrap_or(0),
+                        pre_delete: ds.spec.lifecycle.as_ref().and_then(|l| l.pre_delete.clone()),
                     },
-                    None => SetHere { place: GONE, template: None, min_ready: 0 },
+                    None => SetHere { place: GONE, template: None, min_ready: 0, pre_delete: None },
                 }),
             };
             if mine.is_empty() && set.as_ref().is_none_or(|s| !s.place.should_run) {
                 continue;
             }
-            let min_ready = set.as_ref().map_or(0, |s| s.min_ready);
+            let min_ready = set
+                .as_ref()
+                .map(|s| s.min_ready)
+                .or_else(|| entry.as_ref().map(|e| e.min_ready_seconds))
+                .unwrap_or(0);
             let views: Vec<plan::PodView> = mine
                 .iter()
                 .map(|p| {
@@ -288,7 +297,7 @@ impl Daemons {
                 })
                 .collect();
             if let Some(set) = &set {
-                let steps = self.act(&ns, &name, &uid, entry.as_ref(), set, &views, &node_name).await;
+                let steps = self.act(&ns, &name, &uid, entry.as_ref(), set, &mine, &views, &node_name).await;
                 next = next.min(steps);
             }
             for p in mine.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
@@ -332,6 +341,7 @@ impl Daemons {
         uid: &str,
         entry: Option<&DaemonSetPermit>,
         set: &SetHere,
+        pods: &[&Arc<Pod>],
         views: &[plan::PodView],
         node_name: &str,
     ) -> Duration {
@@ -390,6 +400,7 @@ impl Daemons {
         {
             self.prefetch(name, t);
         }
+        let mut deleted = Vec::new();
         for step in plan::decide(&input, views) {
             match (step, hash.as_deref(), set.template.as_ref()) {
                 (plan::Step::Create, Some(h), Some(t)) => {
@@ -397,10 +408,18 @@ impl Daemons {
                     self.create(name, uid, h, &pod).await;
                 }
                 (plan::Step::Delete(pod, pod_uid, why), _, _) => {
+                    let held = pods.iter().find(|p| p.name_any() == pod);
+                    if let Some(p) = held
+                        && lifecycle::hooked(p, set.pre_delete.as_ref())
+                    {
+                        self.prepare_delete(p, why).await;
+                        continue;
+                    }
                     if why == plan::FAILED {
                         self.failed.deleted(uid, std::time::Instant::now());
                     }
                     node_local::delete_pod(&self.client, ns, &pod, &pod_uid, why).await;
+                    deleted.push(pod);
                 }
                 (plan::Step::InPlace(pod), Some(h), _) => {
                     if let Some(spec) = &in_place {
@@ -413,7 +432,35 @@ impl Daemons {
                 (plan::Step::Create | plan::Step::InPlace(_), _, _) => {}
             }
         }
+        // a pod prepared for deletion goes once its preDelete hook lets go
+        for p in pods {
+            let name = p.name_any();
+            if lifecycle::current_state(p) == lifecycle::state::PREPARING_DELETE
+                && p.metadata.deletion_timestamp.is_none()
+                && !deleted.contains(&name)
+                && !lifecycle::hooked(p, set.pre_delete.as_ref())
+            {
+                let pod_uid = p.uid().unwrap_or_default();
+                node_local::delete_pod(&self.client, ns, &name, &pod_uid, "its preDelete hook let go").await;
+            }
+        }
         next
+    }
+
+    /// Moves `pod`, which the set's preDelete hook holds, to `PreparingDelete` (once).
+    async fn prepare_delete(&self, pod: &Pod, why: &str) {
+        if lifecycle::current_state(pod) == lifecycle::state::PREPARING_DELETE {
+            return;
+        }
+        let (ns, name) = (pod.namespace().unwrap_or_default(), pod.name_any());
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+        let patch = lifecycle::state_patch(lifecycle::state::PREPARING_DELETE, Timestamp::now());
+        match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => {
+                info!(pod.namespace = %ns, pod.name = %name, reason = why, "held by the preDelete hook: PreparingDelete")
+            }
+            Err(error) => warn!(pod.name = %name, %error, "cannot mark the pod PreparingDelete"),
+        }
     }
 
     /// The set `<ns>/<name>` with `uid`, for its pods here that have no entry: read

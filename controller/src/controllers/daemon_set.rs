@@ -96,7 +96,16 @@ pub fn limits(ds: &DaemonSet, desired: i64) -> Result<plan::Limits, Error> {
     }
     let partition = scaled(&format!("{field}.partition"), ru.partition.as_ref(), 0)?.clamp(0, desired);
     let burst = scaled("spec.burstReplicas", ds.spec.burst_replicas.as_ref(), 250)?.max(1);
-    Ok(plan::Limits { max_unavailable, max_surge, partition, burst, paused: ru.paused.unwrap_or(false) })
+    let progressive = ds.spec.scale_strategy.as_ref().and_then(|s| s.partitioned_scaling) == Some(true)
+        || ds.annotations().get(keys::PROGRESSIVE_CREATE_POD).map(String::as_str) == Some("true");
+    Ok(plan::Limits {
+        max_unavailable,
+        max_surge,
+        partition,
+        burst,
+        paused: ru.paused.unwrap_or(false),
+        progressive,
+    })
 }
 
 /// The hash a revision gives its pods: its `controller-revision-hash` label, or, on a
@@ -208,6 +217,7 @@ pub async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Erro
         surge: limits.max_surge > 0,
         in_place: ru.type_ == Some(RollingUpdateType::InPlaceIfPossible),
         min_ready_seconds: ds.spec.min_ready_seconds.unwrap_or(0).max(0),
+        pre_delete: ds.spec.lifecycle.as_ref().and_then(|l| l.pre_delete.clone()),
     };
     let mut writes = Vec::new();
     for state in ctx.fleet.states.state() {
@@ -224,7 +234,8 @@ pub async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Erro
         // every field, so that the merge patch leaves none of the old entry's
         let value = want.map(|p| {
             json!({"uid": p.uid, "revision": p.revision, "waiting": p.waiting, "surge": p.surge,
-                   "inPlace": p.in_place, "minReadySeconds": p.min_ready_seconds})
+                   "inPlace": p.in_place, "minReadySeconds": p.min_ready_seconds,
+                   "preDelete": p.pre_delete})
         });
         writes.push((node_name, json!({"spec": {"daemonSets": {&key: value}}})));
     }
@@ -272,7 +283,14 @@ mod tests {
         let l = limits(&ds, 10).unwrap();
         assert_eq!(
             l,
-            plan::Limits { max_unavailable: 1, max_surge: 0, partition: 0, burst: 250, paused: false }
+            plan::Limits {
+                max_unavailable: 1,
+                max_surge: 0,
+                partition: 0,
+                burst: 250,
+                paused: false,
+                progressive: false
+            }
         );
         ds.spec.update_strategy = Some(stevedore_proto::crd::daemon_set::DaemonSetUpdateStrategy {
             rolling_update: Some(RollingUpdateDaemonSet {
@@ -285,6 +303,14 @@ mod tests {
         });
         let l = limits(&ds, 10).unwrap();
         assert_eq!((l.max_unavailable, l.partition, l.paused), (3, 5, true));
+        assert!(!l.progressive);
+        ds.annotations_mut().insert(keys::PROGRESSIVE_CREATE_POD.into(), "true".into());
+        assert!(limits(&ds, 10).unwrap().progressive, "v1alpha1's annotation");
+        ds.annotations_mut().clear();
+        ds.spec.scale_strategy = Some(stevedore_proto::crd::daemon_set::DaemonSetScaleStrategy {
+            partitioned_scaling: Some(true),
+        });
+        assert!(limits(&ds, 10).unwrap().progressive, "v1beta1's scaleStrategy");
         ds.spec.burst_replicas = Some(IntOrString::String("x".into()));
         assert!(limits(&ds, 10).unwrap_err().to_string().contains("spec.burstReplicas"));
     }

@@ -10,6 +10,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::common::LifecycleHook;
+
 /// What the controller permits on this node.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
@@ -84,6 +86,10 @@ pub struct DaemonSetPermit {
     /// The set's `minReadySeconds`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub min_ready_seconds: i32,
+    /// The set's `lifecycle.preDelete` hook: a pod it holds is moved to
+    /// `PreparingDelete` instead of deleted, and deleted once the hook lets go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_delete: Option<LifecycleHook>,
 }
 
 #[expect(clippy::trivially_copy_pass_by_ref, reason = "serde's skip_serializing_if passes a reference")]

@@ -7,8 +7,10 @@
 //! an older pod there. Permits are given:
 //! - to nodes whose pod already runs the update revision (so a pod that dies comes
 //!   back at it);
-//! - to nodes that should run a pod and have none, at most `burstReplicas` of them
-//!   waiting at once;
+//! - to nodes that should run a pod and have none, in ascending name (OpenKruise's
+//!   `GetNodesNeedingPods`), at most `burstReplicas` of them waiting at once, and
+//!   under progressive creation (`partitionedScaling`) at most `desired - partition`
+//!   minus those already on the update revision;
 //! - to nodes with an older pod, under the rollout budget, in OpenKruise's order
 //!   (nodes already updating first, then by descending name), only on nodes the
 //!   `rollingUpdate.selector` matches, for at most `desired - partition` nodes on the
@@ -60,6 +62,10 @@ pub struct Limits {
     pub burst: i64,
     /// No update goes further.
     pub paused: bool,
+    /// Progressive creation (`scaleStrategy.partitionedScaling`, v1alpha1's
+    /// `daemonset.kruise.io/progressive-create-pod: "true"`): new pods only up to
+    /// `desired - partition` on the update revision.
+    pub progressive: bool,
 }
 
 /// The status counts.
@@ -111,10 +117,15 @@ pub fn permits(nodes: &[NodeView], limits: &Limits) -> BTreeSet<String> {
         on_update += 1;
     }
 
-    // Nodes without a pod: those already waiting first, at most `burst` at once.
+    // Nodes without a pod: those already waiting first, then ascending names, at most
+    // `burst` at once (and, progressively, up to the partition).
     let mut missing: Vec<&NodeView> = nodes.iter().filter(|n| n.should_run && n.pod.is_none()).collect();
-    missing.sort_by_key(|n| (!n.permitted, std::cmp::Reverse(n.name.clone())));
-    for n in missing.iter().take(usize::try_from(limits.burst.max(0)).unwrap_or(usize::MAX)) {
+    missing.sort_by_key(|n| (!n.permitted, n.name.clone()));
+    let mut cap = limits.burst.max(0);
+    if limits.progressive {
+        cap = cap.min((desired - limits.partition.clamp(0, desired) - on_update).max(0));
+    }
+    for n in missing.iter().take(usize::try_from(cap).unwrap_or(usize::MAX)) {
         out.insert(n.name.clone());
         on_update += 1;
     }
@@ -171,7 +182,7 @@ mod tests {
     }
 
     fn limits(max_unavailable: i64) -> Limits {
-        Limits { max_unavailable, max_surge: 0, partition: 0, burst: 250, paused: false }
+        Limits { max_unavailable, max_surge: 0, partition: 0, burst: 250, paused: false, progressive: false }
     }
 
     #[test]
@@ -179,10 +190,23 @@ mod tests {
         let nodes: Vec<NodeView> = (0..5).map(|i| node(&format!("n{i}"), None)).collect();
         assert_eq!(permits(&nodes, &limits(1)).len(), 5);
         let two = Limits { burst: 2, ..limits(1) };
-        assert_eq!(names(&permits(&nodes, &two)), ["n3", "n4"], "descending names first");
+        assert_eq!(names(&permits(&nodes, &two)), ["n0", "n1"], "ascending names first");
         let mut nodes = nodes;
-        nodes[0].permitted = true;
+        nodes[4].permitted = true;
         assert_eq!(names(&permits(&nodes, &two)), ["n0", "n4"], "those already waiting keep theirs");
+    }
+
+    #[test]
+    fn progressive_creation_stops_at_the_partition() {
+        // 5 nodes, 1 already on the update revision, partition 2: 2 more at most
+        let mut nodes: Vec<NodeView> = (0..5).map(|i| node(&format!("n{i}"), None)).collect();
+        nodes[4].pod = Some(PodReport { updated: true, ready: true, available: true });
+        let progressive = Limits { partition: 2, progressive: true, ..limits(1) };
+        assert_eq!(names(&permits(&nodes, &progressive)), ["n0", "n1", "n4"]);
+        let plain = Limits { partition: 2, ..limits(1) };
+        assert_eq!(permits(&nodes, &plain).len(), 5, "without it the partition holds updates only");
+        let all = Limits { partition: 9, progressive: true, ..limits(1) };
+        assert_eq!(names(&permits(&nodes, &all)), ["n4"], "a partition above desired creates nothing");
     }
 
     #[test]
