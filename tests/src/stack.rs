@@ -42,6 +42,9 @@ pub struct StackOptions {
     pub namespaces: Vec<String>,
     /// The kubelets' status sync interval.
     pub sync_interval: Duration,
+    /// Nodes that may join later ([`Stack::add_node`]): their agents' tokens are known
+    /// to the API server from the start, as a node's credentials would be.
+    pub spare_nodes: Vec<String>,
 }
 
 impl Default for StackOptions {
@@ -51,6 +54,7 @@ impl Default for StackOptions {
             agents: false,
             namespaces: vec!["default".into()],
             sync_interval: Duration::from_millis(300),
+            spare_nodes: Vec::new(),
         }
     }
 }
@@ -67,8 +71,10 @@ pub struct Stack {
     pub agents: Vec<AgentProcess>,
     /// The proxy every node's kubelet uses.
     pub proxy: ProxyProcess,
-    kubelets: Vec<Kubelet>,
+    /// Per node: its kubelet and what stops it alone.
+    kubelets: Vec<(Kubelet, CancellationToken)>,
     nodes: Vec<String>,
+    opts: StackOptions,
     scheduler: Scheduler,
     stop: CancellationToken,
     services: Services,
@@ -112,7 +118,7 @@ impl Stack {
         // so the node guard holds it to its own node's objects
         let mut tokens = Tokens::default();
         tokens.insert(ADMIN_TOKEN, UserInfo::admin());
-        for node in &opts.nodes {
+        for node in opts.nodes.iter().chain(&opts.spare_nodes) {
             tokens.insert(agent_token(node), UserInfo::agent_service_account(Some(node)));
         }
         let server = ApiServer::start(Options {
@@ -138,38 +144,75 @@ impl Stack {
         }
         let proxy = ProxyProcess::start(&bed.dir().join("proxy.sock"), bed.containerd_socket(), &[]).await?;
         let stop = CancellationToken::new();
-        let mut kubelets = Vec::new();
-        let mut agents = Vec::new();
-        for node in &opts.nodes {
-            let mut cfg = kubelet::Config::new(
-                node,
-                Some(proxy.socket().to_owned()),
-                bed.dir().join(format!("kubelet-{node}")),
-            );
-            cfg.sync_interval = opts.sync_interval;
-            kubelets.push(Kubelet::start(cfg, client.clone(), stop.clone()).await?);
-            if opts.agents {
-                let agent_config = bed.dir().join(format!("kubeconfig-agent-{node}"));
-                server.write_kubeconfig(&agent_config, &agent_token(node))?;
-                let agent_opts = agent_options(node, &agent_config, &proxy);
-                agents.push(AgentProcess::start(bed.dir(), &agent_opts).await?);
-            }
-        }
         let scheduler = Scheduler::start(client.clone(), stop.clone());
-        Ok(Stack {
+        let mut stack = Stack {
             client,
             kubeconfig,
             controller,
-            agents,
+            agents: Vec::new(),
             proxy,
-            kubelets,
-            nodes: opts.nodes.clone(),
+            kubelets: Vec::new(),
+            nodes: Vec::new(),
+            opts: opts.clone(),
             scheduler,
             stop,
             services,
             server,
             bed,
-        })
+        };
+        for node in &opts.nodes {
+            stack.start_node(node).await?;
+        }
+        Ok(stack)
+    }
+
+    /// Starts `node`'s kubelet (which registers the Node) and, when asked for, its
+    /// agent.
+    async fn start_node(&mut self, node: &str) -> anyhow::Result<()> {
+        let mut cfg = kubelet::Config::new(
+            node,
+            Some(self.proxy.socket().to_owned()),
+            self.bed.dir().join(format!("kubelet-{node}")),
+        );
+        cfg.sync_interval = self.opts.sync_interval;
+        let stop = self.stop.child_token();
+        self.kubelets.push((Kubelet::start(cfg, self.client.clone(), stop.clone()).await?, stop));
+        self.nodes.push(node.to_owned());
+        if self.opts.agents {
+            let agent_config = self.bed.dir().join(format!("kubeconfig-agent-{node}"));
+            self.server.write_kubeconfig(&agent_config, &agent_token(node))?;
+            let agent_opts = agent_options(node, &agent_config, &self.proxy);
+            self.agents.push(AgentProcess::start(self.bed.dir(), &agent_opts).await?);
+        }
+        Ok(())
+    }
+
+    /// A node joins: one of [`StackOptions::spare_nodes`] starts its kubelet, which
+    /// registers the Node, and its agent.
+    ///
+    /// # Errors
+    /// It is not a spare node, or does not start.
+    pub async fn add_node(&mut self, node: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(self.opts.spare_nodes.iter().any(|n| n == node), "{node} is not a spare node");
+        anyhow::ensure!(!self.nodes.iter().any(|n| n == node), "{node} runs already");
+        self.start_node(node).await
+    }
+
+    /// A node goes away: its agent and kubelet stop (its containers are left, as on a
+    /// machine that was switched off). Deleting its Node is the caller's step.
+    ///
+    /// # Errors
+    /// No such node.
+    pub async fn stop_node(&mut self, node: &str) -> anyhow::Result<()> {
+        let i = self.nodes.iter().position(|n| n == node).ok_or_else(|| anyhow::anyhow!("no node {node}"))?;
+        self.nodes.remove(i);
+        if self.opts.agents {
+            let _ = self.agents.remove(i).stop().await;
+        }
+        let (kubelet, stop) = self.kubelets.remove(i);
+        stop.cancel();
+        kubelet.join().await;
+        Ok(())
     }
 
     /// The API server's URL.
@@ -218,7 +261,7 @@ impl Stack {
         }
         let _ = self.controller.stop().await;
         self.stop.cancel();
-        for k in self.kubelets {
+        for (k, _) in self.kubelets {
             k.join().await;
         }
         self.scheduler.join().await;

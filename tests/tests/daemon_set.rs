@@ -20,6 +20,12 @@
 //!   every pod and uid (one container restart on the new image, `InPlaceUpdateReady`
 //!   True again, `updatedInPlace` in the node's report), and a rollback reuses the
 //!   first revision and is made in place too.
+//! - `nodes_join_and_leave`: a node that joins (its kubelet registers it, its agent
+//!   starts) gets its NodeState and the set's pod and is counted; a node that leaves
+//!   (agent and kubelet stopped, the Node deleted with kubectl) is no longer desired,
+//!   and its NodeState goes with its Node; then an update under a `preDelete` hook:
+//!   the held pod moves to `PreparingDelete` and stays while the other node updates,
+//!   and goes (replaced on the new revision) once its label is removed.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -453,5 +459,82 @@ async fn in_place_update_and_rollback() {
     })
     .await
     .unwrap();
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_join_and_leave() {
+    let mut stack = Stack::start(StackOptions {
+        nodes: NODES[..2].iter().map(|n| (*n).to_owned()).collect(),
+        spare_nodes: vec!["node-d".into()],
+        agents: true,
+        namespaces: vec![NS.into()],
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap();
+    let kubectl = stack.clients().await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(stack.client.clone(), NS);
+    let states: Api<NodeState> = Api::all(stack.client.clone());
+    // every node, no selector
+    let every = json!({"spec": {"template": {"spec": {"nodeSelector": null}}}});
+    let m = manifest("everywhere", &stack.bed.image("app:v1"), every);
+    kubectl.kubectl_stdin(&["apply", "-f", "-"], &m).await.ok();
+    status_until(&stack, "everywhere", (2, 2, 2, 2, 2, 0)).await;
+
+    // a node joins: its NodeState, its pod, counted
+    stack.add_node("node-d").await.unwrap();
+    status_until(&stack, "everywhere", (3, 3, 3, 3, 3, 0)).await;
+    assert!(states.get_opt("node-d").await.unwrap().is_some(), "the controller made its NodeState");
+    let by_node = pods_by_node(&pods, "everywhere").await;
+    assert_eq!(by_node.keys().collect::<Vec<_>>(), ["node-a", "node-b", "node-d"]);
+
+    // it leaves: agent and kubelet stopped, the Node deleted
+    stack.stop_node("node-d").await.unwrap();
+    kubectl_ok(&kubectl, &["delete", "node", "node-d"]).await;
+    status_until(&stack, "everywhere", (2, 2, 2, 2, 2, 0)).await;
+    until("node-d's NodeState gone with its Node", Duration::from_secs(60), async || {
+        Ok(states.get_opt("node-d").await?.is_none().then_some(()))
+    })
+    .await
+    .unwrap();
+
+    // a preDelete hook holds node-a's pod through an update
+    let held = pods_by_node(&pods, "everywhere").await["node-a"][0].name_any();
+    kubectl_ok(&kubectl, &["-n", NS, "label", "pod", &held, "hold=true"]).await;
+    let patch = json!({"spec": {"lifecycle": {"preDelete": {"labelsHandler": {"hold": "true"}}},
+        "template": {"spec": {"containers": [{"name": "app", "image": stack.bed.image("app:v2"),
+            "imagePullPolicy": "IfNotPresent"}]}}}});
+    kubectl_ok(
+        &kubectl,
+        &[
+            "-n",
+            NS,
+            "patch",
+            "daemonsets.apps.kruise.io",
+            "everywhere",
+            "--type",
+            "merge",
+            "-p",
+            &patch.to_string(),
+        ],
+    )
+    .await;
+    until("the held pod PreparingDelete", Duration::from_secs(60), async || {
+        let p = pods.get(&held).await?;
+        Ok((p.labels().get(keys::LIFECYCLE_STATE).map(String::as_str) == Some("PreparingDelete"))
+            .then_some(()))
+    })
+    .await
+    .unwrap();
+    // node-b updated, node-a's pod still held (desired, current, ready, updated, available)
+    status_until(&stack, "everywhere", (2, 2, 2, 1, 2, 0)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let p = pods.get(&held).await.unwrap();
+    assert!(p.metadata.deletion_timestamp.is_none(), "held by its preDelete hook");
+    // let go: deleted, replaced on the new revision
+    kubectl_ok(&kubectl, &["-n", NS, "label", "pod", &held, "hold-"]).await;
+    status_until(&stack, "everywhere", (2, 2, 2, 2, 2, 0)).await;
+    assert!(pods.get_opt(&held).await.unwrap().is_none_or(|p| p.metadata.deletion_timestamp.is_some()));
     stack.stop().await;
 }
