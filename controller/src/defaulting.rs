@@ -106,7 +106,7 @@ pub fn patch_by<K: DeserializeOwned + Serialize>(
 
 /// The JSON merge patch (RFC 7386) that turns `a` into `b`, or `None` when they are
 /// equal. Lists are replaced whole, as merge patches do.
-fn merge_diff(a: &Value, b: &Value) -> Option<Value> {
+pub(crate) fn merge_diff(a: &Value, b: &Value) -> Option<Value> {
     if a == b {
         return None;
     }

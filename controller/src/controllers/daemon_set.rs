@@ -231,12 +231,12 @@ pub async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Erro
         if have == want.as_ref() {
             continue;
         }
-        // every field, so that the merge patch leaves none of the old entry's
-        let value = want.map(|p| {
-            json!({"uid": p.uid, "revision": p.revision, "waiting": p.waiting, "surge": p.surge,
-                   "inPlace": p.in_place, "minReadySeconds": p.min_ready_seconds,
-                   "preDelete": p.pre_delete})
-        });
+        // the merge patch from the old entry to the new one, so that none of the old
+        // one's fields (a hook's labels included) is left behind
+        let to_value = |p: Option<&DaemonSetPermit>| serde_json::to_value(p).unwrap_or_default();
+        let Some(value) = crate::defaulting::merge_diff(&to_value(have), &to_value(want.as_ref())) else {
+            continue;
+        };
         writes.push((node_name, json!({"spec": {"daemonSets": {&key: value}}})));
     }
     if !writes.is_empty() {
@@ -269,6 +269,34 @@ pub async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Erro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_entry_is_rewritten_whole() {
+        use stevedore_proto::crd::common::LifecycleHook;
+        let hook = |labels: &[&str]| LifecycleHook {
+            labels_handler: Some(labels.iter().map(|l| ((*l).to_owned(), "true".to_owned())).collect()),
+            ..LifecycleHook::default()
+        };
+        let old = DaemonSetPermit {
+            uid: "u".into(),
+            revision: "h1".into(),
+            waiting: true,
+            pre_delete: Some(hook(&["a", "b"])),
+            ..DaemonSetPermit::default()
+        };
+        let new = DaemonSetPermit {
+            revision: "h2".into(),
+            waiting: false,
+            pre_delete: Some(hook(&["a"])),
+            ..old.clone()
+        };
+        let value = |p: &DaemonSetPermit| serde_json::to_value(p).unwrap();
+        let patch = crate::defaulting::merge_diff(&value(&old), &value(&new)).unwrap();
+        let mut merged = value(&old);
+        json_patch::merge(&mut merged, &patch);
+        assert_eq!(serde_json::from_value::<DaemonSetPermit>(merged).unwrap(), new, "{patch}");
+        assert_eq!(patch["preDelete"]["labelsHandler"]["b"], serde_json::Value::Null);
+    }
 
     #[test]
     fn hash_labels_name_revisions() {
