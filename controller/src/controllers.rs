@@ -107,6 +107,20 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
     else {
         return;
     };
+    // the DaemonSets and BroadcastJobs hear of a node only when what their placement
+    // reads changes (or its uid: a node recreated under its name), not at each heartbeat
+    let placement_print = |n: &Node| {
+        let spec = n.spec.as_ref();
+        shared::fingerprint_of(&(
+            &n.metadata.uid,
+            &n.metadata.labels,
+            spec.and_then(|s| s.taints.as_ref()),
+            spec.and_then(|s| s.unschedulable),
+            n.status.as_ref().and_then(|s| s.allocatable.as_ref()),
+        ))
+    };
+    let node_for_daemons = shared::changes(node_for_daemons, placement_print);
+    let node_for_broadcast = shared::changes(node_for_broadcast, placement_print);
     // Every NodeState: the agents' reports and the permits given.
     let (states, states_writer, states_listed) = shared::store::<NodeState>(1024);
     let (Some(states_for_daemons), Some(states_for_broadcast)) =

@@ -10,7 +10,12 @@
 //! reconcilers wait on [`SharedStore::wait_until_ready`], a `watch` channel that wakes
 //! every waiter, and kube's waiter is left to the one `Controller` built on the store.
 
-use std::ops::Deref;
+use std::{
+    collections::HashMap,
+    hash::{Hash as _, Hasher as _},
+    ops::Deref,
+    sync::Arc,
+};
 
 use futures_util::{Stream, StreamExt as _};
 use kube::runtime::{
@@ -138,12 +143,40 @@ where
     }
 }
 
+/// Passes on only the objects whose `fingerprint` changed since the last one seen
+/// under their name (a first sighting passes). For controllers that map each event of
+/// a kind to every workload: a node's heartbeat changes nothing a placement reads, and
+/// would otherwise start a pass of every DaemonSet and BroadcastJob over every node.
+pub fn changes<K, F>(objects: impl Stream<Item = Arc<K>>, fingerprint: F) -> impl Stream<Item = Arc<K>>
+where
+    K: Lookup + 'static,
+    K::DynamicType: Default,
+    F: Fn(&K) -> u64,
+{
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    objects.filter_map(move |o| {
+        let name = o.name().map(|n| n.into_owned()).unwrap_or_default();
+        let key = format!("{}/{name}", o.namespace().as_deref().unwrap_or_default());
+        let print = fingerprint(&o);
+        let changed = seen.insert(key, print) != Some(print);
+        std::future::ready(changed.then_some(o))
+    })
+}
+
+/// The hash of what `value` serialises to (a fingerprint for [`changes`]).
+pub fn fingerprint_of(value: &impl serde::Serialize) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    serde_json::to_string(value).unwrap_or_default().hash(&mut h);
+    h.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use futures_util::stream;
     use k8s_openapi::api::core::v1::Node;
+    use kube::api::ObjectMeta;
 
     use super::*;
 
@@ -179,5 +212,33 @@ mod tests {
         let stop = CancellationToken::new();
         drive("Node", stream::iter([Ok(watcher::Event::<Node>::Init)]), tx, &stop).await;
         assert!(nodes.wait_until_ready().await.is_err());
+    }
+
+    fn node(name: &str, label: &str, rv: &str) -> Arc<Node> {
+        Arc::new(Node {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                labels: Some([("role".to_owned(), label.to_owned())].into()),
+                resource_version: Some(rv.into()),
+                ..ObjectMeta::default()
+            },
+            ..Node::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn only_changed_fingerprints_pass() {
+        let events = futures_util::stream::iter([
+            node("a", "edge", "1"),
+            node("b", "edge", "2"),
+            node("a", "edge", "3"), // a heartbeat: same labels
+            node("a", "core", "4"),
+            node("b", "edge", "5"),
+        ]);
+        let passed: Vec<String> = changes(events, |n: &Node| fingerprint_of(&n.metadata.labels))
+            .map(|n| n.metadata.resource_version.clone().unwrap_or_default())
+            .collect()
+            .await;
+        assert_eq!(passed, ["1", "2", "4"]);
     }
 }
