@@ -136,39 +136,81 @@ impl HollowFleet {
     }
 }
 
+/// Pod syncs in flight at once across the fleet. One at a time, 1,000 nodes fell
+/// minutes behind a rollout: each sync is a status write the loop waited for.
+const SYNCS_IN_FLIGHT: usize = 64;
+
+/// Syncs every pod bound to one of the fleet's nodes as its events come: at most
+/// [`SYNCS_IN_FLIGHT`] at once, one at a time per pod, a pod's newer events while its
+/// sync runs folded into one sync of the latest.
 async fn run_pods(client: kube::Client, host_ips: Arc<HashMap<String, String>>, shutdown: CancellationToken) {
     let api: Api<Pod> = Api::all(client.clone());
     let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
     let mut deleted: HashSet<String> = HashSet::new();
+    // the latest pod of each uid waiting for a sync, in arrival order
+    let mut waiting: HashMap<String, Arc<Pod>> = HashMap::new();
+    let mut order: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let mut running: HashSet<String> = HashSet::new();
+    let mut syncs: tokio::task::JoinSet<(String, Result<Outcome>)> = tokio::task::JoinSet::new();
     loop {
-        let ev = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            ev = stream.next() => ev,
-        };
-        let pod = match ev {
-            None => return,
-            Some(Err(error)) => {
-                warn!(%error, "pod watch");
+        // start what may start: a waiting pod whose uid has no sync running
+        let mut held = std::collections::VecDeque::new();
+        while syncs.len() < SYNCS_IN_FLIGHT
+            && let Some(uid) = order.pop_front()
+        {
+            if running.contains(&uid) {
+                held.push_back(uid);
                 continue;
             }
-            Some(Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p))) => p,
-            Some(Ok(_)) => continue,
-        };
-        let Some(host_ip) =
-            pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).and_then(|n| host_ips.get(n))
-        else {
-            continue;
-        };
-        let uid = pod.metadata.uid.clone().unwrap_or_default();
-        if deleted.contains(&uid) {
-            continue;
+            let Some(pod) = waiting.remove(&uid) else { continue };
+            let Some(host_ip) =
+                pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).and_then(|n| host_ips.get(n)).cloned()
+            else {
+                continue;
+            };
+            running.insert(uid.clone());
+            let client = client.clone();
+            syncs.spawn(async move {
+                let r = sync(&client, &host_ip, &pod).await;
+                (uid, r)
+            });
         }
-        match sync(&client, host_ip, &pod).await {
-            Ok(Outcome::Deleted) => {
-                deleted.insert(uid);
+        held.extend(order.drain(..));
+        order = held;
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            Some(done) = syncs.join_next(), if !syncs.is_empty() => {
+                let Ok((uid, result)) = done else { continue };
+                running.remove(&uid);
+                match result {
+                    Ok(Outcome::Deleted) => {
+                        deleted.insert(uid.clone());
+                        waiting.remove(&uid);
+                    }
+                    Ok(Outcome::Synced) => {}
+                    Err(error) => warn!(%error, pod.uid = %uid, "hollow pod sync"),
+                }
             }
-            Ok(Outcome::Synced) => {}
-            Err(error) => warn!(%error, pod.uid = %uid, "hollow pod sync"),
+            ev = stream.next() => {
+                let pod = match ev {
+                    None => return,
+                    Some(Err(error)) => {
+                        warn!(%error, "pod watch");
+                        continue;
+                    }
+                    Some(Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p))) => p,
+                    Some(Ok(_)) => continue,
+                };
+                let on_fleet =
+                    pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some_and(|n| host_ips.contains_key(n));
+                let uid = pod.metadata.uid.clone().unwrap_or_default();
+                if !on_fleet || deleted.contains(&uid) {
+                    continue;
+                }
+                if waiting.insert(uid.clone(), Arc::new(pod)).is_none() {
+                    order.push_back(uid);
+                }
+            }
         }
     }
 }
