@@ -64,13 +64,11 @@ pub struct Broadcast {
     failures: HashMap<String, String>,
     /// When the status was last written.
     written: Option<Instant>,
-    /// The jobs read, by uid: when, and the job (`None`: gone).
-    jobs: HashMap<String, (Instant, Option<Arc<BroadcastJob>>)>,
+    /// The jobs read: a job found is kept (its pod template is what its pod here is
+    /// made of; a new template is a new job for OpenKruise too), one found gone is
+    /// read again after a resync.
+    jobs: node_local::Workloads<BroadcastJob>,
 }
-
-/// A job that is gone: its running pods here go.
-const GONE: placement::Placement =
-    placement::Placement { should_run: false, should_continue_running: false, reason: None };
 
 impl std::fmt::Debug for Broadcast {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -133,7 +131,7 @@ impl Broadcast {
             creating: HashMap::new(),
             failures: HashMap::new(),
             written: None,
-            jobs: HashMap::new(),
+            jobs: node_local::Workloads::new(true),
         };
         node_local::run(&node, client, me, shutdown).await;
     }
@@ -152,7 +150,7 @@ impl Broadcast {
                 jobs.insert(permit.uid.clone(), (ns.to_owned(), name.to_owned()));
             }
         }
-        self.jobs.retain(|uid, _| jobs.contains_key(uid));
+        self.jobs.retain(|uid| jobs.contains_key(uid));
         let mut jobs: Vec<(String, String, String)> =
             jobs.into_iter().map(|(uid, (ns, name))| (ns, name, uid)).collect();
         jobs.sort();
@@ -177,10 +175,10 @@ impl Broadcast {
                 self.creating.remove(&uid);
             }
             // `None`: cannot tell now (nothing is done); `Some(None)`: gone
-            let job = self.job(&ns, &name, &uid).await;
+            let job = self.jobs.get(&self.client, &ns, &name, &uid).await;
             let place = job.as_ref().map(|j| match j {
                 Some(j) => placement::broadcast_job(&node, &j.spec.template),
-                None => GONE,
+                None => node_local::GONE,
             });
             let invalid = job.as_ref().and_then(|j| j.as_deref().and_then(template_error));
             let restart_limit = job
@@ -240,30 +238,6 @@ impl Broadcast {
             });
         }
         self.report(state.as_deref(), report).await.map_or(RESYNC, |w| w.min(RESYNC))
-    }
-
-    /// The job `<ns>/<name>` with `uid`, read once (its pod template is what its pod
-    /// here is made of; a new template is a new job for OpenKruise too). A job found
-    /// gone is read again after the resync interval. `Some(None)`: gone (another job
-    /// has the name, or it is being deleted); `None`: cannot tell now.
-    async fn job(&mut self, ns: &str, name: &str, uid: &str) -> Option<Option<Arc<BroadcastJob>>> {
-        match self.jobs.get(uid) {
-            Some((_, Some(job))) => return Some(Some(Arc::clone(job))),
-            Some((at, None)) if at.elapsed() < RESYNC => return Some(None),
-            _ => {}
-        }
-        let api: Api<BroadcastJob> = Api::namespaced(self.client.clone(), ns);
-        let found = match api.get_opt(name).await {
-            Ok(job) => job
-                .filter(|j| j.uid().as_deref() == Some(uid) && j.metadata.deletion_timestamp.is_none())
-                .map(Arc::new),
-            Err(error) => {
-                warn!(broadcastjob = %name, %error, "cannot read the job");
-                return None;
-            }
-        };
-        self.jobs.insert(uid.to_owned(), (Instant::now(), found.clone()));
-        Some(found)
     }
 
     async fn create(&mut self, job: &BroadcastJob, uid: &str, node: &str) {

@@ -94,9 +94,9 @@ pub struct Daemons {
     prefetched: std::collections::HashSet<String>,
     /// Kubernetes' backoff before a failed pod of a set is replaced again.
     failed: plan::FailedBackoff,
-    /// Sets read because their pods are here without an entry, by uid: when, and
-    /// the set (`None`: gone).
-    looked_up: HashMap<String, (Instant, Option<Arc<DaemonSet>>)>,
+    /// Sets read because their pods are here without an entry (read again after a
+    /// resync).
+    looked_up: node_local::Workloads<DaemonSet>,
 }
 
 /// Why a pod write failed.
@@ -201,10 +201,6 @@ struct SetHere {
     pre_delete: Option<LifecycleHook>,
 }
 
-/// A set that is gone: its pods here go.
-const GONE: placement::Placement =
-    placement::Placement { should_run: false, should_continue_running: false, reason: None };
-
 impl Daemons {
     /// Watches and acts until `shutdown`.
     pub async fn run(
@@ -224,7 +220,7 @@ impl Daemons {
             runtime,
             prefetched: std::collections::HashSet::new(),
             failed: plan::FailedBackoff::default(),
-            looked_up: HashMap::new(),
+            looked_up: node_local::Workloads::new(false),
         };
         node_local::run(&node, client, me, shutdown).await;
     }
@@ -244,7 +240,7 @@ impl Daemons {
         let targets = targets(state.as_deref(), &pods);
         let uids: std::collections::HashSet<&str> = targets.iter().map(|t| t.uid.as_str()).collect();
         self.failed.prune(std::time::Instant::now(), |k| uids.contains(k));
-        self.looked_up.retain(|k, _| uids.contains(k.as_str()));
+        self.looked_up.retain(|k| uids.contains(k));
         for Target { namespace: ns, name, uid, entry } in targets {
             let mine: Vec<&Arc<Pod>> = pods
                 .iter()
@@ -260,14 +256,16 @@ impl Daemons {
                     min_ready: e.min_ready_seconds,
                     pre_delete: e.pre_delete.clone(),
                 }),
-                None => self.look_up(&ns, &name, &uid).await.map(|found| match found {
+                None => self.looked_up.get(&self.client, &ns, &name, &uid).await.map(|found| match found {
                     Some(ds) => SetHere {
                         place: placement::daemon_set(&node, &ds.spec.template),
                         template: None,
                         min_ready: ds.spec.min_ready_seconds.unwrap_or(0),
                         pre_delete: ds.spec.lifecycle.as_ref().and_then(|l| l.pre_delete.clone()),
                     },
-                    None => SetHere { place: GONE, template: None, min_ready: 0, pre_delete: None },
+                    None => {
+                        SetHere { place: node_local::GONE, template: None, min_ready: 0, pre_delete: None }
+                    }
                 }),
             };
             if mine.is_empty() && set.as_ref().is_none_or(|s| !s.place.should_run) {
@@ -461,29 +459,6 @@ impl Daemons {
             }
             Err(error) => warn!(pod.name = %name, %error, "cannot mark the pod PreparingDelete"),
         }
-    }
-
-    /// The set `<ns>/<name>` with `uid`, for its pods here that have no entry: read
-    /// at most once per resync interval. `Some(None)`: gone (or another set now has
-    /// the name, or it is being deleted); `None`: cannot tell now.
-    async fn look_up(&mut self, ns: &str, name: &str, uid: &str) -> Option<Option<Arc<DaemonSet>>> {
-        if let Some((at, found)) = self.looked_up.get(uid)
-            && at.elapsed() < RESYNC
-        {
-            return Some(found.clone());
-        }
-        let api: Api<DaemonSet> = Api::namespaced(self.client.clone(), ns);
-        let found = match api.get_opt(name).await {
-            Ok(ds) => ds
-                .filter(|d| d.uid().as_deref() == Some(uid) && d.metadata.deletion_timestamp.is_none())
-                .map(Arc::new),
-            Err(error) => {
-                warn!(daemonset = %name, %error, "cannot read the set of a pod here");
-                return None;
-            }
-        };
-        self.looked_up.insert(uid.to_owned(), (Instant::now(), found.clone()));
-        Some(found)
     }
 
     /// The pod template of the set's revision `hash` (`<set>-<hash>`, or a legacy

@@ -8,9 +8,15 @@
 //! agents received). What a node must do comes in its own NodeState; the pod
 //! templates from ControllerRevisions (immutable) or one read of the job.
 
-use std::{collections::BTreeMap, fmt::Debug, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt::Debug,
+    sync::Arc,
+    time::Duration,
+};
 
 use futures_util::{FutureExt as _, StreamExt as _, stream};
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::{
     api::core::v1::{Node, Pod, PodSpec, PodTemplateSpec},
     apimachinery::pkg::apis::meta::v1::OwnerReference,
@@ -24,7 +30,8 @@ use kube::{
         watcher,
     },
 };
-use stevedore_proto::crd::node_state::NodeState;
+use serde::de::DeserializeOwned;
+use stevedore_proto::{crd::node_state::NodeState, placement};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -213,5 +220,57 @@ pub async fn delete_pod(client: &Client, ns: &str, name: &str, uid: &str, why: &
             debug!(pod.name = name, "already gone");
         }
         Err(error) => warn!(pod.name = name, %error, "cannot delete the pod"),
+    }
+}
+
+/// A workload that is gone: neither new nor running pods of it belong here.
+pub const GONE: placement::Placement =
+    placement::Placement { should_run: false, should_continue_running: false, reason: None };
+
+/// Workloads read one at a time instead of watched (their status writes would reach
+/// every agent), by uid: when each was read, and what was found (`None`: gone, another
+/// workload under the name, or being deleted).
+#[derive(Debug)]
+pub struct Workloads<K> {
+    read: HashMap<String, (Instant, Option<Arc<K>>)>,
+    /// A workload found is kept for good (`false`: read again after [`RESYNC`], as a
+    /// workload found gone always is).
+    keep_found: bool,
+}
+
+impl<K> Workloads<K>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + Debug + DeserializeOwned,
+{
+    /// An empty cache; `keep_found`: see the field.
+    pub fn new(keep_found: bool) -> Self {
+        Self { read: HashMap::new(), keep_found }
+    }
+
+    /// Forgets the workloads `keep` rejects (by uid).
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.read.retain(|uid, _| keep(uid));
+    }
+
+    /// The workload `<ns>/<name>` with `uid`, from the cache or read now.
+    /// `Some(None)`: gone; `None`: cannot tell now (the read failed, logged).
+    pub async fn get(&mut self, client: &Client, ns: &str, name: &str, uid: &str) -> Option<Option<Arc<K>>> {
+        if let Some((at, found)) = self.read.get(uid)
+            && ((found.is_some() && self.keep_found) || at.elapsed() < RESYNC)
+        {
+            return Some(found.clone());
+        }
+        let api: Api<K> = Api::namespaced(client.clone(), ns);
+        let found = match api.get_opt(name).await {
+            Ok(w) => w
+                .filter(|w| w.meta().uid.as_deref() == Some(uid) && w.meta().deletion_timestamp.is_none())
+                .map(Arc::new),
+            Err(error) => {
+                warn!(kind = %K::kind(&()), workload = %name, %error, "cannot read the workload");
+                return None;
+            }
+        };
+        self.read.insert(uid.to_owned(), (Instant::now(), found.clone()));
+        Some(found)
     }
 }
