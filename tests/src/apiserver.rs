@@ -207,6 +207,7 @@ impl ApiServer {
             max_watch_duration: opts.max_watch_duration,
             addr,
             requests: std::sync::Mutex::default(),
+            requests_by_kind: std::sync::Mutex::default(),
             watch_events: std::sync::Mutex::default(),
         });
         shared.hooks.endpoints.bind(&shared);
@@ -220,6 +221,12 @@ impl ApiServer {
     /// Authenticated requests served so far, by user name (watches count once).
     pub fn requests_by_user(&self) -> std::collections::BTreeMap<String, u64> {
         self.shared.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Resource requests served so far, by user name and `VERB plural[/subresource]`
+    /// (a watch is `WATCH plural`).
+    pub fn requests_by_kind(&self) -> std::collections::BTreeMap<(String, String), u64> {
+        self.shared.requests_by_kind.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Watch events (added, modified, deleted; not bookmarks) delivered so far, per

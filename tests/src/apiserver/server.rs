@@ -48,6 +48,8 @@ pub struct Shared {
     pub addr: SocketAddr,
     /// Authenticated requests so far, by user name.
     pub requests: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Resource requests so far, by user name and `VERB plural[/subresource]`.
+    pub requests_by_kind: std::sync::Mutex<std::collections::BTreeMap<(String, String), u64>>,
     /// Watch events (added, modified, deleted; not bookmarks) delivered, per user and
     /// resource.
     pub watch_events: std::sync::Mutex<std::collections::BTreeMap<(String, String), u64>>,
@@ -236,6 +238,17 @@ async fn handle(shared: Arc<Shared>, req: hyper::Request<Incoming>) -> Response<
             discovery::resources(&shared.lock().registry, &g, &v).map(|v| json(200, &v))
         }
         Route::Resource(target) => {
+            let kind = match &target.sub {
+                Some(sub) => format!("{method} {}/{sub}", target.plural),
+                None if query.flag("watch") => format!("WATCH {}", target.plural),
+                None => format!("{method} {}", target.plural),
+            };
+            *shared
+                .requests_by_kind
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry((user.username.clone(), kind))
+                .or_default() += 1;
             let req = Request { method, target, query, body, content_type, accept, user_agent, user };
             handlers::dispatch(&shared, req).await
         }

@@ -479,12 +479,21 @@ pub async fn patch(shared: &Arc<Shared>, res: &ResourceInfo, req: Request) -> Re
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
         match commit_update(shared, res, &req.user, &sub, old.clone(), new, rv_of(&old), dry_run(&req)).await
         {
-            Err(s) if s.reason == "Conflict" && attempt < 5 => continue,
+            // kube-apiserver's GuaranteedUpdate applies the patch again to the object
+            // that won for as long as writes race it: a patch without a
+            // resourceVersion does not fail for a concurrent write (five tries here
+            // failed a user's image patch of a set whose status the controller was
+            // writing every few milliseconds)
+            Err(s) if s.reason == "Conflict" && attempt < MAX_PATCH_RETRIES => continue,
             r => return r.map(|v| with_warnings(reply(200, &v), &warnings)),
         }
     }
     unreachable_loop()
 }
+
+/// How often a patch is applied again after losing a race, before the server gives
+/// up (kube-apiserver does not; this bounds a write that can never win).
+const MAX_PATCH_RETRIES: u32 = 1000;
 
 /// What kube-apiserver requires of an apply body: its own `apiVersion`, `kind` and
 /// `name`, and no `managedFields`.

@@ -11,7 +11,7 @@
 //! pod in the cluster (what OpenKruise's central DaemonSet controller keeps): the
 //! events it receives and the pods it would cache.
 
-use std::{fmt::Write as _, time::Duration};
+use std::{collections::BTreeMap, fmt::Write as _, time::Duration};
 
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::Pod;
@@ -94,6 +94,9 @@ pub struct DaemonScaleFigures {
     /// This process's resident memory before the agents started and at the end, in
     /// KiB (the agents' share of it, with the fleet and the API server beside them).
     pub process_rss_kib: (u64, u64),
+    /// Over both phases, the controller's and the agents' requests by
+    /// `VERB resource[/subresource]` and watch events by resource, largest first.
+    pub breakdown: Vec<(&'static str, Vec<(String, u64)>)>,
 }
 
 const CONTROLLER: &str = "stevedore-controller";
@@ -279,6 +282,7 @@ async fn phases(
     };
     let parties = [CONTROLLER, AGENTS, CENTRAL];
     let t0: Vec<(u64, u64, u64, u64)> = parties.iter().map(|p| traffic(p)).collect();
+    let detail0 = (server.requests_by_kind(), server.watch_events());
     let sets: Api<DaemonSet> = Api::namespaced(admin.clone(), NS);
     let t = Instant::now();
     for i in 0..counts.sets {
@@ -299,6 +303,26 @@ async fn phases(
     wait_done(&sets, counts.nodes, &first, "every pod updated").await?;
     let roll = t.elapsed();
     let t2: Vec<(u64, u64, u64, u64)> = parties.iter().map(|p| traffic(p)).collect();
+    let detail2 = (server.requests_by_kind(), server.watch_events());
+    let delta =
+        |who: &str, before: &BTreeMap<(String, String), u64>, after: &BTreeMap<(String, String), u64>| {
+            let mut out: Vec<(String, u64)> = after
+                .iter()
+                .filter(|((u, _), _)| u == who)
+                .map(|((_, k), n)| {
+                    (k.clone(), n - before.get(&(who.to_owned(), k.clone())).copied().unwrap_or(0))
+                })
+                .filter(|(_, n)| *n > 0)
+                .collect();
+            out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            out
+        };
+    let breakdown = vec![
+        ("controller requests", delta(CONTROLLER, &detail0.0, &detail2.0)),
+        ("controller watch events", delta(CONTROLLER, &detail0.1, &detail2.1)),
+        ("agents' requests", delta(AGENTS, &detail0.0, &detail2.0)),
+        ("agents' watch events", delta(AGENTS, &detail0.1, &detail2.1)),
+    ];
     let pods = Api::<Pod>::all(admin.clone()).list_metadata(&Default::default()).await?.items.len();
     let rss_after = status_kib(me, "VmRSS:").unwrap_or(0);
     let controller_peak = peak_rss_kib(pid).unwrap_or(0);
@@ -322,6 +346,7 @@ async fn phases(
         node_states: counts.nodes,
         controller_peak_rss_kib: controller_peak,
         process_rss_kib: (rss_before, rss_after),
+        breakdown,
     })
 }
 
@@ -379,6 +404,10 @@ pub fn report(f: &DaemonScaleFigures) -> String {
         sum(f.agents.events) as f64 / f.nodes.max(1) as f64,
         sum(f.agents.set_events) as f64 / f.nodes.max(1) as f64
     );
+    for (what, rows) in &f.breakdown {
+        let list: Vec<String> = rows.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let _ = writeln!(out, "  {what}, both phases: {}", list.join(", "));
+    }
     let (before, after) = (f.process_rss_kib.0 as f64 / 1024.0, f.process_rss_kib.1 as f64 / 1024.0);
     let _ = writeln!(
         out,
