@@ -169,9 +169,11 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
         );
         refs
     });
-    // Every pod, watched once for the CloneSet controller and podSelector jobs.
+    // Every pod, watched once for the CloneSet controller, podSelector jobs and the
+    // ContainerRecreateRequests.
     let (pods, pod_writer, pods_listed) = shared::store::<Pod>(1024);
     let Some(pods_for_sets) = pod_writer.subscribe() else { return };
+    let Some(pods_for_crrs) = pod_writer.subscribe() else { return };
     let pod_watch = reflector::reflector(
         pod_writer,
         watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()).modify(slim_pod),
@@ -267,11 +269,14 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
             // a node's labels, taints or existence may change any set's placement
             daemon_store.state().iter().map(|d| ObjectRef::from_obj(d.as_ref())).collect::<Vec<_>>()
         });
+    let (spec_writer, spec_writes) = node_states::SpecWriter::new(client.clone());
     let fleet = node_states::Fleet {
         client: client.clone(),
         nodes: nodes.clone(),
         states: states.clone(),
         agent_silence: settings.agent_silence,
+        writer: spec_writer,
+        passes: Arc::default(),
     };
     let daemon_ctx = Arc::new(daemon_set::Ctx { fleet: fleet.clone(), revisions });
     let broadcast_store = broadcast_jobs.store();
@@ -299,7 +304,7 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
                 .collect::<Vec<_>>()
         });
     let broadcast_ctx = Arc::new(fleet);
-    let crrs = container_recreate_request::controller(&client);
+    let crrs = container_recreate_request::controller(&client, pods_for_crrs);
     let crr_ctx = Arc::new(container_recreate_request::Ctx { client: client.clone(), events });
 
     tokio::join!(
@@ -312,6 +317,7 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
         shared::drive("ControllerRevision", rev_watch, rev_listed, &stop),
         shared::drive("BroadcastJob", bj_watch, bj_listed, &stop),
         permits_sweep,
+        spec_writes.drive(stop.clone()),
         runtime::drive("daemonset", daemons, rs, daemon_set::reconcile, daemon_ctx, stop.clone()),
         runtime::drive("broadcastjob", broadcast, rs, broadcast_job::reconcile, broadcast_ctx, stop.clone()),
         shared::drive("ImagePullJob", jobs_watch, jobs_listed, &stop),

@@ -56,6 +56,9 @@ pub enum Error {
     /// The spec cannot be acted on.
     #[error("{0}")]
     Spec(String),
+    /// A permit could not be written.
+    #[error(transparent)]
+    Write(#[from] node_states::WriteError),
 }
 
 /// What passes share: the nodes, their NodeStates and the API.
@@ -106,6 +109,9 @@ pub async fn reconcile(job: Arc<BroadcastJob>, ctx: Arc<Ctx>) -> Result<Action, 
     let ns = job.namespace().unwrap_or_default();
     let name = job.name_any();
     let uid = job.uid().ok_or_else(|| Error::Spec("the job has no uid yet".into()))?;
+    if let Some(wait) = ctx.passes.wait(&uid) {
+        return Ok(Action::requeue(wait));
+    }
     let key = workload_key(&ns, &name);
     let jobs: Api<BroadcastJob> = Api::namespaced(ctx.client.clone(), &ns);
     let now = Timestamp::now();
@@ -224,7 +230,7 @@ async fn write_permits(
     if !writes.is_empty() {
         debug!(writes = writes.len(), permits = want.len(), "writing permits");
     }
-    Ok(node_states::patch_specs(&ctx.client, writes).await?)
+    Ok(ctx.writer.write(writes).await?)
 }
 
 #[cfg(test)]

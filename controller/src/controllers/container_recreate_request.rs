@@ -61,14 +61,17 @@ impl std::fmt::Debug for Ctx {
     }
 }
 
-/// The controller: every request, and every pod mapped to its unfinished requests
-/// (by namespace and the pod-uid label), so that a pod deleted or changing its
-/// container statuses is seen at once.
-pub fn controller(client: &Client) -> Controller<ContainerRecreateRequest> {
+/// The controller: every request, and every pod (from the controller's one shared
+/// pod watch, `pods`) mapped to its unfinished requests (by namespace and the pod-uid
+/// label), so that a pod deleted or changing its container statuses is seen at once.
+pub fn controller(
+    client: &Client,
+    pods: impl futures_util::Stream<Item = Arc<Pod>> + Send + 'static,
+) -> Controller<ContainerRecreateRequest> {
     let controller =
         Controller::new(Api::<ContainerRecreateRequest>::all(client.clone()), watcher::Config::default());
     let requests = controller.store();
-    controller.watches(Api::<Pod>::all(client.clone()), watcher::Config::default(), move |pod: Pod| {
+    controller.watches_shared_stream(pods, move |pod: Arc<Pod>| {
         let (ns, uid) = (pod.namespace(), pod.uid());
         requests
             .state()

@@ -59,6 +59,9 @@ pub enum Error {
     /// The spec cannot be acted on.
     #[error("{0}")]
     Spec(String),
+    /// A permit could not be written.
+    #[error(transparent)]
+    Write(#[from] node_states::WriteError),
 }
 
 /// What passes share.
@@ -135,6 +138,9 @@ pub async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Erro
     let ns = ds.namespace().unwrap_or_default();
     let name = ds.name_any();
     let uid = ds.uid().ok_or_else(|| Error::Spec("the set has no uid yet".into()))?;
+    if let Some(wait) = ctx.fleet.passes.wait(&uid) {
+        return Ok(Action::requeue(wait));
+    }
     let sets: Api<DaemonSet> = Api::namespaced(ctx.fleet.client.clone(), &ns);
     let revs_api: Api<ControllerRevision> = Api::namespaced(ctx.fleet.client.clone(), &ns);
     let owner = revisions::Owner {
@@ -242,7 +248,7 @@ pub async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Erro
     if !writes.is_empty() {
         debug!(writes = writes.len(), revision = %hash, "writing permits");
     }
-    node_states::patch_specs(&ctx.fleet.client, writes).await?;
+    ctx.fleet.writer.write(writes).await?;
 
     // Status.
     let old = ds.status.clone().unwrap_or_default();

@@ -1,9 +1,10 @@
 //! What the node-local controllers ([`super::daemon_set`], [`super::broadcast_job`])
-//! share: an agent's report counts only while it is fresh, and a workload's permits
-//! are written as one merge patch of its own key per node, and taken back when the
-//! workload is deleted.
+//! share: an agent's report counts only while it is fresh, a workload's permits are
+//! written as one merge patch of its own key per node (folded with other workloads'
+//! patches of the same node written at the same time) and taken back when the
+//! workload is deleted, and each workload's passes are spaced.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use futures_util::{StreamExt as _, stream};
 use k8s_openapi::api::core::v1::Node;
@@ -13,12 +14,16 @@ use kube::{
     api::{Patch, PatchParams},
     runtime::reflector::ObjectRef,
 };
+use serde_json::Value;
 use stevedore_proto::crd::{
     broadcast_job::v1beta1::BroadcastJob,
     daemon_set::v1beta1::DaemonSet,
     node_state::{NodeState, NodeStateStatus},
 };
-use tokio::sync::Notify;
+use tokio::{
+    sync::{Notify, mpsc, oneshot},
+    time::Instant,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -39,6 +44,10 @@ pub struct Fleet {
     pub states: SharedStore<NodeState>,
     /// How old a report may be before its agent counts as silent.
     pub agent_silence: Duration,
+    /// The NodeState spec writes of every pass.
+    pub writer: SpecWriter,
+    /// How often each workload's pass may run.
+    pub passes: Arc<Throttle>,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -86,31 +95,223 @@ impl Freshness {
     }
 }
 
-/// Merge-patches each `(node, body)` into that node's NodeState; a NodeState gone
-/// meanwhile is skipped.
-///
-/// # Errors
-/// The first refusal other than not found.
-pub async fn patch_specs(
-    client: &Client,
-    writes: Vec<(String, serde_json::Value)>,
-) -> Result<(), kube::Error> {
-    let api: Api<NodeState> = Api::all(client.clone());
-    let results: Vec<Result<(), kube::Error>> = stream::iter(writes)
-        .map(|(node, body)| {
-            let api = api.clone();
-            async move {
-                match api.patch(&node, &PatchParams::default(), &Patch::Merge(&body)).await {
-                    Ok(_) => Ok(()),
-                    Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-                    Err(e) => Err(e),
+/// How long the writer waits after a first write for the others that come with it
+/// (the passes of several workloads running together).
+const LINGER: Duration = Duration::from_millis(20);
+
+/// A NodeState spec write that failed, shared by every pass whose write it carried.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("writing NodeState {node}: {source}")]
+pub struct WriteError {
+    /// The NodeState.
+    pub node: String,
+    /// The API's refusal.
+    pub source: Arc<kube::Error>,
+}
+
+/// One pass's write waiting for the writer.
+struct Pending {
+    node: String,
+    body: Value,
+    done: oneshot::Sender<Result<(), WriteError>>,
+}
+
+/// Writes the spec merge patches of every node-local controller's passes. Patches for
+/// one node that wait together are folded into one request when they touch different
+/// workloads' keys, so the passes of ten sets changing a node at once cost the API,
+/// the node's agent and this controller's own watch one write and one event instead
+/// of ten. Each pass still learns whether its own writes went through.
+#[derive(Clone, Debug)]
+pub struct SpecWriter {
+    tx: mpsc::UnboundedSender<Pending>,
+}
+
+/// The writer's receiving end, driven by [`SpecWrites::drive`].
+pub struct SpecWrites {
+    rx: mpsc::UnboundedReceiver<Pending>,
+    client: Client,
+}
+
+impl std::fmt::Debug for SpecWrites {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpecWrites").field("waiting", &self.rx.len()).finish_non_exhaustive()
+    }
+}
+
+impl SpecWriter {
+    /// A writer and the loop that sends its patches with `client`.
+    pub fn new(client: Client) -> (Self, SpecWrites) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Self { tx }, SpecWrites { rx, client })
+    }
+
+    /// Merge-patches each `(node, body)` into that node's NodeState (`body` a merge
+    /// patch of `spec.<field>.<key>` entries); a NodeState gone meanwhile is skipped.
+    ///
+    /// # Errors
+    /// The first refusal other than not found, or the writer has stopped.
+    pub async fn write(&self, writes: Vec<(String, Value)>) -> Result<(), WriteError> {
+        let stopped = |node: String| WriteError { node, source: Arc::new(stopped_error()) };
+        let mut waits = Vec::with_capacity(writes.len());
+        for (node, body) in writes {
+            let (done, wait) = oneshot::channel();
+            if self.tx.send(Pending { node: node.clone(), body, done }).is_err() {
+                return Err(stopped(node));
+            }
+            waits.push((wait, node));
+        }
+        for (wait, node) in waits {
+            wait.await.unwrap_or_else(|_| Err(stopped(node)))?;
+        }
+        Ok(())
+    }
+}
+
+fn stopped_error() -> kube::Error {
+    kube::Error::Service("the NodeState writer has stopped".into())
+}
+
+impl SpecWrites {
+    /// Sends the patches until `stop`: after the first of a batch arrives, waits
+    /// [`LINGER`] for the others, folds them per node and sends them, at most
+    /// [`WRITES_IN_FLIGHT`] at once.
+    pub async fn drive(mut self, stop: CancellationToken) {
+        let api: Api<NodeState> = Api::all(self.client.clone());
+        loop {
+            let first = tokio::select! {
+                p = self.rx.recv() => match p { Some(p) => p, None => return },
+                () = stop.cancelled() => return,
+            };
+            let mut batch = Batch::default();
+            batch.add(first);
+            tokio::select! {
+                () = tokio::time::sleep(LINGER) => {}
+                () = stop.cancelled() => return,
+            }
+            while let Ok(p) = self.rx.try_recv() {
+                batch.add(p);
+            }
+            batch.send(&api).await;
+        }
+    }
+}
+
+/// A node's folded patches, in the order they must go, each with its passes' waits.
+type Chain = Vec<(Value, Vec<oneshot::Sender<Result<(), WriteError>>>)>;
+
+/// Patches waiting together, folded per node.
+#[derive(Default)]
+struct Batch {
+    nodes: Vec<(String, Chain)>,
+    index: HashMap<String, usize>,
+}
+
+impl Batch {
+    /// Folds `p` into its node's last patch when they touch different keys;
+    /// otherwise it goes after it.
+    fn add(&mut self, p: Pending) {
+        let i = *self.index.entry(p.node.clone()).or_insert_with(|| {
+            self.nodes.push((p.node.clone(), Vec::new()));
+            self.nodes.len() - 1
+        });
+        let chain = &mut self.nodes[i].1;
+        match chain.last_mut() {
+            Some((body, waits)) if disjoint(body, &p.body) => {
+                merge_into(body, p.body);
+                waits.push(p.done);
+            }
+            _ => chain.push((p.body, vec![p.done])),
+        }
+    }
+
+    async fn send(self, api: &Api<NodeState>) {
+        stream::iter(self.nodes)
+            .for_each_concurrent(WRITES_IN_FLIGHT, |(node, chain)| async move {
+                for (body, waits) in chain {
+                    let result = match api.patch(&node, &PatchParams::default(), &Patch::Merge(&body)).await {
+                        Ok(_) => Ok(()),
+                        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                        Err(e) => Err(WriteError { node: node.clone(), source: Arc::new(e) }),
+                    };
+                    for done in waits {
+                        // a pass that stopped waiting has nothing to learn
+                        let _ = done.send(result.clone());
+                    }
+                }
+            })
+            .await;
+    }
+}
+
+/// The `(field, key)` pairs under `spec` that a patch writes.
+fn keys(body: &Value) -> impl Iterator<Item = (&str, &str)> {
+    body.get("spec").and_then(Value::as_object).into_iter().flatten().flat_map(|(field, v)| {
+        v.as_object().into_iter().flatten().map(move |(k, _)| (field.as_str(), k.as_str()))
+    })
+}
+
+/// Whether two patches write different keys (and only `spec` entries), so that one
+/// patch holding both does exactly what the two do one after the other.
+fn disjoint(a: &Value, b: &Value) -> bool {
+    let only_spec = |v: &Value| {
+        v.as_object().is_some_and(|o| {
+            o.len() == 1
+                && o.get("spec")
+                    .is_some_and(|s| s.as_object().is_some_and(|s| s.values().all(Value::is_object)))
+        })
+    };
+    only_spec(a) && only_spec(b) && keys(a).all(|ka| keys(b).all(|kb| ka != kb))
+}
+
+/// Adds `b`'s entries to `a` (their keys are disjoint).
+fn merge_into(a: &mut Value, b: Value) {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                match a.get_mut(&k) {
+                    Some(slot) => merge_into(slot, v),
+                    None => {
+                        a.insert(k, v);
+                    }
                 }
             }
-        })
-        .buffer_unordered(WRITES_IN_FLIGHT)
-        .collect()
-        .await;
-    results.into_iter().collect()
+        }
+        (slot, b) => *slot = b,
+    }
+}
+
+/// The least time between two passes over one workload.
+const MIN_PASS: Duration = Duration::from_secs(1);
+
+/// Spaces the passes over each workload at least [`MIN_PASS`] apart. Every agent's
+/// report and every permit written is an event that asks for a pass over every
+/// workload the node holds; at a thousand nodes they come faster than passes over a
+/// thousand nodes end, and each pass that ran would write the workload's status anew.
+/// Spaced, a pass takes in all the reports of its second at once.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    last: std::sync::Mutex<HashMap<String, Instant>>,
+}
+
+impl Throttle {
+    /// `None` when the workload with `uid` may have its pass now (which is then
+    /// counted); otherwise how long until it may.
+    pub fn wait(&self, uid: &str) -> Option<Duration> {
+        let now = Instant::now();
+        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(at) = last.get(uid) {
+            let since = now.duration_since(*at);
+            if since < MIN_PASS {
+                return Some(MIN_PASS - since);
+            }
+        }
+        if last.len() >= 1024 {
+            // older passes no longer hold anything back
+            last.retain(|_, at| now.duration_since(*at) < MIN_PASS);
+        }
+        last.insert(uid.to_owned(), now);
+        None
+    }
 }
 
 /// The permits of workloads gone, as one JSON patch per node that holds any: each
@@ -241,6 +442,7 @@ pub async fn sweep_permits(
 #[cfg(test)]
 mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use serde_json::json;
 
     use super::*;
 
@@ -291,6 +493,73 @@ mod tests {
         let after: NodeState = serde_json::from_value(doc).unwrap();
         assert_eq!(after.spec.daemon_sets.keys().collect::<Vec<_>>(), ["edge/agent"]);
         assert!(after.spec.broadcast_jobs.is_empty());
+    }
+
+    #[test]
+    fn writes_to_one_node_fold_unless_they_touch_the_same_key() {
+        let mut batch = Batch::default();
+        let mut waits = Vec::new();
+        let writes = [
+            ("a", json!({"spec": {"daemonSets": {"ns/x": {"uid": "1", "waiting": true}}}})),
+            ("b", json!({"spec": {"daemonSets": {"ns/x": {"uid": "1"}}}})),
+            ("a", json!({"spec": {"daemonSets": {"ns/y": null}, "broadcastJobs": {"ns/j": {"uid": "3"}}}})),
+            // the same key again: it must go after the first, not into it
+            ("a", json!({"spec": {"daemonSets": {"ns/x": {"waiting": null}}}})),
+            ("a", json!({"spec": {"daemonSets": {"ns/z": {"uid": "4"}}}})),
+        ];
+        for (node, body) in writes.clone() {
+            let (done, wait) = oneshot::channel();
+            batch.add(Pending { node: node.into(), body, done });
+            waits.push(wait);
+        }
+        let chains: Vec<(String, Vec<Value>, Vec<usize>)> = batch
+            .nodes
+            .iter()
+            .map(|(n, c)| {
+                (
+                    n.clone(),
+                    c.iter().map(|(b, _)| b.clone()).collect(),
+                    c.iter().map(|(_, w)| w.len()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(chains.len(), 2);
+        assert_eq!(chains[0].0, "a");
+        assert_eq!(chains[0].2, [2, 2], "two patches for a, two passes' writes in each");
+        assert_eq!(
+            chains[0].1[0],
+            json!({"spec": {"daemonSets": {"ns/x": {"uid": "1", "waiting": true}, "ns/y": null},
+                "broadcastJobs": {"ns/j": {"uid": "3"}}}})
+        );
+        assert_eq!(
+            chains[0].1[1],
+            json!({"spec": {"daemonSets": {"ns/x": {"waiting": null}, "ns/z": {"uid": "4"}}}})
+        );
+        assert_eq!((chains[1].0.as_str(), chains[1].2.as_slice()), ("b", [1].as_slice()));
+        // the folded patches do what the writes do one after the other
+        let start = json!({"spec": {"daemonSets": {"ns/y": {"uid": "2"}}}});
+        let (mut one_by_one, mut folded) = (start.clone(), start);
+        for (node, body) in &writes {
+            if *node == "a" {
+                json_patch::merge(&mut one_by_one, body);
+            }
+        }
+        for body in &chains[0].1 {
+            json_patch::merge(&mut folded, body);
+        }
+        assert_eq!(folded, one_by_one);
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn passes_over_a_workload_are_spaced() {
+        let t = Throttle::default();
+        assert_eq!(t.wait("u1"), None, "the first pass runs");
+        assert_eq!(t.wait("u2"), None, "another workload's too");
+        tokio::time::advance(Duration::from_millis(300)).await;
+        assert_eq!(t.wait("u1"), Some(Duration::from_millis(700)));
+        tokio::time::advance(Duration::from_millis(700)).await;
+        assert_eq!(t.wait("u1"), None);
+        assert_eq!(t.wait("u1"), Some(MIN_PASS));
     }
 
     #[test]
