@@ -124,16 +124,20 @@ impl Broadcast {
     /// Watches and acts until `shutdown`.
     pub async fn run(settings: Settings, client: Client, shutdown: CancellationToken) {
         let node = settings.node_name.clone();
-        info!(node = %node, "running the node's BroadcastJob pods");
-        let me = Self {
+        node_local::run(&node, client.clone(), Self::new(settings, client), shutdown).await;
+    }
+
+    /// The runner of `settings.node_name`'s BroadcastJob pods.
+    pub fn new(settings: Settings, client: Client) -> Self {
+        info!(node = %settings.node_name, "running the node's BroadcastJob pods");
+        Self {
             settings,
-            client: client.clone(),
+            client,
             creating: HashMap::new(),
             failures: HashMap::new(),
             written: None,
             jobs: node_local::Workloads::new(true),
-        };
-        node_local::run(&node, client, me, shutdown).await;
+        }
     }
 
     async fn pass_jobs(&mut self, stores: &Stores) -> Duration {

@@ -202,7 +202,8 @@ struct SetHere {
 }
 
 impl Daemons {
-    /// Watches and acts until `shutdown`.
+    /// Watches and acts until `shutdown` (alone: the agent runs it beside the
+    /// BroadcastJob runner on one set of watches, see [`node_local::run`]).
     pub async fn run(
         settings: Settings,
         client: Client,
@@ -210,10 +211,15 @@ impl Daemons {
         shutdown: CancellationToken,
     ) {
         let node = settings.node_name.clone();
-        info!(node = %node, "running the node's DaemonSet pods");
-        let me = Self {
+        node_local::run(&node, client.clone(), Self::new(settings, client, runtime), shutdown).await;
+    }
+
+    /// The runner of `settings.node_name`'s daemon pods.
+    pub fn new(settings: Settings, client: Client, runtime: Option<Arc<dyn Runtime>>) -> Self {
+        info!(node = %settings.node_name, "running the node's DaemonSet pods");
+        Self {
             settings,
-            client: client.clone(),
+            client,
             creating: HashMap::new(),
             written: None,
             templates: HashMap::new(),
@@ -221,8 +227,7 @@ impl Daemons {
             prefetched: std::collections::HashSet::new(),
             failed: plan::FailedBackoff::default(),
             looked_up: node_local::Workloads::new(false),
-        };
-        node_local::run(&node, client, me, shutdown).await;
+        }
     }
 
     /// One pass over every set with an entry in the NodeState or a pod here; returns

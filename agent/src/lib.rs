@@ -132,19 +132,21 @@ pub async fn run_with(
         status_interval: config.status_interval,
         heartbeat: config.heartbeat,
     };
-    let daemons = tokio::spawn(
-        daemons::Daemons::run(daemon_settings, client.clone(), Some(runtime.clone()), shutdown.clone())
-            .instrument(info_span!("daemons")),
-    );
     let broadcast_settings =
         broadcast::Settings { node_name: config.node_name.clone(), status_interval: config.status_interval };
-    let broadcast = tokio::spawn(
-        broadcast::Broadcast::run(broadcast_settings, client.clone(), shutdown.clone())
-            .instrument(info_span!("broadcast")),
+    // the node's DaemonSet and BroadcastJob pods, on one watch of its Node, its
+    // NodeState and its pods
+    let runners = (
+        daemons::Daemons::new(daemon_settings, client.clone(), Some(runtime.clone())),
+        broadcast::Broadcast::new(broadcast_settings, client.clone()),
+    );
+    let (node, runs_client, runs_stop) = (config.node_name.clone(), client.clone(), shutdown.clone());
+    let workloads = tokio::spawn(
+        async move { node_local::run(&node, runs_client, runners, runs_stop).await }
+            .instrument(info_span!("node_workloads")),
     );
     images::Puller::new(settings, client, runtime, metrics).run(shutdown.clone()).await;
-    let tasks =
-        [(recreating, "recreate"), (env, "metadata env"), (daemons, "daemons"), (broadcast, "broadcast")];
+    let tasks = [(recreating, "recreate"), (env, "metadata env"), (workloads, "daemon and broadcast pods")];
     for (task, name) in tasks {
         if let Err(error) = task.await {
             tracing::error!(%error, task = name, "agent task failed");

@@ -64,6 +64,16 @@ pub trait Runner {
     fn pass(&mut self, stores: &Stores) -> impl Future<Output = Duration> + Send;
 }
 
+/// Two runners on one set of watches: both pass on every change, the next pass is
+/// due when the first of them asks.
+impl<A: Runner + Send, B: Runner + Send> Runner for (A, B) {
+    async fn pass(&mut self, stores: &Stores) -> Duration {
+        let a = self.0.pass(stores).await;
+        let b = self.1.pass(stores).await;
+        a.min(b)
+    }
+}
+
 /// Watches what `runner` reads and runs its passes until `shutdown`.
 pub async fn run<R: Runner>(node: &str, client: Client, mut runner: R, shutdown: CancellationToken) {
     let (nodes, nodes_w) = reflector::store();
@@ -272,5 +282,36 @@ where
         };
         self.read.insert(uid.to_owned(), (Instant::now(), found.clone()));
         Some(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A runner that counts its passes and always asks for the same wait.
+    struct Counting {
+        passes: usize,
+        wait: Duration,
+    }
+
+    impl Runner for Counting {
+        async fn pass(&mut self, _: &Stores) -> Duration {
+            self.passes += 1;
+            self.wait
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn two_runners_pass_together_and_the_sooner_wait_wins() {
+        let stores =
+            Stores { nodes: reflector::store().0, states: reflector::store().0, pods: reflector::store().0 };
+        let mut both = (
+            Counting { passes: 0, wait: Duration::from_secs(5) },
+            Counting { passes: 0, wait: Duration::from_secs(2) },
+        );
+        assert_eq!(both.pass(&stores).await, Duration::from_secs(2));
+        assert_eq!(both.pass(&stores).await, Duration::from_secs(2));
+        assert_eq!((both.0.passes, both.1.passes), (2, 2));
     }
 }
