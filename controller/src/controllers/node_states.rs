@@ -173,8 +173,8 @@ fn stopped_error() -> kube::Error {
 
 impl SpecWrites {
     /// Sends the patches until `stop`: after the first of a batch arrives, waits
-    /// [`LINGER`] for the others, folds them per node and sends them, at most
-    /// [`WRITES_IN_FLIGHT`] at once.
+    /// 20 ms for the others, folds them per node and sends them, at most
+    /// 32 at once.
     pub async fn drive(mut self, stop: CancellationToken) {
         let api: Api<NodeState> = Api::all(self.client.clone());
         loop {
@@ -283,7 +283,7 @@ fn merge_into(a: &mut Value, b: Value) {
 /// The least time between two passes over one workload.
 const MIN_PASS: Duration = Duration::from_secs(1);
 
-/// Spaces the passes over each workload at least [`MIN_PASS`] apart. Every agent's
+/// Spaces the passes over each workload at least a second apart. Every agent's
 /// report and every permit written is an event that asks for a pass over every
 /// workload the node holds; at a thousand nodes they come faster than passes over a
 /// thousand nodes end, and each pass that ran would write the workload's status anew.
