@@ -174,11 +174,23 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
     let (pods, pod_writer, pods_listed) = shared::store::<Pod>(1024);
     let Some(pods_for_sets) = pod_writer.subscribe() else { return };
     let Some(pods_for_crrs) = pod_writer.subscribe() else { return };
+    // a shared stream carries applied objects only: deleted pods reach the CRR
+    // controller on a channel of their own (a request whose pod is gone completes)
+    let (pod_deleted, pods_deleted) = tokio::sync::mpsc::unbounded_channel::<Arc<Pod>>();
     let pod_watch = reflector::reflector(
         pod_writer,
         watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()).modify(slim_pod),
     )
-    .default_backoff();
+    .default_backoff()
+    .inspect_ok(move |e| {
+        if let watcher::Event::Delete(pod) = e {
+            let _ = pod_deleted.send(Arc::new(pod.clone()));
+        }
+    });
+    let pods_for_crrs = futures_util::stream::select(
+        pods_for_crrs,
+        futures_util::stream::unfold(pods_deleted, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) }),
+    );
     let job_ctx = Arc::new(image_pull_job::Ctx::new(
         client.clone(),
         node_images.store(),
