@@ -70,9 +70,6 @@ pub struct Settings {
     pub node_name: String,
     /// The least time between two NodeState status writes.
     pub status_interval: Duration,
-    /// The most time between two NodeState status writes: the controller takes a
-    /// report older than a few of these for a silent agent's.
-    pub heartbeat: Duration,
 }
 
 /// The node's daemon pods.
@@ -588,7 +585,8 @@ impl Daemons {
     }
 
     /// Writes the report if it changed and the interval allows; otherwise returns when
-    /// to try again.
+    /// to try again. (The agent's liveness is its heartbeat Lease, see
+    /// [`crate::heartbeat`]; an unchanged report is not written again.)
     async fn report(
         &mut self,
         state: Option<&NodeState>,
@@ -596,13 +594,8 @@ impl Daemons {
     ) -> Option<Duration> {
         let state = state?;
         let have = state.status.as_ref().map(|s| &s.daemon_sets);
-        let same = have == Some(&report) || (have.is_none() && report.is_empty());
-        let now = Timestamp::now();
-        let beat = state.status.as_ref().and_then(|s| s.heartbeat_time.as_ref()).map(|t| t.0);
-        let beat_age = beat.map(|b| Duration::try_from(now.duration_since(b)).unwrap_or(Duration::ZERO));
-        let beat_due = beat_age.is_none_or(|a| a >= self.settings.heartbeat);
-        if same && !beat_due {
-            return beat_age.map(|a| self.settings.heartbeat.saturating_sub(a));
+        if have == Some(&report) || (have.is_none() && report.is_empty()) {
+            return None;
         }
         if let Some((_, at)) = &self.written {
             let due = *at + self.settings.status_interval;
@@ -611,13 +604,13 @@ impl Daemons {
             }
         }
         let count = i32::try_from(report.len()).unwrap_or(i32::MAX);
-        let beat = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now);
+        let beat = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now());
         let body = json!({"status": {"daemonSets": &report, "daemonSetCount": count, "heartbeatTime": beat}});
         let api: Api<NodeState> = Api::all(self.client.clone());
         match api.patch_status(&state.name_any(), &PatchParams::default(), &Patch::Merge(&body)).await {
             Ok(_) => {
                 self.written = Some((report, Instant::now()));
-                Some(self.settings.heartbeat)
+                None
             }
             Err(error) => {
                 warn!(%error, "cannot write the NodeState status");

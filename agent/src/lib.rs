@@ -10,6 +10,7 @@
 
 pub mod broadcast;
 pub mod daemons;
+pub mod heartbeat;
 pub mod images;
 pub mod metadata_env;
 pub mod metrics;
@@ -41,7 +42,8 @@ pub struct Config {
     pub status_interval: Duration,
     /// How containers of ContainerRecreateRequests are recreated.
     pub recreate_mode: recreate::Mode,
-    /// The most time between two NodeState status writes.
+    /// How often the agent renews its heartbeat Lease (`agent-<node>` in its
+    /// namespace).
     pub heartbeat: Duration,
 }
 
@@ -127,11 +129,16 @@ pub async fn run_with(
         metrics.clone(),
     );
     let recreating = tokio::spawn(recreator.run(shutdown.clone()).instrument(info_span!("recreate")));
-    let daemon_settings = daemons::Settings {
-        node_name: config.node_name.clone(),
-        status_interval: config.status_interval,
-        heartbeat: config.heartbeat,
-    };
+    let daemon_settings =
+        daemons::Settings { node_name: config.node_name.clone(), status_interval: config.status_interval };
+    let beat = heartbeat::run(
+        config.node_name.clone(),
+        config.namespace.clone(),
+        client.clone(),
+        config.heartbeat,
+        shutdown.clone(),
+    );
+    let beating = tokio::spawn(beat.instrument(info_span!("heartbeat")));
     let broadcast_settings =
         broadcast::Settings { node_name: config.node_name.clone(), status_interval: config.status_interval };
     // the node's DaemonSet and BroadcastJob pods, on one watch of its Node, its
@@ -146,7 +153,12 @@ pub async fn run_with(
             .instrument(info_span!("node_workloads")),
     );
     images::Puller::new(settings, client, runtime, metrics).run(shutdown.clone()).await;
-    let tasks = [(recreating, "recreate"), (env, "metadata env"), (workloads, "daemon and broadcast pods")];
+    let tasks = [
+        (recreating, "recreate"),
+        (env, "metadata env"),
+        (workloads, "daemon and broadcast pods"),
+        (beating, "heartbeat"),
+    ];
     for (task, name) in tasks {
         if let Err(error) = task.await {
             tracing::error!(%error, task = name, "agent task failed");

@@ -38,8 +38,9 @@ struct Args {
     /// The least time between two NodeImage status writes, in milliseconds.
     #[arg(long, env = "STEVEDORE_AGENT_STATUS_INTERVAL_MS", default_value_t = 1000)]
     status_interval_ms: u64,
-    /// The most seconds between two writes of the node's NodeState status (its
-    /// heartbeat): the controller takes an agent silent for a few of these for gone.
+    /// Seconds between two renewals of the agent's heartbeat Lease (`agent-<node>` in
+    /// its namespace): the controller takes an agent silent for a few of these for
+    /// gone.
     #[arg(long, env = "STEVEDORE_AGENT_HEARTBEAT_SECONDS", default_value_t = 20,
         value_parser = clap::value_parser!(u64).range(1..))]
     heartbeat_seconds: u64,

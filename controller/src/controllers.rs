@@ -262,8 +262,27 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
         stop.clone(),
     );
 
+    // the agents' heartbeat Leases, listed every few seconds; an agent alive again
+    // starts every node-local pass
+    let heartbeats = node_states::Heartbeats::default();
+    let (revived, revived_rx) = tokio::sync::watch::channel(0u64);
+    let heartbeat_poll = node_states::poll_heartbeats(
+        client.clone(),
+        settings.agent_namespace.clone(),
+        heartbeats.clone(),
+        settings.agent_silence,
+        revived,
+        stop.clone(),
+    );
+    let revivals = || {
+        futures_util::stream::unfold(revived_rx.clone(), |mut rx| async move {
+            rx.changed().await.ok()?;
+            Some(((), rx))
+        })
+    };
     let daemon_store = daemon_sets.store();
     let daemons = Controller::for_shared_stream(ds_for_daemons, daemon_sets.store())
+        .reconcile_all_on(revivals())
         .watches_shared_stream(states_for_daemons, |s: Arc<NodeState>| {
             // the sets it holds permits or reports for
             let permits = s.spec.daemon_sets.keys().filter_map(|k| {
@@ -289,10 +308,12 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
         agent_silence: settings.agent_silence,
         writer: spec_writer,
         passes: Arc::default(),
+        heartbeats: heartbeats.clone(),
     };
     let daemon_ctx = Arc::new(daemon_set::Ctx { fleet: fleet.clone(), revisions });
     let broadcast_store = broadcast_jobs.store();
     let broadcast = Controller::for_shared_stream(bj_for_broadcast, broadcast_jobs.store())
+        .reconcile_all_on(revivals())
         .watches_shared_stream(states_for_broadcast, |s: Arc<NodeState>| {
             // the jobs it holds permits or reports for
             let permits = s.spec.broadcast_jobs.keys().filter_map(|k| {
@@ -330,6 +351,7 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
         shared::drive("BroadcastJob", bj_watch, bj_listed, &stop),
         permits_sweep,
         spec_writes.drive(stop.clone()),
+        heartbeat_poll,
         runtime::drive("daemonset", daemons, rs, daemon_set::reconcile, daemon_ctx, stop.clone()),
         runtime::drive("broadcastjob", broadcast, rs, broadcast_job::reconcile, broadcast_ctx, stop.clone()),
         shared::drive("ImagePullJob", jobs_watch, jobs_listed, &stop),

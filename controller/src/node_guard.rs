@@ -13,7 +13,7 @@
 //! For an agent of node N: pods only when `spec.nodeName` is N (the new and the old
 //! object on an update, the old one on a delete), NodeStates and NodeImages only the
 //! one named N, ContainerRecreateRequests only when labelled
-//! `crr.apps.kruise.io/node-name=N`. Every other user passes untouched: the
+//! `crr.apps.kruise.io/node-name=N`, Leases only its heartbeat, `agent-N`. Every other user passes untouched: the
 //! webhook's `matchConditions` keep their requests away on a real cluster, and the
 //! handler checks the identity itself where they are not evaluated.
 
@@ -28,7 +28,7 @@ use kube::core::{
     admission::{AdmissionRequest, AdmissionResponse, Operation},
 };
 use serde_json::Value;
-use stevedore_proto::keys::CRR_NODE_NAME;
+use stevedore_proto::keys::{self, CRR_NODE_NAME};
 use tracing::info;
 
 use crate::webhook::{Admit, Guard, Registry, refused};
@@ -136,6 +136,8 @@ pub enum Guarded {
     NodeImage,
     /// `apps.kruise.io` ContainerRecreateRequests.
     ContainerRecreateRequest,
+    /// `coordination.k8s.io` Leases (the agents' heartbeats).
+    Lease,
 }
 
 impl Guarded {
@@ -146,6 +148,7 @@ impl Guarded {
             ("stevedore.dev", "nodestates") => Some(Self::NodeState),
             ("apps.kruise.io", "nodeimages") => Some(Self::NodeImage),
             ("apps.kruise.io", "containerrecreaterequests") => Some(Self::ContainerRecreateRequest),
+            ("coordination.k8s.io", "leases") => Some(Self::Lease),
             _ => None,
         }
     }
@@ -156,6 +159,7 @@ impl Guarded {
             Self::NodeState => "nodestate",
             Self::NodeImage => "nodeimage",
             Self::ContainerRecreateRequest => "containerrecreaterequest",
+            Self::Lease => "lease",
         }
     }
 }
@@ -211,6 +215,7 @@ fn node_of(guarded: Guarded, obj: &DynamicObject) -> Option<&str> {
             obj.metadata.labels.as_ref().and_then(|l| l.get(CRR_NODE_NAME)).map(String::as_str)
         }
         Guarded::NodeState | Guarded::NodeImage => obj.metadata.name.as_deref(),
+        Guarded::Lease => obj.metadata.name.as_deref().and_then(|n| n.strip_prefix(keys::AGENT_LEASE_PREFIX)),
     };
     node.filter(|n| !n.is_empty())
 }
@@ -226,8 +231,10 @@ fn not_ours(guarded: Guarded, obj: &DynamicObject, would: bool) -> String {
             format!("it {is} labelled {CRR_NODE_NAME}={node}")
         }
         (Guarded::ContainerRecreateRequest, None) => format!("it {has} no {CRR_NODE_NAME} label"),
-        (Guarded::NodeState | Guarded::NodeImage, Some(node)) => format!("it is node {node}'s"),
-        (Guarded::NodeState | Guarded::NodeImage, None) => "it has no name".to_owned(),
+        (Guarded::NodeState | Guarded::NodeImage | Guarded::Lease, Some(node)) => {
+            format!("it is node {node}'s")
+        }
+        (Guarded::NodeState | Guarded::NodeImage | Guarded::Lease, None) => "it has no name".to_owned(),
     }
 }
 
@@ -240,16 +247,22 @@ fn not_ours(guarded: Guarded, obj: &DynamicObject, would: bool) -> String {
 pub fn decide(node: &str, write: &Write<'_>) -> Result<(), String> {
     let refuse = |reason: String| Err(format!("agent of node {node} may not {}: {reason}", write.what()));
     match write.guarded {
-        Guarded::NodeState | Guarded::NodeImage => {
+        Guarded::NodeState | Guarded::NodeImage | Guarded::Lease => {
             let name = if write.name.is_empty() {
                 write.object.or(write.old_object).and_then(|o| o.metadata.name.as_deref()).unwrap_or_default()
             } else {
                 write.name
             };
+            let lease = write.guarded == Guarded::Lease;
+            let mine = if lease { keys::agent_lease(node) } else { node.to_owned() };
             match name {
                 "" => refuse("it has no name".to_owned()),
-                name if name == node => Ok(()),
-                name => refuse(format!("it is node {name}'s")),
+                name if name == mine => Ok(()),
+                name => match (lease, name.strip_prefix(keys::AGENT_LEASE_PREFIX)) {
+                    (false, _) => refuse(format!("it is node {name}'s")),
+                    (true, Some(other)) => refuse(format!("it is node {other}'s heartbeat")),
+                    (true, None) => refuse(format!("an agent writes only its own heartbeat Lease, {mine}")),
+                },
             }
         }
         Guarded::Pod | Guarded::ContainerRecreateRequest => {
@@ -368,6 +381,7 @@ pub fn guard(identities: &Identities) -> Guard {
             ),
             rule("apps.kruise.io", &["nodeimages", "nodeimages/*"], "Cluster"),
             rule("stevedore.dev", &["nodestates", "nodestates/*"], "Cluster"),
+            rule("coordination.k8s.io", &["leases"], "Namespaced"),
         ],
         match_conditions: vec![MatchCondition {
             name: "node-agent".to_owned(),

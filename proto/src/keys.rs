@@ -20,6 +20,18 @@ pub const BROADCAST_JOB_NAME: &str = "broadcastjob-name";
 /// template).
 pub const BROADCAST_JOB_CONTROLLER_UID: &str = "broadcastjob-controller-uid";
 
+/// Node agents' heartbeat Leases (in the agents' namespace): always `"true"`; the
+/// node is the Lease's `spec.holderIdentity`.
+pub const AGENT_HEARTBEAT: &str = "stevedore.dev/agent-heartbeat";
+
+/// A node agent's heartbeat Lease is named this followed by its node.
+pub const AGENT_LEASE_PREFIX: &str = "agent-";
+
+/// The name of the heartbeat Lease of `node`'s agent.
+pub fn agent_lease(node: &str) -> String {
+    format!("{AGENT_LEASE_PREFIX}{node}")
+}
+
 /// Webhook certificate Secret: when the serving certificate became valid (RFC 3339).
 pub const CERT_NOT_BEFORE: &str = "stevedore.dev/cert-not-before";
 /// Webhook certificate Secret: when the serving certificate expires (RFC 3339).

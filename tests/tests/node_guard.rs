@@ -1,8 +1,8 @@
 //! The node agents' guard, with the real controller binary serving its webhooks
 //! against the simulated API server and real bearer tokens: the agent's service
 //! account with a pod-bound token of node n1 (`authentication.kubernetes.io/node-name`)
-//! writes n1's pods, NodeState, NodeImage and ContainerRecreateRequests and is
-//! refused n2's; the same service account without the node extra is refused with a
+//! writes n1's pods, NodeState, NodeImage, ContainerRecreateRequests and heartbeat
+//! Lease and is refused n2's; the same service account without the node extra is refused with a
 //! message that says why; a systemd-installed agent (`stevedore:agent:<node>`) is
 //! held to its node; the cluster admin is not restricted, and with the controller
 //! down its writes still go through while the agent's fail closed (the webhook's
@@ -247,6 +247,26 @@ async fn agents_write_only_their_own_nodes_objects() {
     assert_refused(
         node_states(&agent).delete("n2", &DeleteParams::default()).await,
         "agent of node n1 may not delete nodestate n2: it is node n2's",
+    );
+
+    // Heartbeat Leases: agent-n1, not agent-n2 (nor any other Lease).
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(agent.clone(), &ns);
+    let lease = |name: &str| {
+        serde_json::from_value::<k8s_openapi::api::coordination::v1::Lease>(json!({
+            "metadata": {"name": name}, "spec": {"holderIdentity": "n1"}}))
+        .unwrap()
+    };
+    leases.create(&Default::default(), &lease("agent-n1")).await.unwrap_or_else(|e| panic!("{e}\n{}", log()));
+    assert_refused(
+        leases.create(&Default::default(), &lease("agent-n2")).await,
+        &format!("agent of node n1 may not create lease {ns}/agent-n2: it is node n2's heartbeat"),
+    );
+    assert_refused(
+        leases.create(&Default::default(), &lease("leader")).await,
+        &format!(
+            "agent of node n1 may not create lease {ns}/leader: an agent writes only its own heartbeat Lease, \
+             agent-n1"
+        ),
     );
 
     // ContainerRecreateRequests: those labelled for n1 (by the controller's

@@ -147,7 +147,7 @@ pub async fn reconcile(job: Arc<BroadcastJob>, ctx: Arc<Ctx>) -> Result<Action, 
         phase: old.phase.clone(),
         past_deadline: deadline.is_some_and(|d| left(start, d, now).is_zero()),
     };
-    let mut freshness = node_states::Freshness::new(ctx.agent_silence);
+    let mut freshness = node_states::Freshness::new(ctx.agent_silence, &ctx.heartbeats);
     let mut nodes = Vec::new();
     for node in ctx.nodes.state() {
         let node_name = node.name_any();

@@ -169,7 +169,7 @@ pub async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Erro
     let mut views = Vec::new();
     let mut in_use = BTreeSet::new();
     let mut keep = BTreeSet::new();
-    let mut freshness = node_states::Freshness::new(ctx.fleet.agent_silence);
+    let mut freshness = node_states::Freshness::new(ctx.fleet.agent_silence, &ctx.fleet.heartbeats);
     for node in ctx.fleet.nodes.state() {
         let node_name = node.name_any();
         let place = placement::daemon_set(&node, &ds.spec.template);

@@ -7,7 +7,7 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use futures_util::{StreamExt as _, stream};
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::{coordination::v1::Lease, core::v1::Node};
 use k8s_openapi::jiff::Timestamp;
 use kube::{
     Api, Client,
@@ -20,6 +20,7 @@ use stevedore_proto::crd::{
     daemon_set::v1beta1::DaemonSet,
     node_state::{NodeState, NodeStateStatus},
 };
+use stevedore_proto::keys;
 use tokio::{
     sync::{Notify, mpsc, oneshot},
     time::Instant,
@@ -48,6 +49,8 @@ pub struct Fleet {
     pub writer: SpecWriter,
     /// How often each workload's pass may run.
     pub passes: Arc<Throttle>,
+    /// The agents' heartbeats.
+    pub heartbeats: Heartbeats,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -63,27 +66,107 @@ impl Fleet {
     }
 }
 
+/// When each node's agent last renewed its heartbeat Lease (`agent-<node>` in the
+/// agents' namespace), as last listed by [`poll_heartbeats`].
+#[derive(Clone, Debug, Default)]
+pub struct Heartbeats {
+    renewed: Arc<std::sync::RwLock<HashMap<String, Timestamp>>>,
+}
+
+impl Heartbeats {
+    /// When `node`'s agent last renewed its Lease, if it has one.
+    pub fn renewed(&self, node: &str) -> Option<Timestamp> {
+        self.renewed.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(node).copied()
+    }
+
+    /// Takes the Leases as listed now; true when an agent that was silent (or had no
+    /// Lease) is alive again, so that every pass must look again.
+    fn replace(&self, now: Timestamp, silence: Duration, renewed: HashMap<String, Timestamp>) -> bool {
+        let fresh =
+            |t: &Timestamp| Duration::try_from(now.duration_since(*t)).unwrap_or(Duration::ZERO) < silence;
+        let mut current = self.renewed.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let revived = renewed.iter().any(|(node, t)| fresh(t) && !current.get(node).is_some_and(fresh));
+        *current = renewed;
+        revived
+    }
+}
+
+/// Lists the agents' heartbeat Leases in `namespace` every quarter of `silence`
+/// (between 1 and 15 s) into `heartbeats` until `stop`, and bumps `revived` when an
+/// agent that was silent renews its Lease again. A list of a few hundred bytes per
+/// node every few seconds replaces one NodeState event per node and heartbeat on
+/// every watch of NodeStates.
+pub async fn poll_heartbeats(
+    client: Client,
+    namespace: String,
+    heartbeats: Heartbeats,
+    silence: Duration,
+    revived: tokio::sync::watch::Sender<u64>,
+    stop: CancellationToken,
+) {
+    let every = (silence / 4).clamp(Duration::from_secs(1), Duration::from_secs(15));
+    let api: Api<Lease> = Api::namespaced(client, &namespace);
+    let params = kube::api::ListParams::default().labels(&format!("{}=true", keys::AGENT_HEARTBEAT));
+    let mut failing = false;
+    loop {
+        match api.list(&params).await {
+            Ok(list) => {
+                if failing {
+                    info!(%namespace, "agents' heartbeat Leases listed again");
+                    failing = false;
+                }
+                let renewed = list
+                    .items
+                    .into_iter()
+                    .filter_map(|l| {
+                        let spec = l.spec?;
+                        Some((spec.holder_identity?, spec.renew_time?.0))
+                    })
+                    .collect();
+                if heartbeats.replace(Timestamp::now(), silence, renewed) {
+                    revived.send_modify(|n| *n += 1);
+                }
+            }
+            Err(error) if !failing => {
+                warn!(%namespace, %error, "cannot list the agents' heartbeat Leases; agents count as silent until it can");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
 /// Reads agents' reports as of one instant, and remembers when the first of those
-/// still fresh goes stale.
+/// still fresh goes stale. A report is fresh while its agent's last sign of life (its
+/// heartbeat Lease's renewal, or the report's own `heartbeatTime`) is younger than
+/// the silence limit.
 #[derive(Debug)]
 pub struct Freshness {
     now: Timestamp,
     silence: Duration,
+    heartbeats: Heartbeats,
     next: Option<Duration>,
 }
 
 impl Freshness {
-    /// Reports as of now; older than `silence`, a report is its silent agent's.
-    pub fn new(silence: Duration) -> Self {
-        Self { now: Timestamp::now(), silence, next: None }
+    /// Reports as of now; with no sign of life for `silence`, a report is its silent
+    /// agent's.
+    pub fn new(silence: Duration, heartbeats: &Heartbeats) -> Self {
+        Self { now: Timestamp::now(), silence, heartbeats: heartbeats.clone(), next: None }
     }
 
-    /// The node's report, if its agent wrote it within the silence limit.
+    /// The node's report, if its agent showed a sign of life within the silence limit.
     pub fn report<'a>(&mut self, state: Option<&'a NodeState>) -> Option<&'a NodeStateStatus> {
-        let st = state?.status.as_ref()?;
+        let state = state?;
+        let st = state.status.as_ref()?;
+        let lease = state.metadata.name.as_deref().and_then(|n| self.heartbeats.renewed(n));
+        let beat = st.heartbeat_time.as_ref().map(|t| t.0).max(lease)?;
         // a heartbeat ahead of this clock is as young as can be
-        let age = Duration::try_from(self.now.duration_since(st.heartbeat_time.as_ref()?.0))
-            .unwrap_or(Duration::ZERO);
+        let age = Duration::try_from(self.now.duration_since(beat)).unwrap_or(Duration::ZERO);
         let left = self.silence.checked_sub(age).filter(|l| !l.is_zero())?;
         self.next = Some(self.next.map_or(left, |n| n.min(left)));
         Some(st)
@@ -563,9 +646,26 @@ mod tests {
     }
 
     #[test]
+    fn a_renewed_lease_keeps_a_report_fresh_and_an_agent_back_is_told() {
+        let (hb, now, silence) = (Heartbeats::default(), Timestamp::now(), Duration::from_secs(30));
+        let ago = |s: u64| now - Duration::from_secs(s);
+        let leases = |age: u64| [("n".to_owned(), ago(age))].into_iter().collect::<HashMap<_, _>>();
+        assert!(hb.replace(now, silence, leases(5)), "a first lease is an agent alive");
+        assert!(!hb.replace(now, silence, leases(2)), "still alive: nothing new");
+        // the report's own heartbeat is 40 s old, its agent's lease 2 s
+        let report = state(Some(40));
+        assert!(Freshness::new(silence, &hb).report(Some(&report)).is_some());
+        assert!(!hb.replace(now, silence, leases(40)), "gone silent");
+        assert!(Freshness::new(silence, &hb).report(Some(&report)).is_none());
+        assert!(hb.replace(now, silence, leases(1)), "back: every pass must look again");
+        assert!(!hb.replace(now, silence, HashMap::new()), "a lease gone is no revival");
+        assert_eq!(hb.renewed("n"), None);
+    }
+
+    #[test]
     fn only_fresh_reports_count() {
         let (young, old, none) = (state(Some(10)), state(Some(40)), state(None));
-        let mut f = Freshness::new(Duration::from_secs(30));
+        let mut f = Freshness::new(Duration::from_secs(30), &Heartbeats::default());
         assert!(f.report(Some(&old)).is_none());
         assert!(f.report(Some(&none)).is_none(), "no heartbeat yet");
         assert!(f.report(None).is_none());

@@ -43,6 +43,7 @@ fn write<'a>(
 ) -> Write<'a> {
     let namespace = match guarded {
         Guarded::Pod | Guarded::ContainerRecreateRequest => "default",
+        Guarded::Lease => "stevedore-system",
         Guarded::NodeState | Guarded::NodeImage => "",
     };
     Write { guarded, operation, sub_resource, namespace, name, object, old_object }
@@ -328,6 +329,33 @@ fn the_handler_restricts_agents_only_and_refuses_with_403() {
 }
 
 #[test]
+fn leases_only_the_agents_own_heartbeat() {
+    let lease = |name: &str| -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": name, "namespace": "stevedore-system"}}))
+        .unwrap()
+    };
+    let (mine, theirs, other) = (lease("agent-n1"), lease("agent-n2"), lease("stevedore-controller"));
+    let create =
+        |name, obj| decide("n1", &write(Guarded::Lease, &Operation::Create, "", name, Some(obj), None));
+    let update =
+        |name, obj| decide("n1", &write(Guarded::Lease, &Operation::Update, "", name, Some(obj), Some(obj)));
+    assert_eq!(create("agent-n1", &mine), Ok(()));
+    assert_eq!(update("agent-n1", &mine), Ok(()));
+    assert_eq!(
+        update("agent-n2", &theirs),
+        Err("agent of node n1 may not update lease stevedore-system/agent-n2: it is node n2's heartbeat"
+            .to_owned())
+    );
+    assert_eq!(
+        create("stevedore-controller", &other),
+        Err("agent of node n1 may not create lease stevedore-system/stevedore-controller: an agent writes only \
+             its own heartbeat Lease, agent-n1"
+            .to_owned())
+    );
+}
+
+#[test]
 fn the_guard_is_registered_with_its_rules_and_the_agents_match_condition() {
     let mut registry = Registry::default();
     register(&mut registry, "agents");
@@ -351,6 +379,7 @@ fn the_guard_is_registered_with_its_rules_and_the_agents_match_condition() {
         "nodeimages",
         "nodeimages/*",
         "containerrecreaterequests/*",
+        "leases",
     ] {
         assert!(resources.iter().any(|r| r == wanted), "{wanted} in {resources:?}");
     }

@@ -21,7 +21,10 @@ use kube::{
     runtime::{WatchStreamExt as _, watcher},
 };
 use serde_json::json;
-use stevedore_agent::daemons::{Daemons, Settings as AgentSettings};
+use stevedore_agent::{
+    daemons::{Daemons, Settings as AgentSettings},
+    heartbeat,
+};
 use stevedore_proto::crd::{daemon_set::v1beta1::DaemonSet, node_state::NodeState};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -256,12 +259,11 @@ async fn phases(
         (0..connections).map(|_| server.multiplexed_client_as("agents-token")).collect::<Result<_, _>>()?;
     let mut tasks = tokio::task::JoinSet::new();
     for (i, node) in names.iter().enumerate() {
-        let settings = AgentSettings {
-            node_name: node.clone(),
-            status_interval: Duration::from_secs(1),
-            heartbeat: Duration::from_secs(20),
-        };
-        tasks.spawn(Daemons::run(settings, agents[i % connections].clone(), None, stop.clone()));
+        let settings = AgentSettings { node_name: node.clone(), status_interval: Duration::from_secs(1) };
+        let client = agents[i % connections].clone();
+        tasks.spawn(Daemons::run(settings, client.clone(), None, stop.clone()));
+        let beat = Duration::from_secs(20);
+        tasks.spawn(heartbeat::run(node.clone(), webhooks::NAMESPACE.to_owned(), client, beat, stop.clone()));
     }
     // a central controller's view: one watch of every pod
     let central = server.client_as("central-token").await?;
