@@ -11,8 +11,10 @@
 //! entry here is checked against the set itself (one read): gone, or no longer
 //! targeting the node, the pod goes; otherwise it stays until the entry comes. It
 //! reports each set's pod (revision, ready, available) in
-//! `NodeState.status.daemonSets`, at most once per status interval, and at least once
-//! per heartbeat interval (`status.heartbeatTime`), so that a silent agent shows.
+//! `NodeState.status.daemonSets`, at most once per status interval and when it
+//! changes; its liveness is its heartbeat Lease, and while that cannot be renewed the
+//! report is written at least once per heartbeat interval (`status.heartbeatTime`),
+//! so that a live agent never shows as silent.
 //!
 //! Pods are created as OpenKruise creates them: `generateName: <set>-`, the template's
 //! labels plus `controller-revision-hash`, the set as controlling owner, and the
@@ -70,6 +72,11 @@ pub struct Settings {
     pub node_name: String,
     /// The least time between two NodeState status writes.
     pub status_interval: Duration,
+    /// Whether the heartbeat Lease is being renewed; while it is not, the report is
+    /// written at least once per `heartbeat` (`status.heartbeatTime`).
+    pub lease: crate::heartbeat::Beating,
+    /// The heartbeat interval.
+    pub heartbeat: Duration,
 }
 
 /// The node's daemon pods.
@@ -127,6 +134,23 @@ fn available(pod: &Pod, min_ready: i32, now: Timestamp) -> (bool, bool, Option<D
     } else {
         (true, false, Some(Duration::try_from(due.duration_since(now)).unwrap_or(Duration::from_secs(1))))
     }
+}
+
+/// When an unchanged report must be written again: never while the heartbeat Lease
+/// is renewed (`None`); otherwise it is the heartbeat, due `every` after the last one
+/// (`Some(ZERO)`: now).
+fn unchanged_report_due(
+    lease_renewing: bool,
+    last_beat: Option<Timestamp>,
+    now: Timestamp,
+    every: Duration,
+) -> Option<Duration> {
+    if lease_renewing {
+        return None;
+    }
+    let age =
+        last_beat.map_or(every, |b| Duration::try_from(now.duration_since(b)).unwrap_or(Duration::ZERO));
+    Some(every.saturating_sub(age))
 }
 
 /// The pod the agent creates for the set `<ns>/<name>` (`uid`) at revision `hash`
@@ -594,8 +618,14 @@ impl Daemons {
     ) -> Option<Duration> {
         let state = state?;
         let have = state.status.as_ref().map(|s| &s.daemon_sets);
-        if have == Some(&report) || (have.is_none() && report.is_empty()) {
-            return None;
+        let same = have == Some(&report) || (have.is_none() && report.is_empty());
+        if same {
+            let beat = state.status.as_ref().and_then(|s| s.heartbeat_time.as_ref()).map(|t| t.0);
+            let renewing = self.settings.lease.renewing();
+            match unchanged_report_due(renewing, beat, Timestamp::now(), self.settings.heartbeat) {
+                Some(wait) if wait.is_zero() => {}
+                wait => return wait,
+            }
         }
         if let Some((_, at)) = &self.written {
             let due = *at + self.settings.status_interval;
@@ -610,7 +640,7 @@ impl Daemons {
         match api.patch_status(&state.name_any(), &PatchParams::default(), &Patch::Merge(&body)).await {
             Ok(_) => {
                 self.written = Some((report, Instant::now()));
-                None
+                (!self.settings.lease.renewing()).then_some(self.settings.heartbeat)
             }
             Err(error) => {
                 warn!(%error, "cannot write the NodeState status");
@@ -633,6 +663,17 @@ mod tests {
     use stevedore_proto::crd::node_state::NodeStateSpec;
 
     use super::*;
+
+    #[test]
+    fn unchanged_reports_beat_only_while_the_lease_cannot() {
+        let (now, every) = (Timestamp::now(), Duration::from_secs(20));
+        let ago = |s: u64| Some(now - Duration::from_secs(s));
+        assert_eq!(unchanged_report_due(true, None, now, every), None, "the Lease beats");
+        assert_eq!(unchanged_report_due(true, ago(60), now, every), None);
+        assert_eq!(unchanged_report_due(false, None, now, every), Some(Duration::ZERO), "never beaten");
+        assert_eq!(unchanged_report_due(false, ago(5), now, every), Some(Duration::from_secs(15)));
+        assert_eq!(unchanged_report_due(false, ago(25), now, every), Some(Duration::ZERO));
+    }
 
     fn pod(ns: &str, owner: (&str, &str, &str, &str)) -> Arc<Pod> {
         let (api_version, kind, name, uid) = owner;

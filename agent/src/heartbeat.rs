@@ -4,7 +4,13 @@
 //! write, and every such write reached the controller's watch of every NodeState and
 //! the node's own agent as an event: with 1,000 idle nodes, fifty events a second.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering::Relaxed},
+    },
+    time::Duration,
+};
 
 use k8s_openapi::{
     api::coordination::v1::{Lease, LeaseSpec},
@@ -20,26 +26,47 @@ use stevedore_proto::keys;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-/// Renews the Lease of `node`'s agent in `namespace` every `every` until `shutdown`.
+/// Whether the heartbeat Lease was renewed the last time it was due. While it is
+/// not (the Lease cannot be written: RBAC or the node guard not yet upgraded, the
+/// namespace missing), the DaemonSet runner beats through its NodeState report as it
+/// used to, so that the controller never takes a live agent for a silent one.
+#[derive(Clone, Debug, Default)]
+pub struct Beating(Arc<AtomicBool>);
+
+impl Beating {
+    /// Whether the Lease is being renewed.
+    pub fn renewing(&self) -> bool {
+        self.0.load(Relaxed)
+    }
+}
+
+/// Renews the Lease of `node`'s agent in `namespace` every `every` until `shutdown`,
+/// telling `beating` whether it can.
 pub async fn run(
     node: String,
     namespace: String,
     client: Client,
     every: Duration,
+    beating: Beating,
     shutdown: CancellationToken,
 ) {
     let api: Api<Lease> = Api::namespaced(client, &namespace);
     let name = keys::agent_lease(&node);
     let mut failing = false;
     loop {
-        match renew(&api, &name, &node, every).await {
+        let renewed = renew(&api, &name, &node, every).await;
+        beating.0.store(renewed.is_ok(), Relaxed);
+        match renewed {
             Ok(()) if failing => {
                 info!(lease = %name, "heartbeat renewed again");
                 failing = false;
             }
             Ok(()) => {}
             Err(error) if !failing => {
-                warn!(lease = %name, %namespace, %error, "cannot renew the heartbeat Lease; retrying");
+                warn!(
+                    lease = %name, %namespace, %error,
+                    "cannot renew the heartbeat Lease; beating through the NodeState status meanwhile"
+                );
                 failing = true;
             }
             Err(_) => {}

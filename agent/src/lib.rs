@@ -129,13 +129,19 @@ pub async fn run_with(
         metrics.clone(),
     );
     let recreating = tokio::spawn(recreator.run(shutdown.clone()).instrument(info_span!("recreate")));
-    let daemon_settings =
-        daemons::Settings { node_name: config.node_name.clone(), status_interval: config.status_interval };
+    let lease = heartbeat::Beating::default();
+    let daemon_settings = daemons::Settings {
+        node_name: config.node_name.clone(),
+        status_interval: config.status_interval,
+        lease: lease.clone(),
+        heartbeat: config.heartbeat,
+    };
     let beat = heartbeat::run(
         config.node_name.clone(),
         config.namespace.clone(),
         client.clone(),
         config.heartbeat,
+        lease,
         shutdown.clone(),
     );
     let beating = tokio::spawn(beat.instrument(info_span!("heartbeat")));

@@ -259,11 +259,17 @@ async fn phases(
         (0..connections).map(|_| server.multiplexed_client_as("agents-token")).collect::<Result<_, _>>()?;
     let mut tasks = tokio::task::JoinSet::new();
     for (i, node) in names.iter().enumerate() {
-        let settings = AgentSettings { node_name: node.clone(), status_interval: Duration::from_secs(1) };
+        let (lease, beat) = (heartbeat::Beating::default(), Duration::from_secs(20));
+        let settings = AgentSettings {
+            node_name: node.clone(),
+            status_interval: Duration::from_secs(1),
+            lease: lease.clone(),
+            heartbeat: beat,
+        };
         let client = agents[i % connections].clone();
         tasks.spawn(Daemons::run(settings, client.clone(), None, stop.clone()));
-        let beat = Duration::from_secs(20);
-        tasks.spawn(heartbeat::run(node.clone(), webhooks::NAMESPACE.to_owned(), client, beat, stop.clone()));
+        let ns = webhooks::NAMESPACE.to_owned();
+        tasks.spawn(heartbeat::run(node.clone(), ns, client, beat, lease, stop.clone()));
     }
     // a central controller's view: one watch of every pod
     let central = server.client_as("central-token").await?;
