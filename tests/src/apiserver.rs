@@ -236,6 +236,15 @@ impl ApiServer {
         self.shared.watch_events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
+    /// Changes committed so far to the resource with storage key `key` (`pods`,
+    /// `stevedore.dev/nodestates`): what a watch of it that never falls behind
+    /// receives. A watch more than 16,384 changes behind is ended with 410 Expired,
+    /// as kube-apiserver ends it, and the events until its relist are never
+    /// delivered.
+    pub fn changes(&self, key: &str) -> u64 {
+        self.shared.lock().changes(key)
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

@@ -69,6 +69,9 @@ pub struct State {
     /// No watch can start before this resourceVersion (history lost, see [`State::forget_history`]).
     floor: u64,
     tx: broadcast::Sender<Arc<Change>>,
+    /// Changes committed so far, per storage key: the events a watch of that
+    /// resource that never falls behind receives.
+    changes: HashMap<String, u64>,
 }
 
 /// The current time as `metav1.Time` (RFC 3339, seconds).
@@ -109,6 +112,7 @@ impl State {
             history_limit,
             floor: 0,
             tx,
+            changes: HashMap::new(),
         }
     }
 
@@ -176,7 +180,13 @@ impl State {
         self.objects.remove(key);
     }
 
+    /// Changes committed so far to the resource with storage key `key`.
+    pub fn changes(&self, key: &str) -> u64 {
+        self.changes.get(key).copied().unwrap_or(0)
+    }
+
     fn emit(&mut self, change: Change) {
+        *self.changes.entry(change.key.clone()).or_default() += 1;
         let change = Arc::new(change);
         let h = self.history.entry(change.key.clone()).or_default();
         h.events.push_back(change.clone());
