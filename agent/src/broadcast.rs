@@ -36,7 +36,6 @@ use stevedore_proto::{
     keys, placement,
 };
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::node_local::{self, RESYNC, Stores, controlled_by};
@@ -121,13 +120,8 @@ fn phase(pod: &Pod) -> &str {
 }
 
 impl Broadcast {
-    /// Watches and acts until `shutdown`.
-    pub async fn run(settings: Settings, client: Client, shutdown: CancellationToken) {
-        let node = settings.node_name.clone();
-        node_local::run(&node, client.clone(), Self::new(settings, client), shutdown).await;
-    }
-
-    /// The runner of `settings.node_name`'s BroadcastJob pods.
+    /// The runner of `settings.node_name`'s BroadcastJob pods (the agent runs it beside
+    /// the DaemonSet runner on one set of watches, see [`node_local::run`]).
     pub fn new(settings: Settings, client: Client) -> Self {
         info!(node = %settings.node_name, "running the node's BroadcastJob pods");
         Self {

@@ -13,9 +13,10 @@
 //! For an agent of node N: pods only when `spec.nodeName` is N (the new and the old
 //! object on an update, the old one on a delete), NodeStates and NodeImages only the
 //! one named N, ContainerRecreateRequests only when labelled
-//! `crr.apps.kruise.io/node-name=N`, Leases only its heartbeat, `agent-N`. Every other user passes untouched: the
-//! webhook's `matchConditions` keep their requests away on a real cluster, and the
-//! handler checks the identity itself where they are not evaluated.
+//! `crr.apps.kruise.io/node-name=N`, Leases only its heartbeat, `agent-N`. Every other
+//! user passes untouched: the webhook's `matchConditions` keep their requests away on
+//! a real cluster, and the handler checks the identity itself where they are not
+//! evaluated.
 
 use std::sync::Arc;
 
