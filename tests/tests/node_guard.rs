@@ -261,6 +261,20 @@ async fn agents_write_only_their_own_nodes_objects() {
         leases.create(&Default::default(), &lease("agent-n2")).await,
         &format!("agent of node n1 may not create lease {ns}/agent-n2: it is node n2's heartbeat"),
     );
+    // and as kubectl shows it
+    let manifest = format!(
+        "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: agent-n2\n  namespace: {ns}\n\
+         spec:\n  holderIdentity: n1\n"
+    );
+    let applied = kubectl.kubectl_stdin(&["apply", "-f", "-"], &manifest).await;
+    let stderr = applied.err();
+    assert!(
+        stderr.contains(&format!(
+            "admission webhook \"vnodeagent.stevedore.dev\" denied the request: agent of node n1 may not create \
+             lease {ns}/agent-n2: it is node n2's heartbeat"
+        )),
+        "{stderr}"
+    );
     assert_refused(
         leases.create(&Default::default(), &lease("leader")).await,
         &format!(
