@@ -12,9 +12,10 @@
 //! targeting the node, the pod goes; otherwise it stays until the entry comes. It
 //! reports each set's pod (revision, ready, available) in
 //! `NodeState.status.daemonSets`, at most once per status interval and when it
-//! changes; its liveness is its heartbeat Lease, and while that cannot be renewed the
-//! report is written at least once per heartbeat interval (`status.heartbeatTime`),
-//! so that a live agent never shows as silent.
+//! changes (a pod settling waits up to [`SETTLE`] to be reported with its end); its
+//! liveness is its heartbeat Lease, and while that cannot be renewed the report is
+//! written at least once per heartbeat interval (`status.heartbeatTime`), so that a
+//! live agent never shows as silent.
 //!
 //! Pods are created as OpenKruise creates them: `generateName: <set>-`, the template's
 //! labels plus `controller-revision-hash`, the set as controlling owner, and the
@@ -65,6 +66,12 @@ use crate::images::worker::Runtime;
 /// How long a created pod may take to appear in the watch before it is created again.
 const CREATE_EXPECTATION: Duration = Duration::from_secs(30);
 
+/// How long a report that differs from the last one only by the node's pods settling
+/// (a new pod, or one moving to another revision, not ready yet) waits for them to
+/// become ready, so that one write carries the whole step instead of one for its
+/// start and one for its end.
+pub const SETTLE: Duration = Duration::from_secs(5);
+
 /// How the agent runs the node's daemon pods.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -88,6 +95,11 @@ pub struct Daemons {
     creating: HashMap<String, (Instant, String)>,
     /// The last status written, and when.
     written: Option<(Vec<DaemonSetNodeStatus>, Instant)>,
+    /// Since when the report has differed from the written one only by pods settling.
+    settling_since: Option<Instant>,
+    /// Pods this agent started to update in place, by name, with the revision they
+    /// move to, until they are ready there.
+    moving: HashMap<String, String>,
     /// Pod templates of revisions read (`<namespace>/<revision name>`); revisions
     /// never change.
     templates: HashMap<String, PodTemplateSpec>,
@@ -118,9 +130,17 @@ impl std::fmt::Debug for Daemons {
     }
 }
 
-/// The pod's Ready condition: whether it is True, and since when.
+/// The pod's Ready condition: whether it is True, and since when. A readiness gate
+/// not True (`InPlaceUpdateReady` set False as an in-place update starts) makes it not
+/// ready at once, as the kubelet's next status will say.
 fn ready_since(pod: &Pod) -> Option<Timestamp> {
-    let c = pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready")?;
+    let conditions = pod.status.as_ref()?.conditions.as_ref()?;
+    let is_true = |kind: &str| conditions.iter().any(|c| c.type_ == kind && c.status == "True");
+    let gates = pod.spec.as_ref().and_then(|s| s.readiness_gates.as_ref());
+    if gates.is_some_and(|g| g.iter().any(|g| !is_true(&g.condition_type))) {
+        return None;
+    }
+    let c = conditions.iter().find(|c| c.type_ == "Ready")?;
     (c.status == "True").then(|| c.last_transition_time.as_ref().map_or(Timestamp::UNIX_EPOCH, |t| t.0))
 }
 
@@ -151,6 +171,36 @@ fn unchanged_report_due(
     let age =
         last_beat.map_or(every, |b| Duration::try_from(now.duration_since(b)).unwrap_or(Duration::ZERO));
     Some(every.saturating_sub(age))
+}
+
+/// Whether the report `now` differs from the written `was` only by pods settling: a
+/// set whose pod here is new (the last report had none), has moved to another
+/// revision, or is among `moving` (an in-place update this agent started, whose
+/// readiness drops a moment before its revision label changes), and is not ready
+/// yet. The controller already counts such a node as unavailable, or as holding the
+/// permit it granted for the move, so a later report of the step loses no safety;
+/// anything else (a pod gone, one of the same revision no longer ready, a pod
+/// replaced without a revision change) is news it must get.
+fn only_settling(
+    was: &[DaemonSetNodeStatus],
+    now: &[DaemonSetNodeStatus],
+    moving: &HashMap<String, String>,
+) -> bool {
+    let find = |list: &'_ [DaemonSetNodeStatus], uid: &str| list.iter().position(|d| d.workload.uid == uid);
+    was.iter().all(|w| find(now, &w.workload.uid).is_some())
+        && now.iter().any(|r| find(was, &r.workload.uid).is_none_or(|i| was[i] != *r))
+        && now.iter().all(|r| {
+            let w = find(was, &r.workload.uid).map(|i| &was[i]);
+            w == Some(r)
+                || r.pod.is_some()
+                    && !r.ready
+                    && w.is_none_or(|w| {
+                        w.workload == r.workload
+                            && (w.pod.is_none()
+                                || w.revision != r.revision
+                                || r.pod.as_ref().is_some_and(|p| moving.contains_key(p)))
+                    })
+        })
 }
 
 /// The pod the agent creates for the set `<ns>/<name>` (`uid`) at revision `hash`
@@ -243,6 +293,8 @@ impl Daemons {
             client,
             creating: HashMap::new(),
             written: None,
+            settling_since: None,
+            moving: HashMap::new(),
             templates: HashMap::new(),
             runtime,
             prefetched: std::collections::HashSet::new(),
@@ -267,6 +319,14 @@ impl Daemons {
         let uids: std::collections::HashSet<&str> = targets.iter().map(|t| t.uid.as_str()).collect();
         self.failed.prune(std::time::Instant::now(), |k| uids.contains(k));
         self.looked_up.retain(|k| uids.contains(k));
+        self.moving.retain(|name, rev| {
+            pods.iter().any(|p| {
+                p.name_any() == *name
+                    && p.metadata.deletion_timestamp.is_none()
+                    && !(p.labels().get(keys::CONTROLLER_REVISION_HASH) == Some(rev)
+                        && ready_since(p).is_some())
+            })
+        });
         for Target { namespace: ns, name, uid, entry } in targets {
             let mine: Vec<&Arc<Pod>> = pods
                 .iter()
@@ -447,6 +507,7 @@ impl Daemons {
                 }
                 (plan::Step::InPlace(pod), Some(h), _) => {
                     if let Some(spec) = &in_place {
+                        self.moving.insert(pod.clone(), h.to_owned());
                         if let Err(error) = self.update_in_place(ns, &pod, spec, h).await {
                             warn!(pod.name = %pod, %error, "cannot update the daemon pod in place");
                         }
@@ -619,12 +680,26 @@ impl Daemons {
         let state = state?;
         let have = state.status.as_ref().map(|s| &s.daemon_sets);
         let same = have == Some(&report) || (have.is_none() && report.is_empty());
+        let beat = state.status.as_ref().and_then(|s| s.heartbeat_time.as_ref()).map(|t| t.0);
+        let beat = unchanged_report_due(
+            self.settings.lease.renewing(),
+            beat,
+            Timestamp::now(),
+            self.settings.heartbeat,
+        );
         if same {
-            let beat = state.status.as_ref().and_then(|s| s.heartbeat_time.as_ref()).map(|t| t.0);
-            let renewing = self.settings.lease.renewing();
-            match unchanged_report_due(renewing, beat, Timestamp::now(), self.settings.heartbeat) {
+            self.settling_since = None;
+            match beat {
                 Some(wait) if wait.is_zero() => {}
                 wait => return wait,
+            }
+        } else if only_settling(have.map_or(&[], Vec::as_slice), &report, &self.moving)
+            && beat != Some(Duration::ZERO)
+        {
+            let since = *self.settling_since.get_or_insert_with(Instant::now);
+            let due = since + SETTLE;
+            if due > Instant::now() {
+                return Some(due - Instant::now());
             }
         }
         if let Some((_, at)) = &self.written {
@@ -640,6 +715,7 @@ impl Daemons {
         match api.patch_status(&state.name_any(), &PatchParams::default(), &Patch::Merge(&body)).await {
             Ok(_) => {
                 self.written = Some((report, Instant::now()));
+                self.settling_since = None;
                 (!self.settings.lease.renewing()).then_some(self.settings.heartbeat)
             }
             Err(error) => {
@@ -673,6 +749,70 @@ mod tests {
         assert_eq!(unchanged_report_due(false, None, now, every), Some(Duration::ZERO), "never beaten");
         assert_eq!(unchanged_report_due(false, ago(5), now, every), Some(Duration::from_secs(15)));
         assert_eq!(unchanged_report_due(false, ago(25), now, every), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_readiness_gate_not_true_makes_the_pod_not_ready() {
+        use k8s_openapi::api::core::v1::{PodCondition, PodReadinessGate, PodSpec, PodStatus};
+        let condition = |kind: &str, status: &str| PodCondition {
+            type_: kind.into(),
+            status: status.into(),
+            ..PodCondition::default()
+        };
+        let mut pod = Pod {
+            spec: Some(PodSpec {
+                readiness_gates: Some(vec![PodReadinessGate { condition_type: "InPlaceUpdateReady".into() }]),
+                ..PodSpec::default()
+            }),
+            status: Some(PodStatus {
+                conditions: Some(vec![condition("Ready", "True"), condition("InPlaceUpdateReady", "True")]),
+                ..PodStatus::default()
+            }),
+            ..Pod::default()
+        };
+        assert!(ready_since(&pod).is_some());
+        pod.status.as_mut().unwrap().conditions.as_mut().unwrap()[1].status = "False".into();
+        assert!(ready_since(&pod).is_none(), "the update started; the kubelet has not said so yet");
+        pod.status.as_mut().unwrap().conditions.as_mut().unwrap().pop();
+        assert!(ready_since(&pod).is_none(), "a gate without its condition");
+    }
+
+    #[test]
+    fn only_a_new_or_moved_pod_not_yet_ready_may_wait_to_be_reported() {
+        let entry = |uid: &str, pod: Option<&str>, rev: &str, ready: bool| DaemonSetNodeStatus {
+            workload: WorkloadRef { namespace: "edge".into(), name: uid.into(), uid: uid.into() },
+            pod: pod.map(Into::into),
+            revision: pod.map(|_| rev.into()),
+            ready,
+            available: ready,
+            updated_in_place: false,
+        };
+        let was = [entry("a", Some("a-1"), "h1", true), entry("b", None, "", false)];
+        let none = HashMap::new();
+        let settling = |now: &[DaemonSetNodeStatus]| only_settling(&was, now, &none);
+        // a pod moved to a new revision, and a new pod, neither ready yet
+        assert!(settling(&[entry("a", Some("a-1"), "h2", false), entry("b", None, "", false)]));
+        assert!(settling(&[entry("a", Some("a-1"), "h1", true), entry("b", Some("b-1"), "h1", false)]));
+        assert!(settling(&[entry("a", Some("a-2"), "h2", false), entry("b", Some("b-1"), "h1", false)]));
+        assert!(
+            only_settling(&[], &[entry("a", Some("a-1"), "h1", false)], &none),
+            "the first report of a new pod"
+        );
+        // nothing changed: nothing to wait for
+        assert!(!settling(&was));
+        // news: ready, gone, readiness lost at the same revision, replaced at the same one
+        assert!(!settling(&[entry("a", Some("a-1"), "h2", true), entry("b", None, "", false)]));
+        assert!(!settling(&[entry("a", None, "", false), entry("b", None, "", false)]));
+        assert!(!settling(&[entry("a", Some("a-1"), "h1", false), entry("b", None, "", false)]));
+        assert!(!settling(&[entry("a", Some("a-2"), "h1", false), entry("b", None, "", false)]));
+        assert!(!settling(&[entry("a", Some("a-1"), "h1", true)]), "a set's entry gone");
+        // readiness lost at the same revision, as an in-place update this agent started
+        // begins: the revision label follows a moment later
+        let moving = HashMap::from([("a-1".to_owned(), "h2".to_owned())]);
+        let now = [entry("a", Some("a-1"), "h1", false), entry("b", None, "", false)];
+        assert!(only_settling(&was, &now, &moving));
+        // one settling change does not hold back news beside it
+        assert!(!settling(&[entry("a", Some("a-1"), "h2", false), entry("b", Some("b-1"), "h1", true)]));
     }
 
     fn pod(ns: &str, owner: (&str, &str, &str, &str)) -> Arc<Pod> {
