@@ -321,6 +321,7 @@ mod tests {
         let labels = pod.metadata.labels.unwrap();
         assert_eq!(labels[keys::BROADCAST_JOB_NAME], "warm");
         assert_eq!(labels[keys::BROADCAST_JOB_CONTROLLER_UID], "u1");
+        assert_eq!(labels[keys::NODE_LOCAL], "true", "left out of the controller's pod watch");
         assert_eq!(labels["app"], "warm");
         let owner = &pod.metadata.owner_references.unwrap()[0];
         assert_eq!(

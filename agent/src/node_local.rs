@@ -31,7 +31,7 @@ use kube::{
     },
 };
 use serde::de::DeserializeOwned;
-use stevedore_proto::{crd::node_state::NodeState, placement};
+use stevedore_proto::{crd::node_state::NodeState, keys, placement};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -162,7 +162,8 @@ pub fn owner_ref<K: Resource<DynamicType = ()>>(
 /// reference, [`owner_ref`]) on its own `node`, in OpenKruise's shape: the template's
 /// metadata and spec, `generateName: <owner>-`, `labels` added to the template's, the
 /// workload as controlling owner blocking deletion, `spec.nodeName`; `shape` finishes
-/// the spec.
+/// the spec. It is labelled [`keys::NODE_LOCAL`], so that the controller's pod watch
+/// leaves it out.
 pub fn owned_pod(
     owner: (String, OwnerReference),
     template: &PodTemplateSpec,
@@ -174,6 +175,7 @@ pub fn owned_pod(
     let meta = template.metadata.unwrap_or_default();
     let mut all = meta.labels.unwrap_or_default();
     all.extend(labels);
+    all.insert(keys::NODE_LOCAL.to_owned(), "true".to_owned());
     let mut spec = template.spec.unwrap_or_default();
     spec.node_name = Some(node.to_owned());
     shape(&mut spec);

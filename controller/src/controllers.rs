@@ -37,6 +37,8 @@ use stevedore_proto::crd::{
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use stevedore_proto::keys;
+
 use crate::runtime::{self, Events, Expectations, shared};
 
 /// How the controllers run.
@@ -64,6 +66,15 @@ fn slim_node(node: &mut Node) {
         st.volumes_attached = None;
         st.volumes_in_use = None;
     }
+}
+
+/// The controller's one watch of pods: every pod but those the node agents run for
+/// Advanced DaemonSets and BroadcastJobs (labelled [`keys::NODE_LOCAL`]), which it
+/// coordinates through NodeStates instead. A CloneSet never owns one; a `podSelector`
+/// ImagePullJob lists the ones it selects; a ContainerRecreateRequest reads its pod
+/// by name.
+fn pod_watch_config() -> watcher::Config {
+    watcher::Config::default().labels(&format!("!{}", keys::NODE_LOCAL))
 }
 
 /// What the Pod store keeps: everything but the managed fields. No controller reads
@@ -169,8 +180,8 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
         );
         refs
     });
-    // Every pod, watched once for the CloneSet controller, podSelector jobs and the
-    // ContainerRecreateRequests.
+    // Every pod but the node agents', watched once for the CloneSet controller,
+    // podSelector jobs and the ContainerRecreateRequests.
     let (pods, pod_writer, pods_listed) = shared::store::<Pod>(1024);
     let Some(pods_for_sets) = pod_writer.subscribe() else { return };
     let Some(pods_for_crrs) = pod_writer.subscribe() else { return };
@@ -179,7 +190,7 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
     let (pod_deleted, pods_deleted) = tokio::sync::mpsc::unbounded_channel::<Arc<Pod>>();
     let pod_watch = reflector::reflector(
         pod_writer,
-        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()).modify(slim_pod),
+        watcher(Api::<Pod>::all(client.clone()), pod_watch_config()).modify(slim_pod),
     )
     .default_backoff()
     .inspect_ok(move |e| {
@@ -375,4 +386,14 @@ pub async fn run(client: Client, settings: Settings, stop: CancellationToken) {
             stop.clone()
         ),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pod_watch_leaves_out_the_pods_node_agents_run() {
+        assert_eq!(pod_watch_config().label_selector.as_deref(), Some("!stevedore.dev/node-local"));
+    }
 }

@@ -20,6 +20,12 @@ pub const BROADCAST_JOB_NAME: &str = "broadcastjob-name";
 /// template).
 pub const BROADCAST_JOB_CONTROLLER_UID: &str = "broadcastjob-controller-uid";
 
+/// On the pods a node agent creates for an Advanced DaemonSet or a BroadcastJob:
+/// always `"true"`. The controller's watch of pods selects `!stevedore.dev/node-local`,
+/// so that the pods the node agents run never reach it (the node-local design's
+/// point: the controller coordinates them through NodeStates).
+pub const NODE_LOCAL: &str = "stevedore.dev/node-local";
+
 /// Node agents' heartbeat Leases (in the agents' namespace): always `"true"`; the
 /// node is the Lease's `spec.holderIdentity`.
 pub const AGENT_HEARTBEAT: &str = "stevedore.dev/agent-heartbeat";

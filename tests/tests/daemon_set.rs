@@ -228,6 +228,8 @@ async fn placement_and_rolling_update() {
         let p = &ps[0];
         assert!(p.name_any().starts_with("agent-"), "{}", p.name_any());
         assert_eq!(p.labels().get(keys::CONTROLLER_REVISION_HASH), Some(&hash));
+        // left out of the controller's pod watch
+        assert_eq!(p.labels().get(keys::NODE_LOCAL).map(String::as_str), Some("true"));
         let owner = &p.owner_references()[0];
         assert_eq!((owner.kind.as_str(), owner.controller), ("DaemonSet", Some(true)));
         let tolerations = p.spec.as_ref().and_then(|s| s.tolerations.clone()).unwrap_or_default();

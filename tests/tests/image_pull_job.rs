@@ -32,6 +32,7 @@ use stevedore_proto::{
         node_image::{ImagePullPhase, ImageTagStatus, v1beta1::NodeImage},
     },
     cri::{ImageSpec, ImageStatusRequest},
+    keys,
 };
 use stevedore_tests::{
     agent_process::{AgentOptions, AgentProcess},
@@ -816,22 +817,31 @@ async fn parallelism_one_pulls_on_one_node_at_a_time() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A pod of the jobs' namespace with `labels`, bound to `node`.
-async fn pod_on(env: &Env, name: &str, app: &str, node: &str) -> anyhow::Result<()> {
+/// A pod of the jobs' namespace labelled `app`, bound to `node`; `node_local`: one a
+/// node agent runs (an Advanced DaemonSet's), which the controller's pod watch leaves
+/// out.
+async fn pod_on(env: &Env, name: &str, app: &str, node: &str, node_local: bool) -> anyhow::Result<()> {
+    let mut labels = json!({"app": app});
+    if node_local {
+        labels[keys::NODE_LOCAL] = json!("true");
+    }
     let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"name": name, "namespace": NS, "labels": {"app": app}},
+        "metadata": {"name": name, "namespace": NS, "labels": labels},
         "spec": {"nodeName": node, "containers": [{"name": "main", "image": env.bed.image("app:v1")}]},
     }))?;
     Api::<Pod>::namespaced(env.client.clone(), NS).create(&PostParams::default(), &pod).await?;
     Ok(())
 }
 
-/// `podSelector`: the job targets only the nodes running a matching pod.
+/// `podSelector`: the job targets only the nodes running a matching pod, a node
+/// agent's pod too (listed: the controller does not watch those).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_selector_targets_only_the_nodes_of_matching_pods() -> anyhow::Result<()> {
-    let env = Env::start(&[("node-a", "x"), ("node-b", "x"), ("node-c", "x")]).await?;
-    pod_on(&env, "web-0", "web", "node-b").await?;
-    pod_on(&env, "db-0", "db", "node-c").await?;
+    let env = Env::start(&[("node-a", "x"), ("node-b", "x"), ("node-c", "x"), ("node-d", "x")]).await?;
+    pod_on(&env, "web-0", "web", "node-b", false).await?;
+    pod_on(&env, "db-0", "db", "node-c", false).await?;
+    pod_on(&env, "web-agent-x", "web", "node-d", true).await?;
+    pod_on(&env, "db-agent-x", "db", "node-a", true).await?;
     let image = env.bed.image("app:v2");
     env.create_job(
         "for-web",
@@ -842,13 +852,15 @@ async fn a_pod_selector_targets_only_the_nodes_of_matching_pods() -> anyhow::Res
     let status = env.finished("for-web", JOB_TIMEOUT).await?;
     assert_eq!(
         (status.desired, status.succeeded, status.failed, status.active),
-        (1, Some(1), Some(0), Some(0)),
+        (2, Some(2), Some(0), Some(0)),
         "{status:?}"
     );
     let node_images = env.node_images();
-    let ni = node_images.get("node-b").await?;
-    assert_eq!(tag_owners(&ni, &image), Some(vec!["for-web".to_owned()]), "{:?}", ni.spec);
-    assert_eq!(tag_status(&ni, &image).map(|s| s.phase), Some(ImagePullPhase::Succeeded));
+    for node in ["node-b", "node-d"] {
+        let ni = node_images.get(node).await?;
+        assert_eq!(tag_owners(&ni, &image), Some(vec!["for-web".to_owned()]), "{node}: {:?}", ni.spec);
+        assert_eq!(tag_status(&ni, &image).map(|s| s.phase), Some(ImagePullPhase::Succeeded), "{node}");
+    }
     for node in ["node-a", "node-c"] {
         let ni = node_images.get(node).await?;
         assert_eq!(tag_owners(&ni, &image), None, "{node} runs no matching pod: {:?}", ni.spec);

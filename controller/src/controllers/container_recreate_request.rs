@@ -62,7 +62,8 @@ impl std::fmt::Debug for Ctx {
 }
 
 /// The controller: every request, and every pod (from the controller's one shared
-/// pod watch, `pods`) mapped to its unfinished requests (by namespace and the pod-uid
+/// pod watch, `pods`, which leaves out the node agents' pods: a request on one of
+/// those is looked at every [`NODE_LOCAL_POLL`]) mapped to its unfinished requests (by namespace and the pod-uid
 /// label), so that a pod deleted or changing its container statuses is seen at once.
 pub fn controller(
     client: &Client,
@@ -199,6 +200,10 @@ fn rfc3339(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// How often a request on a pod a node agent runs (an Advanced DaemonSet's or a
+/// BroadcastJob's, not in the controller's pod watch) is looked at while unfinished.
+pub const NODE_LOCAL_POLL: Duration = Duration::from_secs(2);
+
 fn requeue(next: Option<Duration>) -> Action {
     next.map_or_else(Action::await_change, Action::requeue)
 }
@@ -254,6 +259,13 @@ pub async fn reconcile(crr: Arc<ContainerRecreateRequest>, ctx: Arc<Ctx>) -> Res
             return Ok(Action::await_change());
         }
         Due::Wait(next) => next,
+    };
+    // a node agent's pod is not in the controller's pod watch: its changes are
+    // looked for at least every NODE_LOCAL_POLL
+    let next = if pod.labels().contains_key(keys::NODE_LOCAL) {
+        Some(next.map_or(NODE_LOCAL_POLL, |n| n.min(NODE_LOCAL_POLL)))
+    } else {
+        next
     };
     if crr.status.as_ref().map(|s| s.phase) != Some(ContainerRecreateRequestPhase::Recreating) {
         return Ok(requeue(next));

@@ -23,8 +23,8 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{DeleteParams, Patch, PatchParams, PostParams},
-    core::{Selector, SelectorExt},
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    core::{Expression, Selector, SelectorExt},
     runtime::{controller::Action, reflector::Store},
 };
 use serde_json::json;
@@ -35,7 +35,7 @@ use stevedore_proto::{
         node_image::v1beta1::{NodeImage, ReferenceObject},
     },
     image,
-    keys::DELETION_PROTECTION_FINALIZER,
+    keys::{self, DELETION_PROTECTION_FINALIZER},
 };
 use tracing::{debug, info};
 
@@ -50,8 +50,9 @@ pub struct Ctx {
     pub client: Client,
     /// Every NodeImage, kept by a shared watch.
     pub node_images: Store<NodeImage>,
-    /// Every pod, kept by the shared watch the CloneSet controller reads too: a
-    /// `podSelector` is matched against it, not a LIST of the namespace's pods.
+    /// Every pod but the node agents' ([`keys::NODE_LOCAL`]), kept by the shared
+    /// watch the CloneSet controller reads too: a `podSelector` is matched against it
+    /// (and the node agents' pods it selects are listed).
     pub pods: SharedStore<Pod>,
     /// Events on the jobs.
     pub events: Events,
@@ -169,18 +170,29 @@ async fn targets(job: &ImagePullJob, ctx: &Ctx) -> Result<Vec<Arc<NodeImage>>, E
         // a store not yet filled would look like no pod at all
         ctx.pods.wait_until_ready().await.map_err(|e| Error::Image(format!("the pod watch: {e}")))?;
         let ns = job.namespace().unwrap_or_default();
-        let nodes: std::collections::BTreeSet<String> = ctx
+        let active_node = |p: &Pod| {
+            let done =
+                matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
+            (p.metadata.deletion_timestamp.is_none() && !done)
+                .then(|| p.spec.as_ref()?.node_name.clone())
+                .flatten()
+        };
+        let mut nodes: std::collections::BTreeSet<String> = ctx
             .pods
             .state()
             .iter()
             .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()))
             .filter(|p| selector.matches(p.labels()))
-            .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .filter(|p| {
-                !matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
-            })
-            .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+            .filter_map(|p| active_node(p))
             .collect();
+        // the pods node agents run (DaemonSets', BroadcastJobs') are not in the
+        // watch: the selected ones are listed
+        let mut local = selector.clone();
+        local.extend([Expression::Exists(keys::NODE_LOCAL.to_owned())]);
+        let listed = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
+            .list(&ListParams::default().labels_from(&local))
+            .await?;
+        nodes.extend(listed.items.iter().filter_map(active_node));
         return Ok(all.into_iter().filter(|n| nodes.contains(&n.name_any())).collect());
     }
     let Some(sel) = &t.selector else { return Ok(all) };

@@ -395,28 +395,36 @@ pub fn report(f: &DaemonScaleFigures) -> String {
         );
     }
     let sum = |t: (u64, u64)| t.0 + t.1;
+    // how many times fewer events `ours` are than `theirs`, or more
+    let ratio = |theirs: u64, ours: u64| {
+        if theirs >= ours {
+            format!("{:.1}x fewer", theirs as f64 / ours.max(1) as f64)
+        } else {
+            format!("{:.1}x more", ours as f64 / theirs.max(1) as f64)
+        }
+    };
     let central = sum(f.central.events);
     let pods_seen = sum(f.controller.pod_events);
     let ours = sum(f.controller.events) - pods_seen;
     let _ = writeln!(
         out,
         "  watch events for the DaemonSets: controller {ours} (NodeStates, sets, nodes) vs a central watch of \
-         every pod {central}: {:.1}x fewer; objects cached: {} NodeStates vs {} pods",
-        central as f64 / ours.max(1) as f64,
+         every pod {central}: {}; objects cached: {} NodeStates vs {} pods",
+        ratio(central, ours),
         f.node_states,
         f.pods
     );
     let _ = writeln!(
         out,
         "  pod changes committed over both phases: {} (what a central pod watch that never falls behind \
-         receives): {:.1}x fewer",
+         receives): {}",
         f.pod_changes,
-        f.pod_changes as f64 / ours.max(1) as f64
+        ratio(f.pod_changes, ours)
     );
     let _ = writeln!(
         out,
-        "  (the controller also watches every pod for CloneSets: {pods_seen} pod events reached it, not used \
-         by the DaemonSets)"
+        "  (the controller's own pod watch, for CloneSets, leaves out the pods node agents run: {pods_seen} pod \
+         events reached it)"
     );
     let _ = writeln!(
         out,
