@@ -225,7 +225,7 @@ async fn write_permits(
             (Some(_), false) => json!({"spec": {"broadcastJobs": {key: null}}}),
             (None, false) => continue,
         };
-        writes.push(node_states::SpecWrite::now(node, body));
+        writes.push((node, body));
     }
     if !writes.is_empty() {
         debug!(writes = writes.len(), permits = want.len(), "writing permits");

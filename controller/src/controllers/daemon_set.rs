@@ -243,13 +243,7 @@ pub async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Erro
         let Some(value) = crate::defaulting::merge_diff(&to_value(have), &to_value(want.as_ref())) else {
             continue;
         };
-        // a `waiting` entry only lets the node pre-download: it may wait for the other
-        // sets' writes to the node, unless it takes back a permit to the same revision
-        let lazy = want.as_ref().is_some_and(|w| {
-            w.waiting && have.is_none_or(|h| h.waiting || h.revision != w.revision || h.uid != w.uid)
-        });
-        let body = json!({"spec": {"daemonSets": {&key: value}}});
-        writes.push(node_states::SpecWrite { node: node_name, body, lazy });
+        writes.push((node_name, json!({"spec": {"daemonSets": {&key: value}}})));
     }
     if !writes.is_empty() {
         debug!(writes = writes.len(), revision = %hash, "writing permits");

@@ -182,32 +182,6 @@ impl Freshness {
 /// (the passes of several workloads running together).
 const LINGER: Duration = Duration::from_millis(20);
 
-/// How long a lazy write (one that only lets the node prepare, such as a DaemonSet's
-/// `waiting` entry, on which the node pre-downloads the new images) may wait for
-/// other writes to the same node: the first passes of sets rolled out together fold
-/// into one write per node instead of one per set. A write that is not lazy takes the
-/// node's lazy ones along when it goes.
-pub const LAZY: Duration = Duration::from_secs(1);
-
-/// One NodeState spec write of a pass: the node, a merge patch of `spec.<field>.<key>`
-/// entries, and whether it may wait for others ([`LAZY`]).
-#[derive(Clone, Debug)]
-pub struct SpecWrite {
-    /// The node (and its NodeState).
-    pub node: String,
-    /// The merge patch.
-    pub body: Value,
-    /// It may wait up to [`LAZY`] for other writes to the node.
-    pub lazy: bool,
-}
-
-impl SpecWrite {
-    /// A write that goes within [`LINGER`].
-    pub fn now(node: String, body: Value) -> Self {
-        Self { node, body, lazy: false }
-    }
-}
-
 /// A NodeState spec write that failed, shared by every pass whose write it carried.
 #[derive(Clone, Debug, thiserror::Error)]
 #[error("writing NodeState {node}: {source}")]
@@ -222,7 +196,6 @@ pub struct WriteError {
 struct Pending {
     node: String,
     body: Value,
-    lazy: bool,
     done: oneshot::Sender<Result<(), WriteError>>,
 }
 
@@ -255,17 +228,17 @@ impl SpecWriter {
         (Self { tx }, SpecWrites { rx, client })
     }
 
-    /// Merge-patches each write's body into its node's NodeState; a NodeState gone
-    /// meanwhile is skipped. Returns once every write went.
+    /// Merge-patches each `(node, body)` into that node's NodeState (`body` a merge
+    /// patch of `spec.<field>.<key>` entries); a NodeState gone meanwhile is skipped.
     ///
     /// # Errors
     /// The first refusal other than not found, or the writer has stopped.
-    pub async fn write(&self, writes: Vec<SpecWrite>) -> Result<(), WriteError> {
+    pub async fn write(&self, writes: Vec<(String, Value)>) -> Result<(), WriteError> {
         let stopped = |node: String| WriteError { node, source: Arc::new(stopped_error()) };
         let mut waits = Vec::with_capacity(writes.len());
-        for SpecWrite { node, body, lazy } in writes {
+        for (node, body) in writes {
             let (done, wait) = oneshot::channel();
-            if self.tx.send(Pending { node: node.clone(), body, lazy, done }).is_err() {
+            if self.tx.send(Pending { node: node.clone(), body, done }).is_err() {
                 return Err(stopped(node));
             }
             waits.push((wait, node));
@@ -282,63 +255,27 @@ fn stopped_error() -> kube::Error {
 }
 
 impl SpecWrites {
-    /// Sends the patches until `stop`. A node's writes go [`LINGER`] after the first
-    /// one that is not lazy arrived, or [`LAZY`] after the first lazy one, whichever
-    /// comes first; every node due within the next [`LINGER`] goes in the same batch,
-    /// folded per node, at most 32 requests at once.
+    /// Sends the patches until `stop`: after the first of a batch arrives, waits
+    /// 20 ms for the others, folds them per node and sends them, at most
+    /// 32 at once.
     pub async fn drive(mut self, stop: CancellationToken) {
         let api: Api<NodeState> = Api::all(self.client.clone());
-        let mut queued = Queued::default();
         loop {
-            let next = queued.next_due();
-            let due = async move {
-                match next {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
+            let first = tokio::select! {
+                p = self.rx.recv() => match p { Some(p) => p, None => return },
+                () = stop.cancelled() => return,
             };
+            let mut batch = Batch::default();
+            batch.add(first);
             tokio::select! {
-                p = self.rx.recv() => match p {
-                    Some(p) => queued.add(p, Instant::now()),
-                    None => return,
-                },
-                () = due => queued.take_due(Instant::now() + LINGER).send(&api).await,
+                () = tokio::time::sleep(LINGER) => {}
                 () = stop.cancelled() => return,
             }
-        }
-    }
-}
-
-/// Writes waiting for their time, per node in the order they came, with when the
-/// node's writes go.
-#[derive(Default)]
-struct Queued {
-    nodes: HashMap<String, (Instant, Vec<Pending>)>,
-}
-
-impl Queued {
-    fn add(&mut self, p: Pending, now: Instant) {
-        let due = now + if p.lazy { LAZY } else { LINGER };
-        let (at, list) = self.nodes.entry(p.node.clone()).or_insert_with(|| (due, Vec::new()));
-        *at = (*at).min(due);
-        list.push(p);
-    }
-
-    fn next_due(&self) -> Option<Instant> {
-        self.nodes.values().map(|(at, _)| *at).min()
-    }
-
-    /// The writes of every node due by `by`, folded.
-    fn take_due(&mut self, by: Instant) -> Batch {
-        let mut batch = Batch::default();
-        let due: Vec<String> =
-            self.nodes.iter().filter(|(_, (at, _))| *at <= by).map(|(n, _)| n.clone()).collect();
-        for node in due {
-            for p in self.nodes.remove(&node).map(|(_, list)| list).unwrap_or_default() {
+            while let Ok(p) = self.rx.try_recv() {
                 batch.add(p);
             }
+            batch.send(&api).await;
         }
-        batch
     }
 }
 
@@ -655,7 +592,7 @@ mod tests {
         ];
         for (node, body) in writes.clone() {
             let (done, wait) = oneshot::channel();
-            batch.add(Pending { node: node.into(), body, lazy: false, done });
+            batch.add(Pending { node: node.into(), body, done });
             waits.push(wait);
         }
         let chains: Vec<(String, Vec<Value>, Vec<usize>)> = batch
@@ -694,39 +631,6 @@ mod tests {
             json_patch::merge(&mut folded, body);
         }
         assert_eq!(folded, one_by_one);
-    }
-
-    #[tokio::test(flavor = "current_thread", start_paused = true)]
-    async fn lazy_writes_wait_for_others_to_their_node_or_a_second() {
-        let mut queued = Queued::default();
-        let pending = |node: &str, key: &str, lazy: bool| Pending {
-            node: node.into(),
-            body: json!({"spec": {"daemonSets": {key: {"waiting": lazy}}}}),
-            lazy,
-            done: oneshot::channel().0,
-        };
-        let t0 = Instant::now();
-        queued.add(pending("a", "ns/x", true), t0);
-        queued.add(pending("b", "ns/x", true), t0);
-        assert_eq!(queued.next_due(), Some(t0 + LAZY), "lazy writes wait");
-        assert!(queued.take_due(t0 + LINGER).nodes.is_empty());
-        // a write that is not lazy takes its node's lazy ones along, folded
-        let t1 = t0 + Duration::from_millis(300);
-        queued.add(pending("a", "ns/y", false), t1);
-        assert_eq!(queued.next_due(), Some(t1 + LINGER));
-        let batch = queued.take_due(t1 + LINGER + LINGER);
-        assert_eq!(batch.nodes.len(), 1);
-        let (node, chain) = &batch.nodes[0];
-        assert_eq!((node.as_str(), chain.len(), chain[0].1.len()), ("a", 1, 2));
-        assert_eq!(
-            chain[0].0,
-            json!({"spec": {"daemonSets": {"ns/x": {"waiting": true}, "ns/y": {"waiting": false}}}})
-        );
-        // b's still waits for its second
-        assert_eq!(queued.next_due(), Some(t0 + LAZY));
-        let batch = queued.take_due(t0 + LAZY);
-        assert_eq!(batch.nodes.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["b"]);
-        assert_eq!(queued.next_due(), None);
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
