@@ -5,7 +5,8 @@
 //! whose activeDeadlineSeconds pass, deleting a finished one after its TTL, syncing
 //! the pod's restarted containers into the request, and holding the pod not ready
 //! (finalizer, KruisePodReady key, annotation) while it is Recreating with an unready
-//! grace, released on completion. The test plays the node agent: it writes the
+//! grace, released on completion; a request on a pod a node agent runs (left out of
+//! the controller's pod watch) completing too once its pod is deleted. The test plays the node agent: it writes the
 //! requests' status as the agent would.
 
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ use kube::{
     api::{DeleteParams, Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
-use stevedore_proto::crd::container_recreate_request::ContainerRecreateRequest;
+use stevedore_proto::{crd::container_recreate_request::ContainerRecreateRequest, keys};
 use stevedore_tests::{
     apiserver::{ADMIN_TOKEN, Hooks, Options},
     cluster::{Services, TestCluster},
@@ -140,6 +141,26 @@ async fn requests_are_admitted_completed_released_and_deleted() {
     let status = gone.status.unwrap();
     assert_eq!(format!("{:?}", status.phase), "Completed");
     assert_eq!(status.message.as_deref(), Some("pod has gone"));
+
+    // The same for a pod a node agent runs (an Advanced DaemonSet's), which the
+    // controller's pod watch leaves out: the request is looked at while unfinished.
+    let mut local = pod_objects::running(&ns, "daemon", "node-c", &["app"]);
+    local["metadata"]["labels"] = json!({keys::NODE_LOCAL: "true"});
+    pod_objects::create(&client, &local).await.unwrap();
+    crrs.create(&PostParams::default(), &request(&ns, "gone-local", "daemon", &["app"], json!({})))
+        .await
+        .unwrap();
+    agent_status(&crrs, "gone-local", json!({"phase": "Pending"})).await;
+    pods.delete("daemon", &DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::default() })
+        .await
+        .unwrap();
+    let gone = until("the request of a node agent's deleted pod completed", WAIT, async || {
+        let r = crrs.get("gone-local").await?;
+        Ok(r.status.filter(|s| s.completion_time.is_some()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", log()));
+    assert_eq!(gone.message.as_deref(), Some("pod has gone"));
 
     // activeDeadlineSeconds: completed when they pass, not before.
     let created = Instant::now();

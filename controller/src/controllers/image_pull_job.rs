@@ -12,7 +12,7 @@
 pub mod plan;
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -37,6 +37,7 @@ use stevedore_proto::{
     image,
     keys::{self, DELETION_PROTECTION_FINALIZER},
 };
+use tokio::time::Instant;
 use tracing::{debug, info};
 
 use self::plan::{Job, NodeState};
@@ -63,7 +64,15 @@ pub struct Ctx {
     /// NodeImage resourceVersions this controller wrote and the shared watch may
     /// not have shown yet: until it has, the view is stale.
     written: Mutex<HashMap<String, u64>>,
+    /// Per job uid: the nodes of the node agents' pods its `podSelector` selects, and
+    /// when they were listed (listed again after [`LOCAL_PODS_TTL`]).
+    local_pods: Mutex<HashMap<String, (Instant, BTreeSet<String>)>>,
 }
+
+/// How long the nodes of the node agents' pods a `podSelector` selects are kept before
+/// they are listed again: a job's pass runs at every change of a NodeImage it
+/// writes, and a DaemonSet over thousands of nodes is thousands of pods to list.
+pub const LOCAL_PODS_TTL: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for Ctx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -89,7 +98,38 @@ impl Ctx {
             agent_namespace,
             response_timeout,
             written: Mutex::default(),
+            local_pods: Mutex::default(),
         }
+    }
+
+    /// The nodes of the node agents' active pods in `ns` that `selector` selects
+    /// (they are not in the pod watch), listed at most once per [`LOCAL_PODS_TTL`]
+    /// per job.
+    async fn local_pod_nodes(
+        &self,
+        job: &str,
+        ns: &str,
+        selector: &Selector,
+    ) -> Result<BTreeSet<String>, Error> {
+        let now = Instant::now();
+        {
+            let mut cache = self.local_pods.lock().unwrap_or_else(|e| e.into_inner());
+            cache.retain(|_, (at, _)| now.duration_since(*at) < LOCAL_PODS_TTL);
+            if let Some((_, nodes)) = cache.get(job) {
+                return Ok(nodes.clone());
+            }
+        }
+        let mut local = selector.clone();
+        local.extend([Expression::Exists(keys::NODE_LOCAL.to_owned())]);
+        let listed = Api::<Pod>::namespaced(self.client.clone(), ns)
+            .list(&ListParams::default().labels_from(&local))
+            .await?;
+        let nodes: BTreeSet<String> = listed.items.iter().filter_map(active_node).collect();
+        self.local_pods
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(job.to_owned(), (now, nodes.clone()));
+        Ok(nodes)
     }
 
     fn rv(ni: &NodeImage) -> u64 {
@@ -159,6 +199,12 @@ fn job_view(job: &ImagePullJob, ctx: &Ctx) -> Result<Job, Error> {
     })
 }
 
+/// The node of `p` while it is active (bound, not being deleted, not finished).
+fn active_node(p: &Pod) -> Option<String> {
+    let done = matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
+    (p.metadata.deletion_timestamp.is_none() && !done).then(|| p.spec.as_ref()?.node_name.clone()).flatten()
+}
+
 /// The NodeImages the job targets: named, labelled (their labels are their nodes'),
 /// the nodes of the namespace's active pods its `podSelector` selects, or all.
 async fn targets(job: &ImagePullJob, ctx: &Ctx) -> Result<Vec<Arc<NodeImage>>, Error> {
@@ -170,14 +216,7 @@ async fn targets(job: &ImagePullJob, ctx: &Ctx) -> Result<Vec<Arc<NodeImage>>, E
         // a store not yet filled would look like no pod at all
         ctx.pods.wait_until_ready().await.map_err(|e| Error::Image(format!("the pod watch: {e}")))?;
         let ns = job.namespace().unwrap_or_default();
-        let active_node = |p: &Pod| {
-            let done =
-                matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
-            (p.metadata.deletion_timestamp.is_none() && !done)
-                .then(|| p.spec.as_ref()?.node_name.clone())
-                .flatten()
-        };
-        let mut nodes: std::collections::BTreeSet<String> = ctx
+        let mut nodes: BTreeSet<String> = ctx
             .pods
             .state()
             .iter()
@@ -187,12 +226,7 @@ async fn targets(job: &ImagePullJob, ctx: &Ctx) -> Result<Vec<Arc<NodeImage>>, E
             .collect();
         // the pods node agents run (DaemonSets', BroadcastJobs') are not in the
         // watch: the selected ones are listed
-        let mut local = selector.clone();
-        local.extend([Expression::Exists(keys::NODE_LOCAL.to_owned())]);
-        let listed = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
-            .list(&ListParams::default().labels_from(&local))
-            .await?;
-        nodes.extend(listed.items.iter().filter_map(active_node));
+        nodes.extend(ctx.local_pod_nodes(&job.uid().unwrap_or_default(), &ns, &selector).await?);
         return Ok(all.into_iter().filter(|n| nodes.contains(&n.name_any())).collect());
     }
     let Some(sel) = &t.selector else { return Ok(all) };
