@@ -506,10 +506,17 @@ impl Daemons {
                     deleted.push(pod);
                 }
                 (plan::Step::InPlace(pod), Some(h), _) => {
+                    // an update this agent started that its pod watch does not show yet:
+                    // started again, it would record the new containers as the ones to
+                    // replace and wait for their replacement forever
+                    if self.moving.get(&pod).is_some_and(|r| r == h) {
+                        continue;
+                    }
                     if let Some(spec) = &in_place {
                         self.moving.insert(pod.clone(), h.to_owned());
                         if let Err(error) = self.update_in_place(ns, &pod, spec, h).await {
                             warn!(pod.name = %pod, %error, "cannot update the daemon pod in place");
+                            self.moving.remove(&pod);
                         }
                         next = next.min(Duration::from_secs(1));
                     }

@@ -476,6 +476,17 @@ async fn update_in_place(
 ) -> Result<(), Error> {
     let name = pod.name_any();
     let ns = pod.namespace().unwrap_or_default();
+    // The pass read `pod` from the watch, which may not show yet an update an earlier
+    // pass started: started again, the update would record the new containers as the
+    // ones to replace and wait for their replacement forever. The pod as stored says.
+    let fresh = pod_api.get_opt(&name).await?;
+    if fresh
+        .as_ref()
+        .is_none_or(|p| p.labels().get(keys::CONTROLLER_REVISION_HASH).map(String::as_str) == Some(rev))
+    {
+        debug!(pod = %name, revision = rev, "in-place update already started (or the pod is gone)");
+        return Ok(());
+    }
     // the state's updateTimestamp is when the pod is patched, not when the pass began
     // (what came earlier in the pass, such as the pre-download jobs, precedes it)
     let now = Timestamp::now();
