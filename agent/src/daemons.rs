@@ -506,17 +506,10 @@ impl Daemons {
                     deleted.push(pod);
                 }
                 (plan::Step::InPlace(pod), Some(h), _) => {
-                    // an update this agent started that its pod watch does not show yet:
-                    // started again, it would record the new containers as the ones to
-                    // replace and wait for their replacement forever
-                    if self.moving.get(&pod).is_some_and(|r| r == h) {
-                        continue;
-                    }
                     if let Some(spec) = &in_place {
                         self.moving.insert(pod.clone(), h.to_owned());
                         if let Err(error) = self.update_in_place(ns, &pod, spec, h).await {
                             warn!(pod.name = %pod, %error, "cannot update the daemon pod in place");
-                            self.moving.remove(&pod);
                         }
                         next = next.min(Duration::from_secs(1));
                     }
@@ -611,20 +604,10 @@ impl Daemons {
         hash: &str,
     ) -> Result<(), WriteError> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
-        if spec.changes_containers() {
-            pod_write::edit_status(&self.client, ns, pod, |p| {
-                pod_write::mark_in_place_ready(p, false, Timestamp::now())
-            })
-            .await?;
-        }
         let labels = BTreeMap::from([(keys::CONTROLLER_REVISION_HASH.to_owned(), hash.to_owned())]);
-        let now = Timestamp::now();
-        pod_write::edit_pod::<WriteError>(&api, pod, false, |p| {
-            inplace::start(p, spec, &labels, 0, now)?;
-            Ok(true)
-        })
-        .await?;
-        info!(pod.namespace = ns, pod.name = pod, revision = hash, images = ?spec.container_images, "daemon pod updated in place");
+        if pod_write::start_in_place::<WriteError>(&api, pod, spec, &labels, 0).await? {
+            info!(pod.namespace = ns, pod.name = pod, revision = hash, images = ?spec.container_images, "daemon pod updated in place");
+        }
         Ok(())
     }
 

@@ -34,10 +34,9 @@ use stevedore_proto::crd::{
     image_list_pull_job::v1beta1::ImageListPullJob, image_pull_job::v1beta1::ImagePullJob,
     node_image::v1beta1::NodeImage, node_state::NodeState,
 };
+use stevedore_proto::keys;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-
-use stevedore_proto::keys;
 
 use crate::runtime::{self, Events, Expectations, shared};
 

@@ -215,8 +215,7 @@ fn node_of(guarded: Guarded, obj: &DynamicObject) -> Option<&str> {
         Guarded::ContainerRecreateRequest => {
             obj.metadata.labels.as_ref().and_then(|l| l.get(CRR_NODE_NAME)).map(String::as_str)
         }
-        Guarded::NodeState | Guarded::NodeImage => obj.metadata.name.as_deref(),
-        Guarded::Lease => obj.metadata.name.as_deref().and_then(|n| n.strip_prefix(keys::AGENT_LEASE_PREFIX)),
+        Guarded::NodeState | Guarded::NodeImage | Guarded::Lease => obj.metadata.name.as_deref(),
     };
     node.filter(|n| !n.is_empty())
 }

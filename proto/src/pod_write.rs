@@ -81,6 +81,59 @@ pub async fn edit_status(
     .await
 }
 
+/// Starts updating the pod `name` in place to `spec`, the step the CloneSet and the
+/// node agent share: `InPlaceUpdateReady` set False first when containers change,
+/// then `labels` and the in-place state written ([`crate::inplace::start`]). Both
+/// writes read the pod as stored: one that already carries the revision of `labels`
+/// (`controller-revision-hash`) has its update started, though a watch that lags may
+/// not show it yet, and is left alone; started again, the update would record the
+/// new containers as the ones to replace and wait for their replacement forever.
+/// Whether it started the update (not when already started, or the pod is gone).
+///
+/// # Errors
+/// A write the API refused, or a pod whose in-place state does not parse.
+#[cfg(feature = "client")]
+pub async fn start_in_place<E: From<kube::Error> + From<crate::inplace::InPlaceError>>(
+    pods: &Api<Pod>,
+    name: &str,
+    spec: &crate::inplace::UpdateSpec,
+    labels: &std::collections::BTreeMap<String, String>,
+    grace_seconds: i32,
+) -> Result<bool, E> {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    let target = labels.get(crate::keys::CONTROLLER_REVISION_HASH);
+    let started = |p: &Pod| {
+        target.is_some()
+            && p.metadata.labels.as_ref().and_then(|l| l.get(crate::keys::CONTROLLER_REVISION_HASH)) == target
+    };
+    let (already, wrote) = (AtomicBool::new(false), AtomicBool::new(false));
+    if spec.changes_containers() {
+        edit_pod(pods, name, true, |p| {
+            already.store(started(p), Relaxed);
+            Ok::<_, kube::Error>(
+                !already.load(Relaxed)
+                    && p.metadata.deletion_timestamp.is_none()
+                    && mark_in_place_ready(p, false, Timestamp::now()),
+            )
+        })
+        .await?;
+        if already.load(Relaxed) {
+            return Ok(false);
+        }
+    }
+    // the state's updateTimestamp is when the pod is patched
+    let now = Timestamp::now();
+    edit_pod::<E>(pods, name, false, |p| {
+        wrote.store(!started(p), Relaxed);
+        if wrote.load(Relaxed) {
+            crate::inplace::start(p, spec, labels, grace_seconds, now)?;
+        }
+        Ok(wrote.load(Relaxed))
+    })
+    .await?;
+    Ok(wrote.load(Relaxed))
+}
+
 /// Applies `edit` to the pod `name` as stored and writes it back (its status
 /// subresource when `status`) when `edit` says it changed it, reading it again and
 /// redoing the edit after a lost race (as OpenKruise's `RetryOnConflict`); nothing

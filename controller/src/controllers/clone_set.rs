@@ -420,7 +420,7 @@ pub async fn reconcile(cs: Arc<CloneSet>, ctx: Arc<Ctx>) -> Result<Action, Error
                     {
                         continue;
                     }
-                    update_in_place(&ctx, &pod_api, pod, &spec, &update_rev, grace).await?;
+                    update_in_place(&pod_api, pod, &spec, &update_rev, grace).await?;
                     soon(Duration::from_secs(1));
                 }
                 Eligibility::Recreate(reason) if strategy == CloneSetUpdateStrategyType::InPlaceOnly => {
@@ -457,17 +457,7 @@ pub async fn reconcile(cs: Arc<CloneSet>, ctx: Arc<Ctx>) -> Result<Action, Error
     Ok(next.map_or_else(Action::await_change, Action::requeue))
 }
 
-/// Sets the pod's `InPlaceUpdateReady` condition and recomputes its Ready condition.
-async fn set_in_place_ready(client: &Client, ns: &str, name: &str, ready: bool) -> Result<(), Error> {
-    pod_readiness::edit_status(client, ns, name, |p| {
-        pod_readiness::mark_in_place_ready(p, ready, Timestamp::now())
-    })
-    .await?;
-    Ok(())
-}
-
 async fn update_in_place(
-    ctx: &Ctx,
     pod_api: &Api<Pod>,
     pod: &Pod,
     spec: &inplace::UpdateSpec,
@@ -475,36 +465,18 @@ async fn update_in_place(
     grace: i32,
 ) -> Result<(), Error> {
     let name = pod.name_any();
-    let ns = pod.namespace().unwrap_or_default();
-    // The pass read `pod` from the watch, which may not show yet an update an earlier
-    // pass started: started again, the update would record the new containers as the
-    // ones to replace and wait for their replacement forever. The pod as stored says.
-    let fresh = pod_api.get_opt(&name).await?;
-    if fresh
-        .as_ref()
-        .is_none_or(|p| p.labels().get(keys::CONTROLLER_REVISION_HASH).map(String::as_str) == Some(rev))
-    {
-        debug!(pod = %name, revision = rev, "in-place update already started (or the pod is gone)");
-        return Ok(());
-    }
-    // the state's updateTimestamp is when the pod is patched, not when the pass began
-    // (what came earlier in the pass, such as the pre-download jobs, precedes it)
-    let now = Timestamp::now();
-    if spec.changes_containers() {
-        set_in_place_ready(&ctx.client, &ns, &name, false).await?;
-    }
     let mut labels = BTreeMap::new();
     labels.insert(keys::CONTROLLER_REVISION_HASH.to_owned(), rev.to_owned());
     labels.insert(keys::POD_TEMPLATE_HASH.to_owned(), stevedore_proto::revision::short_hash(rev).to_owned());
     if spec.changes_containers() {
         labels.insert(keys::LIFECYCLE_STATE.to_owned(), state::UPDATING.to_owned());
     }
-    pod_readiness::edit_pod::<Error>(pod_api, &name, false, |p| {
-        inplace::start(p, spec, &labels, grace, now)?;
-        Ok(true)
-    })
-    .await?;
-    info!(pod = %name, images = ?spec.container_images, env = ?spec.env_from_metadata, "in-place update started");
+    // the pass read `pod` from the watch, which may lag: the step reads it as stored
+    if stevedore_proto::pod_write::start_in_place::<Error>(pod_api, &name, spec, &labels, grace).await? {
+        info!(pod = %name, images = ?spec.container_images, env = ?spec.env_from_metadata, "in-place update started");
+    } else {
+        debug!(pod = %name, revision = rev, "in-place update already started (or the pod is gone)");
+    }
     Ok(())
 }
 

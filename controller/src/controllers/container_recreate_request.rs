@@ -62,9 +62,10 @@ impl std::fmt::Debug for Ctx {
 }
 
 /// The controller: every request, and every pod (from the controller's one shared
-/// pod watch, `pods`, which leaves out the node agents' pods: a request on one of
-/// those is looked at every [`NODE_LOCAL_POLL`]) mapped to its unfinished requests (by namespace and the pod-uid
+/// pod watch, `pods`) mapped to its unfinished requests (by namespace and the pod-uid
 /// label), so that a pod deleted or changing its container statuses is seen at once.
+/// That watch leaves out the node agents' pods: a request on one of those is looked
+/// at every [`NODE_LOCAL_POLL`].
 pub fn controller(
     client: &Client,
     pods: impl futures_util::Stream<Item = Arc<Pod>> + Send + 'static,
