@@ -245,6 +245,12 @@ impl ApiServer {
         self.shared.lock().changes(key)
     }
 
+    /// The changes the watch history retains over every resource, and their size as
+    /// JSON (what a watch from an old resourceVersion can still replay).
+    pub fn history_retained(&self) -> (usize, usize) {
+        self.shared.lock().history_retained()
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

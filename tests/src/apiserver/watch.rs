@@ -102,12 +102,12 @@ impl Watcher {
         let in_ns = |o: &Value| self.ns.as_deref().is_none_or(|n| ns_of(o) == n);
         let passes = |o: &Value| in_ns(o) && self.sel.matches(o);
         let cur = c.kind != EventType::Deleted && passes(&c.object);
-        let old = c.prev.as_ref().is_some_and(passes);
+        let old = c.prev.as_deref().is_some_and(passes);
         match (cur, old) {
-            (true, false) => Some((EventType::Added, c.object.clone())),
-            (true, true) => Some((EventType::Modified, c.object.clone())),
+            (true, false) => Some((EventType::Added, Value::clone(&c.object))),
+            (true, true) => Some((EventType::Modified, Value::clone(&c.object))),
             (false, true) => {
-                let mut prev = c.prev.clone().unwrap_or_default();
+                let mut prev = c.prev.as_deref().cloned().unwrap_or_default();
                 prev["metadata"]["resourceVersion"] = json!(c.rv.to_string());
                 Some((EventType::Deleted, prev))
             }

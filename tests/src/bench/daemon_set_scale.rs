@@ -96,7 +96,9 @@ pub struct DaemonScaleFigures {
     pub controller_peak_rss_kib: u64,
     /// This process's resident memory before the agents started and at the end, in
     /// KiB (the agents' share of it, with the fleet and the API server beside them).
-    pub process_rss_kib: (u64, u64),
+    pub process_rss_kib: [u64; 4],
+    /// Changes the API server's watch history retains at the end, and their JSON size.
+    pub history: (usize, usize),
     /// Over both phases, the controller's and the agents' requests by
     /// `VERB resource[/subresource]` and watch events by resource, largest first.
     pub breakdown: Vec<(&'static str, Vec<(String, u64)>)>,
@@ -275,6 +277,9 @@ async fn phases(
         let ns = webhooks::NAMESPACE.to_owned();
         tasks.spawn(heartbeat::run(node.clone(), ns, client, beat, lease, stop.clone()));
     }
+    // the agents list and watch before anything runs on their nodes
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_idle = status_kib(me, "VmRSS:").unwrap_or(0);
     // a central controller's view: one watch of every pod
     let central = server.client_as("central-token").await?;
     let central_stop = stop.clone();
@@ -303,6 +308,7 @@ async fn phases(
     }
     let first = wait_done(&sets, counts.nodes, &[], "every pod ready").await?;
     let create = t.elapsed();
+    let rss_created = status_kib(me, "VmRSS:").unwrap_or(0);
     let t1: Vec<(u64, u64, u64, u64)> = parties.iter().map(|p| traffic(p)).collect();
 
     let patch = json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image",
@@ -359,7 +365,8 @@ async fn phases(
         pods,
         node_states: counts.nodes,
         controller_peak_rss_kib: controller_peak,
-        process_rss_kib: (rss_before, rss_after),
+        process_rss_kib: [rss_before, rss_idle, rss_created, rss_after],
+        history: server.history_retained(),
         breakdown,
         pod_changes,
     })
@@ -438,13 +445,23 @@ pub fn report(f: &DaemonScaleFigures) -> String {
         let list: Vec<String> = rows.iter().map(|(k, n)| format!("{k} {n}")).collect();
         let _ = writeln!(out, "  {what}, both phases: {}", list.join(", "));
     }
-    let (before, after) = (f.process_rss_kib.0 as f64 / 1024.0, f.process_rss_kib.1 as f64 / 1024.0);
+    let mb = f.process_rss_kib.map(|k| k as f64 / 1024.0);
     let _ = writeln!(
         out,
-        "  controller peak RSS {:.1} MB; bench process (API server, fleet, agents) {before:.1} -> {after:.1} MB \
-         ({:.1} KB per node for its agent and pods)",
+        "  controller peak RSS {:.1} MB; bench process (API server, fleet, agents) {:.1} MB, {:.1} with the agents \
+         idle, {:.1} once created, {:.1} once rolled ({:.1} KB per node for its agent, pods and their history)",
         f.controller_peak_rss_kib as f64 / 1024.0,
-        (after - before) * 1024.0 / f.nodes.max(1) as f64
+        mb[0],
+        mb[1],
+        mb[2],
+        mb[3],
+        (mb[3] - mb[0]) * 1024.0 / f.nodes.max(1) as f64
+    );
+    let _ = writeln!(
+        out,
+        "  the simulated API server's watch history holds {} changes, {:.1} MB as JSON",
+        f.history.0,
+        f.history.1 as f64 / 1e6
     );
     out
 }
