@@ -238,9 +238,9 @@ impl ApiServer {
 
     /// Changes committed so far to the resource with storage key `key` (`pods`,
     /// `stevedore.dev/nodestates`): what a watch of it that never falls behind
-    /// receives. A watch more than 16,384 changes behind is ended with 410 Expired,
-    /// as kube-apiserver ends it, and the events until its relist are never
-    /// delivered.
+    /// receives. A watch more than 16,384 changes of its resource behind (256 for a
+    /// watch of one node's pods or one object by name) is ended with 410 Expired, as
+    /// kube-apiserver ends it, and the events until its relist are never delivered.
     pub fn changes(&self, key: &str) -> u64 {
         self.shared.lock().changes(key)
     }

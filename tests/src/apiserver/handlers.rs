@@ -175,6 +175,11 @@ impl Selectors {
         self.labels.matches(o) && self.fields.matches(o)
     }
 
+    /// The value every selected object has at a field, if the field selector requires one.
+    pub fn exact_field(&self, path: &str) -> Option<&str> {
+        self.fields.exact(path)
+    }
+
     fn is_empty(&self) -> bool {
         self.labels.is_empty() && self.fields == FieldSelector::default()
     }

@@ -176,6 +176,11 @@ impl FieldSelector {
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(path, eq, want)| (field_value(obj, path) == *want) == *eq)
     }
+
+    /// The value a field must equal, if a requirement says so.
+    pub fn exact(&self, path: &str) -> Option<&str> {
+        self.0.iter().find(|(p, eq, _)| *eq && p == path).map(|(_, _, v)| v.as_str())
+    }
 }
 
 fn field_path(r: &ResourceInfo, label: &str) -> Option<String> {

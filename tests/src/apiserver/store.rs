@@ -47,6 +47,63 @@ pub struct Change {
     pub prev: Option<Arc<Value>>,
 }
 
+/// The fields a watch can follow one value of ([`Feed::Field`]): kube-apiserver's
+/// watch cache indexes pods by `spec.nodeName` the same way, so that a kubelet's watch
+/// is not woken by every pod of the cluster. Five thousand node agents, each watching
+/// its own pods and its own NodeState, made every change wake five thousand watches.
+pub const FEED_FIELDS: [&str; 2] = ["metadata.name", "spec.nodeName"];
+
+/// A watch more than this many changes of its resource behind is ended with 410
+/// Expired, as kube-apiserver ends a watch that falls out of its cache's window.
+const ALL_CAPACITY: usize = 16 * 1024;
+/// The same for a watch of one field value (one node's pods, one object by name).
+const FIELD_CAPACITY: usize = 256;
+
+/// Which live changes of a resource a watch receives.
+#[derive(Debug, Clone, Copy)]
+pub enum Feed<'a> {
+    /// Every one.
+    All,
+    /// Those of objects whose field (one of [`FEED_FIELDS`]) has or had this value.
+    Field(&'static str, &'a str),
+}
+
+type Tx = broadcast::Sender<Arc<Change>>;
+
+/// The live feeds of one resource. A feed nobody receives any more is dropped at its
+/// next change.
+#[derive(Debug, Default)]
+struct Feeds {
+    all: Option<Tx>,
+    by_field: HashMap<&'static str, HashMap<String, Option<Tx>>>,
+}
+
+impl Feeds {
+    fn send(&mut self, change: &Arc<Change>) {
+        if let Some(tx) = &self.all
+            && tx.send(change.clone()).is_err()
+        {
+            self.all = None;
+        }
+        for (path, by_value) in &mut self.by_field {
+            let now = field_str(&change.object, path);
+            let before = change.prev.as_deref().map(|p| field_str(p, path)).filter(|b| *b != now);
+            for value in std::iter::once(now).chain(before) {
+                if let Some(Some(tx)) = by_value.get(value)
+                    && tx.send(change.clone()).is_err()
+                {
+                    by_value.remove(value);
+                }
+            }
+        }
+    }
+}
+
+/// A string field at a dotted path; `""` when absent, as field selectors read it.
+fn field_str<'a>(o: &'a Value, path: &str) -> &'a str {
+    path.split('.').try_fold(o, |v, k| v.get(k)).and_then(Value::as_str).unwrap_or_default()
+}
+
 /// A change as the history keeps it: its objects as JSON, about an eighth of their
 /// size as `Value`s (a thousand-node rollout retains hundreds of thousands of changes).
 #[derive(Debug)]
@@ -107,7 +164,8 @@ pub struct State {
     history_limit: usize,
     /// No watch can start before this resourceVersion (history lost, see [`State::forget_history`]).
     floor: u64,
-    tx: broadcast::Sender<Arc<Change>>,
+    /// The live feeds, per storage key.
+    feeds: HashMap<String, Feeds>,
     /// Changes committed so far, per storage key: the events a watch of that
     /// resource that never falls behind receives.
     changes: HashMap<String, u64>,
@@ -141,7 +199,6 @@ pub fn rv_of(o: &Value) -> u64 {
 impl State {
     /// An empty store with the built-in resources.
     pub fn new(history_limit: usize) -> Self {
-        let (tx, _) = broadcast::channel(16 * 1024);
         Self {
             rv: 1,
             uid: 0,
@@ -150,7 +207,7 @@ impl State {
             history: HashMap::new(),
             history_limit,
             floor: 0,
-            tx,
+            feeds: HashMap::new(),
             changes: HashMap::new(),
         }
     }
@@ -244,8 +301,9 @@ impl State {
                 h.compacted = old.rv;
             }
         }
-        // No receivers is fine.
-        let _ = self.tx.send(change);
+        if let Some(feeds) = self.feeds.get_mut(&change.key) {
+            feeds.send(&change);
+        }
     }
 
     /// The retained changes over every resource and their size as JSON (the object
@@ -255,9 +313,17 @@ impl State {
         changes.fold((0, 0), |(n, bytes), c| (n + 1, bytes + c.object.len()))
     }
 
-    /// A live feed of every change from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
-        self.tx.subscribe()
+    /// A live feed of the changes of the resource with storage key `key` from now on:
+    /// all of them, or only those of objects that have or had one value at a field.
+    pub fn subscribe(&mut self, key: &str, feed: Feed<'_>) -> broadcast::Receiver<Arc<Change>> {
+        let feeds = self.feeds.entry(key.to_owned()).or_default();
+        let (tx, capacity) = match feed {
+            Feed::All => (&mut feeds.all, ALL_CAPACITY),
+            Feed::Field(path, value) => {
+                (feeds.by_field.entry(path).or_default().entry(value.to_owned()).or_default(), FIELD_CAPACITY)
+            }
+        };
+        tx.get_or_insert_with(|| broadcast::channel(capacity).0).subscribe()
     }
 
     /// The retained changes of a resource newer than `rv`.
@@ -322,5 +388,42 @@ mod tests {
         assert_eq!(s.since("/configmaps", 7).unwrap_err().code, 410);
         assert_eq!(s.since("/secrets", 7).unwrap_err().code, 410, "also resources without events");
         assert!(s.since("/secrets", 8).unwrap().is_empty());
+    }
+
+    #[test]
+    fn feeds_carry_the_changes_of_their_field_value() {
+        let mut s = State::new(10);
+        let pod = |name: &str, node: Option<&str>| {
+            let mut p = json!({"metadata": {"name": name, "namespace": "d"}, "spec": {}});
+            if let Some(n) = node {
+                p["spec"]["nodeName"] = json!(n);
+            }
+            p
+        };
+        let mut all = s.subscribe("/pods", Feed::All);
+        let mut n1 = s.subscribe("/pods", Feed::Field("spec.nodeName", "n1"));
+        let mut unbound = s.subscribe("/pods", Feed::Field("spec.nodeName", ""));
+        let mut named = s.subscribe("/pods", Feed::Field("metadata.name", "a"));
+        let mut maps = s.subscribe("/configmaps", Feed::All);
+        s.put("/pods", pod("a", None));
+        s.put("/pods", pod("a", Some("n1")));
+        s.put("/pods", pod("b", Some("n2")));
+        s.put("/pods", pod("a", Some("n2")));
+        s.put("/configmaps", json!({"metadata": {"name": "c", "namespace": "d"}}));
+        let mut got = |rx: &mut broadcast::Receiver<Arc<Change>>| {
+            std::iter::from_fn(|| rx.try_recv().ok()).map(|c| c.rv).collect::<Vec<_>>()
+        };
+        assert_eq!(got(&mut all), [2, 3, 4, 5]);
+        assert_eq!(got(&mut n1), [3, 5], "bound to n1, and moved away from it");
+        assert_eq!(got(&mut unbound), [2, 3], "created unbound, then bound");
+        assert_eq!(got(&mut named), [2, 3, 5]);
+        assert_eq!(got(&mut maps), [6]);
+        // a feed nobody receives is dropped at its next change; a new watch gets a new one
+        drop(n1);
+        s.put("/pods", pod("c", Some("n1")));
+        assert!(s.feeds["/pods"].by_field["spec.nodeName"].get("n1").is_none());
+        let mut n1 = s.subscribe("/pods", Feed::Field("spec.nodeName", "n1"));
+        s.put("/pods", pod("c", Some("n1")));
+        assert_eq!(got(&mut n1), [8]);
     }
 }

@@ -18,7 +18,7 @@ use super::{
     protobuf,
     resources::ResourceInfo,
     server::{Body, Request, Shared},
-    store::{Change, EventType, ns_of},
+    store::{Change, EventType, FEED_FIELDS, Feed, ns_of},
     table::Printer,
 };
 
@@ -160,8 +160,9 @@ pub async fn watch(
 
     // Decide the starting events and subscribe under one lock, so nothing falls between.
     let (initial, replay, live, start_rv) = {
-        let state = shared.lock();
-        let live = state.subscribe();
+        let mut state = shared.lock();
+        let follow = FEED_FIELDS.iter().find_map(|p| w.sel.exact_field(p).map(|v| Feed::Field(p, v)));
+        let live = state.subscribe(&w.key, follow.unwrap_or(Feed::All));
         let start_rv = state.rv();
         let synthetic = send_initial == Some(true) || (send_initial.is_none() && matches!(rv, "0" | ""));
         if synthetic {

@@ -8,6 +8,11 @@
 //! without its objects), `object` and `oldObject` (`null` where the operation has
 //! none). The `authorizer` variable is not available (an expression using it fails).
 
+use std::{
+    collections::HashMap,
+    sync::{Arc, LazyLock, Mutex},
+};
+
 use k8s_openapi::api::admissionregistration::v1::MatchCondition;
 use serde_json::Value;
 
@@ -51,8 +56,19 @@ pub(super) fn evaluate(
     if errors.is_empty() { Verdict::Call } else { Verdict::Error(errors.join("; ")) }
 }
 
+/// `expression` compiled, once (as kube-apiserver compiles a configuration's
+/// conditions when it loads it, not at every request).
+fn compiled(expression: &str) -> Result<Arc<cel::Program>, String> {
+    type Programs = HashMap<String, Result<Arc<cel::Program>, String>>;
+    static PROGRAMS: LazyLock<Mutex<Programs>> = LazyLock::new(Default::default);
+    let mut programs = PROGRAMS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let compile =
+        || cel::Program::compile(expression).map(Arc::new).map_err(|e| format!("compilation failed: {e}"));
+    programs.entry(expression.to_owned()).or_insert_with(compile).clone()
+}
+
 fn check(context: &cel::Context<'_, '_>, expression: &str) -> Result<bool, String> {
-    let program = cel::Program::compile(expression).map_err(|e| format!("compilation failed: {e}"))?;
+    let program = compiled(expression)?;
     match program.execute(context).map_err(|e| e.to_string())? {
         cel::Value::Bool(b) => Ok(b),
         other => Err(format!("must evaluate to bool, got {:?}", other.type_of())),

@@ -2,16 +2,43 @@
 //! (kube-openapi, messages `<path> in body ...`) mapped to field errors, then the
 //! embedded-resource and list-type (set/map) checks.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::{
+    collections::HashMap,
+    net::{Ipv4Addr, Ipv6Addr},
+    sync::{LazyLock, Mutex},
+};
 
 use base64::Engine as _;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
 };
+use regex::Regex;
 use serde_json::{Map, Value};
 
 use super::render::{go_float, go_quote};
 use super::{ErrorKind, SchemaError};
+
+/// The compiled `pattern`s (one CRD's few, asked for at every write of its objects:
+/// compiling them each time took a twentieth of a busy server's time). A pattern that
+/// does not compile is kept as its error.
+fn pattern(pattern: &str) -> Result<Regex, String> {
+    static COMPILED: LazyLock<Mutex<HashMap<String, Result<Regex, String>>>> =
+        LazyLock::new(Default::default);
+    let mut compiled = COMPILED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let entry = compiled.entry(pattern.to_owned());
+    entry.or_insert_with(|| Regex::new(pattern).map_err(|e| e.to_string())).clone()
+}
+
+static DATE_TIME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+        .expect("static regex")
+});
+static DATE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$").expect("static regex"));
+static UUID: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$")
+        .expect("static regex")
+});
 
 /// Validates `value` against `schema` and returns every error, in kube-apiserver's
 /// order (OpenAPI errors, then embedded resources, then list sets and maps).
@@ -211,7 +238,7 @@ fn string(s: &JSONSchemaProps, path: &str, text: &str, errs: &mut Vec<SchemaErro
         return;
     }
     if let Some(pattern) = s.pattern.as_deref() {
-        match regex::Regex::new(pattern) {
+        match self::pattern(pattern) {
             Ok(re) if re.is_match(text) => {}
             Ok(_) => {
                 errs.push(invalid(path, text.into(), format!("{path} in body should match '{pattern}'")))
@@ -228,17 +255,10 @@ fn string(s: &JSONSchemaProps, path: &str, text: &str, errs: &mut Vec<SchemaErro
 /// The string formats checked; kube-apiserver knows more (see [`super::NOT_ENFORCED`]).
 fn format_ok(format: &str, text: &str) -> Option<bool> {
     Some(match format {
-        "date-time" | "datetime" => {
-            regex::Regex::new(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-                .is_ok_and(|re| re.is_match(text))
-        }
-        "date" => regex::Regex::new(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
-            .is_ok_and(|re| re.is_match(text)),
+        "date-time" | "datetime" => DATE_TIME.is_match(text),
+        "date" => DATE.is_match(text),
         "byte" => base64::engine::general_purpose::STANDARD.decode(text).is_ok(),
-        "uuid" => {
-            regex::Regex::new(r"(?i)^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$")
-                .is_ok_and(|re| re.is_match(text))
-        }
+        "uuid" => UUID.is_match(text),
         "ipv4" => text.parse::<Ipv4Addr>().is_ok(),
         "ipv6" => text.parse::<Ipv6Addr>().is_ok(),
         "cidr" => text.split_once('/').is_some_and(|(ip, bits)| {
