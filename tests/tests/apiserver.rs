@@ -339,6 +339,22 @@ async fn watch_history_limit_and_bookmarks() {
     let mut w = pods.watch(&WatchParams::default().timeout(1), "0").await.unwrap().boxed();
     assert_eq!(event_name(&next_raw(&mut w).await).0, "ADDED");
     assert_eq!(event_name(&next_raw(&mut w).await).0, "BOOKMARK");
+
+    // A watch of one object by name (fed only that object's changes) still gets
+    // bookmarks at the store's version, as kube-apiserver sends them: resumed from one,
+    // it does not replay the changes of other objects.
+    let mut w =
+        pods.watch(&WatchParams::default().fields("metadata.name=a").timeout(3), "0").await.unwrap().boxed();
+    assert_eq!(event_name(&next_raw(&mut w).await), ("ADDED", "a".into()));
+    let b = pods.create(&PostParams::default(), &pod("b")).await.unwrap();
+    let b_rv: u64 = b.resource_version().unwrap().parse().unwrap();
+    loop {
+        match event_name(&next_raw(&mut w).await) {
+            ("BOOKMARK", rv) if rv.parse::<u64>().unwrap() >= b_rv => break,
+            ("BOOKMARK", _) => continue,
+            other => panic!("only bookmarks were due, got {other:?}"),
+        }
+    }
     cluster.finish().await.unwrap();
 }
 

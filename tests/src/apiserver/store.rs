@@ -107,17 +107,19 @@ fn field_str<'a>(o: &'a Value, path: &str) -> &'a str {
 /// A change as the history keeps it: its objects as JSON, about an eighth of their
 /// size as `Value`s (a thousand-node rollout retains hundreds of thousands of changes).
 #[derive(Debug)]
-struct Retained {
+pub struct Retained {
     kind: EventType,
-    rv: u64,
+    /// resourceVersion of the change.
+    pub rv: u64,
     /// Shared with the object's entry in the store, and with the next change's `prev`.
     object: Arc<[u8]>,
     prev: Option<Arc<[u8]>>,
 }
 
 impl Retained {
-    /// The change again, for a watch that replays it.
-    fn change(&self, key: &str) -> Change {
+    /// The change again, for a watch that replays it (parsed one at a time: a replay of
+    /// a long history held at once as `Value`s took gigabytes).
+    pub fn change(&self, key: &str) -> Change {
         let parse = |json: &[u8]| Arc::new(serde_json::from_slice(json).unwrap_or_default());
         Change {
             kind: self.kind,
@@ -131,7 +133,7 @@ impl Retained {
 
 #[derive(Debug, Default)]
 struct History {
-    events: VecDeque<Retained>,
+    events: VecDeque<Arc<Retained>>,
     /// The resourceVersion of the newest event dropped from the history.
     compacted: u64,
 }
@@ -295,7 +297,12 @@ impl State {
         *self.changes.entry(change.key.clone()).or_default() += 1;
         let change = Arc::new(change);
         let h = self.history.entry(change.key.clone()).or_default();
-        h.events.push_back(Retained { kind: change.kind, rv: change.rv, object: json, prev: prev_json });
+        h.events.push_back(Arc::new(Retained {
+            kind: change.kind,
+            rv: change.rv,
+            object: json,
+            prev: prev_json,
+        }));
         while h.events.len() > self.history_limit {
             if let Some(old) = h.events.pop_front() {
                 h.compacted = old.rv;
@@ -330,14 +337,13 @@ impl State {
     ///
     /// # Errors
     /// 410 Expired when `rv` is older than the retained history.
-    pub fn since(&self, key: &str, rv: u64) -> Result<Vec<Arc<Change>>, Status> {
+    pub fn since(&self, key: &str, rv: u64) -> Result<Vec<Arc<Retained>>, Status> {
         let compacted = self.compacted(key);
         if rv < compacted {
             return Err(Status::expired(format!("too old resource version: {rv} ({compacted})")));
         }
         let Some(h) = self.history.get(key) else { return Ok(Vec::new()) };
-        let newer = h.events.iter().skip_while(|c| c.rv <= rv);
-        Ok(newer.map(|c| Arc::new(c.change(key))).collect())
+        Ok(h.events.iter().skip_while(|c| c.rv <= rv).cloned().collect())
     }
 
     /// The oldest resourceVersion from which a watch of `key` can still start.
@@ -377,7 +383,8 @@ mod tests {
         assert_ne!(s.next_uid(), s.next_uid());
         // a replay carries each change's object and the one before it
         s.put("/configmaps", json!({"metadata": {"name": "c1", "namespace": "d"}, "data": {"k": "v"}}));
-        let replayed = s.since("/configmaps", 6).unwrap();
+        let replayed: Vec<Change> =
+            s.since("/configmaps", 6).unwrap().iter().map(|r| r.change("/configmaps")).collect();
         assert_eq!(replayed.len(), 1);
         assert_eq!((replayed[0].kind, replayed[0].rv), (EventType::Modified, 7));
         assert_eq!(replayed[0].object["data"]["k"], "v");

@@ -7,7 +7,10 @@ use http::{Response, header};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use serde_json::{Value, json};
-use tokio::sync::{broadcast::error::RecvError, mpsc};
+use tokio::sync::{
+    broadcast::error::{RecvError, TryRecvError},
+    mpsc,
+};
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{Instrument, debug, info_span};
 
@@ -18,7 +21,7 @@ use super::{
     protobuf,
     resources::ResourceInfo,
     server::{Body, Request, Shared},
-    store::{Change, EventType, FEED_FIELDS, Feed, ns_of},
+    store::{Change, EventType, FEED_FIELDS, Feed, Retained, ns_of},
     table::Printer,
 };
 
@@ -81,6 +84,26 @@ impl Watcher {
                 self.send("ERROR", s.to_json()).await;
                 false
             }
+        }
+    }
+
+    /// Sends what a live change means to this watch; whether it goes on.
+    async fn feed(&self, change: Result<Arc<Change>, RecvError>, last_rv: &mut u64) -> bool {
+        match change {
+            Ok(c) if c.rv <= *last_rv => true,
+            Ok(c) => {
+                *last_rv = c.rv;
+                match self.translate(&c) {
+                    Some((ty, o)) => self.send_object(ty, o).await,
+                    None => true,
+                }
+            }
+            Err(RecvError::Lagged(_)) => {
+                self.send("ERROR", Status::expired("watch fell behind; too old resource version").to_json())
+                    .await;
+                false
+            }
+            Err(RecvError::Closed) => false,
         }
     }
 
@@ -202,7 +225,7 @@ pub async fn watch(
 async fn run(
     w: Watcher,
     initial: Vec<Value>,
-    replay: Result<Vec<Arc<Change>>, Status>,
+    replay: Result<Vec<Arc<Retained>>, Status>,
     mut live: tokio::sync::broadcast::Receiver<Arc<Change>>,
     start_rv: u64,
     initial_end_bookmark: bool,
@@ -228,9 +251,9 @@ async fn run(
             return;
         }
         Ok(changes) => {
-            for c in changes {
-                last_rv = last_rv.max(c.rv);
-                if let Some((ty, o)) = w.translate(&c)
+            for r in changes {
+                last_rv = last_rv.max(r.rv);
+                if let Some((ty, o)) = w.translate(&r.change(&w.key))
                     && !w.send_object(ty, o).await
                 {
                     return;
@@ -247,25 +270,29 @@ async fn run(
             _ = generation.changed() => return,
             () = w.tx.closed() => return,
             _ = tick.tick(), if bookmarks => {
+                // A bookmark carries the store's version, as kube-apiserver's do, not
+                // the last change this watch was fed: a watch of one node's pods
+                // resumed from that would replay every pod change since. Every change
+                // up to that version is in the feed already; deliver them first.
+                let now = w.shared.lock().rv();
+                loop {
+                    let c = match live.try_recv() {
+                        Ok(c) => Ok(c),
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                        Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                    };
+                    if !w.feed(c, &mut last_rv).await {
+                        return;
+                    }
+                }
+                last_rv = last_rv.max(now);
                 if !w.send("BOOKMARK", w.bookmark(last_rv, false)).await {
                     return;
                 }
             }
-            c = live.recv() => match c {
-                Ok(c) => {
-                    if c.rv <= last_rv {
-                        continue;
-                    }
-                    last_rv = c.rv;
-                    if let Some((ty, o)) = w.translate(&c) && !w.send_object(ty, o).await {
-                        return;
-                    }
-                }
-                Err(RecvError::Lagged(_)) => {
-                    w.send("ERROR", Status::expired("watch fell behind; too old resource version").to_json()).await;
-                    return;
-                }
-                Err(RecvError::Closed) => return,
+            c = live.recv() => if !w.feed(c, &mut last_rv).await {
+                return;
             },
         }
     }
