@@ -60,6 +60,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::node_local::{self, RESYNC, Stores, controlled_by};
+use crate::node_pods::NodePods;
 
 use crate::images::worker::Runtime;
 
@@ -282,7 +283,8 @@ impl Daemons {
         shutdown: CancellationToken,
     ) {
         let node = settings.node_name.clone();
-        node_local::run(&node, client.clone(), Self::new(settings, client, runtime), shutdown).await;
+        let pods = NodePods::start(&node, client.clone(), shutdown.clone());
+        node_local::run(&node, client.clone(), &pods, Self::new(settings, client, runtime), shutdown).await;
     }
 
     /// The runner of `settings.node_name`'s daemon pods.

@@ -15,6 +15,7 @@ pub mod images;
 pub mod metadata_env;
 pub mod metrics;
 pub mod node_local;
+pub mod node_pods;
 pub mod recreate;
 pub mod runtime;
 
@@ -114,9 +115,11 @@ pub async fn run_with(
         max_concurrent_pulls: config.max_concurrent_pulls,
         status_interval: config.status_interval,
     };
+    // the node's pods, watched once for the duties below
+    let pods = node_pods::NodePods::start(&config.node_name, client.clone(), shutdown.clone());
     let env = metadata_env::MetadataEnv::new(
         &config.node_name,
-        client.clone(),
+        pods.clone(),
         &config.cri_socket,
         config.control_socket.as_deref(),
         metrics.clone(),
@@ -125,6 +128,7 @@ pub async fn run_with(
     let recreator = recreate::Recreator::new(
         recreate::Settings { node_name: config.node_name.clone(), mode: config.recreate_mode },
         client.clone(),
+        pods.clone(),
         runtime.clone(),
         metrics.clone(),
     );
@@ -147,15 +151,15 @@ pub async fn run_with(
     let beating = tokio::spawn(beat.instrument(info_span!("heartbeat")));
     let broadcast_settings =
         broadcast::Settings { node_name: config.node_name.clone(), status_interval: config.status_interval };
-    // the node's DaemonSet and BroadcastJob pods, on one watch of its Node, its
-    // NodeState and its pods
+    // the node's DaemonSet and BroadcastJob pods, on one watch of its Node and its
+    // NodeState, and the pods
     let runners = (
         daemons::Daemons::new(daemon_settings, client.clone(), Some(runtime.clone())),
         broadcast::Broadcast::new(broadcast_settings, client.clone()),
     );
     let (node, runs_client, runs_stop) = (config.node_name.clone(), client.clone(), shutdown.clone());
     let workloads = tokio::spawn(
-        async move { node_local::run(&node, runs_client, runners, runs_stop).await }
+        async move { node_local::run(&node, runs_client, &pods, runners, runs_stop).await }
             .instrument(info_span!("node_workloads")),
     );
     images::Puller::new(settings, client, runtime, metrics).run(shutdown.clone()).await;

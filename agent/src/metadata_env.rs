@@ -17,10 +17,6 @@ use std::{
 
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::{Container, Pod};
-use kube::{
-    Api, Client,
-    runtime::{WatchStreamExt as _, watcher},
-};
 use stevedore_proto::{
     control::{KeyValue, RecreateContainerRequest, control_client::ControlClient},
     cri::{ContainerStatusRequest, StopContainerRequest, runtime_service_client::RuntimeServiceClient},
@@ -31,7 +27,10 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Code, transport::Channel};
 use tracing::{debug, info, warn};
 
-use crate::metrics::Metrics;
+use crate::{
+    metrics::Metrics,
+    node_pods::{NodePods, PodEvent},
+};
 
 /// The env vars of `c` that read pod metadata, with the values the pod's metadata
 /// gives them now (a missing key reads as the empty string, as kubelet does).
@@ -126,10 +125,10 @@ pub fn decide(
     Decision::Recreate(stale)
 }
 
-/// Watches the pods of one node and refreshes metadata env.
+/// Follows the pods of one node and refreshes metadata env.
 pub struct MetadataEnv {
     node: String,
-    client: Client,
+    pods: NodePods,
     runtime: RuntimeServiceClient<Channel>,
     control: Option<ControlClient<Channel>>,
     metrics: Arc<Metrics>,
@@ -145,11 +144,11 @@ impl std::fmt::Debug for MetadataEnv {
 }
 
 impl MetadataEnv {
-    /// For `node`, with CRI on `cri_socket` and the proxy's control API on
-    /// `control_socket` (if any).
+    /// For `node`, whose pods `pods` watches, with CRI on `cri_socket` and the proxy's
+    /// control API on `control_socket` (if any).
     pub fn new(
         node: &str,
-        client: Client,
+        pods: NodePods,
         cri_socket: &std::path::Path,
         control_socket: Option<&std::path::Path>,
         metrics: Arc<Metrics>,
@@ -157,27 +156,26 @@ impl MetadataEnv {
         let runtime = RuntimeServiceClient::new(uds::connect_lazy(cri_socket))
             .max_decoding_message_size(uds::MAX_MESSAGE_SIZE);
         let control = control_socket.map(|p| ControlClient::new(uds::connect_lazy(p)));
-        Self { node: node.to_owned(), client, runtime, control, metrics, done: HashMap::new() }
+        Self { node: node.to_owned(), pods, runtime, control, metrics, done: HashMap::new() }
     }
 
     /// Runs until `shutdown`.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let api: Api<Pod> = Api::all(self.client.clone());
-        let config = watcher::Config::default().fields(&format!("spec.nodeName={}", self.node));
-        let mut pods = watcher(api, config).default_backoff().applied_objects().boxed();
+        let store = self.pods.store();
+        let mut changes = std::pin::pin!(self.pods.changes());
         loop {
-            let pod = tokio::select! {
+            let pods = tokio::select! {
                 () = shutdown.cancelled() => return,
-                next = pods.next() => match next {
-                    Some(Ok(pod)) => pod,
-                    Some(Err(error)) => {
-                        debug!(%error, "pod watch error; it resumes");
-                        continue;
-                    }
+                next = changes.next() => match next {
+                    Some(PodEvent::Applied(pod)) => vec![pod],
+                    Some(PodEvent::Deleted(_)) => continue,
+                    Some(PodEvent::Resync) => store.state(),
                     None => return,
                 },
             };
-            self.sync(&pod).await;
+            for pod in pods {
+                self.sync(&pod).await;
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 //! What the node-local workload runners ([`crate::daemons`], [`crate::broadcast`])
-//! share: the watches (this node's Node and NodeState, the pods bound to this node),
+//! share: the watches (this node's Node and NodeState; the pods bound to this node
+//! come from the agent's one watch of them, [`crate::node_pods`]),
 //! the loop that runs a pass after each burst of events and at least every resync
 //! interval, and the pod creation and deletion they both do.
 //!
@@ -32,6 +33,8 @@ use kube::{
 };
 use serde::de::DeserializeOwned;
 use stevedore_proto::{crd::node_state::NodeState, keys, placement};
+
+use crate::node_pods::NodePods;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -74,13 +77,19 @@ impl<A: Runner + Send, B: Runner + Send> Runner for (A, B) {
     }
 }
 
-/// Watches what `runner` reads and runs its passes until `shutdown`.
-pub async fn run<R: Runner>(node: &str, client: Client, mut runner: R, shutdown: CancellationToken) {
+/// Watches what `runner` reads (the pods from the agent's one watch of them) and runs
+/// its passes until `shutdown`.
+pub async fn run<R: Runner>(
+    node: &str,
+    client: Client,
+    node_pods: &NodePods,
+    mut runner: R,
+    shutdown: CancellationToken,
+) {
     let (nodes, nodes_w) = reflector::store();
     let (states, states_w) = reflector::store();
-    let (pods, pods_w) = reflector::store();
+    let pods = node_pods.store();
     let by_name = watcher::Config::default().fields(&format!("metadata.name={node}"));
-    let on_node = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
     let events = stream::select_all([
         watcher(Api::<Node>::all(client.clone()), by_name.clone())
             .default_backoff()
@@ -92,11 +101,7 @@ pub async fn run<R: Runner>(node: &str, client: Client, mut runner: R, shutdown:
             .reflect(states_w)
             .map(|e| watched(e, "its NodeState"))
             .boxed(),
-        watcher(Api::<Pod>::all(client.clone()), on_node)
-            .default_backoff()
-            .reflect(pods_w)
-            .map(|e| watched(e, "its pods"))
-            .boxed(),
+        node_pods.changes().map(|_| true).boxed(),
     ]);
     let mut events = std::pin::pin!(events);
     let stores = Stores { nodes, states, pods };

@@ -2,7 +2,8 @@
 //! pods on its node, as OpenKruise's daemon does.
 //!
 //! - It watches only CRRs labelled `crr.apps.kruise.io/node-name=<node>` and
-//!   `crr.apps.kruise.io/active=true`, and the pods with `spec.nodeName=<node>`.
+//!   `crr.apps.kruise.io/active=true`, and reads the pods with `spec.nodeName=<node>`
+//!   from the agent's one watch of them ([`crate::node_pods`]).
 //! - Per pod one request is handled at a time: one already Recreating, else the
 //!   oldest; the others are marked Pending with a message naming the one that goes
 //!   first.
@@ -59,7 +60,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, debug, info, info_span, warn};
 
 use self::plan::{Assessment, Inputs, Killed, bare_id};
-use crate::{metrics::Metrics, runtime::Containers};
+use crate::{
+    metrics::Metrics,
+    node_pods::{NodePods, PodEvent},
+    runtime::Containers,
+};
 
 /// Node-wide cap on CRR status writes.
 pub const STATUS_WRITES_PER_SECOND: u32 = 20;
@@ -155,7 +160,7 @@ struct Inner {
 pub struct Recreator {
     inner: Arc<Inner>,
     crr_writer: Arc<Mutex<Option<reflector::store::Writer<ContainerRecreateRequest>>>>,
-    pod_writer: Arc<Mutex<Option<reflector::store::Writer<Pod>>>>,
+    node_pods: NodePods,
 }
 
 impl std::fmt::Debug for Recreator {
@@ -176,15 +181,16 @@ struct Recreated {
 }
 
 impl Recreator {
-    /// A recreator acting through `runtime`.
+    /// A recreator acting through `runtime`, reading the node's pods from `node_pods`.
     pub fn new(
         settings: Settings,
         client: Client,
+        node_pods: NodePods,
         runtime: Arc<dyn Containers>,
         metrics: Arc<Metrics>,
     ) -> Self {
         let (crrs, crr_writer) = reflector::store();
-        let (pods, pod_writer) = reflector::store();
+        let pods = node_pods.store();
         Self {
             inner: Arc::new(Inner {
                 settings,
@@ -198,7 +204,7 @@ impl Recreator {
                 written: Mutex::default(),
             }),
             crr_writer: Arc::new(Mutex::new(Some(crr_writer))),
-            pod_writer: Arc::new(Mutex::new(Some(pod_writer))),
+            node_pods,
         }
     }
 
@@ -206,8 +212,7 @@ impl Recreator {
     pub async fn run(self, shutdown: CancellationToken) {
         let node = self.inner.settings.node_name.clone();
         let crr_writer = self.crr_writer.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let pod_writer = self.pod_writer.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let (Some(crr_writer), Some(pod_writer)) = (crr_writer, pod_writer) else {
+        let Some(crr_writer) = crr_writer else {
             warn!("the recreator runs once");
             return;
         };
@@ -217,16 +222,10 @@ impl Recreator {
             .default_backoff()
             .reflect(crr_writer)
             .boxed();
-        let pod_api: Api<Pod> = Api::all(self.inner.client.clone());
-        let fields = format!("spec.nodeName={node}");
-        let pod_events = watcher(pod_api, watcher::Config::default().fields(&fields))
-            .default_backoff()
-            .reflect(pod_writer)
-            .boxed();
-        let mut events = futures_util::stream::select(
-            crr_events.map(|e| e.map(|e| keys_of_crr(&e))),
-            pod_events.map(|e| e.map(|e| keys_of_pod(&e))),
-        );
+        let pods = self.node_pods.store();
+        let pod_events = self.node_pods.changes().map(move |e| Ok(keys_of_pod(&e, &pods)));
+        let mut events =
+            futures_util::stream::select(crr_events.map(|e| e.map(|e| keys_of_crr(&e))), pod_events.boxed());
         info!(node = %node, mode = self.inner.settings.mode.as_str(), "watching the node's ContainerRecreateRequests");
         let mut workers: HashMap<Key, Arc<Notify>> = HashMap::new();
         let mut tasks: JoinSet<Key> = JoinSet::new();
@@ -280,12 +279,11 @@ fn keys_of_crr(e: &watcher::Event<ContainerRecreateRequest>) -> Vec<Key> {
     }
 }
 
-fn keys_of_pod(e: &watcher::Event<Pod>) -> Vec<Key> {
+fn keys_of_pod(e: &PodEvent, pods: &Store<Pod>) -> Vec<Key> {
+    let key = |p: &Pod| (p.namespace().unwrap_or_default(), p.name_any());
     match e {
-        watcher::Event::Apply(p) | watcher::Event::InitApply(p) | watcher::Event::Delete(p) => {
-            vec![(p.namespace().unwrap_or_default(), p.name_any())]
-        }
-        watcher::Event::Init | watcher::Event::InitDone => Vec::new(),
+        PodEvent::Applied(p) | PodEvent::Deleted(p) => vec![key(p)],
+        PodEvent::Resync => pods.state().iter().map(|p| key(p)).collect(),
     }
 }
 
