@@ -114,9 +114,34 @@ pub struct Retained {
     /// Shared with the object's entry in the store, and with the next change's `prev`.
     object: Arc<[u8]>,
     prev: Option<Arc<[u8]>>,
+    /// The values of [`FEED_FIELDS`] in the object and, where they differ, in `prev`:
+    /// a watch of one node's pods resumed from a bookmark replays only its own changes
+    /// without parsing every other one (five thousand agents resuming their watches
+    /// every few minutes each parsed thousands of changes).
+    fed: Vec<(&'static str, Box<str>)>,
 }
 
 impl Retained {
+    fn new(change: &Change, object: Arc<[u8]>, prev: Option<Arc<[u8]>>) -> Self {
+        let mut fed = Vec::new();
+        for path in FEED_FIELDS {
+            let now = field_str(&change.object, path);
+            fed.push((path, now.into()));
+            if let Some(before) = change.prev.as_deref().map(|p| field_str(p, path)).filter(|b| *b != now) {
+                fed.push((path, before.into()));
+            }
+        }
+        Self { kind: change.kind, rv: change.rv, object, prev, fed }
+    }
+
+    /// Whether a watch following `feed` receives this change (before its selectors).
+    fn feeds(&self, feed: Feed<'_>) -> bool {
+        match feed {
+            Feed::All => true,
+            Feed::Field(path, value) => self.fed.iter().any(|(p, v)| *p == path && **v == *value),
+        }
+    }
+
     /// The change again, for a watch that replays it (parsed one at a time: a replay of
     /// a long history held at once as `Value`s took gigabytes).
     pub fn change(&self, key: &str) -> Change {
@@ -297,12 +322,7 @@ impl State {
         *self.changes.entry(change.key.clone()).or_default() += 1;
         let change = Arc::new(change);
         let h = self.history.entry(change.key.clone()).or_default();
-        h.events.push_back(Arc::new(Retained {
-            kind: change.kind,
-            rv: change.rv,
-            object: json,
-            prev: prev_json,
-        }));
+        h.events.push_back(Arc::new(Retained::new(&change, json, prev_json)));
         while h.events.len() > self.history_limit {
             if let Some(old) = h.events.pop_front() {
                 h.compacted = old.rv;
@@ -333,17 +353,17 @@ impl State {
         tx.get_or_insert_with(|| broadcast::channel(capacity).0).subscribe()
     }
 
-    /// The retained changes of a resource newer than `rv`.
+    /// The retained changes of a resource newer than `rv` that `feed` carries.
     ///
     /// # Errors
     /// 410 Expired when `rv` is older than the retained history.
-    pub fn since(&self, key: &str, rv: u64) -> Result<Vec<Arc<Retained>>, Status> {
+    pub fn since(&self, key: &str, rv: u64, feed: Feed<'_>) -> Result<Vec<Arc<Retained>>, Status> {
         let compacted = self.compacted(key);
         if rv < compacted {
             return Err(Status::expired(format!("too old resource version: {rv} ({compacted})")));
         }
         let Some(h) = self.history.get(key) else { return Ok(Vec::new()) };
-        Ok(h.events.iter().skip_while(|c| c.rv <= rv).cloned().collect())
+        Ok(h.events.iter().skip_while(|c| c.rv <= rv).filter(|c| c.feeds(feed)).cloned().collect())
     }
 
     /// The oldest resourceVersion from which a watch of `key` can still start.
@@ -375,8 +395,8 @@ mod tests {
             s.put("/configmaps", json!({"metadata": {"name": format!("c{i}"), "namespace": "d"}}));
         }
         assert_eq!(s.rv(), 5);
-        assert_eq!(s.since("/configmaps", 3).unwrap().len(), 2);
-        assert_eq!(s.since("/configmaps", 2).unwrap_err().code, 410);
+        assert_eq!(s.since("/configmaps", 3, Feed::All).unwrap().len(), 2);
+        assert_eq!(s.since("/configmaps", 2, Feed::All).unwrap_err().code, 410);
         let gone = s.remove("/configmaps", "d", "c0").unwrap();
         assert_eq!(rv_of(&gone), 6);
         assert_eq!(s.list("/configmaps", Some("d")).count(), 3);
@@ -384,7 +404,7 @@ mod tests {
         // a replay carries each change's object and the one before it
         s.put("/configmaps", json!({"metadata": {"name": "c1", "namespace": "d"}, "data": {"k": "v"}}));
         let replayed: Vec<Change> =
-            s.since("/configmaps", 6).unwrap().iter().map(|r| r.change("/configmaps")).collect();
+            s.since("/configmaps", 6, Feed::All).unwrap().iter().map(|r| r.change("/configmaps")).collect();
         assert_eq!(replayed.len(), 1);
         assert_eq!((replayed[0].kind, replayed[0].rv), (EventType::Modified, 7));
         assert_eq!(replayed[0].object["data"]["k"], "v");
@@ -392,9 +412,9 @@ mod tests {
         assert_eq!(replayed[0].prev.as_ref().map(|p| rv_of(p)), Some(3));
         assert_eq!(s.history_retained().0, 2);
         s.forget_history();
-        assert_eq!(s.since("/configmaps", 7).unwrap_err().code, 410);
-        assert_eq!(s.since("/secrets", 7).unwrap_err().code, 410, "also resources without events");
-        assert!(s.since("/secrets", 8).unwrap().is_empty());
+        assert_eq!(s.since("/configmaps", 7, Feed::All).unwrap_err().code, 410);
+        assert_eq!(s.since("/secrets", 7, Feed::All).unwrap_err().code, 410, "also resources without events");
+        assert!(s.since("/secrets", 8, Feed::All).unwrap().is_empty());
     }
 
     #[test]
@@ -417,7 +437,7 @@ mod tests {
         s.put("/pods", pod("b", Some("n2")));
         s.put("/pods", pod("a", Some("n2")));
         s.put("/configmaps", json!({"metadata": {"name": "c", "namespace": "d"}}));
-        let mut got = |rx: &mut broadcast::Receiver<Arc<Change>>| {
+        let got = |rx: &mut broadcast::Receiver<Arc<Change>>| {
             std::iter::from_fn(|| rx.try_recv().ok()).map(|c| c.rv).collect::<Vec<_>>()
         };
         assert_eq!(got(&mut all), [2, 3, 4, 5]);
@@ -425,10 +445,16 @@ mod tests {
         assert_eq!(got(&mut unbound), [2, 3], "created unbound, then bound");
         assert_eq!(got(&mut named), [2, 3, 5]);
         assert_eq!(got(&mut maps), [6]);
+        // a replay carries what the live feed did
+        let replayed = |feed| s.since("/pods", 1, feed).unwrap().iter().map(|r| r.rv).collect::<Vec<_>>();
+        assert_eq!(replayed(Feed::All), [2, 3, 4, 5]);
+        assert_eq!(replayed(Feed::Field("spec.nodeName", "n1")), [3, 5]);
+        assert_eq!(replayed(Feed::Field("spec.nodeName", "")), [2, 3]);
+        assert_eq!(replayed(Feed::Field("metadata.name", "a")), [2, 3, 5]);
         // a feed nobody receives is dropped at its next change; a new watch gets a new one
         drop(n1);
         s.put("/pods", pod("c", Some("n1")));
-        assert!(s.feeds["/pods"].by_field["spec.nodeName"].get("n1").is_none());
+        assert!(!s.feeds["/pods"].by_field["spec.nodeName"].contains_key("n1"));
         let mut n1 = s.subscribe("/pods", Feed::Field("spec.nodeName", "n1"));
         s.put("/pods", pod("c", Some("n1")));
         assert_eq!(got(&mut n1), [8]);

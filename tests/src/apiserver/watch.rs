@@ -185,7 +185,8 @@ pub async fn watch(
     let (initial, replay, live, start_rv) = {
         let mut state = shared.lock();
         let follow = FEED_FIELDS.iter().find_map(|p| w.sel.exact_field(p).map(|v| Feed::Field(p, v)));
-        let live = state.subscribe(&w.key, follow.unwrap_or(Feed::All));
+        let follow = follow.unwrap_or(Feed::All);
+        let live = state.subscribe(&w.key, follow);
         let start_rv = state.rv();
         let synthetic = send_initial == Some(true) || (send_initial.is_none() && matches!(rv, "0" | ""));
         if synthetic {
@@ -195,7 +196,7 @@ pub async fn watch(
         } else {
             let n: u64 =
                 rv.parse().map_err(|_| Status::bad_request(format!("invalid resource version: {rv}")))?;
-            (Vec::new(), state.since(&w.res.key(), n), live, start_rv)
+            (Vec::new(), state.since(&w.res.key(), n, follow), live, start_rv)
         }
     };
     let span = info_span!("watch", resource = %w.res.key(), ns = w.ns.as_deref().unwrap_or(""));
