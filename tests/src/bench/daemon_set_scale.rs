@@ -3,7 +3,10 @@
 //! the controller's webhooks reached as a Service), the real controller binary with
 //! production flags, a [`HollowFleet`] of nodes and one agent per node (the agent's
 //! DaemonSet loop, `stevedore_agent::daemons`, run in this process with its own three
-//! watches per node: its Node, its NodeState, its pods). S sets are created and timed until every node runs their pods,
+//! watches per node: its Node, its NodeState, its pods), except the first node, whose
+//! agent is the real binary, to measure an agent's own memory (it has no CRI socket:
+//! a hollow node has no runtime, and its image pre-pulls fail and are logged). S sets
+//! are created and timed until every node runs their pods,
 //! then rolled in place to a new image and timed until every pod is updated.
 //!
 //! Counted by the API server per user: the requests and the watch events delivered to
@@ -30,6 +33,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    agent_process::{AgentOptions, AgentProcess},
     apiserver::{ApiServer, Hooks, Options},
     bench::clone_set_scale::{peak_rss_kib, status_kib, user},
     cluster::Services,
@@ -94,6 +98,8 @@ pub struct DaemonScaleFigures {
     pub node_states: usize,
     /// The controller's peak resident memory, in KiB.
     pub controller_peak_rss_kib: u64,
+    /// The real agent binary's (first node's) peak and final resident memory, in KiB.
+    pub agent_rss_kib: (u64, u64),
     /// This process's resident memory before the agents started and at the end, in
     /// KiB (the agents' share of it, with the fleet and the API server beside them).
     pub process_rss_kib: [u64; 4],
@@ -112,6 +118,8 @@ const CONTROLLER: &str = "stevedore-controller";
 const CLUSTER: &str = "hollow-cluster";
 const AGENTS: &str = "stevedore-agents";
 const CENTRAL: &str = "central-pod-watch";
+/// The real agent binary of the first node (counted with the agents, and alone).
+const BINARY: &str = "stevedore-agent-binary";
 const NS: &str = "bench";
 /// How long each phase may take.
 const LIMIT: Duration = Duration::from_secs(1800);
@@ -209,6 +217,7 @@ pub async fn run(counts: DaemonScaleCounts) -> anyhow::Result<DaemonScaleFigures
         ("cluster-token", CLUSTER),
         ("agents-token", AGENTS),
         ("central-token", CENTRAL),
+        ("binary-token", BINARY),
     ] {
         opts.tokens.insert(token, user(who));
     }
@@ -232,7 +241,7 @@ pub async fn run(counts: DaemonScaleCounts) -> anyhow::Result<DaemonScaleFigures
     let kubeconfig = dir.path().join("controller-kubeconfig");
     server.write_kubeconfig(&kubeconfig, "controller-token")?;
     let mut controller = start_serving(&admin, &services, &kubeconfig, dir.path(), &[]).await?;
-    let result = phases(&server, &admin, controller.pid(), counts, &names, stop.clone()).await;
+    let result = phases(&server, &admin, controller.pid(), counts, &names, dir.path(), stop.clone()).await;
     let result = result.map_err(|e| e.context(format!("controller log:\n{}", controller.log_tail(30))));
     controller.stop().await?;
     stop.cancel();
@@ -246,6 +255,7 @@ async fn phases(
     pid: u32,
     counts: DaemonScaleCounts,
     names: &[String],
+    dir: &std::path::Path,
     stop: CancellationToken,
 ) -> anyhow::Result<DaemonScaleFigures> {
     // the controller gives every node its NodeState
@@ -264,7 +274,18 @@ async fn phases(
     let agents: Vec<kube::Client> =
         (0..connections).map(|_| server.multiplexed_client_as("agents-token")).collect::<Result<_, _>>()?;
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, node) in names.iter().enumerate() {
+    let agent_kubeconfig = dir.join("agent-kubeconfig");
+    server.write_kubeconfig(&agent_kubeconfig, "binary-token")?;
+    let agent = AgentOptions {
+        node_name: names[0].clone(),
+        kubeconfig: agent_kubeconfig,
+        cri_socket: dir.join("no-runtime.sock"),
+        control_socket: None,
+        namespace: webhooks::NAMESPACE.to_owned(),
+        extra: Vec::new(),
+    };
+    let mut agent = AgentProcess::start(dir, &agent).await?;
+    for (i, node) in names.iter().enumerate().skip(1) {
         let (lease, beat) = (heartbeat::Beating::default(), Duration::from_secs(20));
         let settings = AgentSettings {
             node_name: node.clone(),
@@ -289,15 +310,15 @@ async fn phases(
         while events.next().await.is_some() {}
     });
 
-    let traffic = |who: &str| {
+    let traffic = |who: &[&str]| {
         let (r, e) = (server.requests_by_user(), server.watch_events());
-        let mine = e.iter().filter(|((u, _), _)| u == who);
+        let mine = e.iter().filter(|((u, _), _)| who.contains(&u.as_str()));
         let all: u64 = mine.clone().map(|(_, n)| n).sum();
         let pods: u64 = mine.clone().filter(|((_, res), _)| res == "/pods").map(|(_, n)| n).sum();
         let sets: u64 = mine.filter(|((_, res), _)| res.ends_with("/daemonsets")).map(|(_, n)| n).sum();
-        (r.get(who).copied().unwrap_or(0), all, pods, sets)
+        (who.iter().map(|u| r.get(*u).copied().unwrap_or(0)).sum::<u64>(), all, pods, sets)
     };
-    let parties = [CONTROLLER, AGENTS, CENTRAL];
+    let parties: [&[&str]; 3] = [&[CONTROLLER], &[AGENTS, BINARY], &[CENTRAL]];
     let t0: Vec<(u64, u64, u64, u64)> = parties.iter().map(|p| traffic(p)).collect();
     let detail0 = (server.requests_by_kind(), server.watch_events());
     let pod_changes0 = server.changes("/pods");
@@ -325,27 +346,29 @@ async fn phases(
     let detail2 = (server.requests_by_kind(), server.watch_events());
     let pod_changes = server.changes("/pods") - pod_changes0;
     let delta =
-        |who: &str, before: &BTreeMap<(String, String), u64>, after: &BTreeMap<(String, String), u64>| {
-            let mut out: Vec<(String, u64)> = after
-                .iter()
-                .filter(|((u, _), _)| u == who)
-                .map(|((_, k), n)| {
-                    (k.clone(), n - before.get(&(who.to_owned(), k.clone())).copied().unwrap_or(0))
-                })
-                .filter(|(_, n)| *n > 0)
-                .collect();
+        |who: &[&str], before: &BTreeMap<(String, String), u64>, after: &BTreeMap<(String, String), u64>| {
+            let mut sum: BTreeMap<String, u64> = BTreeMap::new();
+            for ((u, k), n) in after.iter().filter(|((u, _), _)| who.contains(&u.as_str())) {
+                *sum.entry(k.clone()).or_default() +=
+                    n - before.get(&(u.clone(), k.clone())).copied().unwrap_or(0);
+            }
+            let mut out: Vec<(String, u64)> = sum.into_iter().filter(|(_, n)| *n > 0).collect();
             out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             out
         };
+    let nothing = BTreeMap::new();
     let breakdown = vec![
-        ("controller requests", delta(CONTROLLER, &detail0.0, &detail2.0)),
-        ("controller watch events", delta(CONTROLLER, &detail0.1, &detail2.1)),
-        ("agents' requests", delta(AGENTS, &detail0.0, &detail2.0)),
-        ("agents' watch events", delta(AGENTS, &detail0.1, &detail2.1)),
+        ("controller requests, both phases", delta(&[CONTROLLER], &detail0.0, &detail2.0)),
+        ("controller watch events, both phases", delta(&[CONTROLLER], &detail0.1, &detail2.1)),
+        ("agents' requests, both phases", delta(&[AGENTS, BINARY], &detail0.0, &detail2.0)),
+        ("agents' watch events, both phases", delta(&[AGENTS, BINARY], &detail0.1, &detail2.1)),
+        ("the real agent's requests, from its start", delta(&[BINARY], &nothing, &detail2.0)),
     ];
     let pods = Api::<Pod>::all(admin.clone()).list_metadata(&Default::default()).await?.items.len();
     let rss_after = status_kib(me, "VmRSS:").unwrap_or(0);
     let controller_peak = peak_rss_kib(pid).unwrap_or(0);
+    let agent_rss = (peak_rss_kib(agent.pid()).unwrap_or(0), status_kib(agent.pid(), "VmRSS:").unwrap_or(0));
+    agent.stop().await?;
     stop.cancel();
     while tasks.join_next().await.is_some() {}
     let party = |i: usize| Traffic {
@@ -365,6 +388,7 @@ async fn phases(
         pods,
         node_states: counts.nodes,
         controller_peak_rss_kib: controller_peak,
+        agent_rss_kib: agent_rss,
         process_rss_kib: [rss_before, rss_idle, rss_created, rss_after],
         history: server.history_retained(),
         breakdown,
@@ -443,7 +467,7 @@ pub fn report(f: &DaemonScaleFigures) -> String {
     );
     for (what, rows) in &f.breakdown {
         let list: Vec<String> = rows.iter().map(|(k, n)| format!("{k} {n}")).collect();
-        let _ = writeln!(out, "  {what}, both phases: {}", list.join(", "));
+        let _ = writeln!(out, "  {what}: {}", list.join(", "));
     }
     let mb = f.process_rss_kib.map(|k| k as f64 / 1024.0);
     let _ = writeln!(
@@ -456,6 +480,12 @@ pub fn report(f: &DaemonScaleFigures) -> String {
         mb[2],
         mb[3],
         (mb[3] - mb[0]) * 1024.0 / f.nodes.max(1) as f64
+    );
+    let _ = writeln!(
+        out,
+        "  a real stevedore-agent process (the first node's): peak RSS {:.1} MB, {:.1} MB at the end",
+        f.agent_rss_kib.0 as f64 / 1024.0,
+        f.agent_rss_kib.1 as f64 / 1024.0
     );
     let _ = writeln!(
         out,

@@ -6,7 +6,6 @@
 
 use std::{fmt::Write as _, sync::Arc, time::Duration};
 
-use anyhow::Context as _;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::{api::core::v1::Node, jiff::Timestamp};
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
@@ -23,7 +22,8 @@ use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    apiserver::{ApiServer, Options, UserInfo},
+    apiserver::{ApiServer, Options},
+    bench::clone_set_scale::{peak_rss_kib, user},
     controller_process::{ControllerProcess, free_addr, install},
     kubelet::{Config as KubeletConfig, node::node_object},
 };
@@ -94,16 +94,6 @@ impl Runtime for Instant0 {
 
 const CONTROLLER: &str = "stevedore-controller";
 const AGENTS: &str = "hollow-agents";
-
-fn user(name: &str) -> UserInfo {
-    UserInfo { username: name.into(), uid: name.into(), ..UserInfo::admin() }
-}
-
-fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("no VmHWM")?;
-    Ok(line.split_whitespace().nth(1).context("malformed VmHWM")?.parse()?)
-}
 
 /// Runs it.
 ///
