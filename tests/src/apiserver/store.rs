@@ -363,7 +363,10 @@ impl State {
             return Err(Status::expired(format!("too old resource version: {rv} ({compacted})")));
         }
         let Some(h) = self.history.get(key) else { return Ok(Vec::new()) };
-        Ok(h.events.iter().skip_while(|c| c.rv <= rv).filter(|c| c.feeds(feed)).cloned().collect())
+        // the history is in resourceVersion order: the search does not walk the changes
+        // a resumed watch has seen (hundreds of thousands at 5,000 nodes, under the lock)
+        let newer = h.events.range(h.events.partition_point(|c| c.rv <= rv)..);
+        Ok(newer.filter(|c| c.feeds(feed)).cloned().collect())
     }
 
     /// The oldest resourceVersion from which a watch of `key` can still start.

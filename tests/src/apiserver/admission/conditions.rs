@@ -39,8 +39,12 @@ pub(super) fn evaluate(
         return Verdict::Call;
     }
     let mut context = cel::Context::default();
+    // Only the variables an expression names are bound: binding converts the whole
+    // object (a pod, at every write of one) and most conditions read only `request`.
+    let named = |name: &str| conditions.iter().any(|c| c.expression.contains(name));
     let bound = [("request", request), ("object", object), ("oldObject", old_object)]
         .into_iter()
+        .filter(|(name, _)| named(name))
         .try_for_each(|(name, value)| context.add_variable(name, value));
     if let Err(err) = bound {
         return Verdict::Error(format!("cannot bind the request for CEL: {err}"));
