@@ -88,6 +88,23 @@ fn parse(ours: &[String]) -> anyhow::Result<Selection> {
     Ok(s)
 }
 
+/// Runs one benchmark until it ends or the bench is stopped (SIGINT, SIGTERM). A stop
+/// drops it, so that the processes it started (controller, agent, proxy) are stopped by
+/// their `Drop` instead of being left running.
+fn until_stopped<T>(
+    rt: &tokio::runtime::Runtime,
+    bench: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    rt.block_on(async {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = bench => r,
+            _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
+            _ = terminate.recv() => anyhow::bail!("terminated"),
+        }
+    })
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (ours, proxy) = match args.iter().position(|a| a == "--") {
@@ -100,25 +117,25 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     if sel.latency {
         let counts = if smoke { bench::Counts::smoke() } else { bench::Counts::full() };
-        let scenarios = rt.block_on(bench::run(counts, &proxy))?;
+        let scenarios = until_stopped(&rt, bench::run(counts, &proxy))?;
         print!("{}", bench::report(&scenarios));
     }
     if sel.pulls {
         let counts = if smoke { pulls::PullCounts::smoke() } else { pulls::PullCounts::full() };
-        let figures = rt.block_on(pulls::run(counts))?;
+        let figures = until_stopped(&rt, pulls::run(counts))?;
         print!("{}", pulls::report(&figures));
     }
     if sel.hollow {
         let counts = if smoke { hollow::HollowCounts::smoke() } else { hollow::HollowCounts::full() };
-        let figures = rt.block_on(hollow::run(counts))?;
+        let figures = until_stopped(&rt, hollow::run(counts))?;
         print!("{}", hollow::report(&figures));
     }
     if sel.recreate {
         let counts = if smoke { recreate::RecreateCounts::smoke() } else { recreate::RecreateCounts::full() };
-        let figures = rt.block_on(recreate::run(counts))?;
+        let figures = until_stopped(&rt, recreate::run(counts))?;
         print!("{}", recreate::report(&figures));
         let counts = if smoke { crr::CrrCounts::smoke() } else { crr::CrrCounts::full() };
-        let figures = rt.block_on(crr::run(counts))?;
+        let figures = until_stopped(&rt, crr::run(counts))?;
         print!("{}", crr::report(&figures));
     }
     // The CloneSet benchmarks run a whole cluster in this process (API server,
@@ -133,7 +150,7 @@ fn main() -> anyhow::Result<()> {
         if !sel.cloneset_budgets.is_empty() {
             counts.budgets = sel.cloneset_budgets.clone();
         }
-        let figures = mt.block_on(clone_set::run(counts))?;
+        let figures = until_stopped(&mt, clone_set::run(counts))?;
         print!("{}", clone_set::report(&figures));
     }
     if sel.cloneset_scale {
@@ -141,7 +158,7 @@ fn main() -> anyhow::Result<()> {
             if smoke { clone_set_scale::ScaleCounts::smoke() } else { clone_set_scale::ScaleCounts::full() };
         counts.nodes = sel.scale_nodes.unwrap_or(counts.nodes);
         counts.replicas = sel.scale_replicas.unwrap_or(counts.replicas);
-        let figures = mt.block_on(clone_set_scale::run(counts))?;
+        let figures = until_stopped(&mt, clone_set_scale::run(counts))?;
         print!("{}", clone_set_scale::report(&figures));
     }
     if sel.daemonset_scale {
@@ -152,7 +169,7 @@ fn main() -> anyhow::Result<()> {
         };
         counts.nodes = sel.scale_nodes.unwrap_or(counts.nodes);
         counts.sets = sel.scale_sets.unwrap_or(counts.sets);
-        let figures = mt.block_on(daemon_set_scale::run(counts))?;
+        let figures = until_stopped(&mt, daemon_set_scale::run(counts))?;
         print!("{}", daemon_set_scale::report(&figures));
     }
     Ok(())
