@@ -33,11 +33,11 @@ use kube::{
 };
 use serde::de::DeserializeOwned;
 use stevedore_proto::{crd::node_state::NodeState, keys, placement};
-
-use crate::node_pods::NodePods;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
+
+use crate::node_pods::NodePods;
 
 /// Events closer together than this are handled in one pass.
 const DEBOUNCE: Duration = Duration::from_millis(50);

@@ -86,9 +86,7 @@ impl Feeds {
             self.all = None;
         }
         for (path, by_value) in &mut self.by_field {
-            let now = field_str(&change.object, path);
-            let before = change.prev.as_deref().map(|p| field_str(p, path)).filter(|b| *b != now);
-            for value in std::iter::once(now).chain(before) {
+            for value in fed_values(change, path) {
                 if let Some(Some(tx)) = by_value.get(value)
                     && tx.send(change.clone()).is_err()
                 {
@@ -97,6 +95,14 @@ impl Feeds {
             }
         }
     }
+}
+
+/// The values a change has at `path`: the object's, and the previous object's where it
+/// differs (a pod moved off a node is a change of that node's pods too).
+fn fed_values<'a>(change: &'a Change, path: &str) -> impl Iterator<Item = &'a str> {
+    let now = field_str(&change.object, path);
+    let before = change.prev.as_deref().map(|p| field_str(p, path)).filter(|b| *b != now);
+    std::iter::once(now).chain(before)
 }
 
 /// A string field at a dotted path; `""` when absent, as field selectors read it.
@@ -123,14 +129,8 @@ pub struct Retained {
 
 impl Retained {
     fn new(change: &Change, object: Arc<[u8]>, prev: Option<Arc<[u8]>>) -> Self {
-        let mut fed = Vec::new();
-        for path in FEED_FIELDS {
-            let now = field_str(&change.object, path);
-            fed.push((path, now.into()));
-            if let Some(before) = change.prev.as_deref().map(|p| field_str(p, path)).filter(|b| *b != now) {
-                fed.push((path, before.into()));
-            }
-        }
+        let fed =
+            FEED_FIELDS.iter().flat_map(|path| fed_values(change, path).map(|v| (*path, v.into()))).collect();
         Self { kind: change.kind, rv: change.rv, object, prev, fed }
     }
 
