@@ -169,11 +169,14 @@ async fn all_done(
     Ok(Some(hashes))
 }
 
+/// Waits for [`all_done`], printing each set's progress and `so_far` (the traffic of
+/// the phase until now, so that a run stopped early still tells it) every 15 s.
 async fn wait_done(
     sets: &Api<DaemonSet>,
     nodes: usize,
     not: &[String],
     what: &str,
+    so_far: &dyn Fn() -> String,
 ) -> anyhow::Result<Vec<String>> {
     let start = Instant::now();
     let mut told = Instant::now();
@@ -193,9 +196,10 @@ async fn wait_done(
                 })
                 .collect();
             eprintln!(
-                "  {what}: {:.0} s, updated/available per set: {}",
+                "  {what}: {:.0} s, updated/available per set: {}\n    so far: {}",
                 start.elapsed().as_secs_f64(),
-                counts.join(" ")
+                counts.join(" "),
+                so_far()
             );
             told = Instant::now();
         }
@@ -327,10 +331,27 @@ async fn phases(
     for i in 0..counts.sets {
         sets.create(&PostParams::default(), &set(i, "registry.example.com/daemon:v1")?).await?;
     }
-    let first = wait_done(&sets, counts.nodes, &[], "every pod ready").await?;
+    let so_far = |base: &[(u64, u64, u64, u64)], changes: u64| {
+        let now: Vec<(u64, u64, u64, u64)> = parties.iter().map(|p| traffic(p)).collect();
+        let d = |i: usize| (now[i].0 - base[i].0, now[i].1 - base[i].1, now[i].2 - base[i].2);
+        let (c, a, central) = (d(0), d(1), d(2));
+        format!(
+            "controller {} requests, {} watch events ({} of pods); agents {} requests, {} events; central pod \
+             watch {} events; pod changes {}",
+            c.0,
+            c.1,
+            c.2,
+            a.0,
+            a.1,
+            central.1,
+            server.changes("/pods") - changes
+        )
+    };
+    let first = wait_done(&sets, counts.nodes, &[], "every pod ready", &|| so_far(&t0, pod_changes0)).await?;
     let create = t.elapsed();
     let rss_created = status_kib(me, "VmRSS:").unwrap_or(0);
     let t1: Vec<(u64, u64, u64, u64)> = parties.iter().map(|p| traffic(p)).collect();
+    let pod_changes1 = server.changes("/pods");
 
     let patch = json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image",
         "value": "registry.example.com/daemon:v2"}]);
@@ -340,7 +361,7 @@ async fn phases(
         sets.patch(&format!("daemon-{i}"), &PatchParams::default(), &Patch::Json::<()>(patch.clone()))
             .await?;
     }
-    wait_done(&sets, counts.nodes, &first, "every pod updated").await?;
+    wait_done(&sets, counts.nodes, &first, "every pod updated", &|| so_far(&t1, pod_changes1)).await?;
     let roll = t.elapsed();
     let t2: Vec<(u64, u64, u64, u64)> = parties.iter().map(|p| traffic(p)).collect();
     let detail2 = (server.requests_by_kind(), server.watch_events());
