@@ -216,16 +216,11 @@ pub async fn list(shared: &Shared, res: &ResourceInfo, req: &Request) -> Result<
             Some((rv, _, _)) => *rv,
             None => state.rv(),
         };
-        let mut matching = state
-            .list(&res.key(), ns.as_deref())
-            .filter(|o| {
-                after.as_ref().is_none_or(|(_, n, m)| {
-                    (super::store::ns_of(o), super::store::name_of(o)) > (n.as_str(), m.as_str())
-                })
-            })
-            .filter(|o| sel.matches(o));
+        let from = after.as_ref().map(|(_, n, m)| (n.as_str(), m.as_str()));
+        let mut matching = state.list_after(&res.key(), ns.as_deref(), from).filter(|o| sel.matches(o));
         let items: Vec<Value> = matching.by_ref().take(limit).cloned().collect();
-        let rest = matching.count();
+        // counted only where it is told (remainingItemCount, without selectors)
+        let rest = if sel.is_empty() { matching.count() } else { usize::from(matching.next().is_some()) };
         (items, list_rv, rest > 0, rest)
     };
     let mut metadata = json!({ "resourceVersion": list_rv.to_string() });
