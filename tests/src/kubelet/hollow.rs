@@ -112,10 +112,13 @@ impl HollowFleet {
         client: kube::Client,
         shutdown: CancellationToken,
     ) -> Result<HollowFleet> {
-        futures_util::stream::iter(cfgs.iter().map(|c| node::register(c, &client)))
-            .buffer_unordered(16)
-            .try_collect::<Vec<()>>()
-            .await?;
+        // owned futures: the fleet may be started on a runtime of its own (`spawn`
+        // needs a future that holds no borrow of a closure's argument)
+        let register = cfgs.iter().cloned().map(|c| {
+            let client = client.clone();
+            async move { node::register(&c, &client).await }
+        });
+        futures_util::stream::iter(register).buffer_unordered(16).try_collect::<Vec<()>>().await?;
         let nodes = cfgs.len();
         let host_ips: Arc<HashMap<String, String>> =
             Arc::new(cfgs.iter().map(|c| (c.node_name.clone(), c.host_ip.clone())).collect());
@@ -175,8 +178,11 @@ async fn run_pods(client: kube::Client, host_ips: Arc<HashMap<String, String>>, 
                 (uid, r)
             });
         }
-        held.extend(order.drain(..));
-        order = held;
+        // back at the front, in their order (not the whole queue moved behind them: at
+        // 5,000 nodes it held tens of thousands of pods, copied at every event)
+        while let Some(uid) = held.pop_back() {
+            order.push_front(uid);
+        }
         tokio::select! {
             _ = shutdown.cancelled() => return,
             Some(done) = syncs.join_next(), if !syncs.is_empty() => {
