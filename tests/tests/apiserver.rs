@@ -399,6 +399,14 @@ async fn selectors_are_as_strict_as_the_real_server() {
         assert_eq!(names(pods.list(&ListParams::default().labels(sel)).await.unwrap()), want, "{sel}");
     }
     assert_eq!(names(pods.list(&ListParams::default().fields("metadata.name=b")).await.unwrap()), ["b"]);
+    // one object by name is looked up: with labels too, absent, cluster-scoped
+    let by = |f: &str, l: &str| ListParams::default().fields(f).labels(l);
+    assert_eq!(names(pods.list(&by("metadata.name=b", "tier=be")).await.unwrap()), ["b"]);
+    assert!(names(pods.list(&by("metadata.name=b", "!tier")).await.unwrap()).is_empty());
+    assert!(names(pods.list(&by("metadata.name=c", "")).await.unwrap()).is_empty());
+    let spaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(cluster.client());
+    let listed = spaces.list(&ListParams::default().fields("metadata.name=default")).await.unwrap();
+    assert_eq!(listed.items.iter().map(|n| n.name_any()).collect::<Vec<_>>(), ["default"]);
     assert_eq!(names(pods.list(&ListParams::default().fields("spec.nodeName=")).await.unwrap()), ["a", "b"]);
     assert_eq!(
         names(pods.list(&ListParams::default().fields("status.phase!=Pending")).await.unwrap()).len(),

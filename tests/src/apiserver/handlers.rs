@@ -217,7 +217,19 @@ pub async fn list(shared: &Shared, res: &ResourceInfo, req: &Request) -> Result<
             None => state.rv(),
         };
         let from = after.as_ref().map(|(_, n, m)| (n.as_str(), m.as_str()));
-        let mut matching = state.list_after(&res.key(), ns.as_deref(), from).filter(|o| sel.matches(o));
+        // one object by name, in one namespace or cluster-scoped, is looked up, not
+        // found by walking them all (each of 5,000 node agents lists its Node and its
+        // NodeState so)
+        let named = match (sel.exact_field("metadata.name"), res.namespaced, ns.as_deref(), &after) {
+            (Some(name), false, _, None) => Some(("", name)),
+            (Some(name), true, Some(n), None) => Some((n, name)),
+            _ => None,
+        };
+        let candidates: Box<dyn Iterator<Item = &Value>> = match named {
+            Some((n, name)) => Box::new(state.get(&res.key(), n, name).into_iter()),
+            None => Box::new(state.list_after(&res.key(), ns.as_deref(), from)),
+        };
+        let mut matching = candidates.filter(|o| sel.matches(o));
         let items: Vec<Value> = matching.by_ref().take(limit).cloned().collect();
         // counted only where it is told (remainingItemCount, without selectors)
         let rest = if sel.is_empty() { matching.count() } else { usize::from(matching.next().is_some()) };
