@@ -4,13 +4,9 @@
 //! patches of the same node written at the same time) and taken back when the
 //! workload is deleted, and each workload's passes are spaced.
 
-use std::{
-    collections::{HashMap, HashSet, VecDeque},
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use futures_util::{StreamExt as _, stream, stream::FuturesUnordered};
+use futures_util::{StreamExt as _, stream};
 use k8s_openapi::api::{coordination::v1::Lease, core::v1::Node};
 use k8s_openapi::jiff::Timestamp;
 use kube::{
@@ -259,98 +255,49 @@ fn stopped_error() -> kube::Error {
 }
 
 impl SpecWrites {
-    /// Sends the patches until `stop`, at most 32 at once: each node's in the order
-    /// they came, one request at a time, folded while they wait; the nodes in the order
-    /// their writes came, each as soon as its earlier writes are answered. (Batch by
-    /// batch, a pass's writes waited for all of every earlier pass's: at 5,000 nodes a
-    /// set's first pass of a new revision, 5,000 writes, waited minutes behind the
-    /// other sets'.) When nothing is waiting or being sent, the first write waits
-    /// 20 ms for the passes running with it.
+    /// Sends the patches until `stop`: after the first of a batch arrives, waits
+    /// 20 ms for the others, folds them per node and sends them, at most
+    /// 32 at once.
     pub async fn drive(mut self, stop: CancellationToken) {
         let api: Api<NodeState> = Api::all(self.client.clone());
-        let mut queue = Queue::default();
-        let mut busy: HashSet<String> = HashSet::new();
-        let mut sending = FuturesUnordered::new();
         loop {
-            while sending.len() < WRITES_IN_FLIGHT
-                && let Some((node, chain)) = queue.take(&busy)
-            {
-                busy.insert(node.clone());
-                sending.push(send_chain(api.clone(), node, chain));
-            }
+            let first = tokio::select! {
+                p = self.rx.recv() => match p { Some(p) => p, None => return },
+                () = stop.cancelled() => return,
+            };
+            let mut batch = Batch::default();
+            batch.add(first);
             tokio::select! {
-                p = self.rx.recv() => {
-                    let Some(p) = p else { return };
-                    let idle = queue.is_empty() && sending.is_empty();
-                    queue.add(p);
-                    if idle {
-                        tokio::select! {
-                            () = tokio::time::sleep(LINGER) => {}
-                            () = stop.cancelled() => return,
-                        }
-                    }
-                    while let Ok(p) = self.rx.try_recv() {
-                        queue.add(p);
-                    }
-                }
-                Some(node) = sending.next(), if !sending.is_empty() => {
-                    busy.remove(&node);
-                }
+                () = tokio::time::sleep(LINGER) => {}
                 () = stop.cancelled() => return,
             }
+            while let Ok(p) = self.rx.try_recv() {
+                batch.add(p);
+            }
+            batch.send(&api).await;
         }
     }
-}
-
-/// Sends one node's chain of patches in order, telling each pass how its write went;
-/// returns the node.
-async fn send_chain(api: Api<NodeState>, node: String, chain: Chain) -> String {
-    for (body, waits) in chain {
-        let result = match api.patch(&node, &PatchParams::default(), &Patch::Merge(&body)).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-            Err(e) => Err(WriteError { node: node.clone(), source: Arc::new(e) }),
-        };
-        for done in waits {
-            // a pass that stopped waiting has nothing to learn
-            let _ = done.send(result.clone());
-        }
-    }
-    node
 }
 
 /// A node's folded patches, in the order they must go, each with its passes' waits.
 type Chain = Vec<(Value, Vec<oneshot::Sender<Result<(), WriteError>>>)>;
 
-/// Patches waiting to be sent, folded per node; nodes in the order their first
-/// waiting write came.
+/// Patches waiting together, folded per node.
 #[derive(Default)]
-struct Queue {
-    order: VecDeque<String>,
-    chains: HashMap<String, Chain>,
+struct Batch {
+    nodes: Vec<(String, Chain)>,
+    index: HashMap<String, usize>,
 }
 
-impl Queue {
-    fn is_empty(&self) -> bool {
-        self.order.is_empty()
-    }
-
-    /// The waiting patches of the node first in line that has none being sent (at
-    /// most [`WRITES_IN_FLIGHT`] nodes are skipped).
-    fn take(&mut self, busy: &HashSet<String>) -> Option<(String, Chain)> {
-        let i = self.order.iter().position(|n| !busy.contains(n))?;
-        let node = self.order.remove(i)?;
-        let chain = self.chains.remove(&node).unwrap_or_default();
-        Some((node, chain))
-    }
-
-    /// Folds `p` into its node's last waiting patch when they touch different keys;
+impl Batch {
+    /// Folds `p` into its node's last patch when they touch different keys;
     /// otherwise it goes after it.
     fn add(&mut self, p: Pending) {
-        let chain = self.chains.entry(p.node.clone()).or_insert_with(|| {
-            self.order.push_back(p.node.clone());
-            Vec::new()
+        let i = *self.index.entry(p.node.clone()).or_insert_with(|| {
+            self.nodes.push((p.node.clone(), Vec::new()));
+            self.nodes.len() - 1
         });
+        let chain = &mut self.nodes[i].1;
         match chain.last_mut() {
             Some((body, waits)) if disjoint(body, &p.body) => {
                 merge_into(body, p.body);
@@ -358,6 +305,24 @@ impl Queue {
             }
             _ => chain.push((p.body, vec![p.done])),
         }
+    }
+
+    async fn send(self, api: &Api<NodeState>) {
+        stream::iter(self.nodes)
+            .for_each_concurrent(WRITES_IN_FLIGHT, |(node, chain)| async move {
+                for (body, waits) in chain {
+                    let result = match api.patch(&node, &PatchParams::default(), &Patch::Merge(&body)).await {
+                        Ok(_) => Ok(()),
+                        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                        Err(e) => Err(WriteError { node: node.clone(), source: Arc::new(e) }),
+                    };
+                    for done in waits {
+                        // a pass that stopped waiting has nothing to learn
+                        let _ = done.send(result.clone());
+                    }
+                }
+            })
+            .await;
     }
 }
 
@@ -615,7 +580,7 @@ mod tests {
 
     #[test]
     fn writes_to_one_node_fold_unless_they_touch_the_same_key() {
-        let mut queue = Queue::default();
+        let mut batch = Batch::default();
         let mut waits = Vec::new();
         let writes = [
             ("a", json!({"spec": {"daemonSets": {"ns/x": {"uid": "1", "waiting": true}}}})),
@@ -627,13 +592,12 @@ mod tests {
         ];
         for (node, body) in writes.clone() {
             let (done, wait) = oneshot::channel();
-            queue.add(Pending { node: node.into(), body, done });
+            batch.add(Pending { node: node.into(), body, done });
             waits.push(wait);
         }
-        let chains: Vec<(String, Vec<Value>, Vec<usize>)> = queue
-            .order
+        let chains: Vec<(String, Vec<Value>, Vec<usize>)> = batch
+            .nodes
             .iter()
-            .map(|n| (n, &queue.chains[n]))
             .map(|(n, c)| {
                 (
                     n.clone(),
@@ -667,65 +631,6 @@ mod tests {
             json_patch::merge(&mut folded, body);
         }
         assert_eq!(folded, one_by_one);
-    }
-
-    /// A hand-written API server for NodeState patches: records each request's node
-    /// as it arrives and holds node `a`'s first one until `release` is notified.
-    fn gated_client(release: Arc<Notify>) -> (Client, Arc<std::sync::Mutex<Vec<String>>>) {
-        use http_body_util::BodyExt as _;
-        let seen: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
-        let log = seen.clone();
-        let service = tower::service_fn(move |req: http::Request<kube::client::Body>| {
-            let (log, release) = (log.clone(), release.clone());
-            async move {
-                let node = req.uri().path().rsplit('/').next().unwrap_or_default().to_owned();
-                let first_of_a = {
-                    let mut l = log.lock().unwrap();
-                    l.push(node.clone());
-                    node == "a" && l.iter().filter(|n| *n == "a").count() == 1
-                };
-                let _ = req.into_body().collect().await;
-                if first_of_a {
-                    release.notified().await;
-                }
-                let state = json!({"apiVersion": "stevedore.dev/v1alpha1", "kind": "NodeState",
-                                   "metadata": {"name": node}, "spec": {}});
-                let resp = http::Response::builder()
-                    .status(200)
-                    .header("content-type", "application/json")
-                    .body(kube::client::Body::from(serde_json::to_vec(&state).unwrap()))
-                    .unwrap();
-                Ok::<_, std::convert::Infallible>(resp)
-            }
-        });
-        (Client::new(service, "default"), seen)
-    }
-
-    #[tokio::test(flavor = "current_thread", start_paused = true)]
-    async fn a_nodes_writes_wait_for_its_own_earlier_ones_only() {
-        let release = Arc::new(Notify::new());
-        let (client, seen) = gated_client(release.clone());
-        let (writer, writes) = SpecWriter::new(client);
-        let stop = CancellationToken::new();
-        tokio::spawn(writes.drive(stop.clone()));
-        let body = |k: &str| json!({"spec": {"daemonSets": {k: {"uid": "1"}}}});
-        let w = writer.clone();
-        let (k1, k2, k3) = (body("ns/x"), body("ns/x"), body("ns/y"));
-        let first = tokio::spawn(async move { w.write(vec![("a".into(), k1)]).await });
-        let settle = || tokio::time::sleep(Duration::from_millis(100));
-        settle().await;
-        assert_eq!(*seen.lock().unwrap(), ["a"], "a's first write is out, and held");
-        let w = writer.clone();
-        let second = tokio::spawn(async move { w.write(vec![("a".into(), k2), ("b".into(), k3)]).await });
-        settle().await;
-        // b's write went while a's first was still unanswered; a's second waits for it
-        assert_eq!(*seen.lock().unwrap(), ["a", "b"]);
-        assert!(!first.is_finished() && !second.is_finished());
-        release.notify_one();
-        first.await.unwrap().unwrap();
-        second.await.unwrap().unwrap();
-        assert_eq!(*seen.lock().unwrap(), ["a", "b", "a"]);
-        stop.cancel();
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
