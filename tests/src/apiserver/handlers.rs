@@ -122,13 +122,19 @@ pub async fn to_storage(shared: &Shared, res: &ResourceInfo, object: Value) -> R
     out.pop().ok_or_else(|| Status::internal("conversion returned no object"))
 }
 
+/// Whether `object` of `res` is already at version `want` (`group/version`): built-in
+/// resources have one, a custom resource's object says which it holds.
+pub fn at_version(res: &ResourceInfo, object: &Value, want: &str) -> bool {
+    res.crd.is_none() || object["apiVersion"] == want
+}
+
 async fn convert(
     shared: &Shared,
     res: &ResourceInfo,
     objects: Vec<Value>,
     want: &str,
 ) -> Result<Vec<Value>, Status> {
-    if res.crd.is_none() || objects.iter().all(|o| o["apiVersion"] == want) {
+    if objects.iter().all(|o| at_version(res, o, want)) {
         return Ok(objects);
     }
     let Some(crd) = crd_of(&shared.lock(), res) else { return Ok(objects) };

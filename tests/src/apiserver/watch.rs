@@ -16,7 +16,7 @@ use tracing::{Instrument, debug, info_span};
 
 use super::{
     Status,
-    handlers::{Selectors, to_served},
+    handlers::{Selectors, at_version, to_served},
     negotiate::Format,
     protobuf,
     resources::ResourceInfo,
@@ -87,9 +87,8 @@ impl Watcher {
     /// converted and serialised like any object. Five thousand nodes' watches cloned
     /// and serialised every pod they were sent.
     async fn send_current(&self, ty: EventType, c: &Change) -> bool {
-        let stored_version =
-            self.res.crd.is_none() || c.object["apiVersion"] == self.res.api_version().as_str();
-        if !(matches!(self.format, Format::Json) && self.printer.is_none() && stored_version) {
+        let served = at_version(&self.res, &c.object, &self.res.api_version());
+        if !(matches!(self.format, Format::Json) && self.printer.is_none() && served) {
             return self.send_object(ty, Value::clone(&c.object)).await;
         }
         let ty = ty.as_str();

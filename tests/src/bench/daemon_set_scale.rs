@@ -226,6 +226,14 @@ impl Part {
     }
 }
 
+impl Drop for Part {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// A client of `server` whose connections are driven on `rt`.
 async fn client_on(
     rt: &tokio::runtime::Handle,
@@ -234,14 +242,6 @@ async fn client_on(
 ) -> anyhow::Result<kube::Client> {
     let config = server.config_as(token).await?;
     Ok(rt.spawn(async move { kube::Client::try_from(config) }).await??)
-}
-
-impl Drop for Part {
-    fn drop(&mut self) {
-        if let Some(rt) = self.0.take() {
-            rt.shutdown_background();
-        }
-    }
 }
 
 /// Runs it.
