@@ -21,6 +21,20 @@ pub struct Config {
     pub pull_progress_interval: Duration,
     /// What the proxy keeps of the containers kubelet creates (for recreates).
     pub records: Records,
+    /// How calls without a typed handler cross the proxy.
+    pub forwarding: Forwarding,
+}
+
+/// How calls without a typed handler cross the proxy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Forwarding {
+    /// HTTP/2 frames relayed between the caller's connection and a runtime connection
+    /// of its own; only typed paths' streams are terminated (`relay`).
+    #[default]
+    Relay,
+    /// Every call terminated on both sides: the proxy is the caller's HTTP/2 server
+    /// and a client of the runtime's, as before the relay (kept to compare).
+    Terminate,
 }
 
 /// Where container records live.
@@ -48,6 +62,7 @@ impl Config {
             control_socket: Some(PathBuf::from("/run/stevedore/control.sock")),
             pull_progress_interval: Duration::from_millis(250),
             records: Records::Durable(PathBuf::from("/var/lib/stevedore/cri-proxy")),
+            forwarding: Forwarding::Relay,
         }
     }
 }

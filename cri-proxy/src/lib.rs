@@ -19,6 +19,7 @@ pub mod lean;
 pub mod metrics;
 pub mod proxy;
 pub mod pulls;
+pub mod relay;
 pub mod sanitize;
 pub mod server;
 pub mod typed;
@@ -30,7 +31,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span};
 
-pub use config::{Config, Records};
+pub use config::{Config, Forwarding, Records};
 pub use error::{Error, Result};
 
 use crate::{
@@ -155,9 +156,10 @@ impl Bound {
             control.socket = ?config.control_socket,
             metrics.addr = ?config.metrics_addr,
             records = ?config.records,
+            forwarding = ?config.forwarding,
             "serving CRI"
         );
-        server::serve(proxy, listener, config.listen, shutdown, config.shutdown_grace)
+        server::serve(proxy, listener, config.listen, shutdown, config.shutdown_grace, config.forwarding)
             .instrument(info_span!("cri_server"))
             .await;
         if let Some(control) = control

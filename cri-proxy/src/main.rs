@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 use clap::Parser;
 use stevedore_cri_proxy::{
     Config,
-    config::{Records, parse_endpoint},
+    config::{Forwarding, Records, parse_endpoint},
 };
 use stevedore_proto::{
     process::{EX_USAGE, Process},
@@ -58,6 +58,17 @@ struct Args {
     /// Threads of the async runtime; 1 runs everything on one thread (lowest latency).
     #[arg(long, env = "STEVEDORE_CRI_PROXY_WORKER_THREADS", default_value_t = 1)]
     worker_threads: usize,
+    /// How calls without a typed handler cross: relay (HTTP/2 frames relayed to a
+    /// runtime connection per caller connection) or terminate (HTTP/2 ended on both
+    /// sides, as before the relay).
+    #[arg(long, env = "STEVEDORE_CRI_PROXY_FORWARDING", default_value = "relay")]
+    forwarding: ForwardingArg,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ForwardingArg {
+    Relay,
+    Terminate,
 }
 
 impl Args {
@@ -111,6 +122,10 @@ impl Args {
             control_socket,
             pull_progress_interval: Duration::from_millis(self.pull_progress_interval_ms),
             records,
+            forwarding: match self.forwarding {
+                ForwardingArg::Relay => Forwarding::Relay,
+                ForwardingArg::Terminate => Forwarding::Terminate,
+            },
         })
     }
 }

@@ -6,8 +6,6 @@ use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc, time::Durat
 
 use h2::RecvStream;
 use http::{Request, Response, Uri, uri::PathAndQuery};
-use http_body_util::Either;
-use hyper::body::Incoming;
 use tonic::Status;
 use tracing::debug;
 
@@ -27,7 +25,7 @@ pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Result<Response<Respons
 /// are side effects: whatever they do, the caller gets the runtime's answer.
 pub trait Handler: Send + Sync + std::fmt::Debug + 'static {
     /// Serves one call.
-    fn call<'a>(&'a self, proxy: &'a Proxy, req: Request<Incoming>) -> HandlerFuture<'a>;
+    fn call<'a>(&'a self, proxy: &'a Proxy, req: Request<RequestBody>) -> HandlerFuture<'a>;
 }
 
 /// Typed handlers by full gRPC path (`/runtime.v1.RuntimeService/CreateContainer`).
@@ -58,17 +56,25 @@ impl Proxy {
         &self.shared.metrics
     }
 
+    /// Whether calls to `path` go to a typed handler.
+    pub fn has_handler(&self, path: &str) -> bool {
+        self.shared.handlers.contains_key(path)
+    }
+
+    /// The runtime's side.
+    pub(crate) fn upstream(&self) -> &Upstream {
+        &self.shared.upstream
+    }
+
     /// Serves one call from the caller. Never fails: errors of the proxy itself become
     /// gRPC statuses; the runtime's own statuses pass through untouched.
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<ResponseBody> {
+    pub async fn handle(&self, req: Request<RequestBody>) -> Response<ResponseBody> {
         let call = Call::begin(&self.shared.metrics, req.uri().path());
         let result = match self.shared.handlers.get(req.uri().path()) {
             Some(handler) => handler.call(self, req).await,
             None => {
                 let deadline = grpc::deadline(req.headers());
-                self.forward(req.map(Either::Left), deadline)
-                    .await
-                    .map(|resp| resp.map(ResponseBody::upstream))
+                self.forward(req, deadline).await.map(|resp| resp.map(ResponseBody::upstream))
             }
         };
         let resp = match result {

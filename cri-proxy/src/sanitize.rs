@@ -30,12 +30,12 @@ use bytes::{Buf, BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 const PREFACE_LEN: usize = 24;
-const FRAME_HEADER: usize = 9;
+pub(crate) const FRAME_HEADER: usize = 9;
 const HEADERS: u8 = 0x1;
 const CONTINUATION: u8 = 0x9;
-const END_STREAM: u8 = 0x1;
-const END_HEADERS: u8 = 0x4;
-const PADDED: u8 = 0x8;
+pub(crate) const END_STREAM: u8 = 0x1;
+pub(crate) const END_HEADERS: u8 = 0x4;
+pub(crate) const PADDED: u8 = 0x8;
 const PRIORITY: u8 = 0x20;
 /// Every HTTP/2 peer accepts frames this large before settings are exchanged.
 const SAFE_FRAME: usize = 16_384;
@@ -323,7 +323,7 @@ fn rewrite<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone, out: 
 }
 
 /// `%XX` for every byte a URI path may not hold.
-fn percent_encode(value: &[u8]) -> Vec<u8> {
+pub(crate) fn percent_encode(value: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(value.len() + 8);
     for &b in value {
         if b.is_ascii_graphic()
@@ -339,7 +339,7 @@ fn percent_encode(value: &[u8]) -> Vec<u8> {
 
 /// One HPACK "literal header field never indexed" with a literal name: it leaves
 /// the server's dynamic table alone.
-fn literal(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+pub(crate) fn literal(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.push(0x10);
     string(out, name);
     string(out, value);
@@ -367,7 +367,7 @@ fn integer(out: &mut Vec<u8>, first: u8, n: u32, mut value: usize) {
 }
 
 /// Writes a header block as HEADERS plus CONTINUATION frames.
-fn write_block(out: &mut BytesMut, stream: u32, end_stream: bool, block: &[u8]) {
+pub(crate) fn write_block(out: &mut BytesMut, stream: u32, end_stream: bool, block: &[u8]) {
     let mut chunks = block.chunks(SAFE_FRAME).peekable();
     let mut first = true;
     if block.is_empty() {
@@ -389,7 +389,7 @@ fn write_block(out: &mut BytesMut, stream: u32, end_stream: bool, block: &[u8]) 
     }
 }
 
-fn frame_header(out: &mut BytesMut, len: usize, kind: u8, flags: u8, stream: u32) {
+pub(crate) fn frame_header(out: &mut BytesMut, len: usize, kind: u8, flags: u8, stream: u32) {
     out.reserve(FRAME_HEADER + len);
     out.put_uint(len as u64, 3);
     out.put_u8(kind);

@@ -10,19 +10,22 @@ use std::{
     time::Duration,
 };
 
+use http_body_util::Either;
 use hyper::{server::conn::http2, service::service_fn};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::graceful::GracefulShutdown,
 };
-use tokio::net::UnixListener;
+use tokio::{net::UnixListener, sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, debug_span, info, info_span, warn};
 
 use crate::{
+    config::Forwarding,
     error::{Error, Result},
     lean::LeanStream,
     proxy::Proxy,
+    relay,
     sanitize::Sanitized,
     upstream::{CONNECTION_WINDOW, MAX_FRAME, SEND_BUFFER, STREAM_WINDOW},
 };
@@ -73,12 +76,19 @@ pub async fn bind_with_mode(path: &Path, mode: u32) -> Result<UnixListener> {
 
 /// Serves CRI on `listener` until `shutdown`, then drains for at most `grace` and
 /// removes the socket at `path`.
+///
+/// With [`Forwarding::Relay`], each caller connection is relayed to a runtime
+/// connection of its own ([`relay`]); a caller that connects while the runtime cannot
+/// be reached (or does not answer as an HTTP/2 server within a second) is served by
+/// the terminating path instead, which answers its calls with `UNAVAILABLE` or
+/// `DEADLINE_EXCEEDED` as long as the runtime is down.
 pub async fn serve(
     proxy: Proxy,
     listener: UnixListener,
     path: PathBuf,
     shutdown: CancellationToken,
     grace: Duration,
+    forwarding: Forwarding,
 ) {
     let mut builder = http2::Builder::new(TokioExecutor::new());
     builder
@@ -90,11 +100,19 @@ pub async fn serve(
         // grpc-go's limit: callers' metadata may be large
         .max_header_list_size(16 << 20);
     let graceful = GracefulShutdown::new();
+    let mut relays = JoinSet::new();
+    // callers whose runtime connection could not be opened, for the terminating path
+    let (fallback_tx, mut fallback_rx) = mpsc::unbounded_channel::<(u64, LeanStream)>();
     let mut next_conn: u64 = 0;
     loop {
+        while relays.try_join_next().is_some() {}
         let stream = tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
+            Some((id, stream)) = fallback_rx.recv() => {
+                terminate(&builder, &graceful, &proxy, id, stream);
+                continue;
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(error) => {
@@ -113,22 +131,30 @@ pub async fn serve(
                 continue;
             }
         };
-        let proxy = proxy.clone();
-        let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-            let proxy = proxy.clone();
-            let span = debug_span!("cri_call", cri.method = %req.uri().path());
-            async move { Ok::<_, Infallible>(proxy.handle(req).await) }.instrument(span)
-        });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(Sanitized::new(stream)), service));
-        tokio::spawn(
-            async move {
-                debug!("client connected");
-                if let Err(error) = conn.await {
-                    debug!(%error, "client connection ended with an error");
-                }
+        match forwarding {
+            Forwarding::Terminate => terminate(&builder, &graceful, &proxy, next_conn, stream),
+            Forwarding::Relay => {
+                let (proxy, fallback, shutdown) = (proxy.clone(), fallback_tx.clone(), shutdown.clone());
+                let id = next_conn;
+                relays.spawn(
+                    async move {
+                        let upstream = proxy.upstream();
+                        let timeout = upstream.connect_timeout().min(PROBE_TIMEOUT);
+                        match relay::probe(upstream.path(), timeout).await {
+                            Ok(runtime) => {
+                                debug!("client connected; relaying");
+                                relay::run(proxy, stream, runtime, shutdown).await;
+                            }
+                            Err(error) => {
+                                debug!(%error, "the runtime cannot be relayed to; terminating this connection");
+                                let _ = fallback.send((id, stream));
+                            }
+                        }
+                    }
+                    .instrument(info_span!("cri_conn", conn.id = id)),
+                );
             }
-            .instrument(info_span!("cri_conn", conn.id = next_conn)),
-        );
+        }
     }
     drop(listener);
     if let Err(error) = std::fs::remove_file(&path) {
@@ -136,11 +162,46 @@ pub async fn serve(
     }
     let inflight = proxy.metrics().inflight();
     info!(inflight, grace = ?grace, "stopped accepting; draining in-flight calls");
-    match tokio::time::timeout(grace, graceful.shutdown()).await {
+    let drained = async {
+        // relays see the same token: each sends GOAWAY and ends when its calls have
+        tokio::join!(graceful.shutdown(), async { while relays.join_next().await.is_some() {} });
+    };
+    match tokio::time::timeout(grace, drained).await {
         Ok(()) => info!("drained"),
         Err(_) => warn!(
             inflight = proxy.metrics().inflight(),
             "grace period over; abandoning calls still in flight"
         ),
     }
+}
+
+/// How long a caller waits, when it connects, for the runtime to show it speaks
+/// HTTP/2 before the terminating path takes the connection.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Serves a caller's connection on the terminating path: the proxy is its HTTP/2
+/// server, and calls go to the runtime through the shared upstream connection.
+fn terminate(
+    builder: &http2::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    proxy: &Proxy,
+    id: u64,
+    stream: LeanStream,
+) {
+    let proxy = proxy.clone();
+    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let proxy = proxy.clone();
+        let span = debug_span!("cri_call", cri.method = %req.uri().path());
+        async move { Ok::<_, Infallible>(proxy.handle(req.map(Either::Left)).await) }.instrument(span)
+    });
+    let conn = graceful.watch(builder.serve_connection(TokioIo::new(Sanitized::new(stream)), service));
+    tokio::spawn(
+        async move {
+            debug!("client connected");
+            if let Err(error) = conn.await {
+                debug!(%error, "client connection ended with an error");
+            }
+        }
+        .instrument(info_span!("cri_conn", conn.id = id)),
+    );
 }

@@ -6,10 +6,9 @@
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, request, response};
 use http_body_util::{BodyExt, Either, Full, Limited};
-use hyper::body::Incoming;
 
 use crate::{
-    body::ResponseBody,
+    body::{RequestBody, ResponseBody},
     error::{Error, Result},
     grpc::{self, FrameError},
     proxy::Proxy,
@@ -33,7 +32,7 @@ pub struct TypedRequest<M> {
 ///
 /// # Errors
 /// The caller's stream failed or exceeded the limit.
-pub async fn read_request<M: prost::Message + Default>(req: Request<Incoming>) -> Result<TypedRequest<M>> {
+pub async fn read_request<M: prost::Message + Default>(req: Request<RequestBody>) -> Result<TypedRequest<M>> {
     let (parts, body) = req.into_parts();
     let raw = Limited::new(body, MAX_MESSAGE + 5)
         .collect()

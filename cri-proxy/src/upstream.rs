@@ -72,6 +72,16 @@ impl Upstream {
         }
     }
 
+    /// The runtime's socket.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// The bound on connecting to the runtime.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
     /// Sends `req` to the runtime and returns its response head with the body still
     /// streaming. A request that could not be opened because the connection had just
     /// closed (the runtime restarted) is retried once on a fresh connection; once a

@@ -1,8 +1,10 @@
 //! The proxy benchmark: the same calls made directly to the runtime, through a byte
 //! relay (`socat`, the least a proxy in its own process can add), through the real
-//! `stevedore-cri-proxy` binary, and through the proxy with typed handlers that read
-//! every message ([`typed`]); interleaved call by call in one run, with p50 and p99 of
-//! each side, the time each hop adds, and the proxy's added time as a multiple of the
+//! `stevedore-cri-proxy` binary (relaying HTTP/2 frames, its default), through the
+//! same binary terminating HTTP/2 on both sides (`--forwarding terminate`, the path
+//! before the frame relay), and through the proxy with typed handlers that read every
+//! message ([`typed`]); interleaved call by call in one run, with p50 and p99 of each
+//! side, the time each hop adds, and the proxy's added time as a multiple of the
 //! relay's.
 
 pub mod clone_set;
@@ -73,14 +75,16 @@ pub enum Side {
     Direct,
     /// Through socat.
     Relay,
-    /// Through the proxy, forwarding bytes.
+    /// Through the proxy, relaying frames.
     Proxy,
+    /// Through the proxy terminating HTTP/2 on both sides.
+    Terminate,
     /// Through the proxy with a typed handler that decodes request and answer.
     Typed,
 }
 
 /// Every side, in column order.
-pub const SIDES: [Side; 4] = [Side::Direct, Side::Relay, Side::Proxy, Side::Typed];
+pub const SIDES: [Side; 5] = [Side::Direct, Side::Relay, Side::Proxy, Side::Terminate, Side::Typed];
 
 /// What a scenario must reach.
 #[derive(Clone, Copy, Debug)]
@@ -102,7 +106,7 @@ pub struct Scenario {
     /// The goal.
     pub target: Target,
     /// Per-call times of each side.
-    pub samples: [Vec<Duration>; 4],
+    pub samples: [Vec<Duration>; 5],
 }
 
 fn percentile(samples: &[Duration], p: f64) -> f64 {
@@ -119,9 +123,9 @@ fn percentile(samples: &[Duration], p: f64) -> f64 {
 #[derive(Debug, Clone, Copy)]
 pub struct Figures {
     /// p50 per side.
-    pub p50: [f64; 4],
+    pub p50: [f64; 5],
     /// p99 per side.
-    pub p99: [f64; 4],
+    pub p99: [f64; 5],
 }
 
 impl Figures {
@@ -172,8 +176,18 @@ pub fn report(scenarios: &[Scenario]) -> String {
         writeln!(out, "p50 / p99 per call in µs; +X = added to direct; ×R = added time / relay's added time");
     let _ = writeln!(
         out,
-        "{:<42} {:>5} | {:>15} {:>15} {:>15} {:>15} | {:>13} {:>13} {:>13} | target",
-        "scenario", "n", "direct", "relay", "proxy", "typed", "relay added", "proxy added", "typed added"
+        "{:<42} {:>5} | {:>15} {:>15} {:>15} {:>15} {:>15} | {:>13} {:>13} {:>13} {:>13} | target",
+        "scenario",
+        "n",
+        "direct",
+        "relay",
+        "proxy",
+        "terminating",
+        "typed",
+        "relay added",
+        "proxy added",
+        "term. added",
+        "typed added"
     );
     for s in scenarios {
         let f = s.figures();
@@ -187,21 +201,24 @@ pub fn report(scenarios: &[Scenario]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<42} {:>5} | {:>15} {:>15} {:>15} {:>15} | {:>13} {:>13} {:>13} | {target}: {verdict}",
+            "{:<42} {:>5} | {:>15} {:>15} {:>15} {:>15} {:>15} | {:>13} {:>13} {:>13} {:>13} | {target}: {verdict}",
             s.name,
             s.samples[0].len(),
             cell(0),
             cell(1),
             cell(2),
             cell(3),
+            cell(4),
             format!("+{:.0}", f.added(Side::Relay, false)),
             added(Side::Proxy),
+            added(Side::Terminate),
             added(Side::Typed),
         );
         let _ = writeln!(
             out,
-            "{:<42} {:>5}   {:>15} {:>15} {:>15} {:>15}   {:>13} {:>13} {:>13}",
+            "{:<42} {:>5}   {:>15} {:>15} {:>15} {:>15} {:>15}   {:>13} {:>13} {:>13} {:>13}",
             "  (added p99)",
+            "",
             "",
             "",
             "",
@@ -209,6 +226,7 @@ pub fn report(scenarios: &[Scenario]) -> String {
             "",
             format!("+{:.0}", f.added(Side::Relay, true)),
             format!("+{:.0} ×{:.2}", f.added(Side::Proxy, true), f.vs_relay(Side::Proxy, true)),
+            format!("+{:.0} ×{:.2}", f.added(Side::Terminate, true), f.vs_relay(Side::Terminate, true)),
             format!("+{:.0} ×{:.2}", f.added(Side::Typed, true), f.vs_relay(Side::Typed, true)),
         );
     }
@@ -217,7 +235,7 @@ pub fn report(scenarios: &[Scenario]) -> String {
 
 /// Calls `f(side)` for every side in turn, `n` times each after `warmup` untimed
 /// rounds, rotating which side goes first.
-async fn interleave<F, Fut>(n: usize, warmup: usize, mut f: F) -> anyhow::Result<[Vec<Duration>; 4]>
+async fn interleave<F, Fut>(n: usize, warmup: usize, mut f: F) -> anyhow::Result<[Vec<Duration>; 5]>
 where
     F: FnMut(Side) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
@@ -227,7 +245,7 @@ where
             f(side).await?;
         }
     }
-    let mut samples: [Vec<Duration>; 4] = std::array::from_fn(|_| Vec::with_capacity(n));
+    let mut samples: [Vec<Duration>; 5] = std::array::from_fn(|_| Vec::with_capacity(n));
     for i in 0..n {
         for k in 0..SIDES.len() {
             let side = SIDES[(i + k) % SIDES.len()];
@@ -243,26 +261,30 @@ where
 struct Hops {
     relay: RelayProcess,
     proxy: ProxyProcess,
+    terminate: ProxyProcess,
     typed: ProxyProcess,
-    rt: [RuntimeClient; 4],
-    img: [ImageClient; 4],
+    rt: [RuntimeClient; 5],
+    img: [ImageClient; 5],
 }
 
 impl Hops {
     async fn start(dir: &Path, runtime: &Path, proxy_args: &[&str]) -> anyhow::Result<Hops> {
         let relay = RelayProcess::start(&dir.join("relay.sock"), runtime).await?;
         let proxy = ProxyProcess::start(&dir.join("proxy.sock"), runtime, proxy_args).await?;
+        let terminating: Vec<&str> =
+            proxy_args.iter().copied().chain(["--forwarding", "terminate"]).collect();
+        let terminate = ProxyProcess::start(&dir.join("terminate.sock"), runtime, &terminating).await?;
         let typed =
             ProxyProcess::start_binary(&typed::binary()?, &dir.join("typed.sock"), runtime, proxy_args)
                 .await?;
-        let sockets = [runtime, relay.socket(), proxy.socket(), typed.socket()];
+        let sockets = [runtime, relay.socket(), proxy.socket(), terminate.socket(), typed.socket()];
         let mut channels = Vec::new();
         for s in sockets {
             channels.push(cri::connect(s).await?);
         }
         let rt = std::array::from_fn(|i| cri::runtime_client(channels[i].clone()));
         let img = std::array::from_fn(|i| cri::image_client(channels[i].clone()));
-        Ok(Hops { relay, proxy, typed, rt, img })
+        Ok(Hops { relay, proxy, terminate, typed, rt, img })
     }
 
     fn rt(&self, side: Side) -> RuntimeClient {
@@ -274,9 +296,10 @@ impl Hops {
     }
 
     async fn stop(self) -> anyhow::Result<()> {
-        let Hops { relay, mut proxy, mut typed, rt, img } = self;
+        let Hops { relay, mut proxy, mut terminate, mut typed, rt, img } = self;
         drop((rt, img));
         proxy.stop().await?;
+        terminate.stop().await?;
         typed.stop().await?;
         drop(relay);
         Ok(())

@@ -7,7 +7,6 @@ use std::{sync::Arc, time::Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use stevedore_proto::{
     control::container_event::Kind,
     cri::{
@@ -66,7 +65,7 @@ async fn passthrough<M: prost::Message + Default>(
 struct Create(Arc<Containers>);
 
 impl Handler for Create {
-    fn call<'a>(&'a self, proxy: &'a Proxy, req: Request<Incoming>) -> HandlerFuture<'a> {
+    fn call<'a>(&'a self, proxy: &'a Proxy, req: Request<crate::body::RequestBody>) -> HandlerFuture<'a> {
         Box::pin(async move {
             let typed::TypedRequest { parts, raw, message } =
                 typed::read_request::<CreateContainerRequest>(req).await?;
@@ -161,7 +160,7 @@ impl<R> std::fmt::Debug for Lifecycle<R> {
 }
 
 impl<R: ContainerCall> Handler for Lifecycle<R> {
-    fn call<'a>(&'a self, proxy: &'a Proxy, req: Request<Incoming>) -> HandlerFuture<'a> {
+    fn call<'a>(&'a self, proxy: &'a Proxy, req: Request<crate::body::RequestBody>) -> HandlerFuture<'a> {
         Box::pin(async move {
             let typed::TypedRequest { parts, raw, message } = typed::read_request::<R>(req).await?;
             let Ok(request) = message else {

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use http::Request;
-use hyper::body::Incoming;
 use stevedore_proto::cri::{PullImageRequest, PullImageResponse};
 use tonic::Status;
 
@@ -30,7 +29,7 @@ impl PullImageHandler {
 }
 
 impl Handler for PullImageHandler {
-    fn call<'a>(&'a self, proxy: &'a Proxy, req: Request<Incoming>) -> HandlerFuture<'a> {
+    fn call<'a>(&'a self, proxy: &'a Proxy, req: Request<crate::body::RequestBody>) -> HandlerFuture<'a> {
         Box::pin(async move {
             let typed::TypedRequest { parts, raw, message } =
                 typed::read_request::<PullImageRequest>(req).await?;

@@ -34,7 +34,11 @@ where
     Req: prost::Message + Default + 'static,
     Resp: prost::Message + Default + 'static,
 {
-    fn call<'a>(&'a self, proxy: &'a Proxy, req: http::Request<hyper::body::Incoming>) -> HandlerFuture<'a> {
+    fn call<'a>(
+        &'a self,
+        proxy: &'a Proxy,
+        req: http::Request<stevedore_cri_proxy::body::RequestBody>,
+    ) -> HandlerFuture<'a> {
         Box::pin(async move {
             let req = typed::read_request::<Req>(req).await?;
             // a feature would look at the message here

@@ -32,6 +32,7 @@ fn main() -> anyhow::Result<ExitCode> {
         connect_timeout: Duration::from_secs(5),
         control_socket: None,
         pull_progress_interval: Duration::from_millis(250),
+        forwarding: Default::default(),
         records: stevedore_cri_proxy::config::Records::Off,
     };
     let rust_log = std::env::var("RUST_LOG").ok();

@@ -7,10 +7,10 @@
 //! (`bench::clone_set_scale`); then Advanced DaemonSets at scale, node-local, against
 //! a central watch of every pod (`bench::daemon_set_scale`).
 //!
-//! `stevedore-bench [--smoke] [--pulls | --hollow | --recreate | --cloneset |
+//! `stevedore-bench [--smoke] [--latency | --pulls | --hollow | --recreate | --cloneset |
 //! --cloneset-scale | --daemonset-scale]... [--cloneset-replicas N] [--cloneset-budget B]...
 //! [--scale-nodes N] [--scale-replicas R] [--scale-sets S] [-- PROXY_FLAGS...]`: `--smoke` runs tiny counts (CI); with no selection every
-//! benchmark runs; `--pulls` selects the pull and hollow-node benchmarks, `--hollow`
+//! benchmark runs; `--latency` selects the proxy's hop, `--pulls` selects the pull and hollow-node benchmarks, `--hollow`
 //! the latter, `--recreate` the recreate ones, `--cloneset` the CloneSet rollouts (N
 //! replicas, default 10; `--cloneset-budget B`, repeatable, sets the
 //! `maxUnavailable` budgets, default 100% and 20%), `--cloneset-scale` the CloneSet on hollow nodes (default
@@ -23,7 +23,7 @@ use stevedore_tests::bench::{
     self, clone_set, clone_set_scale, crr, daemon_set_scale, hollow, pulls, recreate,
 };
 
-const USAGE: &str = "usage: stevedore-bench [--smoke] [--pulls | --hollow | --recreate | --cloneset | \
+const USAGE: &str = "usage: stevedore-bench [--smoke] [--latency | --pulls | --hollow | --recreate | --cloneset | \
                      --cloneset-scale | --daemonset-scale]... [--cloneset-replicas N] [--cloneset-budget B]... [--scale-nodes N] \
                      [--scale-replicas R] [--scale-sets S] \
                      [-- PROXY_FLAGS...]";
@@ -63,6 +63,7 @@ fn parse(ours: &[String]) -> anyhow::Result<Selection> {
                 std::process::exit(0);
             }
             "--smoke" => s.smoke = true,
+            "--latency" => (s.latency, any) = (true, true),
             "--pulls" => (s.pulls, s.hollow, any) = (true, true, true),
             "--hollow" => (s.hollow, any) = (true, true),
             "--recreate" => (s.recreate, any) = (true, true),
