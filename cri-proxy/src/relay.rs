@@ -150,6 +150,7 @@ pub async fn run(proxy: Proxy, caller: LeanStream, runtime: Runtime, shutdown: C
         runtime: Some(runtime.stream),
         preface: 0,
         block: Block::default(),
+        fields: Fields::default(),
         decoder: decoder(DEFAULT_TABLE),
         in_sync: true,
         runtime_block: None,
@@ -325,6 +326,7 @@ struct Relay {
     /// Preface bytes of the caller checked so far.
     preface: usize,
     block: Block,
+    fields: Fields,
     /// The caller's HPACK state.
     decoder: fluke_hpack::Decoder<'static>,
     /// Whether the runtime's HPACK table still follows the caller's.
@@ -636,21 +638,21 @@ impl Relay {
             return Ok(());
         }
         self.block.stream = None;
-        let mut fields: Vec<(Bytes, Bytes)> = Vec::with_capacity(8);
-        let fragment = std::mem::take(&mut self.block.fragment);
-        let decoded = self.decoder.decode_with_cb(&fragment, |name, value| {
-            fields.push((Bytes::copy_from_slice(&name), Bytes::copy_from_slice(&value)));
-        });
-        self.block.fragment = fragment;
+        // decoded into buffers kept from block to block: a call allocates nothing here
+        let mut fields = std::mem::take(&mut self.fields);
+        fields.clear();
+        let decoded =
+            self.decoder.decode_with_cb(&self.block.fragment, |name, value| fields.push(&name, &value));
         if decoded.is_err() {
             self.final_go_away(COMPRESSION_ERROR);
             return Err(Stop::Compression);
         }
         self.route_block(stream, self.block.end_stream, &fields);
+        self.fields = fields;
         Ok(())
     }
 
-    fn route_block(&mut self, stream: u32, end_stream: bool, fields: &[(Bytes, Bytes)]) {
+    fn route_block(&mut self, stream: u32, end_stream: bool, fields: &Fields) {
         if self.diverted.contains_key(&stream) {
             // the request's trailers: the message is complete
             self.in_sync = false;
@@ -671,7 +673,7 @@ impl Relay {
             rst_stream(&mut self.to_caller, stream, REFUSED_STREAM);
             return;
         }
-        let path = field(fields, b":path").unwrap_or_default();
+        let path = fields.get(b":path").unwrap_or_default();
         let path = std::str::from_utf8(path).unwrap_or_default();
         if (self.runtime.is_none() || stream > self.runtime_last) && !self.proxy.has_handler(path) {
             // the runtime's connection ended (or is ending) while the caller had this
@@ -716,13 +718,13 @@ impl Relay {
         self.forward_block(stream, end_stream, fields);
     }
 
-    fn forward_block(&mut self, stream: u32, end_stream: bool, fields: &[(Bytes, Bytes)]) {
+    fn forward_block(&mut self, stream: u32, end_stream: bool, fields: &Fields) {
         if self.in_sync {
             self.to_runtime.extend_from_slice(&self.block.frames);
             return;
         }
         let mut encoded = Vec::with_capacity(256);
-        for (name, value) in fields {
+        for (name, value) in fields.iter() {
             literal(&mut encoded, name, value);
         }
         write_block(&mut self.to_runtime, stream, end_stream, &encoded);
@@ -1126,19 +1128,45 @@ fn unpad(flags: u8, payload: &[u8]) -> Option<&[u8]> {
     rest.get(..rest.len().checked_sub(usize::from(pad))?)
 }
 
-fn field<'a>(fields: &'a [(Bytes, Bytes)], name: &[u8]) -> Option<&'a [u8]> {
-    fields.iter().find(|(n, _)| n == name).map(|(_, v)| &v[..])
+/// A decoded header block: each field's start in `bytes`, name length and value
+/// length.
+#[derive(Debug, Default)]
+struct Fields {
+    spans: Vec<(usize, usize, usize)>,
+    bytes: Vec<u8>,
+}
+
+impl Fields {
+    fn clear(&mut self) {
+        self.spans.clear();
+        self.bytes.clear();
+    }
+
+    fn push(&mut self, name: &[u8], value: &[u8]) {
+        self.spans.push((self.bytes.len(), name.len(), value.len()));
+        self.bytes.extend_from_slice(name);
+        self.bytes.extend_from_slice(value);
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.spans.iter().map(|&(at, n, v)| (&self.bytes[at..at + n], &self.bytes[at + n..at + n + v]))
+    }
+
+    fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
 }
 
 /// The request a typed handler sees; `None` when a field is one HTTP forbids.
-fn request_parts(fields: &[(Bytes, Bytes)]) -> Option<request::Parts> {
-    let method = Method::from_bytes(field(fields, b":method").unwrap_or(b"POST")).ok()?;
-    let path = field(fields, b":path").unwrap_or(b"/");
+fn request_parts(fields: &Fields) -> Option<request::Parts> {
+    let method = Method::from_bytes(fields.get(b":method").unwrap_or(b"POST")).ok()?;
+    let path = fields.get(b":path").unwrap_or(b"/");
     let path = match http::uri::PathAndQuery::try_from(path) {
         Ok(p) => p,
         Err(_) => http::uri::PathAndQuery::try_from(percent_encode(path)).ok()?,
     };
-    let authority = field(fields, b":authority")
+    let authority = fields
+        .get(b":authority")
         .and_then(|a| http::uri::Authority::try_from(a).ok())
         .filter(|a| !a.as_str().is_empty())
         .unwrap_or_else(|| http::uri::Authority::from_static("localhost"));

@@ -12,10 +12,7 @@ use std::{
 
 use http_body_util::Either;
 use hyper::{server::conn::http2, service::service_fn};
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
-    server::graceful::GracefulShutdown,
-};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::{net::UnixListener, sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, debug_span, info, info_span, warn};
@@ -99,18 +96,19 @@ pub async fn serve(
         .max_concurrent_streams(4096)
         // grpc-go's limit: callers' metadata may be large
         .max_header_list_size(16 << 20);
-    let graceful = GracefulShutdown::new();
-    let mut relays = JoinSet::new();
+    // every connection's task: each ends its connection gracefully on `shutdown`
+    let mut conns = JoinSet::new();
     // callers whose runtime connection could not be opened, for the terminating path
     let (fallback_tx, mut fallback_rx) = mpsc::unbounded_channel::<(u64, LeanStream)>();
     let mut next_conn: u64 = 0;
     loop {
-        while relays.try_join_next().is_some() {}
+        while conns.try_join_next().is_some() {}
         let stream = tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
             Some((id, stream)) = fallback_rx.recv() => {
-                terminate(&builder, &graceful, &proxy, id, stream);
+                let until = Until { shutdown: shutdown.clone(), runtime_back: true };
+                conns.spawn(terminate(builder.clone(), proxy.clone(), stream, until).instrument(conn_span(id)));
                 continue;
             }
             accepted = listener.accept() => match accepted {
@@ -132,11 +130,16 @@ pub async fn serve(
             }
         };
         match forwarding {
-            Forwarding::Terminate => terminate(&builder, &graceful, &proxy, next_conn, stream),
+            Forwarding::Terminate => {
+                let until = Until { shutdown: shutdown.clone(), runtime_back: false };
+                conns.spawn(
+                    terminate(builder.clone(), proxy.clone(), stream, until).instrument(conn_span(next_conn)),
+                );
+            }
             Forwarding::Relay => {
                 let (proxy, fallback, shutdown) = (proxy.clone(), fallback_tx.clone(), shutdown.clone());
                 let id = next_conn;
-                relays.spawn(
+                conns.spawn(
                     async move {
                         let upstream = proxy.upstream();
                         let timeout = upstream.connect_timeout().min(PROBE_TIMEOUT);
@@ -151,7 +154,7 @@ pub async fn serve(
                             }
                         }
                     }
-                    .instrument(info_span!("cri_conn", conn.id = id)),
+                    .instrument(conn_span(id)),
                 );
             }
         }
@@ -163,8 +166,9 @@ pub async fn serve(
     let inflight = proxy.metrics().inflight();
     info!(inflight, grace = ?grace, "stopped accepting; draining in-flight calls");
     let drained = async {
-        // relays see the same token: each sends GOAWAY and ends when its calls have
-        tokio::join!(graceful.shutdown(), async { while relays.join_next().await.is_some() {} });
+        // every connection sees the same token: each sends GOAWAY and ends when its
+        // calls have
+        while conns.join_next().await.is_some() {}
     };
     match tokio::time::timeout(grace, drained).await {
         Ok(()) => info!("drained"),
@@ -179,29 +183,69 @@ pub async fn serve(
 /// HTTP/2 before the terminating path takes the connection.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// When a connection on the terminating path ends gracefully.
+#[derive(Debug)]
+struct Until {
+    shutdown: CancellationToken,
+    /// Also once the runtime can be relayed to again (a caller that connected while
+    /// it could not): the caller reconnects, to the relay.
+    runtime_back: bool,
+}
+
+/// How often a connection on the terminating path checks whether the runtime can be
+/// relayed to again.
+const RUNTIME_BACK_CHECK: Duration = Duration::from_secs(5);
+
+fn conn_span(id: u64) -> tracing::Span {
+    info_span!("cri_conn", conn.id = id)
+}
+
 /// Serves a caller's connection on the terminating path: the proxy is its HTTP/2
 /// server, and calls go to the runtime through the shared upstream connection.
-fn terminate(
-    builder: &http2::Builder<TokioExecutor>,
-    graceful: &GracefulShutdown,
-    proxy: &Proxy,
-    id: u64,
-    stream: LeanStream,
-) {
-    let proxy = proxy.clone();
-    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+async fn terminate(builder: http2::Builder<TokioExecutor>, proxy: Proxy, stream: LeanStream, until: Until) {
+    let service = {
         let proxy = proxy.clone();
-        let span = debug_span!("cri_call", cri.method = %req.uri().path());
-        async move { Ok::<_, Infallible>(proxy.handle(req.map(Either::Left)).await) }.instrument(span)
-    });
-    let conn = graceful.watch(builder.serve_connection(TokioIo::new(Sanitized::new(stream)), service));
-    tokio::spawn(
-        async move {
-            debug!("client connected");
-            if let Err(error) = conn.await {
-                debug!(%error, "client connection ended with an error");
+        service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let proxy = proxy.clone();
+            let span = debug_span!("cri_call", cri.method = %req.uri().path());
+            async move { Ok::<_, Infallible>(proxy.handle(req.map(Either::Left)).await) }.instrument(span)
+        })
+    };
+    let conn = builder.serve_connection(TokioIo::new(Sanitized::new(stream)), service);
+    tokio::pin!(conn);
+    let runtime_back = async {
+        if !until.runtime_back {
+            return std::future::pending().await;
+        }
+        loop {
+            tokio::time::sleep(RUNTIME_BACK_CHECK).await;
+            let upstream = proxy.upstream();
+            let timeout = upstream.connect_timeout().min(PROBE_TIMEOUT);
+            if relay::probe(upstream.path(), timeout).await.is_ok() {
+                return;
             }
         }
-        .instrument(info_span!("cri_conn", conn.id = id)),
-    );
+    };
+    tokio::pin!(runtime_back);
+    debug!("client connected");
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            ended = conn.as_mut() => {
+                if let Err(error) = ended {
+                    debug!(%error, "client connection ended with an error");
+                }
+                return;
+            }
+            () = until.shutdown.cancelled(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            () = &mut runtime_back, if !closing => {
+                debug!("the runtime can be relayed to again: the caller is asked to reconnect");
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
 }
