@@ -155,6 +155,8 @@ pub async fn run(proxy: Proxy, caller: LeanStream, runtime: Runtime, shutdown: C
         in_sync: true,
         runtime_block: None,
         runtime_fragment: Vec::new(),
+        runtime_block_spans: Vec::new(),
+        runtime_blocks: Vec::new(),
         runtime_decoder: decoder(DEFAULT_TABLE),
         own_settings_acked: false,
         forwarded: HashMap::new(),
@@ -334,6 +336,9 @@ struct Relay {
     /// The runtime's header block being passed: its stream and END_STREAM.
     runtime_block: Option<(u32, bool)>,
     runtime_fragment: Vec<u8>,
+    /// The runtime's complete header blocks not read yet: stream, END_STREAM, span.
+    runtime_block_spans: Vec<(u32, bool, usize, usize)>,
+    runtime_blocks: Vec<u8>,
     /// The runtime's HPACK state (towards the caller).
     runtime_decoder: fluke_hpack::Decoder<'static>,
     /// Whether the runtime has acknowledged the proxy's own (first) settings.
@@ -389,6 +394,7 @@ impl Relay {
         let mut caller_inbox = Inbox::new();
         // the runtime's settings, read by the probe, go to the caller first
         self.runtime_frames(&mut runtime_inbox).await?;
+        self.flush_runtime().await;
         loop {
             if self.closing == Closing::Final && self.forwarded.is_empty() && self.diverted.is_empty() {
                 // the caller closes a connection it was told to leave once its calls
@@ -397,7 +403,8 @@ impl Relay {
                 self.close_deadline = tokio::time::Instant::now() + LINGER;
             }
             let runtime_readable = !self.runtime_blocked;
-            let acked_in_time = self.close_deadline;
+            let closing_timer = matches!(self.closing, Closing::Announced | Closing::Lingering);
+            let wake_at = closing_timer.then_some(self.close_deadline);
             tokio::select! {
                 read = caller_inbox.read(&mut self.caller) => {
                     if read.map_err(Stop::Caller)? == 0 {
@@ -408,12 +415,17 @@ impl Relay {
                     if self.runtime_blocked && self.caller_window > 0 {
                         self.runtime_blocked = false;
                         self.runtime_frames(&mut runtime_inbox).await?;
+                        self.flush_runtime().await;
                     }
                     self.flush_caller().await?;
                 }
                 read = read_some(self.runtime.as_mut(), &mut runtime_inbox), if runtime_readable => {
                     match read {
-                        Ok(n) if n > 0 => self.runtime_frames(&mut runtime_inbox).await?,
+                        Ok(n) if n > 0 => {
+                            self.runtime_frames(&mut runtime_inbox).await?;
+                            // the answers to the runtime's pings, after the caller's frames
+                            self.flush_runtime().await;
+                        }
                         Ok(_) => self.runtime_ended("the runtime closed its connection"),
                         Err(error) => self.runtime_ended(&error.to_string()),
                     }
@@ -427,13 +439,15 @@ impl Relay {
                     self.begin_close();
                     self.flush_caller().await?;
                 }
-                () = sleep_until(acked_in_time), if matches!(self.closing, Closing::Announced | Closing::Lingering) => {
-                    if self.closing == Closing::Lingering {
-                        return Ok(());
+                () = sleep_until(wake_at.unwrap_or_else(tokio::time::Instant::now)), if wake_at.is_some() => {
+                    if closing_timer && self.close_deadline <= tokio::time::Instant::now() {
+                        if self.closing == Closing::Lingering {
+                            return Ok(());
+                        }
+                        // a caller that does not answer the ping is told the last stream
+                        self.final_go_away(NO_ERROR);
+                        self.flush_caller().await?;
                     }
-                    // a caller that does not answer the ping is told the last stream
-                    self.final_go_away(NO_ERROR);
-                    self.flush_caller().await?;
                 }
             }
         }
@@ -872,6 +886,7 @@ impl Relay {
                 self.caller.write_all(&inbox.data()[..pass]).await.map_err(Stop::Caller)?;
                 inbox.consume(pass);
             }
+            self.read_runtime_blocks();
             match action {
                 Action::More | Action::Pass => {
                     let whole = if inbox.len() >= FRAME_HEADER {
@@ -952,6 +967,15 @@ impl Relay {
                     self.runtime_headers();
                 }
             }
+            PING if flags & ACK == 0 => {
+                // Answered here, not by the caller: grpc-go pings with every request
+                // (to size its windows), and an answer from the caller would wake
+                // the proxy and the runtime once more per call. Whether the caller
+                // is alive, the proxy knows from its connection.
+                frame_header(&mut self.to_runtime, payload.len(), PING, ACK, 0);
+                self.to_runtime.extend_from_slice(payload);
+                return Action::Drop;
+            }
             SETTINGS if flags & ACK != 0 && !self.own_settings_acked => {
                 self.own_settings_acked = true;
                 return Action::Drop;
@@ -995,25 +1019,39 @@ impl Relay {
 
     /// The runtime's header block is complete: a call's response headers, or its
     /// trailers with the status.
+    ///
+    /// Read once the frames have gone to the caller (see [`Self::read_runtime_blocks`]),
+    /// so the caller's answer does not wait for it.
     fn runtime_headers(&mut self) {
         let Some((stream, end_stream)) = self.runtime_block.take() else { return };
-        let mut status = None;
-        let decoded = self.runtime_decoder.decode_with_cb(&self.runtime_fragment, |name, value| {
-            if &*name == b"grpc-status" {
-                status = Some(Code::from_bytes(&value));
-            }
-        });
-        if decoded.is_err() {
-            // the caller's decoder will fail the same way and close the connection
-            return;
-        }
-        if end_stream {
-            if let Some(f) = self.forwarded.remove(&stream) {
-                f.call.finish(status.unwrap_or(Code::Unknown));
-            }
-        } else if let Some(f) = self.forwarded.get_mut(&stream) {
+        let start = self.runtime_blocks.len();
+        self.runtime_blocks.extend_from_slice(&self.runtime_fragment);
+        self.runtime_block_spans.push((stream, end_stream, start, self.runtime_blocks.len()));
+        if !end_stream && let Some(f) = self.forwarded.get_mut(&stream) {
             f.answered = true;
         }
+    }
+
+    /// Reads the runtime's header blocks passed since the last time, in order (the
+    /// HPACK state follows them): the status of each call that ended.
+    fn read_runtime_blocks(&mut self) {
+        for i in 0..self.runtime_block_spans.len() {
+            let (stream, end_stream, start, end) = self.runtime_block_spans[i];
+            let mut status = None;
+            let decoded =
+                self.runtime_decoder.decode_with_cb(&self.runtime_blocks[start..end], |name, value| {
+                    if &*name == b"grpc-status" {
+                        status = Some(Code::from_bytes(&value));
+                    }
+                });
+            // a block that does not decode: the caller's decoder fails the same way
+            // and closes the connection
+            if end_stream && let Some(f) = self.forwarded.remove(&stream) {
+                f.call.finish(if decoded.is_ok() { status.unwrap_or(Code::Unknown) } else { Code::Internal });
+            }
+        }
+        self.runtime_block_spans.clear();
+        self.runtime_blocks.clear();
     }
 
     /// The runtime's connection ended: the calls on it end with `UNAVAILABLE`, and
@@ -1392,6 +1430,18 @@ mod tests {
         assert_eq!(read_frame(&mut bed.caller).await, (DATA, 0, 1, vec![1; 5]));
         bed.caller.write_all(&frame(WINDOW_UPDATE, 0, 0, &100u32.to_be_bytes())).await.unwrap();
         assert_eq!(read_frame(&mut bed.caller).await, (DATA, 0, 1, vec![1; 5]));
+        bed.stop.cancel();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_runtimes_pings_are_answered_by_the_proxy_and_the_callers_pass() {
+        let mut bed = Bed::start(0).await;
+        bed.runtime.write_all(&frame(PING, 0, 0, b"bdp-ping")).await.unwrap();
+        assert_eq!(read_frame(&mut bed.runtime).await, (PING, ACK, 0, b"bdp-ping".to_vec()));
+        bed.caller.write_all(&frame(PING, 0, 0, b"keepaliv")).await.unwrap();
+        assert_eq!(read_frame(&mut bed.runtime).await, (PING, 0, 0, b"keepaliv".to_vec()));
+        bed.runtime.write_all(&frame(PING, ACK, 0, b"keepaliv")).await.unwrap();
+        assert_eq!(read_frame(&mut bed.caller).await, (PING, ACK, 0, b"keepaliv".to_vec()));
         bed.stop.cancel();
     }
 
