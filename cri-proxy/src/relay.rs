@@ -85,6 +85,8 @@ const MAX_STREAM: u32 = 0x7fff_ffff;
 const CLOSE_PING: &[u8; 8] = b"stvd-bye";
 /// How long a closing caller has to answer that ping.
 const CLOSE_PING_WAIT: Duration = Duration::from_secs(5);
+/// At most how long an answer to the runtime's ping waits for company.
+const ACK_TICK: Duration = Duration::from_millis(200);
 /// How long a caller told to leave, with nothing left open, has to close.
 const LINGER: Duration = Duration::from_secs(1);
 /// HTTP/2's initial windows and frame size, until settings say otherwise.
@@ -173,6 +175,7 @@ pub async fn run(proxy: Proxy, caller: LeanStream, runtime: Runtime, shutdown: C
         closing: Closing::Open,
         close_deadline: tokio::time::Instant::now(),
         done_tx,
+        held_acks: BytesMut::new(),
         to_runtime: BytesMut::new(),
         to_caller: BytesMut::new(),
     };
@@ -364,6 +367,8 @@ struct Relay {
     closing: Closing,
     close_deadline: tokio::time::Instant,
     done_tx: mpsc::UnboundedSender<Done>,
+    /// Answers to the runtime's pings, waiting for the next frames to the runtime.
+    held_acks: BytesMut,
     to_runtime: BytesMut,
     to_caller: BytesMut,
 }
@@ -394,7 +399,8 @@ impl Relay {
         let mut caller_inbox = Inbox::new();
         // the runtime's settings, read by the probe, go to the caller first
         self.runtime_frames(&mut runtime_inbox).await?;
-        self.flush_runtime().await;
+        let mut ack_tick = tokio::time::interval(ACK_TICK);
+        ack_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if self.closing == Closing::Final && self.forwarded.is_empty() && self.diverted.is_empty() {
                 // the caller closes a connection it was told to leave once its calls
@@ -415,17 +421,12 @@ impl Relay {
                     if self.runtime_blocked && self.caller_window > 0 {
                         self.runtime_blocked = false;
                         self.runtime_frames(&mut runtime_inbox).await?;
-                        self.flush_runtime().await;
                     }
                     self.flush_caller().await?;
                 }
                 read = read_some(self.runtime.as_mut(), &mut runtime_inbox), if runtime_readable => {
                     match read {
-                        Ok(n) if n > 0 => {
-                            self.runtime_frames(&mut runtime_inbox).await?;
-                            // the answers to the runtime's pings, after the caller's frames
-                            self.flush_runtime().await;
-                        }
+                        Ok(n) if n > 0 => self.runtime_frames(&mut runtime_inbox).await?,
                         Ok(_) => self.runtime_ended("the runtime closed its connection"),
                         Err(error) => self.runtime_ended(&error.to_string()),
                     }
@@ -438,6 +439,14 @@ impl Relay {
                 () = shutdown.cancelled(), if self.closing == Closing::Open => {
                     self.begin_close();
                     self.flush_caller().await?;
+                }
+                _ = ack_tick.tick() => {
+                    // always polled, so its timer stays registered: arming it only
+                    // while answers wait would wake the event loop each time
+                    if !self.held_acks.is_empty() {
+                        self.to_runtime.unsplit(self.held_acks.split());
+                        self.flush_runtime().await;
+                    }
                 }
                 () = sleep_until(wake_at.unwrap_or_else(tokio::time::Instant::now)), if wake_at.is_some() => {
                     if closing_timer && self.close_deadline <= tokio::time::Instant::now() {
@@ -453,11 +462,16 @@ impl Relay {
         }
     }
 
-    /// Writes what the caller's frames produced for the runtime; a failed write ends
-    /// the runtime's side.
+    /// Writes what the caller's frames produced for the runtime, after the answers
+    /// to the runtime's pings held so far; a failed write ends the runtime's side.
     async fn flush_runtime(&mut self) {
         if self.to_runtime.is_empty() {
             return;
+        }
+        if !self.held_acks.is_empty() {
+            let frames = self.to_runtime.split();
+            self.to_runtime.unsplit(self.held_acks.split());
+            self.to_runtime.unsplit(frames);
         }
         let result = match &mut self.runtime {
             Some(rt) => rt.write_all(&self.to_runtime).await,
@@ -970,10 +984,12 @@ impl Relay {
             PING if flags & ACK == 0 => {
                 // Answered here, not by the caller: grpc-go pings with every request
                 // (to size its windows), and an answer from the caller would wake
-                // the proxy and the runtime once more per call. Whether the caller
-                // is alive, the proxy knows from its connection.
-                frame_header(&mut self.to_runtime, payload.len(), PING, ACK, 0);
-                self.to_runtime.extend_from_slice(payload);
+                // the proxy and the runtime once more per call. The answer goes
+                // with the next frames for the runtime, or at the next tick of
+                // [`ACK_TICK`]: the runtime is not woken for it alone. Whether the
+                // caller is alive, the proxy knows from its connection.
+                frame_header(&mut self.held_acks, payload.len(), PING, ACK, 0);
+                self.held_acks.extend_from_slice(payload);
                 return Action::Drop;
             }
             SETTINGS if flags & ACK != 0 && !self.own_settings_acked => {
@@ -1436,8 +1452,18 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn the_runtimes_pings_are_answered_by_the_proxy_and_the_callers_pass() {
         let mut bed = Bed::start(0).await;
+        // alone, the answer goes at the next tick
         bed.runtime.write_all(&frame(PING, 0, 0, b"bdp-ping")).await.unwrap();
         assert_eq!(read_frame(&mut bed.runtime).await, (PING, ACK, 0, b"bdp-ping".to_vec()));
+        // with the caller's next frames, it goes just before them
+        bed.runtime.write_all(&frame(PING, 0, 0, b"second!!")).await.unwrap();
+        let mut head = request_head(VERSION);
+        head.push(0x41);
+        string(&mut head, b"localhost");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        bed.caller.write_all(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &head)).await.unwrap();
+        assert_eq!(read_frame(&mut bed.runtime).await, (PING, ACK, 0, b"second!!".to_vec()));
+        assert_eq!(read_frame(&mut bed.runtime).await.0, HEADERS);
         bed.caller.write_all(&frame(PING, 0, 0, b"keepaliv")).await.unwrap();
         assert_eq!(read_frame(&mut bed.runtime).await, (PING, 0, 0, b"keepaliv".to_vec()));
         bed.runtime.write_all(&frame(PING, ACK, 0, b"keepaliv")).await.unwrap();
