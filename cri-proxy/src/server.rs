@@ -143,7 +143,9 @@ pub async fn serve(
                     async move {
                         let upstream = proxy.upstream();
                         let timeout = upstream.connect_timeout().min(PROBE_TIMEOUT);
-                        match relay::probe(upstream.path(), timeout).await {
+                        let probe = relay::probe(upstream.path(), timeout).await;
+                        proxy.metrics().connect(probe.is_ok());
+                        match probe {
                             Ok(runtime) => {
                                 debug!("client connected; relaying");
                                 relay::run(proxy, stream, runtime, shutdown).await;

@@ -292,6 +292,45 @@ async fn runtime_restarts_give_unavailable_then_recover() {
 }
 
 #[tokio::test]
+async fn a_caller_that_connected_while_the_runtime_was_down_is_relayed_once_it_is_back() {
+    let bed = Bed::start(Default::default()).await;
+    bed.fake_stop.cancel();
+    while bed.fake_sock.exists() && tokio::net::UnixStream::connect(&bed.fake_sock).await.is_ok() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _ = std::fs::remove_file(&bed.fake_sock);
+    // the runtime cannot be relayed to: this caller is served on the terminating path
+    let ch = bed.proxied().await;
+    let err = runtime(&ch).version(cri::VersionRequest::default()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    let again = CancellationToken::new();
+    bed.fake.serve(&bed.fake_sock, again.clone()).unwrap();
+    let connects = |text: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("stevedore_cri_proxy_runtime_connects_total{result=\"ok\"} "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    // the terminating path answers at once, through the shared runtime connection
+    runtime(&ch).version(cri::VersionRequest::default()).await.unwrap();
+    assert_eq!(connects(&http_get(bed.metrics_addr, "/metrics").await), 1);
+    // within a check or two the caller is asked to reconnect, and its new connection
+    // is relayed: a runtime connection of its own
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let _ = runtime(&ch).version(cri::VersionRequest::default()).await;
+        if connects(&http_get(bed.metrics_addr, "/metrics").await) >= 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the caller was never moved to the relay");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let v = runtime(&ch).version(cri::VersionRequest::default()).await.unwrap();
+    assert_eq!(v.get_ref().runtime_name, RUNTIME_NAME);
+    again.cancel();
+}
+
+#[tokio::test]
 async fn metrics_count_calls_and_errors_by_code() {
     let bed = Bed::start(Default::default()).await;
     let ch = bed.proxied().await;
