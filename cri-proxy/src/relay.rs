@@ -40,6 +40,7 @@ use std::{
 };
 
 use bytes::{Buf, Bytes, BytesMut};
+use futures_util::FutureExt as _;
 use http::{HeaderMap, Method, Request, Uri, request};
 use http_body_util::{BodyExt, Either, Full};
 use tokio::time::sleep_until;
@@ -76,6 +77,7 @@ const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const NO_ERROR: u32 = 0x0;
 const PROTOCOL_ERROR: u32 = 0x1;
 const COMPRESSION_ERROR: u32 = 0x9;
+const ENHANCE_YOUR_CALM: u32 = 0xb;
 const REFUSED_STREAM: u32 = 0x7;
 const SETTINGS_HEADER_TABLE_SIZE: u16 = 0x1;
 const SETTINGS_INITIAL_WINDOW_SIZE: u16 = 0x4;
@@ -93,6 +95,12 @@ const LINGER: Duration = Duration::from_secs(1);
 const DEFAULT_WINDOW: i64 = 65_535;
 const DEFAULT_FRAME: usize = 16_384;
 const DEFAULT_TABLE: usize = 4096;
+/// The largest header block or header list taken (grpc-go's limit).
+const MAX_BLOCK: usize = 16 << 20;
+/// At most this many typed calls at once on a caller connection, holding at most
+/// this many request bytes together (each call at most `MAX_MESSAGE`).
+const MAX_DIVERTED: usize = 1024;
+const MAX_DIVERTED_BYTES: usize = 64 << 20;
 /// The read buffer's starting size; it grows to hold the largest frame seen.
 const INBOX: usize = 64 << 10;
 
@@ -172,6 +180,8 @@ pub async fn run(proxy: Proxy, caller: LeanStream, runtime: Runtime, shutdown: C
         runtime_blocked: false,
         goaway: None,
         runtime_last: MAX_STREAM,
+        runtime_unwritable: false,
+        diverted_bytes: 0,
         closing: Closing::Open,
         close_deadline: tokio::time::Instant::now(),
         done_tx,
@@ -197,6 +207,23 @@ fn frame_len(data: &[u8]) -> usize {
 
 fn stream_id(frame: &[u8]) -> u32 {
     u32::from_be_bytes([frame[5], frame[6], frame[7], frame[8]]) & 0x7fff_ffff
+}
+
+/// Decodes one header block with `decoder`. fluke-hpack panics on some malformed
+/// input (a table size update whose integer does not end); that is a decoding
+/// error like any other, never a lost connection.
+fn decode(
+    decoder: &mut fluke_hpack::Decoder<'static>,
+    block: &[u8],
+    mut field: impl FnMut(&[u8], &[u8]),
+) -> Result<(), ()> {
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decoder.decode_with_cb(block, |name, value| field(&name, &value)).is_ok()
+    }));
+    match decoded {
+        Ok(true) => Ok(()),
+        _ => Err(()),
+    }
 }
 
 /// A read buffer that stays initialized, so reads into it zero nothing.
@@ -321,6 +348,10 @@ enum Stop {
     NotHttp2,
     #[error("a caller header block could not be decoded")]
     Compression,
+    #[error("a caller header block is larger than 16 MiB")]
+    TooLarge,
+    #[error("the runtime's connection ended in the middle of a header block")]
+    RuntimeCut,
 }
 
 struct Relay {
@@ -364,6 +395,10 @@ struct Relay {
     goaway: Option<u32>,
     /// The last stream the runtime serves, once it has sent GOAWAY.
     runtime_last: u32,
+    /// A write to the runtime failed: it is read until it closes, and sent nothing.
+    runtime_unwritable: bool,
+    /// Request bytes the diverted calls hold.
+    diverted_bytes: usize,
     closing: Closing,
     close_deadline: tokio::time::Instant,
     done_tx: mpsc::UnboundedSender<Done>,
@@ -416,7 +451,11 @@ impl Relay {
                     if read.map_err(Stop::Caller)? == 0 {
                         return Ok(());
                     }
-                    self.caller_frames(&mut caller_inbox)?;
+                    if let Err(stop) = self.caller_frames(&mut caller_inbox) {
+                        // the GOAWAY that says why, as far as it goes
+                        let _ = self.caller.write_all(&self.to_caller).await;
+                        return Err(stop);
+                    }
                     self.flush_runtime().await;
                     if self.runtime_blocked && self.caller_window > 0 {
                         self.runtime_blocked = false;
@@ -429,6 +468,10 @@ impl Relay {
                         Ok(n) if n > 0 => self.runtime_frames(&mut runtime_inbox).await?,
                         Ok(_) => self.runtime_ended("the runtime closed its connection"),
                         Err(error) => self.runtime_ended(&error.to_string()),
+                    }
+                    if self.runtime.is_none() && self.runtime_block.is_some() {
+                        // the caller has half a header block: its connection cannot go on
+                        return Err(Stop::RuntimeCut);
                     }
                     self.flush_caller().await?;
                 }
@@ -474,12 +517,17 @@ impl Relay {
             self.to_runtime.unsplit(frames);
         }
         let result = match &mut self.runtime {
-            Some(rt) => rt.write_all(&self.to_runtime).await,
-            None => Ok(()),
+            Some(rt) if !self.runtime_unwritable => rt.write_all(&self.to_runtime).await,
+            _ => Ok(()),
         };
         self.to_runtime.clear();
         if let Err(error) = result {
-            self.runtime_ended(&error.to_string());
+            // The runtime may have answered calls before it closed: its answers are
+            // read to the end of its connection, and the calls still open then end
+            // with UNAVAILABLE. New calls are not sent to it.
+            debug!(%error, "cannot write to the runtime; reading what it sent until it closes");
+            self.runtime_unwritable = true;
+            self.begin_close();
         }
     }
 
@@ -546,8 +594,10 @@ impl Relay {
             DATA => {
                 if let Some(d) = self.diverted.get_mut(&stream) {
                     let data = unpad(flags, payload).unwrap_or_default();
-                    if d.parts.is_some() && d.body.len() + data.len() <= MAX_MESSAGE + 5 {
+                    let room = self.diverted_bytes + data.len() <= MAX_DIVERTED_BYTES;
+                    if d.parts.is_some() && d.body.len() + data.len() <= MAX_MESSAGE + 5 && room {
                         d.body.extend_from_slice(data);
+                        self.diverted_bytes += data.len();
                     } else if d.parts.is_some() {
                         d.parts = None;
                         let status = tonic::Status::resource_exhausted(
@@ -660,6 +710,11 @@ impl Relay {
                 return Ok(());
             }
         }
+        if self.block.fragment.len() + payload.len() > MAX_BLOCK {
+            // grpc-go's header list limit; past it, the connection is not worth keeping
+            self.final_go_away(ENHANCE_YOUR_CALM);
+            return Err(Stop::TooLarge);
+        }
         self.block.fragment.extend_from_slice(payload);
         self.block.frames.extend_from_slice(frame);
         if flags & END_HEADERS == 0 {
@@ -669,13 +724,18 @@ impl Relay {
         // decoded into buffers kept from block to block: a call allocates nothing here
         let mut fields = std::mem::take(&mut self.fields);
         fields.clear();
-        let decoded =
-            self.decoder.decode_with_cb(&self.block.fragment, |name, value| fields.push(&name, &value));
-        if decoded.is_err() {
+        if decode(&mut self.decoder, &self.block.fragment, |name, value| fields.push(name, value)).is_err() {
             self.final_go_away(COMPRESSION_ERROR);
             return Err(Stop::Compression);
         }
-        self.route_block(stream, self.block.end_stream, &fields);
+        if fields.too_large {
+            // decoded (the HPACK state follows the caller's) but not served
+            self.in_sync = false;
+            self.highest = self.highest.max(stream);
+            rst_stream(&mut self.to_caller, stream, ENHANCE_YOUR_CALM);
+        } else {
+            self.route_block(stream, self.block.end_stream, &fields);
+        }
         self.fields = fields;
         Ok(())
     }
@@ -703,7 +763,13 @@ impl Relay {
         }
         let path = fields.get(b":path").unwrap_or_default();
         let path = std::str::from_utf8(path).unwrap_or_default();
-        if (self.runtime.is_none() || stream > self.runtime_last) && !self.proxy.has_handler(path) {
+        if stream > self.runtime_last && !self.proxy.has_handler(path) {
+            // the runtime said it will not serve it: never processed, to be retried
+            self.in_sync = false;
+            rst_stream(&mut self.to_caller, stream, REFUSED_STREAM);
+            return;
+        }
+        if (self.runtime.is_none() || self.runtime_unwritable) && !self.proxy.has_handler(path) {
             // the runtime's connection ended (or is ending) while the caller had this
             // call on its way
             self.in_sync = false;
@@ -719,6 +785,10 @@ impl Relay {
         }
         if self.proxy.has_handler(path) {
             self.in_sync = false;
+            if self.diverted.len() >= MAX_DIVERTED {
+                rst_stream(&mut self.to_caller, stream, REFUSED_STREAM);
+                return;
+            }
             match request_parts(fields) {
                 Some(parts) => {
                     self.diverted.insert(
@@ -762,11 +832,16 @@ impl Relay {
         let Some(d) = self.diverted.get_mut(&stream) else { return };
         let Some(parts) = d.parts.take() else { return };
         let body = d.body.split().freeze();
+        self.diverted_bytes -= body.len();
         let req = Request::from_parts(parts, Either::Right(Full::new(body)));
         let proxy = self.proxy.clone();
         let done = self.done_tx.clone();
         let task = tokio::spawn(async move {
-            let resp = proxy.handle(req).await;
+            // a handler that panics answers INTERNAL rather than leave the call hanging
+            let handled = std::panic::AssertUnwindSafe(proxy.handle(req)).catch_unwind().await;
+            let resp = handled.unwrap_or_else(|_| {
+                tonic::Status::internal("the proxy's handler for this method failed").into_http()
+            });
             let (parts, body) = resp.into_parts();
             let mut head = Vec::with_capacity(128);
             literal(&mut head, b":status", parts.status.as_str().as_bytes());
@@ -1017,11 +1092,12 @@ impl Relay {
                 // and closes the caller's connection the way it closes any.
                 let last = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]) & 0x7fff_ffff;
                 self.runtime_last = self.runtime_last.min(last);
+                // the streams after `last` were never processed: refused, so that
+                // callers such as grpc-go retry them
                 let cut: Vec<u32> = self.forwarded.keys().copied().filter(|&s| s > last).collect();
-                let t = unavailable("the runtime is shutting down");
                 for stream in cut {
                     if let Some(f) = self.forwarded.remove(&stream) {
-                        answer_unavailable(&mut self.to_caller, stream, f.answered, &t);
+                        rst_stream(&mut self.to_caller, stream, REFUSED_STREAM);
                         f.call.finish(Code::Unavailable);
                     }
                 }
@@ -1055,9 +1131,9 @@ impl Relay {
             let (stream, end_stream, start, end) = self.runtime_block_spans[i];
             let mut status = None;
             let decoded =
-                self.runtime_decoder.decode_with_cb(&self.runtime_blocks[start..end], |name, value| {
-                    if &*name == b"grpc-status" {
-                        status = Some(Code::from_bytes(&value));
+                decode(&mut self.runtime_decoder, &self.runtime_blocks[start..end], |name, value| {
+                    if name == b"grpc-status" {
+                        status = Some(Code::from_bytes(value));
                     }
                 });
             // a block that does not decode: the caller's decoder fails the same way
@@ -1188,15 +1264,23 @@ fn unpad(flags: u8, payload: &[u8]) -> Option<&[u8]> {
 struct Fields {
     spans: Vec<(usize, usize, usize)>,
     bytes: Vec<u8>,
+    /// Past `MAX_BLOCK` decoded: the rest is not kept.
+    too_large: bool,
 }
 
 impl Fields {
     fn clear(&mut self) {
         self.spans.clear();
         self.bytes.clear();
+        self.too_large = false;
     }
 
     fn push(&mut self, name: &[u8], value: &[u8]) {
+        // a small block may reference large table entries many times over
+        if self.too_large || self.bytes.len() + name.len() + value.len() + 32 * self.spans.len() > MAX_BLOCK {
+            self.too_large = true;
+            return;
+        }
         self.spans.push((self.bytes.len(), name.len(), value.len()));
         self.bytes.extend_from_slice(name);
         self.bytes.extend_from_slice(value);
@@ -1468,6 +1552,79 @@ mod tests {
         assert_eq!(read_frame(&mut bed.runtime).await, (PING, 0, 0, b"keepaliv".to_vec()));
         bed.runtime.write_all(&frame(PING, ACK, 0, b"keepaliv")).await.unwrap();
         assert_eq!(read_frame(&mut bed.caller).await, (PING, ACK, 0, b"keepaliv".to_vec()));
+        bed.stop.cancel();
+    }
+
+    /// Reads frames from `s` until one of `kind`.
+    async fn until_frame(s: &mut tokio::net::UnixStream, kind: u8) -> (u8, u8, u32, Vec<u8>) {
+        loop {
+            let f = read_frame(s).await;
+            if f.0 == kind {
+                return f;
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_block_that_does_not_decode_closes_the_connection_with_compression_error() {
+        let mut bed = Bed::start(0).await;
+        // a table size update whose integer never ends: the decoder library panics on it
+        bed.caller.write_all(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &[0x3f])).await.unwrap();
+        let (_, _, _, goaway) = until_frame(&mut bed.caller, GOAWAY).await;
+        assert_eq!(&goaway[4..8], &COMPRESSION_ERROR.to_be_bytes());
+        let mut rest = Vec::new();
+        bed.caller.read_to_end(&mut rest).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_header_list_past_16_mib_resets_its_stream_and_the_connection_goes_on() {
+        let mut bed = Bed::start(0).await;
+        // a 2,000-byte entry, then a block of 9,000 one-byte references to it: 18 MB
+        // decoded
+        let mut first = request_head(VERSION);
+        first.push(0x41);
+        string(&mut first, b"localhost");
+        first.push(0x40);
+        string(&mut first, b"x-big");
+        first.extend_from_slice(&[0x7f, 0xd1, 0x0e]); // a 2,000-byte value: 127 + 1,873
+        first.extend(std::iter::repeat_n(b'v', 2000));
+        bed.caller.write_all(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &first)).await.unwrap();
+        assert_eq!(read_frame(&mut bed.runtime).await.2, 1);
+        let mut huge = vec![0x83, 0x86, 0x80 | 64, 0x80 | 63];
+        huge.extend(std::iter::repeat_n(0x80 | 62, 9000));
+        bed.caller.write_all(&frame(HEADERS, END_HEADERS | END_STREAM, 3, &huge)).await.unwrap();
+        assert_eq!(
+            until_frame(&mut bed.caller, RST_STREAM).await,
+            (RST_STREAM, 0, 3, ENHANCE_YOUR_CALM.to_be_bytes().to_vec())
+        );
+        // the next call is forwarded, written again (the runtime never saw stream 3)
+        let next = [0x83, 0x86, 0x80 | 64, 0x80 | 63];
+        bed.caller.write_all(&frame(HEADERS, END_HEADERS | END_STREAM, 5, &next)).await.unwrap();
+        assert_eq!(read_frame(&mut bed.runtime).await.2, 5);
+        bed.stop.cancel();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn calls_after_the_runtimes_last_stream_are_refused_for_the_caller_to_retry() {
+        let mut bed = Bed::start(0).await;
+        let mut head = request_head(VERSION);
+        head.push(0x41);
+        string(&mut head, b"localhost");
+        bed.caller.write_all(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &head)).await.unwrap();
+        read_frame(&mut bed.runtime).await;
+        bed.caller
+            .write_all(&frame(HEADERS, END_HEADERS | END_STREAM, 3, &[0x83, 0x86, 0x80 | 63, 0x80 | 62]))
+            .await
+            .unwrap();
+        read_frame(&mut bed.runtime).await;
+        // the runtime serves stream 1 only
+        let mut goaway = 1u32.to_be_bytes().to_vec();
+        goaway.extend_from_slice(&NO_ERROR.to_be_bytes());
+        bed.runtime.write_all(&frame(GOAWAY, 0, 0, &goaway)).await.unwrap();
+        assert_eq!(
+            until_frame(&mut bed.caller, RST_STREAM).await,
+            (RST_STREAM, 0, 3, REFUSED_STREAM.to_be_bytes().to_vec())
+        );
         bed.stop.cancel();
     }
 
