@@ -181,7 +181,6 @@ pub async fn run(proxy: Proxy, caller: LeanStream, runtime: Runtime, shutdown: C
         goaway: None,
         runtime_last: MAX_STREAM,
         runtime_unwritable: false,
-        diverted_bytes: 0,
         closing: Closing::Open,
         close_deadline: tokio::time::Instant::now(),
         done_tx,
@@ -397,8 +396,6 @@ struct Relay {
     runtime_last: u32,
     /// A write to the runtime failed: it is read until it closes, and sent nothing.
     runtime_unwritable: bool,
-    /// Request bytes the diverted calls hold.
-    diverted_bytes: usize,
     closing: Closing,
     close_deadline: tokio::time::Instant,
     done_tx: mpsc::UnboundedSender<Done>,
@@ -592,12 +589,17 @@ impl Relay {
                 return Ok(());
             }
             DATA => {
+                // what the typed calls hold of their requests (at most MAX_DIVERTED)
+                let held: usize = if self.diverted.is_empty() {
+                    0
+                } else {
+                    self.diverted.values().map(|d| d.body.len()).sum()
+                };
                 if let Some(d) = self.diverted.get_mut(&stream) {
                     let data = unpad(flags, payload).unwrap_or_default();
-                    let room = self.diverted_bytes + data.len() <= MAX_DIVERTED_BYTES;
+                    let room = held + data.len() <= MAX_DIVERTED_BYTES;
                     if d.parts.is_some() && d.body.len() + data.len() <= MAX_MESSAGE + 5 && room {
                         d.body.extend_from_slice(data);
-                        self.diverted_bytes += data.len();
                     } else if d.parts.is_some() {
                         d.parts = None;
                         let status = tonic::Status::resource_exhausted(
@@ -832,7 +834,6 @@ impl Relay {
         let Some(d) = self.diverted.get_mut(&stream) else { return };
         let Some(parts) = d.parts.take() else { return };
         let body = d.body.split().freeze();
-        self.diverted_bytes -= body.len();
         let req = Request::from_parts(parts, Either::Right(Full::new(body)));
         let proxy = self.proxy.clone();
         let done = self.done_tx.clone();
