@@ -162,6 +162,8 @@ pub async fn serve(
         }
     }
     drop(listener);
+    // a caller whose runtime probe fails from now on is closed, not parked unserved
+    drop(fallback_rx);
     if let Err(error) = std::fs::remove_file(&path) {
         warn!(%error, socket = %path.display(), "could not remove the socket");
     }
