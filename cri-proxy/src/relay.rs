@@ -58,21 +58,19 @@ use crate::{
     metrics::Call,
     proxy::Proxy,
     sanitize::{
-        END_HEADERS, END_STREAM, FRAME_HEADER, PADDED, frame_header, literal, percent_encode, write_block,
+        CONTINUATION, END_HEADERS, END_STREAM, FRAME_HEADER, HEADERS, MAX_BLOCK, PADDED, PRIORITY,
+        frame_header, literal, percent_encode, write_block,
     },
     typed::MAX_MESSAGE,
 };
 
 const DATA: u8 = 0x0;
-const HEADERS: u8 = 0x1;
 const RST_STREAM: u8 = 0x3;
 const SETTINGS: u8 = 0x4;
 const PING: u8 = 0x6;
 const GOAWAY: u8 = 0x7;
 const WINDOW_UPDATE: u8 = 0x8;
-const CONTINUATION: u8 = 0x9;
 const ACK: u8 = 0x1;
-const PRIORITY_FLAG: u8 = 0x20;
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const NO_ERROR: u32 = 0x0;
 const PROTOCOL_ERROR: u32 = 0x1;
@@ -95,8 +93,6 @@ const LINGER: Duration = Duration::from_secs(1);
 const DEFAULT_WINDOW: i64 = 65_535;
 const DEFAULT_FRAME: usize = 16_384;
 const DEFAULT_TABLE: usize = 4096;
-/// The largest header block or header list taken (grpc-go's limit).
-const MAX_BLOCK: usize = 16 << 20;
 /// At most this many typed calls at once on a caller connection, holding at most
 /// this many request bytes together (each call at most `MAX_MESSAGE`).
 const MAX_DIVERTED: usize = 1024;
@@ -161,6 +157,7 @@ pub async fn run(proxy: Proxy, caller: LeanStream, runtime: Runtime, shutdown: C
         preface: 0,
         block: Block::default(),
         fields: Fields::default(),
+        encoded: Vec::new(),
         decoder: decoder(DEFAULT_TABLE),
         in_sync: true,
         runtime_block: None,
@@ -362,6 +359,8 @@ struct Relay {
     preface: usize,
     block: Block,
     fields: Fields,
+    /// Forwarded blocks written again (see `in_sync`).
+    encoded: Vec<u8>,
     /// The caller's HPACK state.
     decoder: fluke_hpack::Decoder<'static>,
     /// Whether the runtime's HPACK table still follows the caller's.
@@ -442,7 +441,6 @@ impl Relay {
             }
             let runtime_readable = !self.runtime_blocked;
             let closing_timer = matches!(self.closing, Closing::Announced | Closing::Lingering);
-            let wake_at = closing_timer.then_some(self.close_deadline);
             tokio::select! {
                 read = caller_inbox.read(&mut self.caller) => {
                     if read.map_err(Stop::Caller)? == 0 {
@@ -488,7 +486,7 @@ impl Relay {
                         self.flush_runtime().await;
                     }
                 }
-                () = sleep_until(wake_at.unwrap_or_else(tokio::time::Instant::now)), if wake_at.is_some() => {
+                () = sleep_until(self.close_deadline), if closing_timer => {
                     if closing_timer && self.close_deadline <= tokio::time::Instant::now() {
                         if self.closing == Closing::Lingering {
                             return Ok(());
@@ -588,13 +586,10 @@ impl Relay {
                 }
                 return Ok(());
             }
-            DATA => {
-                // what the typed calls hold of their requests (at most MAX_DIVERTED)
-                let held: usize = if self.diverted.is_empty() {
-                    0
-                } else {
-                    self.diverted.values().map(|d| d.body.len()).sum()
-                };
+            DATA if self.diverted.contains_key(&stream) => {
+                // what the typed calls hold of their requests (at most MAX_DIVERTED),
+                // summed only for a typed call's data, off the forwarding path
+                let held: usize = self.diverted.values().map(|d| d.body.len()).sum();
                 if let Some(d) = self.diverted.get_mut(&stream) {
                     let data = unpad(flags, payload).unwrap_or_default();
                     let room = held + data.len() <= MAX_DIVERTED_BYTES;
@@ -618,16 +613,16 @@ impl Relay {
                     if flags & END_STREAM != 0 {
                         self.start_handler(stream);
                     }
-                    return Ok(());
                 }
-                if stream > self.highest_forwarded {
-                    // a stream the runtime never saw (refused, or reset by the proxy):
-                    // its data goes no further, and the caller gets its window back
-                    if !payload.is_empty() {
-                        window_update(&mut self.to_caller, 0, payload.len() as u32);
-                    }
-                    return Ok(());
+                return Ok(());
+            }
+            DATA if stream > self.highest_forwarded => {
+                // a stream the runtime never saw (refused, or reset by the proxy): its
+                // data goes no further, and the caller gets its window back
+                if !payload.is_empty() {
+                    window_update(&mut self.to_caller, 0, payload.len() as u32);
                 }
+                return Ok(());
             }
             WINDOW_UPDATE if payload.len() == 4 => {
                 let inc = i64::from(
@@ -697,7 +692,7 @@ impl Relay {
                     return Ok(());
                 };
                 payload = p;
-                if flags & PRIORITY_FLAG != 0 {
+                if flags & PRIORITY != 0 {
                     payload = payload.get(5..).unwrap_or_default();
                 }
                 self.block.stream = Some(stream);
@@ -823,11 +818,14 @@ impl Relay {
             self.to_runtime.extend_from_slice(&self.block.frames);
             return;
         }
-        let mut encoded = Vec::with_capacity(256);
+        // kept from block to block: a connection out of sync encodes every call
+        let mut encoded = std::mem::take(&mut self.encoded);
+        encoded.clear();
         for (name, value) in fields.iter() {
             literal(&mut encoded, name, value);
         }
         write_block(&mut self.to_runtime, stream, end_stream, &encoded);
+        self.encoded = encoded;
     }
 
     fn start_handler(&mut self, stream: u32) {
@@ -856,14 +854,7 @@ impl Relay {
                     });
                     (collected.to_bytes(), trailers)
                 }
-                Err(error) => {
-                    let status = tonic::Status::unavailable(format!("runtime unavailable: {error}"));
-                    let mut t = HeaderMap::new();
-                    let _ = status.add_header(&mut t);
-                    let mut block = Vec::with_capacity(64);
-                    headers(&mut block, &t);
-                    (Bytes::new(), Some(block))
-                }
+                Err(error) => (Bytes::new(), Some(status_block(&unavailable(&error.to_string()), true))),
             };
             let _ = done.send(Done { stream, head, data, trailers });
         });
@@ -889,13 +880,7 @@ impl Relay {
     /// Answers a diverted call with `status` and nothing else.
     fn answer_status(&mut self, stream: u32, status: &tonic::Status) {
         let Some(d) = self.diverted.get_mut(&stream) else { return };
-        let mut t = HeaderMap::new();
-        let _ = status.add_header(&mut t);
-        let mut head = Vec::with_capacity(128);
-        literal(&mut head, b":status", b"200");
-        literal(&mut head, b"content-type", b"application/grpc");
-        headers(&mut head, &t);
-        d.pending.push_back(Pending::Headers { block: head, end_stream: true });
+        d.pending.push_back(Pending::Headers { block: status_block(status, false), end_stream: true });
     }
 
     /// Writes what the diverted calls have ready, as far as the windows allow.
@@ -1041,7 +1026,7 @@ impl Relay {
             }
             HEADERS => {
                 let Some(mut p) = unpad(flags, payload) else { return Action::Pass };
-                if flags & PRIORITY_FLAG != 0 {
+                if flags & PRIORITY != 0 {
                     p = p.get(5..).unwrap_or_default();
                 }
                 self.runtime_fragment.clear();
@@ -1216,24 +1201,28 @@ fn goaway_frame(out: &mut BytesMut, last: u32, code: u32) {
     out.extend_from_slice(&code.to_be_bytes());
 }
 
-/// Ends a call with `trailers`: a trailers-only answer, or trailers after the
-/// runtime's response headers when they have passed.
-fn answer_unavailable(out: &mut BytesMut, stream: u32, answered: bool, trailers: &HeaderMap) {
+/// The header block that ends a call with `status`: a trailers-only answer, or
+/// trailers after response headers that have passed (`answered`).
+fn status_block(status: &tonic::Status, answered: bool) -> Vec<u8> {
+    let mut trailers = HeaderMap::new();
+    let _ = status.add_header(&mut trailers);
     let mut block = Vec::with_capacity(128);
     if !answered {
         literal(&mut block, b":status", b"200");
         literal(&mut block, b"content-type", b"application/grpc");
     }
-    headers(&mut block, trailers);
-    write_block(out, stream, true, &block);
+    headers(&mut block, &trailers);
+    block
 }
 
-/// The trailers of a call the runtime could not answer.
-fn unavailable(why: &str) -> HeaderMap {
-    let status = tonic::Status::unavailable(format!("runtime unavailable: {why}"));
-    let mut t = HeaderMap::new();
-    let _ = status.add_header(&mut t);
-    t
+/// Ends a call with `status` (see [`status_block`]).
+fn answer_unavailable(out: &mut BytesMut, stream: u32, answered: bool, status: &tonic::Status) {
+    write_block(out, stream, true, &status_block(status, answered));
+}
+
+/// The status of a call the runtime could not answer.
+fn unavailable(why: &str) -> tonic::Status {
+    tonic::Status::unavailable(format!("runtime unavailable: {why}"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1433,6 +1422,15 @@ mod tests {
         b
     }
 
+    /// A `Version` call's block: `request_head`, then `:authority localhost`, added to
+    /// the table after the path (`:path` at index 63, `:authority` at 62).
+    fn version_block() -> Vec<u8> {
+        let mut head = request_head(VERSION);
+        head.push(0x41);
+        string(&mut head, b"localhost");
+        head
+    }
+
     fn decode(decoder: &mut fluke_hpack::Decoder<'_>, block: &[u8]) -> Vec<(String, String)> {
         let mut fields = Vec::new();
         decoder
@@ -1509,9 +1507,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn runtime_data_beyond_the_callers_window_waits_for_it() {
         let mut bed = Bed::start(0).await;
-        let mut head = request_head(VERSION);
-        head.push(0x41);
-        string(&mut head, b"localhost");
+        let head = version_block();
         bed.caller.write_all(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &head)).await.unwrap();
         read_frame(&mut bed.runtime).await;
         // the runtime answers with the caller's whole window, and then 10 bytes more
@@ -1542,9 +1538,7 @@ mod tests {
         assert_eq!(read_frame(&mut bed.runtime).await, (PING, ACK, 0, b"bdp-ping".to_vec()));
         // with the caller's next frames, it goes just before them
         bed.runtime.write_all(&frame(PING, 0, 0, b"second!!")).await.unwrap();
-        let mut head = request_head(VERSION);
-        head.push(0x41);
-        string(&mut head, b"localhost");
+        let head = version_block();
         tokio::time::sleep(Duration::from_millis(20)).await;
         bed.caller.write_all(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &head)).await.unwrap();
         assert_eq!(read_frame(&mut bed.runtime).await, (PING, ACK, 0, b"second!!".to_vec()));
@@ -1608,9 +1602,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn calls_after_the_runtimes_last_stream_are_refused_for_the_caller_to_retry() {
         let mut bed = Bed::start(0).await;
-        let mut head = request_head(VERSION);
-        head.push(0x41);
-        string(&mut head, b"localhost");
+        let head = version_block();
         bed.caller.write_all(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &head)).await.unwrap();
         read_frame(&mut bed.runtime).await;
         bed.caller
@@ -1632,9 +1624,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_runtime_that_leaves_ends_open_calls_unavailable_and_the_caller_is_sent_away() {
         let mut bed = Bed::start(0).await;
-        let mut head = request_head(VERSION);
-        head.push(0x41);
-        string(&mut head, b"localhost");
+        let head = version_block();
         bed.caller.write_all(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &head)).await.unwrap();
         read_frame(&mut bed.runtime).await;
         drop(bed.runtime);

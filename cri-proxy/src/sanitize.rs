@@ -31,16 +31,17 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 const PREFACE_LEN: usize = 24;
 pub(crate) const FRAME_HEADER: usize = 9;
-const HEADERS: u8 = 0x1;
-const CONTINUATION: u8 = 0x9;
+pub(crate) const HEADERS: u8 = 0x1;
+pub(crate) const CONTINUATION: u8 = 0x9;
 pub(crate) const END_STREAM: u8 = 0x1;
 pub(crate) const END_HEADERS: u8 = 0x4;
 pub(crate) const PADDED: u8 = 0x8;
-const PRIORITY: u8 = 0x20;
+pub(crate) const PRIORITY: u8 = 0x20;
 /// Every HTTP/2 peer accepts frames this large before settings are exchanged.
 const SAFE_FRAME: usize = 16_384;
-/// The largest header block taken (grpc-go's default header list limit is 16 MiB).
-const MAX_BLOCK: usize = 16 << 20;
+/// The largest header block (and, in the relay, header list) taken: grpc-go's
+/// default header list limit is 16 MiB.
+pub(crate) const MAX_BLOCK: usize = 16 << 20;
 /// The HPACK table size the server allows the caller (h2's default, which the
 /// proxy's server keeps).
 const HPACK_TABLE: usize = 4096;

@@ -141,9 +141,7 @@ pub async fn serve(
                 let id = next_conn;
                 conns.spawn(
                     async move {
-                        let upstream = proxy.upstream();
-                        let timeout = upstream.connect_timeout().min(PROBE_TIMEOUT);
-                        let probe = relay::probe(upstream.path(), timeout).await;
+                        let probe = probe_runtime(&proxy).await;
                         proxy.metrics().connect(probe.is_ok());
                         match probe {
                             Ok(runtime) => {
@@ -181,6 +179,13 @@ pub async fn serve(
             "grace period over; abandoning calls still in flight"
         ),
     }
+}
+
+/// Opens a runtime connection for the relay (see [`relay::probe`]), within
+/// [`PROBE_TIMEOUT`] and the connect timeout.
+async fn probe_runtime(proxy: &Proxy) -> std::io::Result<relay::Runtime> {
+    let upstream = proxy.upstream();
+    relay::probe(upstream.path(), upstream.connect_timeout().min(PROBE_TIMEOUT)).await
 }
 
 /// How long a caller waits, when it connects, for the runtime to show it speaks
@@ -223,9 +228,7 @@ async fn terminate(builder: http2::Builder<TokioExecutor>, proxy: Proxy, stream:
         }
         loop {
             tokio::time::sleep(RUNTIME_BACK_CHECK).await;
-            let upstream = proxy.upstream();
-            let timeout = upstream.connect_timeout().min(PROBE_TIMEOUT);
-            if relay::probe(upstream.path(), timeout).await.is_ok() {
+            if probe_runtime(&proxy).await.is_ok() {
                 return;
             }
         }

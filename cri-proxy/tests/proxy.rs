@@ -91,6 +91,23 @@ impl Bed {
         }
     }
 
+    /// Stops the fake runtime and waits until its socket is gone.
+    async fn stop_runtime(&self) {
+        self.fake_stop.cancel();
+        while self.fake_sock.exists() && tokio::net::UnixStream::connect(&self.fake_sock).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let _ = std::fs::remove_file(&self.fake_sock);
+    }
+
+    /// Serves the fake runtime again on its socket, until the token returned is
+    /// cancelled.
+    fn restart_runtime(&self) -> CancellationToken {
+        let again = CancellationToken::new();
+        self.fake.serve(&self.fake_sock, again.clone()).unwrap();
+        again
+    }
+
     async fn direct(&self) -> Channel {
         channel(&self.fake_sock).await
     }
@@ -262,11 +279,7 @@ async fn runtime_restarts_give_unavailable_then_recover() {
     let bed = Bed::start(Default::default()).await;
     let ch = bed.proxied().await;
     runtime(&ch).version(cri::VersionRequest::default()).await.unwrap();
-    bed.fake_stop.cancel();
-    while bed.fake_sock.exists() && tokio::net::UnixStream::connect(&bed.fake_sock).await.is_ok() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let _ = std::fs::remove_file(&bed.fake_sock);
+    bed.stop_runtime().await;
     // The runtime's graceful stop may still answer a call on a connection it had
     // (as it would a direct caller), and a call sent as that connection closes is
     // refused for the caller to retry; after that, the proxy answers UNAVAILABLE.
@@ -284,8 +297,7 @@ async fn runtime_restarts_give_unavailable_then_recover() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // the runtime comes back on the same socket
-    let again = CancellationToken::new();
-    bed.fake.serve(&bed.fake_sock, again.clone()).unwrap();
+    let again = bed.restart_runtime();
     let v = runtime(&ch).version(cri::VersionRequest::default()).await.unwrap();
     assert_eq!(v.get_ref().runtime_name, RUNTIME_NAME);
     again.cancel();
@@ -294,17 +306,12 @@ async fn runtime_restarts_give_unavailable_then_recover() {
 #[tokio::test]
 async fn a_caller_that_connected_while_the_runtime_was_down_is_relayed_once_it_is_back() {
     let bed = Bed::start(Default::default()).await;
-    bed.fake_stop.cancel();
-    while bed.fake_sock.exists() && tokio::net::UnixStream::connect(&bed.fake_sock).await.is_ok() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let _ = std::fs::remove_file(&bed.fake_sock);
+    bed.stop_runtime().await;
     // the runtime cannot be relayed to: this caller is served on the terminating path
     let ch = bed.proxied().await;
     let err = runtime(&ch).version(cri::VersionRequest::default()).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
-    let again = CancellationToken::new();
-    bed.fake.serve(&bed.fake_sock, again.clone()).unwrap();
+    let again = bed.restart_runtime();
     let connects = |text: &str| -> u64 {
         text.lines()
             .find_map(|l| l.strip_prefix("stevedore_cri_proxy_runtime_connects_total{result=\"ok\"} "))
