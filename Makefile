@@ -27,8 +27,9 @@ demo: deps
 	$(CARGO) build -j$(JOBS) --workspace --bins
 	$(CARGO) run -j$(JOBS) -q -p stevedore-tests --bin stevedore-demo -- $(DEMO_ARGS)
 
-# Direct, socat relay, proxy and typed-handler proxy, side by side (release build;
-# takes a few minutes).
+# Direct, socat relay, proxy (frame relay), proxy terminating HTTP/2 and typed-handler
+# proxy, side by side, then every other benchmark (release build; the scale ones take
+# long: `target/release/stevedore-bench --latency` runs the first alone).
 bench: deps
 	$(CARGO) build -j$(JOBS) --release --workspace --bins
 	./target/release/stevedore-bench
